@@ -1,0 +1,1 @@
+"""Observe the project: git state, a file index, build status."""

@@ -1,0 +1,1 @@
+"""The `continuity` command line: a thin layer over the public API."""

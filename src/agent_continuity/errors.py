@@ -1,0 +1,107 @@
+"""One exception hierarchy for the whole package.
+
+Every error carries a stable ``code`` (for scripts and JSON output) and a
+message that says what happened *and what to do about it*. Front ends print
+``str(error)`` as one line and exit 1; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ContinuityError(Exception):
+    """Base class of every error raised by agent-continuity.
+
+    Attributes:
+        code: A stable, machine-readable identifier of the failure.
+    """
+
+    code = "continuity-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidIdentifier(ContinuityError):
+    """A string given where a SESSION-, CONTINUATION- or RECOVERY- id was expected."""
+
+    code = "invalid-identifier"
+
+
+class SessionNotFound(ContinuityError):
+    """No session with that id exists in the store."""
+
+    code = "session-not-found"
+
+
+class NoActiveSession(ContinuityError):
+    """A command needed a session but none was given and none is active."""
+
+    code = "no-active-session"
+
+
+class RecoveryPointNotFound(ContinuityError):
+    """No recovery point with that id exists."""
+
+    code = "recovery-point-not-found"
+
+
+class CorruptRecord(ContinuityError):
+    """A stored record failed its checksum or could not be decoded.
+
+    Attributes:
+        location: The file (or table and key) that holds the damaged record.
+    """
+
+    code = "corrupt-record"
+
+    def __init__(self, message: str, location: str = "") -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class LeaseHeld(ContinuityError):
+    """Another writer holds the session's lease, so this one may not append.
+
+    Attributes:
+        holder: Who holds the lease (``pid@host`` or ``cli``).
+    """
+
+    code = "lease-held"
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class StoreError(ContinuityError):
+    """The store could not be opened, read or written (disk full, permissions, driver)."""
+
+    code = "store-error"
+
+
+class DuplicateRecord(StoreError):
+    """A record with that id already exists; stores never overwrite one."""
+
+    code = "duplicate-record"
+
+
+class StoreUnavailable(StoreError):
+    """The store URL names a backend whose driver is not installed or cannot connect."""
+
+    code = "store-unavailable"
+
+
+class ConfigError(ContinuityError):
+    """A configuration value is missing or malformed."""
+
+    code = "config-error"
+
+
+class InvalidInput(ContinuityError):
+    """A value given by the caller cannot be stored (wrong type, out of range)."""
+
+    code = "invalid-input"

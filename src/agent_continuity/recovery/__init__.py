@@ -1,0 +1,1 @@
+"""The recovery engine: pure functions of saved state, observation and time."""

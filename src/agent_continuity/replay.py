@@ -1,0 +1,365 @@
+"""Materialise a session from its journal: the fold of events into state.
+
+A :class:`SessionView` starts from a recovery point (or from the journal's
+first ``session`` event) and applies the events after it. The same fold runs
+live in the session handle, in recovery and in ``verify --repair``, so a
+session recovered from disk is exactly the session that was running.
+
+Event payloads, by kind:
+
+=============== ===========================================================
+session         ``{"record": <SessionRecord wire form>}``
+lifecycle       ``{"status": "...", "cause": "...", "continuationId", "recoveredFrom"}``
+lease           ``{"token": N, "holder": "..."}``
+message         ``{"role": "user|assistant|system|tool", "text": "...", "partial": bool}``
+decision        ``{"text": "..."}``
+step-completed  ``{"step": "..."}``
+next-step       ``{"step": "..."}``
+blocker         ``{"text": "...", "resolved": bool}``
+task            ``{"id", "title", "status", "phase", "steps", "dependencies", "current"}``
+state           any of ``{"phase", "currentStep", "progress", "summary", "activeFiles",
+                "preferences"}``
+file            ``{"path": "...", "change": "modified|added|deleted"}``
+error           ``{"message": "...", "type": "..."}``
+tool-call       ``{"callId": "...", "name": "...", "arguments": ...}``
+tool-result     ``{"callId": "...", "output": ..., "isError": bool, "synthetic": bool}``
+note            ``{"text": "..."}``
+=============== ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent_continuity.errors import CorruptRecord
+from agent_continuity.model import (
+    AiAgentState,
+    CodeContext,
+    ConversationContext,
+    Event,
+    EventKind,
+    Interruption,
+    ProjectState,
+    RecoveryPoint,
+    SessionRecord,
+    SessionStatus,
+    Task,
+    TaskStatus,
+    ToolCall,
+    Trigger,
+)
+
+RECENT_MESSAGES = 20
+RECENT_ERRORS = 10
+MAX_ACTIVE_FILES = 50
+_ACTION_CHARS = 160
+
+
+def _clip(text: str, limit: int = _ACTION_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class SessionView:
+    """A session's state as of journal sequence ``seq``."""
+
+    record: SessionRecord
+    seq: int = 0
+    tasks: dict[str, Task] = field(default_factory=dict)
+    pending_calls: dict[str, ToolCall] = field(default_factory=dict)
+    user_preferences: dict[str, Any] = field(default_factory=dict)
+    last_action: str = ""
+    message_count: int = 0
+    recent_messages: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_MESSAGES)
+    )
+    recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
+    partial_message_seq: int | None = None
+    project_state: ProjectState = field(default_factory=ProjectState)
+    conversation_context: ConversationContext = field(default_factory=ConversationContext)
+    code_context: CodeContext = field(default_factory=CodeContext)
+    ai_agent_state: AiAgentState = field(default_factory=AiAgentState)
+
+    # -- construction ---------------------------------------------------
+
+    @classmethod
+    def from_first_event(cls, event: Event) -> SessionView:
+        """Start a view from a journal's ``session`` event.
+
+        Raises:
+            CorruptRecord: If the event is not a session event.
+        """
+        if event.kind is not EventKind.SESSION or "record" not in event.payload:
+            raise CorruptRecord(f"journal does not start with a session event (seq {event.seq})")
+        record = SessionRecord.model_validate(event.payload["record"])
+        view = cls(record=record.model_copy(update={"last_seq": event.seq}), seq=event.seq)
+        return view
+
+    @classmethod
+    def from_point(cls, point: RecoveryPoint) -> SessionView:
+        """Start a view from a recovery point."""
+        view = cls(
+            record=point.session.model_copy(deep=True),
+            seq=point.seq,
+            tasks={t.id: t.model_copy() for t in point.tasks},
+            pending_calls={c.call_id: c.model_copy() for c in point.pending_operations},
+            user_preferences=dict(point.user_preferences),
+            last_action=point.last_action,
+            message_count=point.message_count,
+            project_state=point.project_state.model_copy(deep=True),
+            conversation_context=point.conversation_context.model_copy(deep=True),
+            code_context=point.code_context.model_copy(deep=True),
+            ai_agent_state=point.ai_agent_state.model_copy(deep=True),
+        )
+        view.recent_messages.extend(point.recent_messages)
+        partial = [m for m in point.recent_messages if m.get("partial")]
+        if partial and partial[-1] is point.recent_messages[-1]:
+            view.partial_message_seq = int(partial[-1].get("seq", 0)) or None
+        return view
+
+    @classmethod
+    def replay(cls, events: Iterable[Event], start: RecoveryPoint | None = None) -> SessionView:
+        """Fold ``events`` onto ``start`` (or onto the first event when no point is given)."""
+        iterator = iter(events)
+        if start is not None:
+            view = cls.from_point(start)
+        else:
+            try:
+                first = next(iterator)
+            except StopIteration:
+                raise CorruptRecord("the journal holds no session event") from None
+            view = cls.from_first_event(first)
+        for event in iterator:
+            view.apply(event)
+        return view
+
+    # -- the fold -------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Apply one event. Events at or below ``seq`` are ignored (already folded)."""
+        if event.seq <= self.seq:
+            return
+        handler = _HANDLERS.get(event.kind)
+        if handler is not None:
+            handler(self, event.payload, event.at)
+        self.seq = event.seq
+        updates: dict[str, Any] = {"last_seq": event.seq}
+        if event.kind not in (EventKind.LEASE, EventKind.LIFECYCLE):
+            updates["last_activity"] = event.at
+        self.record = self.record.model_copy(update=updates)
+
+    # -- outputs --------------------------------------------------------
+
+    @property
+    def current_task(self) -> Task | None:
+        """The task named by ``context.currentTask``, if the journal knows it."""
+        task_id = self.record.context.current_task
+        return self.tasks.get(task_id) if task_id else None
+
+    def to_point(self, point_id: str, created: datetime, trigger: Trigger) -> RecoveryPoint:
+        """Freeze this view into a recovery point."""
+        return RecoveryPoint(
+            id=point_id,
+            session_id=self.record.id,
+            seq=self.seq,
+            created=created,
+            trigger=trigger,
+            session=self.record,
+            project_state=self.project_state_now(),
+            conversation_context=self.conversation_context,
+            code_context=self.code_context,
+            ai_agent_state=self.ai_agent_state,
+            tasks=list(self.tasks.values()),
+            user_preferences=self.user_preferences,
+            pending_operations=list(self.pending_calls.values()),
+            last_action=self.last_action,
+            message_count=self.message_count,
+            recent_messages=list(self.recent_messages),
+        )
+
+    def project_state_now(self) -> ProjectState:
+        """The projectState block derived from tasks, phase and blockers."""
+        active = [t.id for t in self.tasks.values() if t.status.is_open]
+        done = [t.id for t in self.tasks.values() if t.status is TaskStatus.DONE]
+        blockers = list(self.record.state.blockers)
+        return ProjectState(
+            current_phase=self.record.context.current_phase,
+            active_tasks=active,
+            recent_completions=done[-5:],
+            project_health="blocked" if blockers else ("degraded" if self.recent_errors else "good"),
+            critical_issues=blockers + list(self.recent_errors)[-3:],
+        )
+
+
+def _context(view: SessionView, **updates: Any) -> None:
+    view.record = view.record.model_copy(
+        update={"context": view.record.context.model_copy(update=updates)}
+    )
+
+
+def _state(view: SessionView, **updates: Any) -> None:
+    view.record = view.record.model_copy(
+        update={"state": view.record.state.model_copy(update=updates)}
+    )
+
+
+def _on_lifecycle(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    status = SessionStatus(p["status"])
+    updates: dict[str, Any] = {"status": status}
+    if status is SessionStatus.INTERRUPTED:
+        updates["interruption"] = Interruption(cause=str(p.get("cause", "unknown")), at=at)
+    elif status is SessionStatus.ACTIVE:
+        updates["interruption"] = None
+    for key, attr in (("continuationId", "continuation_id"), ("recoveredFrom", "recovered_from")):
+        if p.get(key):
+            updates[attr] = p[key]
+    view.record = view.record.model_copy(update=updates)
+
+
+def _on_message(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    view.message_count += 1
+    role, text = str(p.get("role", "user")), str(p.get("text", ""))
+    entry: dict[str, Any] = {"seq": view.seq + 1, "role": role, "text": _clip(text, 2000)}
+    partial = bool(p.get("partial"))
+    if partial:
+        entry["partial"] = True
+    # Sequence numbers are set by apply(); record the real one after the fact.
+    view.recent_messages.append(entry)
+    view.last_action = f"{role}: {_clip(text)}"
+    if role == "assistant":
+        view.partial_message_seq = entry["seq"] if partial else None
+
+
+def _on_decision(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    text = str(p.get("text", ""))
+    _context(view, key_decisions=[*view.record.context.key_decisions, text])
+    view.last_action = f"decided: {_clip(text)}"
+
+
+def _on_step_completed(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    step = str(p.get("step", ""))
+    state = view.record.state
+    completed = state.completed_steps if step in state.completed_steps else [*state.completed_steps, step]
+    _state(
+        view,
+        completed_steps=completed,
+        next_steps=[s for s in state.next_steps if s != step],
+        current_step=None if state.current_step == step else state.current_step,
+    )
+    view.last_action = f"completed step {step}"
+
+
+def _on_next_step(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    step = str(p.get("step", ""))
+    if step not in view.record.state.next_steps:
+        _state(view, next_steps=[*view.record.state.next_steps, step])
+
+
+def _on_blocker(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    text = str(p.get("text", ""))
+    blockers = [b for b in view.record.state.blockers if b != text]
+    if not p.get("resolved"):
+        blockers.append(text)
+        view.last_action = f"blocked: {_clip(text)}"
+    else:
+        view.last_action = f"unblocked: {_clip(text)}"
+    _state(view, blockers=blockers)
+
+
+def _on_task(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    task_id = str(p["id"])
+    known = view.tasks.get(task_id) or Task(id=task_id)
+    updates = {
+        attr: p[key]
+        for key, attr in (("title", "title"), ("status", "status"), ("phase", "phase"),
+                          ("steps", "steps"), ("dependencies", "dependencies"))
+        if p.get(key) is not None
+    }
+    view.tasks[task_id] = Task.model_validate({**known.model_dump(), **updates})
+    if p.get("current", True):
+        changes: dict[str, Any] = {"current_task": task_id}
+        if p.get("phase"):
+            changes["current_phase"] = p["phase"]
+        _context(view, **changes)
+    view.last_action = f"task {task_id}: {view.tasks[task_id].status.value}"
+
+
+def _on_state(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    context: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    if "phase" in p:
+        context["current_phase"] = p["phase"]
+    if "summary" in p:
+        context["conversation_summary"] = p["summary"]
+    if "activeFiles" in p:
+        context["active_files"] = list(p["activeFiles"])[-MAX_ACTIVE_FILES:]
+    if "currentStep" in p:
+        state["current_step"] = p["currentStep"]
+        if p["currentStep"]:
+            view.last_action = f"working on {p['currentStep']}"
+    if "progress" in p:
+        state["progress"] = p["progress"]
+    if context:
+        _context(view, **context)
+    if state:
+        view.record = view.record.model_copy(
+            update={"state": view.record.state.model_validate(
+                {**view.record.state.model_dump(), **state})}
+        )
+    if "preferences" in p and isinstance(p["preferences"], dict):
+        view.user_preferences.update(p["preferences"])
+
+
+def _on_file(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    path = str(p.get("path", ""))
+    files = [f for f in view.record.context.active_files if f != path]
+    if p.get("change") != "deleted":
+        files.append(path)
+    _context(view, active_files=files[-MAX_ACTIVE_FILES:])
+    view.last_action = f"{p.get('change', 'modified')} {path}"
+
+
+def _on_error(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    message = _clip(str(p.get("message", "")))
+    view.recent_errors.append(message)
+    view.last_action = f"error: {message}"
+
+
+def _on_tool_call(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    call_id = str(p.get("callId", ""))
+    view.pending_calls[call_id] = ToolCall(
+        call_id=call_id, name=str(p.get("name", "")), arguments=p.get("arguments"), seq=view.seq + 1
+    )
+    view.last_action = f"called tool {p.get('name', '')}"
+
+
+def _on_tool_result(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    call = view.pending_calls.pop(str(p.get("callId", "")), None)
+    if call is not None:
+        view.last_action = f"tool {call.name} returned"
+
+
+def _on_note(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    view.last_action = f"note: {_clip(str(p.get('text', '')))}"
+
+
+_HANDLERS = {
+    EventKind.LIFECYCLE: _on_lifecycle,
+    EventKind.MESSAGE: _on_message,
+    EventKind.DECISION: _on_decision,
+    EventKind.STEP_COMPLETED: _on_step_completed,
+    EventKind.NEXT_STEP: _on_next_step,
+    EventKind.BLOCKER: _on_blocker,
+    EventKind.TASK: _on_task,
+    EventKind.STATE: _on_state,
+    EventKind.FILE: _on_file,
+    EventKind.ERROR: _on_error,
+    EventKind.TOOL_CALL: _on_tool_call,
+    EventKind.TOOL_RESULT: _on_tool_result,
+    EventKind.NOTE: _on_note,
+}

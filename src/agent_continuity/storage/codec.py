@@ -1,0 +1,156 @@
+"""Byte formats shared by the stores: checksummed journal lines and documents.
+
+Journal line (one per event, valid JSON Lines, readable with ``cat`` and ``jq``)::
+
+    {"seq":7,"kind":"decision","at":"2026-11-21T10:00:00Z","payload":{...},"crc":"1c291ca3"}
+
+``crc`` is the CRC-32 of the line's bytes without the ``,"crc":"…"`` suffix
+(that is, of the event's compact JSON). A line is either whole and valid or
+it is damage; there is no third case.
+
+Documents (registry, snapshots, emergency backups) are JSON objects with a
+``checksum`` key: ``sha256:`` of the canonical JSON of every other key.
+Recovery points are the same document, compact and gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+from agent_continuity.errors import CorruptRecord, InvalidInput
+from agent_continuity.model import Event, EventKind
+
+_CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
+_CRC_PREFIX = b',"crc":"'
+
+
+def _compact(obj: Any) -> bytes:
+    try:
+        return json.dumps(
+            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=False, allow_nan=False
+        ).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            "text contains a lone surrogate character that cannot be stored as UTF-8; "
+            "decode the text properly before recording it"
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
+
+
+def _canonical(obj: Any) -> bytes:
+    try:
+        return json.dumps(
+            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False
+        ).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            "text contains a lone surrogate character that cannot be stored as UTF-8"
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
+
+
+def encode_event(event: Event) -> bytes:
+    """One journal line, newline-terminated, for ``event``."""
+    body = _compact(
+        {
+            "seq": event.seq,
+            "kind": event.kind.value,
+            "at": event.to_wire()["at"],
+            "payload": event.payload,
+        }
+    )
+    crc = zlib.crc32(body)
+    return body[:-1] + b',"crc":"%08x"}\n' % crc
+
+
+def decode_event(line: bytes, location: str = "") -> Event:
+    """Parse and verify one journal line (with or without its newline).
+
+    Raises:
+        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+    """
+    if not line.endswith(b"\n"):
+        line += b"\n"
+    if len(line) < _CRC_SUFFIX_LEN + 2 or line[-_CRC_SUFFIX_LEN : -_CRC_SUFFIX_LEN + 8] != _CRC_PREFIX:
+        raise CorruptRecord(f"{location}: journal line has no checksum (torn write?)", location)
+    body = line[:-_CRC_SUFFIX_LEN] + b"}"
+    stored = line[-_CRC_SUFFIX_LEN + 8 : -3]
+    try:
+        expected = int(stored, 16)
+    except ValueError:
+        raise CorruptRecord(f"{location}: journal line has a malformed checksum", location) from None
+    if zlib.crc32(body) != expected:
+        raise CorruptRecord(f"{location}: journal line fails its checksum", location)
+    try:
+        raw = json.loads(body)
+        # The checksum proves these are the bytes we wrote, so skip full
+        # validation on the hot read path; only types are rebuilt.
+        return Event.model_construct(
+            seq=int(raw["seq"]),
+            kind=EventKind(raw["kind"]),
+            at=datetime.fromisoformat(raw["at"]),
+            payload=raw["payload"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptRecord(f"{location}: journal line is not an event: {exc}", location) from None
+
+
+def _checksum(doc: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(doc)).hexdigest()
+
+
+def dump_document(doc: dict[str, Any]) -> bytes:
+    """Pretty JSON of ``doc`` with a ``checksum`` key added."""
+    if "checksum" in doc:
+        raise InvalidInput("a document may not carry its own 'checksum' key")
+    sealed = dict(doc)
+    sealed["checksum"] = _checksum(doc)
+    try:
+        return (json.dumps(sealed, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("text contains a lone surrogate character") from exc
+
+
+def load_document(data: bytes, location: str = "") -> dict[str, Any]:
+    """Parse ``data`` and verify its checksum; return it without the checksum key.
+
+    Raises:
+        CorruptRecord: If it is truncated, not JSON, or fails its checksum.
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecord(f"{location}: not valid JSON ({exc})", location) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("checksum"), str):
+        raise CorruptRecord(f"{location}: document has no checksum", location)
+    stored = doc.pop("checksum")
+    if stored != _checksum(doc):
+        raise CorruptRecord(f"{location}: document fails its checksum", location)
+    return doc
+
+
+def dump_compressed(doc: dict[str, Any]) -> bytes:
+    """Gzip-compressed, checksummed compact JSON of ``doc``."""
+    sealed = dict(doc)
+    sealed["checksum"] = _checksum(doc)
+    return gzip.compress(_compact(sealed), compresslevel=6, mtime=0)
+
+
+def load_compressed(data: bytes, location: str = "") -> dict[str, Any]:
+    """Inverse of :func:`dump_compressed`.
+
+    Raises:
+        CorruptRecord: If the gzip stream or the checksum is damaged.
+    """
+    try:
+        raw = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorruptRecord(f"{location}: compressed record is damaged ({exc})", location) from None
+    return load_document(raw, location)

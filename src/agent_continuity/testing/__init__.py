@@ -1,0 +1,1 @@
+"""Test support importable by third parties: the Store conformance suite."""
