@@ -1,6 +1,6 @@
 """Storage backends behind one protocol, chosen by URL.
 
-``memory:``, ``files:PATH``, ``sqlite:///PATH`` and ``postgresql://...``.
+``memory:``, ``files:PATH`` and ``sqlite:///PATH``.
 Backends import their drivers lazily, so opening a files store never imports
 sqlite3 or psycopg.
 """
@@ -20,7 +20,7 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
     """Open the store a URL names.
 
     Args:
-        url: ``memory:``, ``files:PATH``, ``sqlite:///PATH`` or ``postgresql://…``.
+        url: ``memory:``, ``files:PATH`` or ``sqlite:///PATH``.
             A relative PATH is taken from ``base_dir`` (default: the current directory).
         durability: ``"sync"`` (default) or ``"batched"``.
         base_dir: Where relative paths start.
@@ -50,13 +50,9 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
 
         return SqliteStore(base / rest[3:], durability=durability, url=url)
     if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresStore
-        except ImportError as exc:
-            raise StoreUnavailable(
-                "the postgres store needs psycopg: pip install 'agent-continuity[postgres]'"
-            ) from exc
-        return PostgresStore(url, durability=durability)
+        raise StoreUnavailable(
+            "the PostgreSQL store is not available yet; use files:PATH or sqlite:///PATH"
+        )
     raise ConfigError(
-        f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH, postgresql://... or memory:"
+        f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:"
     )
