@@ -359,6 +359,9 @@ class ContextSnapshot(WireModel):
     conversation_context: ConversationContext = Field(default_factory=ConversationContext)
     code_context: CodeContext = Field(default_factory=CodeContext)
     ai_agent_state: AiAgentState = Field(default_factory=AiAgentState)
+    # When each auto-save kind last refreshed its part: "context", "conversation",
+    # "projectState".
+    updated: dict[str, UtcTime] = Field(default_factory=dict)
 
 
 class RecoveryPoint(WireModel):
