@@ -1,0 +1,470 @@
+"""The live session handle: every append is durable when it returns."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from agent_continuity import ids, interrupts
+from agent_continuity.errors import (
+    ContinuityError,
+    CorruptRecord,
+    DuplicateRecord,
+    InvalidInput,
+    LeaseHeld,
+)
+from agent_continuity.model import (
+    ContextSnapshot,
+    EmergencyBackup,
+    Event,
+    EventDraft,
+    EventKind,
+    Lease,
+    MessageRole,
+    SessionRecord,
+    SessionStatus,
+    TaskStatus,
+    Trigger,
+)
+from agent_continuity.replay import SessionView
+
+if TYPE_CHECKING:
+    from agent_continuity.autosave import AutoSaver
+    from agent_continuity.session import SessionManager
+
+# Kinds that change what emergency recovery needs (task, phase, steps, blockers,
+# decisions); messages do not, so the hot path of a conversation stays one write.
+_CRITICAL_KINDS = frozenset(
+    {
+        EventKind.DECISION, EventKind.STEP_COMPLETED, EventKind.NEXT_STEP, EventKind.BLOCKER,
+        EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE,
+    }
+)
+# Kinds whose effect the registry shows (current task, phase, status).
+_REGISTRY_KINDS = frozenset({EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE})
+
+
+class LiveSession:
+    """A session this process is writing to.
+
+    Obtain one from :meth:`SessionManager.start` or :meth:`SessionManager.attach`.
+    Used as a context manager, leaving the block ends the session, and an
+    exception (or a termination signal) marks it ``interrupted`` instead.
+    """
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        view: SessionView,
+        lease: Lease,
+        *,
+        owned_by_process: bool,
+    ) -> None:
+        self._manager = manager
+        self._view = view
+        self._lease = lease
+        self._owned = owned_by_process
+        self._lock = threading.RLock()
+        self._closed = False
+        self._autosaver: AutoSaver | None = None
+        self._last_time_stamp: str | None = None
+        self._auto_number = 1 + max(
+            (
+                ids.parse_recovery_id(p.id).auto_save or 0
+                for p in manager.store.list_points(view.record.id)
+            ),
+            default=0,
+        )
+        if owned_by_process:
+            interrupts.watch(self)
+
+    # -- what the session is ------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id."""
+        return self._view.record.id
+
+    @property
+    def record(self) -> SessionRecord:
+        """The session as of the last append."""
+        return self._view.record
+
+    @property
+    def view(self) -> SessionView:
+        """The materialised state (read-only use)."""
+        return self._view
+
+    @property
+    def lease(self) -> Lease:
+        """The lease this handle writes under."""
+        return self._lease
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session was ended or interrupted through this handle."""
+        return self._closed
+
+    # -- appends --------------------------------------------------------
+
+    def add_message(self, role: str, text: str, *, partial: bool = False) -> int:
+        """Record a message of the conversation.
+
+        Args:
+            role: ``user``, ``assistant``, ``system`` or ``tool``.
+            text: The message text.
+            partial: True while an assistant turn is still streaming.
+
+        Returns:
+            The event's sequence number; the message is durable.
+        """
+        try:
+            role = MessageRole(role).value
+        except ValueError:
+            raise InvalidInput(
+                f"role must be one of user, assistant, system, tool, not {role!r}"
+            ) from None
+        payload: dict[str, Any] = {"role": role, "text": _text(text, "message")}
+        if partial:
+            payload["partial"] = True
+        return self._one(EventKind.MESSAGE, payload)
+
+    def decide(self, text: str, *, major: bool = True) -> int:
+        """Record a decision; a major one makes a recovery point."""
+        trigger = Trigger.MAJOR_DECISION if major else None
+        return self._one(EventKind.DECISION, {"text": _text(text, "decision")}, trigger)
+
+    def complete_step(self, step: str) -> int:
+        """Mark a step done (a ``task-completion`` trigger)."""
+        return self._one(
+            EventKind.STEP_COMPLETED, {"step": _text(step, "step")}, Trigger.TASK_COMPLETION
+        )
+
+    def next_step(self, step: str) -> int:
+        """Add a step to do next."""
+        return self._one(EventKind.NEXT_STEP, {"step": _text(step, "step")})
+
+    def block(self, text: str) -> int:
+        """Record a blocker."""
+        return self._one(EventKind.BLOCKER, {"text": _text(text, "blocker"), "resolved": False})
+
+    def unblock(self, text: str) -> int:
+        """Resolve a blocker."""
+        return self._one(EventKind.BLOCKER, {"text": _text(text, "blocker"), "resolved": True})
+
+    def set_task(
+        self,
+        task_id: str,
+        *,
+        title: str | None = None,
+        status: str | None = None,
+        phase: str | None = None,
+        steps: Sequence[str] | None = None,
+        dependencies: Sequence[str] | None = None,
+        current: bool = True,
+    ) -> int:
+        """Create or update a task; by default it becomes the current task.
+
+        Completing a task (status ``done``) is a ``task-completion`` trigger.
+        """
+        payload: dict[str, Any] = {"id": _text(task_id, "task id"), "current": current}
+        if status is not None:
+            try:
+                payload["status"] = TaskStatus(status).value
+            except ValueError:
+                known = ", ".join(s.value for s in TaskStatus)
+                raise InvalidInput(f"task status must be one of {known}, not {status!r}") from None
+        for key, value in (("title", title), ("phase", phase)):
+            if value is not None:
+                payload[key] = str(value)
+        if steps is not None:
+            payload["steps"] = [str(s) for s in steps]
+        if dependencies is not None:
+            payload["dependencies"] = [str(d) for d in dependencies]
+        trigger = Trigger.TASK_COMPLETION if status == TaskStatus.DONE.value else None
+        return self._one(EventKind.TASK, payload, trigger)
+
+    def set_phase(self, phase: str) -> int:
+        """Set the project phase."""
+        return self._one(EventKind.STATE, {"phase": _text(phase, "phase")})
+
+    def set_step(self, step: str | None) -> int:
+        """Set the step being worked on."""
+        return self._one(EventKind.STATE, {"currentStep": step})
+
+    def set_progress(self, percent: int) -> int:
+        """Set progress, 0 to 100."""
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise InvalidInput(f"progress must be a whole number from 0 to 100, not {percent!r}")
+        return self._one(EventKind.STATE, {"progress": percent})
+
+    def set_summary(self, summary: str) -> int:
+        """Set the conversation summary."""
+        return self._one(EventKind.STATE, {"summary": _text(summary, "summary", empty=True)})
+
+    def set_preferences(self, preferences: dict[str, Any]) -> int:
+        """Merge user preferences into the session."""
+        return self._one(EventKind.STATE, {"preferences": dict(preferences)})
+
+    def touch_file(self, path: str, change: str = "modified") -> int:
+        """Record a file the agent changed (a ``file-modification`` trigger)."""
+        if change not in ("modified", "added", "deleted"):
+            raise InvalidInput(f"change must be modified, added or deleted, not {change!r}")
+        return self._one(
+            EventKind.FILE, {"path": _text(path, "path"), "change": change},
+            Trigger.FILE_MODIFICATION,
+        )
+
+    def record_error(self, message: str, kind: str = "") -> int:
+        """Record an error (an ``error-occurrence`` trigger)."""
+        payload = {"message": _text(message, "error message"), "type": kind}
+        return self._one(EventKind.ERROR, payload, Trigger.ERROR_OCCURRENCE)
+
+    def record_tool_call(self, name: str, arguments: Any = None, call_id: str | None = None) -> str:
+        """Record a tool call before running it. Returns its call id."""
+        call_id = call_id or f"call-{uuid.uuid4().hex[:12]}"
+        self._one(
+            EventKind.TOOL_CALL,
+            {"callId": call_id, "name": _text(name, "tool name"), "arguments": arguments},
+        )
+        return call_id
+
+    def record_tool_result(self, call_id: str, output: Any, *, is_error: bool = False) -> int:
+        """Record the result of a tool call."""
+        payload = {"callId": _text(call_id, "call id"), "output": output, "isError": is_error}
+        return self._one(EventKind.TOOL_RESULT, payload)
+
+    def note(self, text: str) -> int:
+        """Record a free-form note."""
+        return self._one(EventKind.NOTE, {"text": _text(text, "note")})
+
+    def append_group(
+        self, drafts: Sequence[EventDraft], trigger: Trigger | None = None
+    ) -> list[Event]:
+        """Append several events as one atomic group (what ``continuity update`` does)."""
+        return self._append(list(drafts), trigger)
+
+    def draft(self, kind: EventKind, payload: dict[str, Any]) -> EventDraft:
+        """An event stamped with the manager's clock, for :meth:`record`."""
+        return EventDraft(kind=kind, at=self._manager.now(), payload=payload)
+
+    def _one(self, kind: EventKind, payload: dict[str, Any], trigger: Trigger | None = None) -> int:
+        return self._append([self.draft(kind, payload)], trigger)[-1].seq
+
+    def _append(self, drafts: list[EventDraft], trigger: Trigger | None) -> list[Event]:
+        with self._lock:
+            if self._closed:
+                raise ContinuityError(
+                    f"{self.id} is {self._view.record.status.value}; "
+                    "start or recover a session to record more"
+                )
+            events = self._manager.store.append(self._lease, drafts)
+            for event in events:
+                self._view.apply(event)
+            kinds = {d.kind for d in drafts}
+            if kinds & _CRITICAL_KINDS:
+                self.save_emergency()
+            if kinds & _REGISTRY_KINDS:
+                self._manager.store.put_session(self._view.record)
+            if trigger is not None and trigger.value in self._manager.config.triggers:
+                self.checkpoint(trigger)
+            return events
+
+    # -- saving ---------------------------------------------------------
+
+    def checkpoint(self, trigger: str | Trigger = Trigger.USER_REQUEST, *, observe: bool = True) -> str:
+        """Make a recovery point of the session as it is now.
+
+        Args:
+            trigger: Why (``task-completion``, ``major-decision``, ``file-modification``,
+                ``error-occurrence``, ``user-request``, or ``auto`` for interval saves,
+                which retention prunes down to ``backupCount``).
+            observe: Capture the project's code context first (git status).
+
+        Returns:
+            The recovery point id.
+        """
+        trigger = Trigger(trigger)
+        with self._lock:
+            now = self._manager.now()
+            if observe:
+                self.capture_code_context()
+            self._view.record = self._view.record.model_copy(
+                update={
+                    "persistence": self._view.record.persistence.model_copy(
+                        update={"last_save": now}
+                    )
+                }
+            )
+            point = None
+            for _ in range(3):
+                point_id = self._next_point_id(now, trigger)
+                try:
+                    point = self._manager.store.save_point(
+                        self._view.to_point(point_id, now, trigger)
+                    )
+                    break
+                except DuplicateRecord:
+                    continue
+            if point is None:
+                raise ContinuityError(f"could not allocate a recovery point id for {self.id}")
+            self._manager.store.put_session(self._view.record)
+            self.save_emergency()
+            if trigger.automatic:
+                self._manager.store.prune_points(
+                    self.id, self._view.record.persistence.backup_count
+                )
+            return point.id
+
+    def _next_point_id(self, now: datetime, trigger: Trigger) -> str:
+        # Points made by hand or by a trigger are named by time of day, as in
+        # the specification; a second one within the same second, and every
+        # interval save, takes the next AUTO-SAVE number instead.
+        stamp = now.strftime("%H%M%S")
+        if not trigger.automatic and stamp != self._last_time_stamp:
+            self._last_time_stamp = stamp
+            return ids.make_recovery_id(self.id, at=now)
+        number = self._auto_number
+        self._auto_number += 1
+        return ids.make_recovery_id(self.id, auto_save=number)
+
+    def capture_code_context(self) -> None:
+        """Observe the project and keep its code context for the next point."""
+        observer = self._manager.observer
+        if observer is None:
+            return
+        self._view.code_context = observer.snapshot()
+
+    def save_context_snapshot(self, part: str = "context") -> None:
+        """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
+        with self._lock:
+            now = self._manager.now()
+            try:
+                previous = self._manager.store.load_context_snapshot(self.id)
+            except CorruptRecord:
+                previous = None  # replaced below by a whole, valid snapshot
+            updated = dict(previous.updated) if previous is not None else {}
+            updated[part] = now
+            view = self._view
+            snapshot = ContextSnapshot(
+                session_id=self.id,
+                timestamp=now,
+                seq=view.seq,
+                project_state=view.project_state_now(),
+                conversation_context=view.conversation_context,
+                code_context=view.code_context,
+                ai_agent_state=view.ai_agent_state,
+                updated=updated,
+            )
+            self._manager.store.save_context_snapshot(snapshot)
+
+    def save_emergency(self) -> None:
+        """Refresh the emergency backup (critical facts, kept apart from all else)."""
+        record = self._view.record
+        decisions = record.context.key_decisions
+        self._manager.store.save_emergency(
+            EmergencyBackup(
+                session_id=record.id,
+                updated=self._manager.now(),
+                status=record.status,
+                user_id=record.user_id,
+                project_dir=record.project_dir,
+                current_task=record.context.current_task,
+                current_phase=record.context.current_phase,
+                current_step=record.state.current_step,
+                progress=record.state.progress,
+                next_steps=record.state.next_steps,
+                blockers=record.state.blockers,
+                last_decision=decisions[-1] if decisions else None,
+                conversation_summary=record.context.conversation_summary,
+                seq=self._view.seq,
+            )
+        )
+
+    # -- lease ----------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Renew the lease.
+
+        Raises:
+            LeaseHeld: If another process took the session over; the handle is then closed.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._lease = self._manager.store.renew_lease(
+                    self._lease, self._manager.owner_for(self).request(self._manager.now())
+                )
+            except LeaseHeld:
+                self._stop(release=False)
+                raise
+
+    def attach_autosaver(self, saver: AutoSaver) -> None:
+        """Let an auto-saver run for this handle (stopped when the session closes)."""
+        self._autosaver = saver
+
+    # -- endings --------------------------------------------------------
+
+    def end(self) -> None:
+        """Complete the session: a final recovery point, status ``completed``."""
+        self._finish(SessionStatus.COMPLETED, None, Trigger.END)
+
+    def interrupt(self, cause: str) -> None:
+        """Mark the session ``interrupted`` with ``cause`` and save its final state."""
+        self._finish(SessionStatus.INTERRUPTED, cause, Trigger.INTERRUPTION)
+
+    def _finish(self, status: SessionStatus, cause: str | None, trigger: Trigger) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._autosaver is not None:
+                self._autosaver.stop()
+            payload: dict[str, Any] = {"status": status.value}
+            if cause:
+                payload["cause"] = cause
+            try:
+                self._append([self.draft(EventKind.LIFECYCLE, payload)], None)
+                self.checkpoint(trigger)
+                if cause:
+                    self._manager.log_interruption(self._view.record, cause)
+            finally:
+                self._stop(release=True)
+
+    def _stop(self, *, release: bool) -> None:
+        self._closed = True
+        if self._autosaver is not None:
+            self._autosaver.stop()
+        interrupts.unwatch(self)
+        if release:
+            try:
+                self._manager.store.release_lease(self._lease)
+            except ContinuityError:
+                pass  # the lease expires by itself; the session is already saved
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        cause = interrupts.cause_of(exc)
+        if cause is None:
+            self.end()
+        else:
+            self.interrupt(cause)
+
+
+def _text(value: object, what: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise InvalidInput(f"{what} must not be empty")
+    return value

@@ -1,0 +1,77 @@
+"""Who owns a session, and whether that owner is still alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agent_continuity.model import Lease
+from agent_continuity.storage.base import LeaseRequest
+
+CLI_HOLDER = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The would-be holder of a lease: this process, or the command line."""
+
+    holder: str
+    pid: int | None
+    host: str
+    ttl: timedelta
+
+    @classmethod
+    def process(cls, ttl: float) -> Owner:
+        """This process, which will heartbeat its lease."""
+        host = socket.gethostname()
+        pid = os.getpid()
+        return cls(f"{pid}@{host}", pid, host, timedelta(seconds=ttl))
+
+    @classmethod
+    def cli(cls, ttl: float) -> Owner:
+        """No process: the lease is renewed by every command and expires when idle."""
+        return cls(CLI_HOLDER, None, socket.gethostname(), timedelta(seconds=ttl))
+
+    def request(self, now: datetime) -> LeaseRequest:
+        """A lease request for this owner at ``now``."""
+        return LeaseRequest(self.holder, self.pid, self.host, self.ttl, now)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    # A killed child that its parent has not reaped yet still answers kill(0);
+    # it is dead all the same.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return True
+    return not fields or fields[0] != b"Z"
+
+
+def owner_gone(lease: Lease | None, now: datetime) -> str | None:
+    """Why the lease's owner can no longer be writing, or None if it may be.
+
+    Returns:
+        ``"lease-expired"`` when the lease ran out or its owner process on this
+        host no longer exists; None while the owner may still be alive.
+    """
+    if lease is None:
+        return "lease-expired"
+    if lease.expires <= now:
+        return "lease-expired"
+    if lease.pid is not None and lease.host == socket.gethostname() and not pid_alive(lease.pid):
+        return "lease-expired"
+    return None

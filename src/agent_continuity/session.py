@@ -1,0 +1,425 @@
+"""SessionManager: the public entry point for starting, continuing and inspecting sessions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
+from agent_continuity.errors import (
+    CorruptRecord,
+    InvalidInput,
+    LeaseHeld,
+    NoActiveSession,
+)
+from agent_continuity.ids import validate_session_id
+from agent_continuity.live import LiveSession
+from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
+from agent_continuity.model import (
+    AgentInfo,
+    Damage,
+    Event,
+    EventDraft,
+    EventKind,
+    Lease,
+    PersistenceSettings,
+    RecoveryPoint,
+    SessionContext,
+    SessionRecord,
+    SessionStatus,
+    Trigger,
+    format_time,
+    utc_now,
+)
+from agent_continuity.replay import SessionView
+from agent_continuity.storage import Store, open_store
+
+if TYPE_CHECKING:
+    from agent_continuity.capture.observer import ProjectObserver
+
+#: Environment variable through which `continuity run` lets the agent it runs
+#: write to the session it owns: ``SESSION-ID:TOKEN``.
+LEASE_ENV = "CONTINUITY_LEASE"
+
+
+class LoadedSession:
+    """A session read back from the store: its state and what was damaged on the way."""
+
+    def __init__(
+        self,
+        view: SessionView,
+        point: RecoveryPoint | None,
+        events_after_point: list[Event],
+        journal_damage: list[Damage],
+        point_damage: list[Damage],
+    ) -> None:
+        self.view = view
+        self.point = point
+        self.events_after_point = events_after_point
+        self.journal_damage = journal_damage
+        self.point_damage = point_damage
+
+
+class SessionManager:
+    """Start, continue, inspect and recover the sessions of one project.
+
+    Args:
+        store: A store URL (``files:PATH``, ``sqlite:///PATH``, ``memory:``), an
+            open :class:`~agent_continuity.storage.Store`, or None for the configured one.
+        project_dir: Any folder in the project; the root is the nearest ancestor with ``.git``.
+        user_id: Whose sessions these are (default: configuration, then the login name).
+        config: Settings; default: loaded from the project's files and environment.
+        clock: Returns the current UTC time; injected by tests.
+        observer: Observes the project's files and git state; default: a
+            :class:`~agent_continuity.capture.observer.ProjectObserver` of the root.
+            Pass ``False`` to observe nothing.
+
+    Example:
+        >>> mgr = SessionManager(store="memory:", project_dir=".", user_id="alice")
+        >>> with mgr.start(type="task-execution", task="TASK-6-004") as s:
+        ...     seq = s.add_message("user", "add SMS reminders")
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        project_dir: str | os.PathLike[str] = ".",
+        user_id: str | None = None,
+        *,
+        config: Config | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        observer: ProjectObserver | None | bool = None,
+    ) -> None:
+        self.project_root = find_project_root(Path(project_dir))
+        self.config = config if config is not None else load_config(self.project_root)
+        self.user_id = user_id or self.config.user
+        self._clock = clock
+        if isinstance(store, str) or store is None:
+            url = store or resolve_store_url(self.config, self.project_root)
+            self.store: Store = open_store(
+                url, durability=self.config.durability, base_dir=self.project_root
+            )
+        else:
+            self.store = store
+        self.observer = self._make_observer(observer)
+
+    def _make_observer(self, observer: ProjectObserver | None | bool) -> ProjectObserver | None:
+        if observer is False:
+            return None
+        if observer is not None and observer is not True:
+            return observer
+        from agent_continuity.capture.observer import ProjectObserver
+
+        ignore = []
+        url = self.store.url
+        if url.startswith("files:"):
+            folder = (self.project_root / url[len("files:") :]).resolve()
+            if folder.is_relative_to(self.project_root):
+                ignore.append(folder.relative_to(self.project_root).as_posix())
+        return ProjectObserver(
+            self.project_root,
+            ignore=ignore,
+            build_command=self.config.build_command or None,
+            build_timeout=self.config.build_timeout,
+            clock=self._clock,
+        )
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> SessionManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- time and ownership ---------------------------------------------
+
+    def now(self) -> datetime:
+        """The manager's clock."""
+        return self._clock()
+
+    def owner_for(self, session: LiveSession) -> Owner:
+        """The owner a handle renews its lease as."""
+        if session.lease.holder == CLI_HOLDER:
+            return Owner.cli(self.config.cli_lease_ttl)
+        return Owner.process(self.config.process_lease_ttl)
+
+    # -- starting and attaching ---------------------------------------
+
+    def start(
+        self,
+        *,
+        type: str = "general",  # noqa: A002 - the specification's field name
+        task: str | None = None,
+        phase: str | None = None,
+        agent: AgentInfo | None = None,
+        owned_by_process: bool = True,
+        auto_save: bool = True,
+        recovered_from: str | None = None,
+    ) -> LiveSession:
+        """Create a session and return its live handle.
+
+        Args:
+            type: The session type (``task-execution``, ``general``...).
+            task: The current task id, if any.
+            phase: The project phase, if any.
+            agent: Who the agent is.
+            owned_by_process: True (the API default): this process owns the
+                session, heartbeats its lease and marks it interrupted if it
+                stops without ``end()``. False: a command-line session whose
+                lease is renewed by each command and expires when idle.
+            auto_save: Run the interval saves in a background thread.
+            recovered_from: The session this one continues, if any.
+        """
+        self.detect_interruptions()
+        now = self.now()
+        owner = self._owner(owned_by_process)
+        draft = SessionRecord(
+            id="SESSION-000101-001",
+            type=type,
+            created=now,
+            last_activity=now,
+            user_id=self.user_id,
+            project_dir=str(self.project_root),
+            agent=agent or AgentInfo(),
+            context=SessionContext(
+                current_task=task, current_phase=phase, working_directory=str(self.project_root)
+            ),
+            persistence=PersistenceSettings(
+                auto_save=auto_save,
+                save_interval=f"{self.config.context_interval:g}s",
+                backup_count=self.config.backup_count,
+            ),
+            recovered_from=recovered_from,
+        )
+        record, lease = self.store.create_session(draft, owner.request(now))
+        first = self.store.read_events(record.id).events
+        view = SessionView.replay(first)
+        session = LiveSession(self, view, lease, owned_by_process=owned_by_process)
+        if task:
+            session.set_task(task, phase=phase)
+        elif phase:
+            session.set_phase(phase)
+        else:
+            session.save_emergency()
+        if owned_by_process and auto_save:
+            self._start_autosave(session, heartbeat=True)
+        return session
+
+    def attach(self, session_id: str | None = None) -> LiveSession:
+        """Continue writing to an existing active session from a command.
+
+        Without ``session_id``, the newest active session of this project and
+        user. The command-line lease is renewed (or taken over when it expired).
+
+        Raises:
+            NoActiveSession: If no session is given and none is active.
+            LeaseHeld: If a live process owns the session.
+        """
+        self.detect_interruptions()
+        record = self.get(session_id) if session_id else self.newest_active()
+        if record.status is not SessionStatus.ACTIVE:
+            raise NoActiveSession(
+                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
+                "continues it, `continuity start` begins a new one"
+            )
+        lease = self._cli_lease(record.id)
+        loaded = self.load(record.id)
+        return LiveSession(self, loaded.view, lease, owned_by_process=False)
+
+    def _cli_lease(self, session_id: str) -> Lease:
+        now = self.now()
+        current = self.store.read_lease(session_id)
+        inherited = os.environ.get(LEASE_ENV, "")
+        if current is not None and inherited == f"{session_id}:{current.token}":
+            return current  # the agent run by `continuity run` writes under its lease
+        owner = Owner.cli(self.config.cli_lease_ttl)
+        if current is not None and current.holder == CLI_HOLDER and current.expires > now:
+            return self.store.renew_lease(current, owner.request(now))
+        return self.store.acquire_lease(session_id, owner.request(now))
+
+    def _owner(self, owned_by_process: bool) -> Owner:
+        if owned_by_process:
+            return Owner.process(self.config.process_lease_ttl)
+        return Owner.cli(self.config.cli_lease_ttl)
+
+    def _start_autosave(self, session: LiveSession, *, heartbeat: bool) -> None:
+        from agent_continuity.autosave import AutoSaver
+
+        saver = AutoSaver(session, self.config, heartbeat=heartbeat)
+        session.attach_autosaver(saver)
+        saver.start()
+
+    # -- reading --------------------------------------------------------
+
+    def get(self, session_id: str) -> SessionRecord:
+        """A session's registry entry.
+
+        Raises:
+            InvalidIdentifier: If the id is malformed.
+            SessionNotFound: If there is no such session.
+        """
+        return self.store.get_session(validate_session_id(session_id))
+
+    def sessions(
+        self, status: str | None = None, user: str | None = None, *, this_project: bool = False
+    ) -> list[SessionRecord]:
+        """Sessions, oldest first, optionally filtered."""
+        records = self.store.list_sessions()
+        if status:
+            records = [r for r in records if r.status.value == status]
+        if user:
+            records = [r for r in records if r.user_id == user]
+        if this_project:
+            records = [r for r in records if r.project_dir == str(self.project_root)]
+        return records
+
+    def newest_active(self) -> SessionRecord:
+        """The newest active session of this project and user.
+
+        Raises:
+            NoActiveSession: If there is none.
+        """
+        active = self.sessions("active", self.user_id, this_project=True)
+        if not active:
+            raise NoActiveSession(
+                "no active session for this project and user; run `continuity start` first"
+            )
+        return active[-1]
+
+    def events(self, session_id: str) -> list[Event]:
+        """The session's journal, in order.
+
+        Raises:
+            CorruptRecord: If the journal is damaged (``load`` returns what survives).
+        """
+        read = self.store.read_events(validate_session_id(session_id))
+        if read.damage:
+            first = read.damage[0]
+            raise CorruptRecord(
+                f"{first.location}: {first.detail}; run `continuity verify` for details",
+                first.location,
+            )
+        return read.events
+
+    def load(self, session_id: str, *, whole_journal: bool = False) -> LoadedSession:
+        """Materialise a session: newest valid recovery point plus the journal after it.
+
+        Damaged points are skipped (and reported); a damaged journal yields
+        what precedes and follows the damage (and reports it).
+        """
+        validate_session_id(session_id)
+        point: RecoveryPoint | None = None
+        point_damage: list[Damage] = []
+        for info in reversed(self.store.list_points(session_id)):
+            try:
+                point = self.store.load_point(info.id)
+                break
+            except CorruptRecord as exc:
+                point_damage.append(
+                    Damage(location=exc.location or info.location, kind="checksum", detail=str(exc))
+                )
+        after = 0 if point is None or whole_journal else point.seq
+        read = self.store.read_events(session_id, after_seq=after)
+        events = read.events
+        if point is not None and not whole_journal:
+            view = SessionView.replay(events, start=point)
+        elif events:
+            view = SessionView.replay(events)
+        else:
+            raise CorruptRecord(
+                f"{session_id}: neither a valid recovery point nor a readable journal start; "
+                "`continuity emergency` shows what the emergency backups still hold"
+            )
+        tail = [e for e in events if point is None or e.seq > point.seq]
+        return LoadedSession(view, point, tail, read.damage, point_damage)
+
+    # -- liveness -------------------------------------------------------
+
+    def detect_interruptions(self) -> list[SessionRecord]:
+        """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
+
+        Returns:
+            The sessions marked now.
+        """
+        now = self.now()
+        marked = []
+        for record in self.store.list_sessions():
+            if record.status is not SessionStatus.ACTIVE:
+                continue
+            lease = self.store.read_lease(record.id)
+            cause = owner_gone(lease, now)
+            if cause is None:
+                continue
+            try:
+                marked.append(self._mark_interrupted(record.id, lease, cause))
+            except LeaseHeld:
+                continue  # another process got there first, or the owner came back
+        return marked
+
+    def _mark_interrupted(self, session_id: str, lease: Lease | None, cause: str) -> SessionRecord:
+        now = self.now()
+        owner = Owner.process(self.config.process_lease_ttl)
+        taken = self.store.acquire_lease(
+            session_id,
+            owner.request(now),
+            steal=True,
+            expect_token=lease.token if lease is not None else 0,
+        )
+        loaded = self.load(session_id)
+        session = LiveSession(self, loaded.view, taken, owned_by_process=False)
+        session.interrupt(cause)
+        return session.record
+
+    def log_interruption(self, record: SessionRecord, cause: str) -> None:
+        """Write one line to the recovery log about an interruption."""
+        self.store.log_recovery(
+            {
+                "event": "interruption",
+                "at": format_time(self.now()),
+                "sessionId": record.id,
+                "userId": record.user_id,
+                "cause": cause,
+                "lastSeq": record.last_seq,
+            }
+        )
+
+    # -- helpers for front ends ---------------------------------------
+
+    def draft(self, kind: EventKind, payload: dict[str, Any]) -> EventDraft:
+        """An event stamped with this manager's clock."""
+        return EventDraft(kind=kind, at=self.now(), payload=payload)
+
+    def require_session(self, session_id: str | None) -> SessionRecord:
+        """The given session, or this project's newest active one."""
+        if session_id:
+            return self.get(session_id)
+        return self.newest_active()
+
+    def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
+        """Make a recovery point of an active session (``continuity save``)."""
+        try:
+            chosen = Trigger(trigger)
+        except ValueError:
+            known = ", ".join(t.value for t in Trigger if t not in (Trigger.INTERRUPTION, Trigger.END))
+            raise InvalidInput(f"unknown trigger {trigger!r}; use one of {known}") from None
+        session = self.attach(session_id)
+        return session.checkpoint(chosen)
+
+    def interrupt(self, session_id: str | None, cause: str) -> SessionRecord:
+        """Mark an active session interrupted (``continuity interrupt``)."""
+        session = self.attach(session_id)
+        session.interrupt(cause)
+        return session.record
+
+    def end(self, session_id: str | None = None) -> SessionRecord:
+        """Complete an active session (``continuity end``)."""
+        session = self.attach(session_id)
+        session.end()
+        return session.record
+
