@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -400,6 +400,78 @@ class SessionManager:
         if session_id:
             return self.get(session_id)
         return self.newest_active()
+
+    def update(
+        self,
+        session_id: str | None = None,
+        *,
+        task: str | None = None,
+        phase: str | None = None,
+        step: str | None = None,
+        complete: Sequence[str] = (),
+        next_steps: Sequence[str] = (),
+        blockers: Sequence[str] = (),
+        unblock: Sequence[str] = (),
+        decisions: Sequence[str] = (),
+        progress: int | None = None,
+        summary: str | None = None,
+        files: Sequence[str] = (),
+    ) -> tuple[SessionRecord, list[Event]]:
+        """Record several changes to an active session as one atomic group.
+
+        The strongest trigger among them (task completion, then a decision,
+        then a file) makes one recovery point afterwards.
+
+        Raises:
+            InvalidInput: If nothing was given to record.
+        """
+        session = self.attach(session_id)
+        drafts: list[EventDraft] = []
+        if task:
+            drafts.append(self.draft(EventKind.TASK, {"id": task, "current": True,
+                                                      **({"phase": phase} if phase else {})}))
+        state: dict[str, Any] = {}
+        if phase and not task:
+            state["phase"] = phase
+        if step:
+            state["currentStep"] = step
+        if progress is not None:
+            state["progress"] = progress
+        if summary is not None:
+            state["summary"] = summary
+        if state:
+            drafts.append(self.draft(EventKind.STATE, state))
+        drafts += [self.draft(EventKind.STEP_COMPLETED, {"step": s}) for s in complete]
+        drafts += [self.draft(EventKind.NEXT_STEP, {"step": s}) for s in next_steps]
+        drafts += [self.draft(EventKind.BLOCKER, {"text": b, "resolved": False}) for b in blockers]
+        drafts += [self.draft(EventKind.BLOCKER, {"text": b, "resolved": True}) for b in unblock]
+        drafts += [self.draft(EventKind.DECISION, {"text": d}) for d in decisions]
+        drafts += [self.draft(EventKind.FILE, {"path": f, "change": "modified"}) for f in files]
+        if not drafts:
+            raise InvalidInput("nothing to record; give at least one option (see --help)")
+        if any(not str(v).strip() for d in drafts for k, v in d.payload.items()
+               if k in ("step", "text", "path", "id")):
+            raise InvalidInput("steps, blockers, decisions, files and tasks must not be empty")
+        trigger = (
+            Trigger.TASK_COMPLETION if complete
+            else Trigger.MAJOR_DECISION if decisions
+            else Trigger.FILE_MODIFICATION if files
+            else None
+        )
+        events = session.append_group(drafts, trigger)
+        return session.record, events
+
+    def details(self, session_id: str) -> dict[str, Any]:
+        """Everything ``continuity show`` prints, as a JSON-ready dict."""
+        from agent_continuity.inspection import session_details
+
+        return session_details(self, session_id)
+
+    def verify(self, repair: bool = False) -> dict[str, Any]:
+        """Check the store (``continuity verify``); a JSON-ready report."""
+        from agent_continuity.inspection import verify_store
+
+        return verify_store(self, repair=repair)
 
     def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
         """Make a recovery point of an active session (``continuity save``)."""

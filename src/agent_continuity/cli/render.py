@@ -1,0 +1,88 @@
+"""Text for people. JSON output never goes through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_continuity.model import SessionRecord
+
+
+def started(record: SessionRecord) -> str:
+    """What `start` prints."""
+    task = f" on {record.context.current_task}" if record.context.current_task else ""
+    return f"started {record.id}{task} (user {record.user_id or '-'})"
+
+
+def session_table(records: list[SessionRecord]) -> str:
+    """One line per session."""
+    if not records:
+        return "no sessions; `continuity start` begins one"
+    rows = [("ID", "STATUS", "USER", "TASK", "LAST ACTIVITY", "CAUSE")]
+    for r in records:
+        rows.append((
+            r.id,
+            r.status.value,
+            r.user_id or "-",
+            r.context.current_task or "-",
+            r.to_wire()["lastActivity"],
+            r.interruption.cause if r.interruption else "",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
+
+
+def _items(title: str, items: list[Any]) -> list[str]:
+    if not items:
+        return []
+    return [f"{title}:"] + [f"  - {item}" for item in items]
+
+
+def session_details(details: dict[str, Any]) -> str:
+    """What `show` prints."""
+    s = details["session"]
+    ctx, state = s["context"], s["state"]
+    lines = [
+        f"{s['id']}  {s['status']}  ({s['type']}, user {s.get('userId') or '-'})",
+        f"created {s['created']}, last activity {s['lastActivity']}",
+    ]
+    if s.get("interruption"):
+        lines.append(f"interrupted at {s['interruption']['at']}: {s['interruption']['cause']}")
+    lines += [
+        f"task: {ctx.get('currentTask') or '-'}   phase: {ctx.get('currentPhase') or '-'}   "
+        f"progress: {state['progress']}",
+        f"current step: {state.get('currentStep') or '-'}",
+    ]
+    if details.get("lastAction"):
+        lines.append(f"last action: {details['lastAction']}")
+    lines += _items("next steps", state["nextSteps"])
+    lines += _items("completed steps", state["completedSteps"])
+    lines += _items("blockers", state["blockers"])
+    lines += _items("decisions", ctx["keyDecisions"])
+    lines += _items("active files", ctx["activeFiles"])
+    lines += _items("pending tool calls",
+                    [f"{c['name']} ({c['callId']})" for c in details.get("pendingOperations", [])])
+    points = details.get("recoveryPoints", [])
+    if points:
+        lines.append(f"recovery points: {len(points)}, newest {points[-1]['id']} "
+                     f"({points[-1]['trigger']}, seq {points[-1]['seq']})")
+    lines.append(f"messages: {details.get('messageCount', 0)}")
+    lines += _items("DAMAGE", [f"{d['location']}: {d['detail']}" for d in details["damage"]])
+    return "\n".join(lines)
+
+
+def verify_report(report: dict[str, Any]) -> str:
+    """What `verify` prints."""
+    lines = [f"checked {report['checked']} records in {report['store']}"]
+    if report["damage"]:
+        lines.append(f"{len(report['damage'])} damaged:")
+        lines += [f"  {d['location']}: {d['detail']}" for d in report["damage"]]
+    else:
+        lines.append("no damage found")
+    lines += [f"repaired: {item}" for item in report["repaired"]]
+    lines += [f"quarantined: {item}" for item in report["quarantined"]]
+    if report["damage"] and not report["repaired"]:
+        lines.append("run `continuity verify --repair` to rebuild the registry and quarantine "
+                     "damaged records (nothing is deleted)")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Commands that create, write to, and inspect sessions."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from agent_continuity.cli import render
+from agent_continuity.cli.main import emit, json_option, manager, store_option, user_option
+
+ROLES = ("user", "assistant", "system", "tool")
+
+
+@click.command()
+@click.option("--type", "session_type", default="general", show_default=True,
+              help="Session type, e.g. task-execution.")
+@user_option
+@click.option("--task", metavar="TASK", help="The task the session works on, e.g. TASK-6-004.")
+@click.option("--phase", metavar="P", help="The project phase, e.g. phase-6.")
+@click.option("--recover", "recover_from", metavar="[SESSION]", is_flag=False, flag_value="",
+              default=None, help="Seed the new session from an earlier one (default: your most "
+              "recent interrupted session).")
+@store_option
+@json_option
+def start(session_type: str, user: str | None, task: str | None, phase: str | None,
+          recover_from: str | None, store: str | None, as_json: bool) -> None:
+    """Start a session owned by the command line.
+
+    Its lease is renewed by every command that touches it and expires after
+    30 idle minutes (cli-lease-ttl); then the next command marks it interrupted.
+    """
+    mgr = manager(store, user)
+    if recover_from is not None:
+        result = mgr.start_recovered(recover_from or None, session_type=session_type)
+        record = mgr.get(result.session_id)
+        emit(as_json, {"sessionId": record.id, "session": record.to_wire(),
+                       "recoveredFrom": record.recovered_from, "prompt": result.prompt},
+             lambda: render.started(record) + "\n\n" + result.prompt)
+        return
+    session = mgr.start(type=session_type, task=task, phase=phase, owned_by_process=False)
+    record = session.record
+    emit(as_json, {"sessionId": record.id, "session": record.to_wire()},
+         lambda: render.started(record))
+
+
+@click.command()
+@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@click.option("--task", metavar="T", help="Set the current task.")
+@click.option("--phase", metavar="P", help="Set the project phase.")
+@click.option("--step", metavar="CURRENT", help="Set the step being worked on.")
+@click.option("--complete", multiple=True, metavar="STEP", help="Mark a step done (repeatable).")
+@click.option("--next", "next_steps", multiple=True, metavar="STEP",
+              help="Add a next step (repeatable).")
+@click.option("--blocker", multiple=True, metavar="TEXT", help="Add a blocker (repeatable).")
+@click.option("--unblock", multiple=True, metavar="TEXT", help="Resolve a blocker (repeatable).")
+@click.option("--decision", multiple=True, metavar="TEXT", help="Record a decision (repeatable).")
+@click.option("--progress", type=click.IntRange(0, 100), metavar="N", help="Progress, 0-100.")
+@click.option("--summary", metavar="TEXT", help="Set the conversation summary.")
+@click.option("--file", "files", multiple=True, metavar="PATH",
+              help="A file the agent is working on (repeatable).")
+@store_option
+@json_option
+def update(session_id: str | None, task: str | None, phase: str | None, step: str | None,
+           complete: tuple[str, ...], next_steps: tuple[str, ...], blocker: tuple[str, ...],
+           unblock: tuple[str, ...], decision: tuple[str, ...], progress: int | None,
+           summary: str | None, files: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    """Record progress: all the changes given are written as one atomic group."""
+    mgr = manager(store)
+    changes: dict[str, Any] = {
+        "task": task, "phase": phase, "step": step, "complete": complete, "next_steps": next_steps,
+        "blockers": blocker, "unblock": unblock, "decisions": decision, "progress": progress,
+        "summary": summary, "files": files,
+    }
+    record, events = mgr.update(session_id, **changes)
+    emit(as_json, {"sessionId": record.id, "seqs": [e.seq for e in events],
+                   "session": record.to_wire()},
+         lambda: f"{record.id}: recorded {len(events)} change(s)")
+
+
+@click.command()
+@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="Who said it.")
+@click.argument("text")
+@store_option
+@json_option
+def message(session_id: str | None, role: str, text: str, store: str | None,
+            as_json: bool) -> None:
+    """Record a message of the conversation (TEXT, or - to read standard input)."""
+    if text == "-":
+        text = sys.stdin.read()
+    mgr = manager(store)
+    session = mgr.attach(session_id)
+    seq = session.add_message(role, text)
+    emit(as_json, {"sessionId": session.id, "seq": seq}, f"{session.id}: message #{seq}")
+
+
+@click.command()
+@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@click.option("--trigger", default="user-request", show_default=True,
+              help="Why: task-completion, major-decision, file-modification, error-occurrence, "
+              "user-request, or auto (pruned to backupCount).")
+@store_option
+@json_option
+def save(session_id: str | None, trigger: str, store: str | None, as_json: bool) -> None:
+    """Make a recovery point now."""
+    mgr = manager(store)
+    point_id = mgr.save(session_id, trigger)
+    emit(as_json, {"recoveryPointId": point_id}, f"saved {point_id}")
+
+
+@click.command()
+@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@click.option("--cause", required=True, metavar="TEXT", help="What happened.")
+@store_option
+@json_option
+def interrupt(session_id: str | None, cause: str, store: str | None, as_json: bool) -> None:
+    """Mark a session interrupted (it can be recovered later)."""
+    record = manager(store).interrupt(session_id, cause)
+    emit(as_json, {"sessionId": record.id, "status": record.status.value},
+         f"{record.id}: interrupted ({cause}); `continuity recover {record.id}` continues it")
+
+
+@click.command()
+@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@store_option
+@json_option
+def end(session_id: str | None, store: str | None, as_json: bool) -> None:
+    """Complete a session."""
+    record = manager(store).end(session_id)
+    emit(as_json, {"sessionId": record.id, "status": record.status.value},
+         f"{record.id}: completed")
+
+
+@click.command(name="list")
+@click.option("--status", type=click.Choice(["active", "interrupted", "completed", "archived"]),
+              help="Only sessions with this status.")
+@user_option
+@store_option
+@json_option
+def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
+    """List sessions, oldest first (marks dead ones interrupted first)."""
+    mgr = manager(store, user)
+    mgr.detect_interruptions()
+    records = mgr.sessions(status, user)
+    emit(as_json, {"sessions": [r.to_wire() for r in records]},
+         lambda: render.session_table(records))
+
+
+@click.command()
+@click.argument("session_id", metavar="SESSION")
+@store_option
+@json_option
+def show(session_id: str, store: str | None, as_json: bool) -> None:
+    """Show one session: context, state, tasks, recovery points, damage."""
+    details = manager(store).details(session_id)
+    emit(as_json, details, lambda: render.session_details(details))
+
+
+@click.command()
+@click.option("--repair", is_flag=True,
+              help="Rebuild the registry and active list; quarantine damaged records.")
+@store_option
+@json_option
+def verify(repair: bool, store: str | None, as_json: bool) -> None:
+    """Check every record's checksum; exit 1 if anything is damaged."""
+    report = manager(store).verify(repair=repair)
+    emit(as_json, report, lambda: render.verify_report(report))
+    if report["damage"] and not (repair and report["repairedAll"]):
+        click.get_current_context().exit(1)
+
+
+COMMANDS = [start, update, message, save, interrupt, end, list_, show, verify]

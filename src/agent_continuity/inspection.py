@@ -1,0 +1,57 @@
+"""Read-only views of the store for people: session details and verification."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent_continuity.errors import CorruptRecord
+
+if TYPE_CHECKING:
+    from agent_continuity.session import SessionManager
+
+
+def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
+    """A session as ``continuity show`` reports it.
+
+    The state comes from the journal (newest valid recovery point plus the
+    events after it), not from the registry, so it is current even when the
+    registry lags.
+    """
+    record = mgr.get(session_id)
+    damage = []
+    try:
+        loaded = mgr.load(record.id)
+    except CorruptRecord as exc:
+        return {"session": record.to_wire(), "damage": [{"location": exc.location,
+                "kind": "unreadable", "detail": str(exc)}]}
+    view = loaded.view
+    damage = [d.to_wire() for d in (*loaded.journal_damage, *loaded.point_damage)]
+    return {
+        "session": view.record.to_wire(),
+        "tasks": [t.to_wire() for t in view.tasks.values()],
+        "pendingOperations": [c.to_wire() for c in view.pending_calls.values()],
+        "lastAction": view.last_action,
+        "messageCount": view.message_count,
+        "recentMessages": list(view.recent_messages),
+        "recoveryPoints": [p.to_wire() for p in mgr.store.list_points(record.id)],
+        "damage": damage,
+    }
+
+
+def verify_store(mgr: SessionManager, *, repair: bool) -> dict[str, Any]:
+    """Run the store's verification (and repair); a JSON-ready report.
+
+    ``repairedAll`` says whether a second check after the repair found the
+    store clean.
+    """
+    report = mgr.store.verify(repair=repair)
+    after = mgr.store.verify(repair=False) if repair else report
+    return {
+        "ok": report.ok,
+        "store": mgr.store.url,
+        "checked": report.checked,
+        "damage": [d.to_wire() for d in report.damage],
+        "repaired": report.repaired,
+        "quarantined": report.quarantined,
+        "repairedAll": after.ok,
+    }
