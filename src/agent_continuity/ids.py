@@ -53,8 +53,9 @@ class RecoveryKey:
 
 
 def _day(text: str, whole: str) -> date:
+    # Always 20YY: strptime's %y would read 69..99 as the 1900s.
     try:
-        return datetime.strptime(text, "%y%m%d").date()
+        return date(2000 + int(text[:2]), int(text[2:4]), int(text[4:]))
     except ValueError:
         raise InvalidIdentifier(
             f"{whole!r} names no real date ({text!r} is not YYMMDD); "

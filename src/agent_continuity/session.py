@@ -113,19 +113,24 @@ class SessionManager:
             return observer
         from agent_continuity.capture.observer import ProjectObserver
 
-        ignore = []
-        url = self.store.url
-        if url.startswith("files:"):
-            folder = (self.project_root / url[len("files:") :]).resolve()
-            if folder.is_relative_to(self.project_root):
-                ignore.append(folder.relative_to(self.project_root).as_posix())
         return ProjectObserver(
             self.project_root,
-            ignore=ignore,
+            ignore=self.observer_ignores(),
             build_command=self.config.build_command or None,
             build_timeout=self.config.build_timeout,
             clock=self._clock,
         )
+
+    def observer_ignores(self) -> list[str]:
+        """Project folders that observing and watching skip: the store's own folder."""
+        ignore = []
+        for prefix in ("files:", "sqlite:///"):
+            if self.store.url.startswith(prefix):
+                path = (self.project_root / self.store.url[len(prefix) :]).resolve()
+                folder = path if prefix == "files:" else path.parent
+                if folder != self.project_root and folder.is_relative_to(self.project_root):
+                    ignore.append(folder.relative_to(self.project_root).as_posix())
+        return ignore
 
     def close(self) -> None:
         """Close the store."""
@@ -231,6 +236,37 @@ class SessionManager:
         lease = self._cli_lease(record.id)
         loaded = self.load(record.id)
         return LiveSession(self, loaded.view, lease, owned_by_process=False)
+
+    def adopt(self, session_id: str) -> LiveSession:
+        """Make this process the owner of an active session (``continuity run --session``).
+
+        A command-line session, or one whose owner is gone, is taken over;
+        one owned by a live process is not.
+
+        Raises:
+            LeaseHeld: If a live process owns it.
+            NoActiveSession: If the session is not active.
+        """
+        record = self.get(session_id)
+        if record.status is not SessionStatus.ACTIVE:
+            raise NoActiveSession(
+                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
+                "continues it"
+            )
+        now = self.now()
+        current = self.store.read_lease(record.id)
+        steal = current is not None and (
+            current.holder == CLI_HOLDER or owner_gone(current, now) is not None
+        )
+        lease = self.store.acquire_lease(
+            record.id,
+            Owner.process(self.config.process_lease_ttl).request(now),
+            steal=steal,
+            expect_token=current.token if current is not None else None,
+        )
+        session = LiveSession(self, self.load(record.id).view, lease, owned_by_process=True)
+        self._start_autosave(session, heartbeat=True)
+        return session
 
     def _cli_lease(self, session_id: str) -> Lease:
         now = self.now()

@@ -172,3 +172,29 @@ def verify(repair: bool, store: str | None, as_json: bool) -> None:
 
 
 COMMANDS = [start, update, message, save, interrupt, end, list_, show, verify]
+
+
+@click.command(context_settings={"ignore_unknown_options": True,
+                                 "allow_interspersed_args": False})
+@click.option("--session", "session_id", metavar="S",
+              help="Continue this active session instead of starting a new one.")
+@store_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(session_id: str | None, store: str | None, command: tuple[str, ...]) -> int:
+    """Run an agent (any COMMAND) inside a session: continuity run -- COMMAND [ARGS...].
+
+    The session is owned by this process: its lease is heartbeated, it is
+    auto-saved on the intervals and on file changes in the project, and it
+    ends with the command: exit 0 completes it, anything else marks it
+    interrupted with the exit status or signal. The command sees
+    CONTINUITY_SESSION and may record messages with `continuity message`.
+    """
+    from agent_continuity.runner import run_command
+
+    outcome = run_command(manager(store), command, session_id=session_id,
+                          notify=lambda line: click.echo(line, err=True))
+    code = outcome.exit_status
+    return 128 - code if code < 0 else code
+
+
+COMMANDS.append(run)

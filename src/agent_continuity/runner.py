@@ -1,0 +1,150 @@
+"""``continuity run``: run any agent command inside a session this process owns.
+
+The runner holds the lease and heartbeats it, auto-saves on the intervals,
+records file changes in the project (debounced) with a recovery point per
+burst, and turns the command's fate into the session's: exit 0 completes it;
+a non-zero exit or a signal marks it interrupted with that cause.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from agent_continuity import interrupts
+from agent_continuity.errors import InvalidInput
+from agent_continuity.model import EventKind, SessionRecord, Trigger
+
+if TYPE_CHECKING:
+    from agent_continuity.live import LiveSession
+    from agent_continuity.session import SessionManager
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the command ended and what became of the session."""
+
+    session_id: str
+    exit_status: int
+    status: str
+    cause: str | None
+
+
+def _exit_cause(returncode: int) -> str | None:
+    if returncode == 0:
+        return None
+    if returncode < 0:
+        try:
+            return f"signal: {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal: {-returncode}"
+    return f"exit status {returncode}"
+
+
+def interrupted_notice(mgr: SessionManager) -> list[SessionRecord]:
+    """This project's and user's interrupted sessions, newest last."""
+    return mgr.sessions("interrupted", mgr.user_id, this_project=True)
+
+
+def run_command(
+    mgr: SessionManager,
+    argv: Sequence[str],
+    *,
+    session_id: str | None = None,
+    notify: Callable[[str], None] = print,
+) -> RunOutcome:
+    """Run ``argv`` inside a session and wait for it.
+
+    Args:
+        mgr: The session manager of the project.
+        argv: The command and its arguments.
+        session_id: Continue this active session instead of starting one.
+        notify: Receives the lines meant for the user (stderr in the CLI).
+
+    Raises:
+        InvalidInput: If ``argv`` is empty or the command cannot be started.
+    """
+    if not argv:
+        raise InvalidInput("give the command to run after --, e.g. continuity run -- my-agent")
+    mgr.detect_interruptions()
+    for record in interrupted_notice(mgr):
+        cause = record.interruption.cause if record.interruption else "unknown"
+        notify(
+            f"continuity: {record.id} was interrupted ({cause}); "
+            f"`continuity recover {record.id}` continues it"
+        )
+    session = mgr.adopt(session_id) if session_id else mgr.start(type="agent-run")
+    notify(f"continuity: running {argv[0]} in {session.id}")
+    env = dict(os.environ)
+    env["CONTINUITY_SESSION"] = session.id
+    env["CONTINUITY_LEASE"] = f"{session.id}:{session.lease.token}"
+    watcher = _watch(mgr, session)
+    try:
+        try:
+            child = subprocess.Popen(list(argv), env=env, cwd=os.getcwd())
+        except OSError as exc:
+            session.interrupt(f"could not start {argv[0]}: {exc.strerror or exc}")
+            raise InvalidInput(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+        returncode = _wait(child, session)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    cause = _exit_cause(returncode)
+    if cause is None:
+        session.end()
+    else:
+        session.interrupt(cause)
+    return RunOutcome(session.id, returncode, session.record.status.value, cause)
+
+
+def _wait(child: subprocess.Popen[bytes], session: LiveSession) -> int:
+    try:
+        return child.wait()
+    except (interrupts.Terminated, KeyboardInterrupt) as exc:
+        # We were told to stop: pass it on to the agent, give it a moment to
+        # save its own work, then record why the session ended.
+        signum = exc.signum if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+        try:
+            child.send_signal(signum)
+            child.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            child.kill()
+            child.wait()
+        session.interrupt(interrupts.cause_of(exc) or "signal")
+        raise
+
+
+def _watch(mgr: SessionManager, session: LiveSession) -> _Stoppable | None:
+    if "file-modification" not in mgr.config.triggers:
+        return None
+    from agent_continuity.capture.watch import ProjectWatcher
+
+    def on_change(paths: list[str]) -> None:
+        if session.closed or not paths:
+            return
+        drafts = [
+            session.draft(EventKind.FILE, {"path": path, "change": _change_of(mgr, path)})
+            for path in paths
+        ]
+        session.append_group(drafts, Trigger.FILE_MODIFICATION)
+
+    watcher = ProjectWatcher(
+        mgr.project_root,
+        on_change,
+        ignore=mgr.observer_ignores(),
+        debounce=mgr.config.watch_debounce,
+    )
+    watcher.start()
+    return watcher
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def _change_of(mgr: SessionManager, path: str) -> str:
+    return "modified" if (mgr.project_root / path).exists() else "deleted"
