@@ -1,0 +1,84 @@
+"""Pure comparison of file contents then and now, by digest.
+
+A file's *content key* is its digest, or None when the file does not exist.
+The observer gathers one key per path for the saved state and one for the
+current state; :func:`classify` turns the two maps into the
+``file_changes`` of a :class:`~agent_continuity.model.ProjectObservation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+from agent_continuity.model import FileStamp
+
+
+class Change(StrEnum):
+    """How a file differs from its saved state."""
+
+    MODIFIED = "modified"
+    ADDED = "added"
+    DELETED = "deleted"
+
+
+def content_key(stamp: FileStamp | None) -> str | None:
+    """The content key of a recorded stamp.
+
+    A file that existed but could not be read has no digest; its size and
+    modification time stand in, so it still compares equal to itself.
+    """
+    if stamp is None or stamp.size < 0:
+        return None
+    if stamp.digest is not None:
+        return stamp.digest
+    return f"stat:{stamp.size}:{stamp.mtime_ns}"
+
+
+def classify(
+    saved: Mapping[str, str | None],
+    current: Mapping[str, str | None],
+    paths: Iterable[str],
+) -> dict[str, str]:
+    """Which of ``paths`` changed, by comparing content keys.
+
+    Args:
+        saved: Path -> content key at save time (missing: the file was absent).
+        current: Path -> content key now (missing: the file is absent).
+        paths: The candidate paths to compare.
+
+    Returns:
+        Path -> ``"modified"``, ``"added"`` or ``"deleted"`` for every path
+        whose content differs, keys sorted.
+    """
+    changes: dict[str, str] = {}
+    for path in sorted(set(paths)):
+        before, after = saved.get(path), current.get(path)
+        if before == after:
+            continue
+        if before is None:
+            changes[path] = Change.ADDED.value
+        elif after is None:
+            changes[path] = Change.DELETED.value
+        else:
+            changes[path] = Change.MODIFIED.value
+    return changes
+
+
+def diff_indexes(
+    saved: Mapping[str, FileStamp], current: Mapping[str, FileStamp]
+) -> dict[str, str]:
+    """Compare two complete file indexes (the non-git case).
+
+    Args:
+        saved: Every file at save time.
+        current: Every file now.
+
+    Returns:
+        The changed paths, as :func:`classify` reports them.
+    """
+    before = {p: content_key(s) for p, s in saved.items()}
+    after = {p: content_key(s) for p, s in current.items()}
+    # Sorting only the differing paths keeps a 100,000-file comparison cheap.
+    differing = [p for p in before.keys() | after.keys() if before.get(p) != after.get(p)]
+    return classify(before, after, differing)
