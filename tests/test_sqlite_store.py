@@ -1,0 +1,388 @@
+"""What is particular to ``sqlite:///PATH``: the file, its damage, its locks, its limits.
+
+The behaviour every store shares is in the conformance suite; these tests
+poke the database file directly, kill real processes and exhaust real limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent_continuity import ids
+from agent_continuity.errors import (
+    ContinuityError,
+    CorruptRecord,
+    DuplicateRecord,
+    LeaseHeld,
+    SessionNotFound,
+    StoreError,
+)
+from agent_continuity.model import EventDraft, EventKind, Lease, SessionRecord, Trigger
+from agent_continuity.replay import SessionView
+from agent_continuity.storage import LeaseRequest, open_store
+from agent_continuity.storage.sqlite import MIGRATIONS, SqliteStore
+
+NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+
+def request(holder: str = "111@alpha", now: datetime = NOW) -> LeaseRequest:
+    return LeaseRequest(holder=holder, pid=111, host="alpha", ttl=timedelta(minutes=5), now=now)
+
+
+def note(text: str) -> EventDraft:
+    return EventDraft(kind=EventKind.NOTE, at=NOW, payload={"text": text})
+
+
+def new_session(store: SqliteStore, holder: str = "111@alpha") -> tuple[SessionRecord, Lease]:
+    draft = SessionRecord(id="unset", type="task-execution", created=NOW, last_activity=NOW)
+    return store.create_session(draft, request(holder))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(db)
+    yield opened
+    opened.close()
+
+
+def raw(db: Path) -> sqlite3.Connection:
+    """A plain connection to the store file, as a person with `sqlite3` would open it."""
+    return sqlite3.connect(db, isolation_level=None)
+
+
+# -- the file -----------------------------------------------------------------
+
+
+def test_a_new_store_is_a_wal_database_at_the_current_schema_version(tmp_path: Path) -> None:
+    store = open_store("sqlite:///nested/folder/s.db", base_dir=tmp_path)
+    record, _ = new_session(store)
+    store.close()
+    with raw(tmp_path / "nested/folder/s.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT id FROM sessions").fetchall() == [(record.id,)]
+    assert store.url == "sqlite:///nested/folder/s.db"
+    assert not list((tmp_path / "nested/folder").glob(".s.db.*")), "temporary file left behind"
+
+
+def test_an_older_schema_is_upgraded_and_a_newer_one_refused(db: Path) -> None:
+    with raw(db) as conn:  # version 0: a database this package has never touched
+        conn.execute("CREATE TABLE unrelated (x)")
+    store = SqliteStore(db)
+    record, _ = new_session(store)
+    store.close()
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match=r"schema version 99.*upgrade agent-continuity"):
+        SqliteStore(db)
+    with raw(db) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    assert SqliteStore(db).get_session(record.id).id == record.id
+
+
+def test_sync_mode_fsyncs_every_commit_and_batched_mode_does_not(db: Path) -> None:
+    for durability, level in (("sync", 2), ("batched", 1)):  # FULL, NORMAL
+        store = SqliteStore(db, durability=durability)
+        new_session(store)
+        assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == level
+        store.close()
+
+
+@pytest.mark.parametrize("durability", ["sync", "batched"])
+def test_every_acknowledged_append_survives_kill_9(db: Path, durability: str) -> None:
+    writer = textwrap.dedent(
+        f"""
+        import sys
+        from datetime import UTC, datetime, timedelta
+        from pathlib import Path
+        from agent_continuity.model import EventDraft, EventKind, SessionRecord
+        from agent_continuity.storage import LeaseRequest
+        from agent_continuity.storage.sqlite import SqliteStore
+        now = datetime.now(UTC)
+        store = SqliteStore(Path({str(db)!r}), durability={durability!r})
+        req = LeaseRequest("1@w", 1, "w", timedelta(minutes=5), now)
+        record, lease = store.create_session(SessionRecord(id="x", created=now,
+                                             last_activity=now), req)
+        print(record.id, flush=True)
+        n = 0
+        while True:
+            n += 1
+            draft = EventDraft(kind=EventKind.NOTE, at=now, payload={{"text": f"note {{n}}"}})
+            print(store.append(lease, [draft])[0].seq, flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    session_id = proc.stdout.readline().strip()
+    acked = [int(proc.stdout.readline()) for _ in range(300)]
+    proc.send_signal(signal.SIGKILL)
+    acked += [int(line) for line in proc.stdout.read().split()]
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    read = SqliteStore(db).read_events(session_id)
+    assert read.damage == []
+    texts = {e.seq: e.payload.get("text") for e in read.events}
+    assert all(texts[seq] == f"note {seq - 1}" for seq in acked)
+    assert read.last_seq >= acked[-1]
+
+
+# -- damage -------------------------------------------------------------------
+
+
+def flip_byte(db: Path, table: str, column: str, where: str, key: tuple[object, ...]) -> bytes:
+    with raw(db) as conn:
+        data = bytearray(
+            conn.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()[0]
+        )
+        data[len(data) // 2] ^= 0x20
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (bytes(data), *key))
+    return bytes(data)
+
+
+def test_a_flipped_byte_in_an_event_row_is_reported_and_quarantined(
+    store: SqliteStore, db: Path
+) -> None:
+    record, lease = new_session(store)
+    store.append(lease, [note("first"), note("second"), note("third")])  # seqs 2, 3, 4
+    damaged = flip_byte(db, "events", "line", "session_id = ? AND seq = 3", (record.id,))
+
+    read = store.read_events(record.id)
+    assert [e.payload.get("text") for e in read.events[1:]] == ["first", "third"]
+    [damage] = read.damage
+    assert damage.location == f"{db}:events/{record.id}/3"
+    assert damage.kind == "checksum"
+
+    report = store.verify(repair=True)
+    assert [d.location for d in report.damage] == [f"{db}:events/{record.id}/3"]
+    assert len(report.quarantined) == 1
+    with raw(db) as conn:
+        assert conn.execute("SELECT source, key, data FROM quarantine").fetchall() == [
+            ("events", f"{record.id}/3", damaged)
+        ]
+    # The hole stays visible: the journal lost an event and recovery must know.
+    [gap] = store.read_events(record.id).damage
+    assert (gap.kind, gap.location) == ("gap", f"{db}:events/{record.id}/3")
+
+
+def test_a_damaged_registry_entry_is_refused_then_rebuilt_from_the_journal(
+    store: SqliteStore, db: Path
+) -> None:
+    record, lease = new_session(store)
+    store.append(
+        lease,
+        [note("kept"), EventDraft(kind=EventKind.DECISION, at=NOW, payload={"text": "use SQLite"})],
+    )
+    view = SessionView.replay(store.read_events(record.id).events)
+    store.save_point(view.to_point(ids.make_recovery_id(record.id, at=NOW), NOW, Trigger.AUTO))
+    store.append(lease, [EventDraft(kind=EventKind.NEXT_STEP, at=NOW, payload={"step": "ship"})])
+    flip_byte(db, "sessions", "doc", "id = ?", (record.id,))
+
+    with pytest.raises(CorruptRecord, match="verify --repair") as caught:
+        store.get_session(record.id)
+    assert caught.value.location == f"{db}:sessions/{record.id}"
+
+    report = store.verify(repair=True)
+    assert report.repaired == [f"{db}:sessions/{record.id}"]
+    rebuilt = store.get_session(record.id)
+    assert rebuilt.context.key_decisions == ["use SQLite"]  # from the point
+    assert rebuilt.state.next_steps == ["ship"]  # from the journal after it
+    assert store.verify().ok
+
+
+def test_a_damaged_point_is_still_listed_but_never_loaded(store: SqliteStore, db: Path) -> None:
+    record, _ = new_session(store)
+    view = SessionView.replay(store.read_events(record.id).events)
+    point = view.to_point(ids.make_recovery_id(record.id, auto_save=1), NOW, Trigger.AUTO)
+    store.save_point(point)
+    with pytest.raises(DuplicateRecord):
+        store.save_point(point)
+    flip_byte(db, "points", "body", "id = ?", (point.id,))
+    assert [p.id for p in store.list_points(record.id)] == [point.id]
+    with pytest.raises(CorruptRecord) as caught:
+        store.load_point(point.id)
+    assert caught.value.location == f"{db}:points/{point.id}"
+
+
+def test_a_truncated_database_file_is_reported_as_damage(db: Path) -> None:
+    store = SqliteStore(db)
+    for _ in range(20):
+        _, lease = new_session(store)
+        store.append(lease, [note("x" * 2000) for _ in range(5)])
+    store.close()
+    os.truncate(db, db.stat().st_size // 2)
+
+    # SQLite notices at once that the file is shorter than its header says.
+    with pytest.raises(CorruptRecord) as caught:
+        SqliteStore(db)
+    assert caught.value.location == str(db)
+    assert str(caught.value).startswith(f"{db} is damaged (database disk image is malformed)")
+    assert "restore the file from a backup" in str(caught.value)
+
+
+def test_a_garbled_page_is_reported_by_verify_and_refused_by_reads(db: Path) -> None:
+    store = SqliteStore(db)
+    for _ in range(20):
+        new_session(store)
+    store.close()
+    with raw(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sessions'").fetchone()
+    with db.open("r+b") as file:
+        file.seek((root[0] - 1) * page_size)
+        file.write(bytes(range(256)) * (page_size // 256))
+
+    store = SqliteStore(db)
+    with pytest.raises(CorruptRecord, match="database disk image is malformed"):
+        store.list_sessions()
+    report = store.verify(repair=True)
+    assert report.damage and all(d.kind == "integrity" for d in report.damage)
+    assert f"sqlite3 {db} .recover" in report.damage[-1].detail
+    assert report.quarantined == [] and report.repaired == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty \\(0 bytes\\)"), (b"not a database at all" * 100, "is damaged")],
+)
+def test_a_file_that_is_not_a_store_is_refused_not_replaced(
+    db: Path, content: bytes, message: str
+) -> None:
+    db.write_bytes(content)
+    with pytest.raises(CorruptRecord, match=message) as caught:
+        SqliteStore(db).list_sessions()
+    assert caught.value.location == str(db)
+    assert db.read_bytes() == content
+
+
+# -- concurrency and fencing ---------------------------------------------------
+
+
+def test_eight_processes_creating_sessions_at_once_get_200_distinct_ids(db: Path) -> None:
+    SqliteStore(db).close()
+    go = db.with_name("go")
+    creator = textwrap.dedent(
+        f"""
+        import json, time
+        from datetime import UTC, datetime, timedelta
+        from pathlib import Path
+        from agent_continuity.model import SessionRecord
+        from agent_continuity.storage import LeaseRequest
+        from agent_continuity.storage.sqlite import SqliteStore
+        now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+        store = SqliteStore(Path({str(db)!r}))
+        print("ready", flush=True)
+        while not Path({str(go)!r}).exists():
+            time.sleep(0.005)
+        made = []
+        for _ in range(25):
+            req = LeaseRequest("p@h", None, "h", timedelta(minutes=5), now)
+            made.append(store.create_session(SessionRecord(id="x", created=now,
+                                             last_activity=now), req)[0].id)
+        print(json.dumps(made), flush=True)
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", creator], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
+    made = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    every = [session_id for batch in made for session_id in batch]
+    assert sorted(every) == [ids.make_session_id(NOW.date(), n) for n in range(1, 201)]
+    assert len(SqliteStore(db).list_sessions()) == 200
+
+
+def test_a_second_writer_is_refused_and_a_takeover_fences_the_first(db: Path) -> None:
+    first, second = SqliteStore(db), SqliteStore(db)
+    record, lease = new_session(first, holder="111@alpha")
+
+    with pytest.raises(LeaseHeld, match="111@alpha") as caught:
+        second.acquire_lease(record.id, request("222@beta", NOW + timedelta(minutes=1)))
+    assert caught.value.holder == "111@alpha"
+
+    taken = second.acquire_lease(record.id, request("222@beta"), steal=True)
+    assert taken.token == lease.token + 1
+    with pytest.raises(LeaseHeld, match="222@beta") as refused:
+        first.append(lease, [note("late write from the old holder")])
+    assert refused.value.holder == "222@beta"
+    second.append(taken, [note("new holder")])
+
+    events = first.read_events(record.id).events
+    assert [e.kind for e in events] == [EventKind.SESSION, EventKind.LEASE, EventKind.NOTE]
+    assert events[1].payload == {"token": 2, "holder": "222@beta"}
+    assert events[2].payload == {"text": "new holder"}
+
+
+def test_a_lock_held_beyond_the_busy_timeout_is_a_clear_error(db: Path) -> None:
+    store = SqliteStore(db, busy_timeout=0.2)
+    _, lease = new_session(store)
+    blocker = raw(db)
+    blocker.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="stayed locked by another process"):
+        store.append(lease, [note("waits")])
+    assert time.monotonic() - started >= 0.2
+    blocker.execute("ROLLBACK")
+    assert store.append(lease, [note("goes through")])[0].seq == 2
+
+
+# -- limits -------------------------------------------------------------------
+
+
+def test_a_full_disk_raises_and_leaves_the_journal_as_it_was(store: SqliteStore, db: Path) -> None:
+    record, lease = new_session(store)
+    store.append(lease, [note("before")])
+    conn = store._connection()  # SQLITE_FULL on demand: cap the file at its current size
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    with pytest.raises(StoreError, match="no space left") as caught:
+        store.append(lease, [note("x" * 100_000), note("never half-written")])
+    assert not isinstance(caught.value.__cause__, ContinuityError)
+
+    read = SqliteStore(db).read_events(record.id)
+    assert [e.payload.get("text") for e in read.events[1:]] == ["before"]
+    assert read.damage == []
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.append(lease, [note("after")])[0].seq == 3
+
+
+def test_a_read_only_database_raises_and_keeps_its_data(store: SqliteStore) -> None:
+    record, lease = new_session(store)
+    store._connection().execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError, match="cannot write"):
+        store.append(lease, [note("refused")])
+    with pytest.raises(StoreError, match="cannot write"):
+        new_session(store)
+    assert store.read_events(record.id).last_seq == 1
+    assert [r.id for r in store.list_sessions()] == [record.id]
+
+
+def test_unknown_sessions_and_closed_stores_say_what_to_do(store: SqliteStore) -> None:
+    with pytest.raises(SessionNotFound, match="continuity list"):
+        store.read_events("SESSION-261121-009")
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.list_sessions()
