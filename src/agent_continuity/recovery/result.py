@@ -1,0 +1,258 @@
+"""What the recovery engine returns.
+
+:class:`RecoveryResult` is the ``recover --json`` contract of DESIGN.md §4:
+``to_wire()`` gives exactly that object (plus a few documented extras). The
+recovered, repaired :class:`~agent_continuity.replay.SessionView`, the repair
+events and the conversation tail ride along on the object for the caller but
+are not part of the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr
+
+from agent_continuity.model import EventDraft, Progress, TaskStatus, UtcTime, WireModel
+from agent_continuity.replay import SessionView
+
+Status = Literal["success", "partial", "failed"]
+Mode = Literal["quick", "full", "emergency"]
+Decision = Literal["auto-resume", "prompt", "new-session"]
+
+
+class ConfidenceFactors(WireModel):
+    """The four factors of the recovery confidence, each in [0, 1]."""
+
+    elapsed: float
+    completeness: float
+    task_status: float
+    coherence: float
+
+
+class Confidence(WireModel):
+    """The recovery confidence score and why it is what it is.
+
+    Attributes:
+        score: Weighted mean of the factors, rounded to three decimals.
+        factors: Each factor, rounded to three decimals.
+        weights: The weight each factor had.
+        reasons: One line per factor saying what it was computed from.
+    """
+
+    score: float
+    factors: ConfidenceFactors
+    weights: ConfidenceFactors
+    reasons: list[str] = Field(default_factory=list)
+
+
+class TaskChange(WireModel):
+    """A task whose status differs between the saved state and the recovered one.
+
+    ``before`` is None for a task created after the save; ``after`` is None for a
+    task the recovered state no longer knows.
+    """
+
+    id: str
+    title: str = ""
+    before: TaskStatus | None = None
+    after: TaskStatus | None = None
+
+
+class StateDiff(WireModel):
+    """How the world moved between the save and now (the state-synchronisation output)."""
+
+    modified_files: list[str] = Field(default_factory=list)
+    added_files: list[str] = Field(default_factory=list)
+    deleted_files: list[str] = Field(default_factory=list)
+    branch_changed: bool = False
+    saved_branch: str | None = None
+    current_branch: str | None = None
+    saved_head: str | None = None
+    current_head: str | None = None
+    saved_head_reachable: bool | None = None
+    new_commits: list[str] = Field(default_factory=list)
+    task_changes: list[TaskChange] = Field(default_factory=list)
+    missing_active_files: list[str] = Field(default_factory=list)
+
+    @property
+    def changed_file_count(self) -> int:
+        """Modified, added and deleted files together."""
+        return len(self.modified_files) + len(self.added_files) + len(self.deleted_files)
+
+    @property
+    def unchanged(self) -> bool:
+        """True when no file, branch, commit or task moved."""
+        return not (
+            self.changed_file_count
+            or self.branch_changed
+            or self.new_commits
+            or self.task_changes
+            or self.missing_active_files
+        )
+
+
+class ValidationCheck(WireModel):
+    """One context-validation check and its outcome."""
+
+    name: str
+    critical: bool
+    passed: bool
+    detail: str
+
+
+class RestorationStep(WireModel):
+    """One of the five restoration steps, with its named output and what it found."""
+
+    name: str
+    output: str
+    detail: str
+
+
+class ProtocolStep(WireModel):
+    """One step of the recovery protocol that ran (quick, full or emergency)."""
+
+    name: str
+    detail: str
+
+
+class ProtocolReport(WireModel):
+    """The recovery protocol that ran and what each of its steps did."""
+
+    name: str
+    description: str
+    steps: list[ProtocolStep] = Field(default_factory=list)
+
+
+class RecoveryResult(WireModel):
+    """The outcome of recovering one session (``recover --json``).
+
+    Attributes:
+        status: ``success`` (nothing lost, every check passed), ``partial``
+            (warnings, damage, a failed check or emergency fallback) or ``failed``
+            (nothing could be recovered).
+        session_id: The session recovered.
+        mode: The protocol that ran: ``quick``, ``full`` or ``emergency``.
+        decision: ``auto-resume``, ``prompt`` (ask the user) or ``new-session``.
+        confidence: The score, its factors and their reasons.
+        context_summary: A few sentences for a person.
+        next_steps: What the session planned to do next.
+        warnings: Everything a user should know before trusting the result.
+        state_diff: What changed in the project since the save.
+        validation: The context-validation checks.
+        steps: The five restoration steps, in order.
+        prompt: The filled recovery prompt for the next agent.
+        continuation_id: ``CONTINUATION-YYMMDD-NNN-STEP`` of the step to resume.
+        protocol: The protocol's own steps and what each did.
+        recovery_point_id: The recovery point the state was loaded from, if any.
+        recovered_seq: The journal sequence number the recovered state reaches.
+        reference_time: The interruption (or last activity) the elapsed time counts from.
+        repairs: Events the caller appends when it restores the session (a synthetic
+            tool result for each tool call that never returned). Not in the JSON.
+        recovered_messages: The conversation tail, oldest first. Not in the JSON.
+    """
+
+    status: Status
+    session_id: str
+    mode: Mode
+    decision: Decision
+    confidence: Confidence
+    context_summary: str
+    next_steps: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    state_diff: StateDiff = Field(default_factory=StateDiff)
+    validation: list[ValidationCheck] = Field(default_factory=list)
+    steps: list[RestorationStep] = Field(default_factory=list)
+    prompt: str = ""
+    continuation_id: str
+    protocol: ProtocolReport
+    recovery_point_id: str | None = None
+    recovered_seq: int = 0
+    reference_time: UtcTime | None = None
+    repairs: list[EventDraft] = Field(default_factory=list, exclude=True)
+    recovered_messages: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
+
+    _view: SessionView | None = PrivateAttr(default=None)
+
+    @property
+    def view(self) -> SessionView | None:
+        """The recovered state with the repairs applied (None when nothing was recovered)."""
+        return self._view
+
+    def attach_view(self, view: SessionView | None) -> RecoveryResult:
+        """Attach the recovered view (the engine does this); returns ``self``."""
+        self._view = view
+        return self
+
+
+class TaskContext(WireModel):
+    """What an agent needs to know about one task to pick it up."""
+
+    id: str
+    title: str = ""
+    status: TaskStatus = TaskStatus.OPEN
+    phase: str | None = None
+    steps: list[str] = Field(default_factory=list)
+    completed_steps: list[str] = Field(default_factory=list)
+    dependencies: list[str] = Field(default_factory=list)
+    is_current_task: bool = False
+    blockers: list[str] = Field(default_factory=list)
+    key_decisions: list[str] = Field(default_factory=list)
+    conversation_summary: str = ""
+    last_action: str = ""
+    changed_files: list[str] = Field(default_factory=list)
+    missing_files: list[str] = Field(default_factory=list)
+
+
+class ResumeTaskResult(WireModel):
+    """The RESUME_TASK response: ``{taskContext, currentStep, progress, nextActions}``."""
+
+    session_id: str
+    task_context: TaskContext
+    current_step: str | None = None
+    progress: Progress = 0
+    next_actions: list[str] = Field(default_factory=list)
+    continuation_id: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class UrgentTask(WireModel):
+    """A task an emergency recovery puts in front of the user."""
+
+    session_id: str
+    task: str | None = None
+    phase: str | None = None
+    step: str | None = None
+    progress: Progress = 0
+    blockers: list[str] = Field(default_factory=list)
+    next_steps: list[str] = Field(default_factory=list)
+    session_status: str = ""
+    updated: UtcTime
+    reason: str = ""
+
+
+class CriticalInfo(WireModel):
+    """The critical project information of an emergency recovery."""
+
+    current_phase: str | None = None
+    project_health: str = "unknown"
+    critical_issues: list[str] = Field(default_factory=list)
+    recent_completions: list[str] = Field(default_factory=list)
+    working_branch: str | None = None
+    head: str | None = None
+    build_status: str = "unknown"
+    last_decisions: list[str] = Field(default_factory=list)
+
+
+class EmergencyResult(WireModel):
+    """The outcome of ``continuity emergency``: critical info, urgent tasks, basic context."""
+
+    status: Status
+    mode: Mode = "emergency"
+    critical_info: CriticalInfo = Field(default_factory=CriticalInfo)
+    urgent_tasks: list[UrgentTask] = Field(default_factory=list)
+    basic_context: str = ""
+    next_steps: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    sessions_considered: int = 0
+    protocol: ProtocolReport
