@@ -24,6 +24,8 @@ from .confidence import (
     task_status_factor,
     weighted_score,
 )
+from .integrity import INTERRUPTED_TOOL_OUTPUT, Integrity, assess_integrity, repair_events
+from .prompt import DEFAULT_TEMPLATE, PLACEHOLDERS, render_prompt
 from .result import (
     Confidence,
     ConfidenceFactors,
@@ -46,8 +48,12 @@ from .result import (
 from .saved_state import SavedState
 from .settings import ConfidenceWeights, RecoverySettings
 from .state_diff import diff_state
+from .validation import validate_context
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
+    "INTERRUPTED_TOOL_OUTPUT",
+    "PLACEHOLDERS",
     "CompletenessPart",
     "Confidence",
     "ConfidenceFactors",
@@ -56,6 +62,7 @@ __all__ = [
     "Decision",
     "EmergencyResult",
     "Factor",
+    "Integrity",
     "Mode",
     "ProtocolReport",
     "ProtocolStep",
@@ -70,12 +77,16 @@ __all__ = [
     "TaskContext",
     "UrgentTask",
     "ValidationCheck",
+    "assess_integrity",
     "build_confidence",
     "coherence_factor",
     "completeness_factor",
     "decide",
     "diff_state",
     "elapsed_factor",
+    "render_prompt",
+    "repair_events",
     "task_status_factor",
+    "validate_context",
     "weighted_score",
 ]

@@ -1,0 +1,137 @@
+"""Conversation integrity: damaged records, tool calls that never returned, cut-off turns.
+
+A session killed mid-turn leaves traces a model provider would reject (a tool
+call without its result) or an agent would misread (half an assistant
+message). This module finds them and builds the repair events the caller
+appends when it restores the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent_continuity.model import Damage, Event, EventDraft, EventKind, ToolCall
+from agent_continuity.replay import SessionView
+
+INTERRUPTED_TOOL_OUTPUT = "interrupted: the session ended before this tool call returned"
+
+# Damage kinds that mean a record failed verification, as opposed to records
+# that are simply absent (a torn tail, a gap in the sequence numbers).
+_CHECKSUM_KINDS = frozenset({"checksum", "decode"})
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """What is wrong with the saved conversation, if anything.
+
+    Attributes:
+        journal_damage: Damage met reading the journal.
+        point_damage: Newer recovery points that failed their checksum.
+        dangling_calls: Tool calls that never received a result, oldest first.
+        partial_message_seq: Sequence number of a half-written last assistant
+            message, or None.
+    """
+
+    journal_damage: tuple[Damage, ...] = ()
+    point_damage: tuple[Damage, ...] = ()
+    dangling_calls: tuple[ToolCall, ...] = ()
+    partial_message_seq: int | None = None
+
+    @property
+    def checksums_ok(self) -> bool:
+        """No journal record and no recovery point failed its checksum."""
+        return not self.point_damage and not any(
+            d.kind in _CHECKSUM_KINDS for d in self.journal_damage
+        )
+
+    @property
+    def journal_intact(self) -> bool:
+        """No torn tail or gap, no dangling tool call, no half-written assistant turn."""
+        return (
+            not any(d.kind not in _CHECKSUM_KINDS for d in self.journal_damage)
+            and not self.dangling_calls
+            and self.partial_message_seq is None
+        )
+
+    @property
+    def ok(self) -> bool:
+        """Nothing at all is wrong."""
+        return self.checksums_ok and self.journal_intact
+
+    def problems(self) -> list[str]:
+        """One warning per problem, in the words a user needs to act on it."""
+        found: list[str] = []
+        for damage in self.journal_damage:
+            found.append(
+                f"journal damage ({damage.kind}) in {damage.location}: {damage.detail}; "
+                "events in the damaged part are lost"
+            )
+        for damage in self.point_damage:
+            found.append(
+                f"recovery point {damage.location} failed verification ({damage.kind}: "
+                f"{damage.detail}) and was skipped; an older point and the journal were used"
+            )
+        for call in self.dangling_calls:
+            found.append(
+                f"tool call {call.name or '?'} (callId {call.call_id}, seq {call.seq}) never "
+                "returned; recorded as interrupted"
+            )
+        if self.partial_message_seq is not None:
+            found.append(
+                f"the last assistant message (seq {self.partial_message_seq}) was cut off "
+                "mid-way; the next agent should finish or repeat it"
+            )
+        return found
+
+
+def assess_integrity(
+    view: SessionView | None,
+    journal_damage: Sequence[Damage] = (),
+    point_damage: Sequence[Damage] = (),
+) -> Integrity:
+    """Collect every integrity problem of a recovered view and the records behind it."""
+    calls: tuple[ToolCall, ...] = ()
+    partial: int | None = None
+    if view is not None:
+        calls = tuple(sorted(view.pending_calls.values(), key=lambda c: (c.seq, c.call_id)))
+        partial = view.partial_message_seq
+    return Integrity(
+        journal_damage=tuple(journal_damage),
+        point_damage=tuple(point_damage),
+        dangling_calls=calls,
+        partial_message_seq=partial,
+    )
+
+
+def repair_events(calls: Sequence[ToolCall], at: datetime) -> list[EventDraft]:
+    """A synthetic, failed tool result for each call that never returned.
+
+    Providers refuse a conversation in which a tool call has no result, so the
+    restored session must close every one; marking the result ``synthetic``
+    keeps it distinguishable from a real tool failure.
+    """
+    return [
+        EventDraft(
+            kind=EventKind.TOOL_RESULT,
+            at=at,
+            payload={
+                "callId": call.call_id,
+                "output": INTERRUPTED_TOOL_OUTPUT,
+                "isError": True,
+                "synthetic": True,
+            },
+        )
+        for call in calls
+    ]
+
+
+def apply_repairs(view: SessionView, drafts: Sequence[EventDraft]) -> None:
+    """Fold repair events into ``view`` as if they had been appended next.
+
+    The caller appends the same drafts to the journal, where they receive
+    exactly these sequence numbers (the journal continues without a gap).
+    """
+    for draft in drafts:
+        view.apply(Event(seq=view.seq + 1, kind=draft.kind, at=draft.at, payload=draft.payload))
