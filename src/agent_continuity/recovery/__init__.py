@@ -24,8 +24,10 @@ from .confidence import (
     task_status_factor,
     weighted_score,
 )
+from .engine import choose_mode, recover, reference_time
 from .integrity import INTERRUPTED_TOOL_OUTPUT, Integrity, assess_integrity, repair_events
 from .prompt import DEFAULT_TEMPLATE, PLACEHOLDERS, render_prompt
+from .protocols import PROTOCOLS, RESTORATION_STEPS, ProtocolDefinition
 from .result import (
     Confidence,
     ConfidenceFactors,
@@ -48,12 +50,15 @@ from .result import (
 from .saved_state import SavedState
 from .settings import ConfidenceWeights, RecoverySettings
 from .state_diff import diff_state
+from .summary import context_summary
 from .validation import validate_context
 
 __all__ = [
     "DEFAULT_TEMPLATE",
     "INTERRUPTED_TOOL_OUTPUT",
     "PLACEHOLDERS",
+    "PROTOCOLS",
+    "RESTORATION_STEPS",
     "CompletenessPart",
     "Confidence",
     "ConfidenceFactors",
@@ -64,6 +69,7 @@ __all__ = [
     "Factor",
     "Integrity",
     "Mode",
+    "ProtocolDefinition",
     "ProtocolReport",
     "ProtocolStep",
     "RecoveryResult",
@@ -79,11 +85,15 @@ __all__ = [
     "ValidationCheck",
     "assess_integrity",
     "build_confidence",
+    "choose_mode",
     "coherence_factor",
     "completeness_factor",
+    "context_summary",
     "decide",
     "diff_state",
     "elapsed_factor",
+    "recover",
+    "reference_time",
     "render_prompt",
     "repair_events",
     "task_status_factor",
