@@ -24,6 +24,7 @@ from .confidence import (
     task_status_factor,
     weighted_score,
 )
+from .emergency import emergency_context
 from .engine import choose_mode, recover, reference_time
 from .integrity import INTERRUPTED_TOOL_OUTPUT, Integrity, assess_integrity, repair_events
 from .prompt import DEFAULT_TEMPLATE, PLACEHOLDERS, render_prompt
@@ -51,6 +52,7 @@ from .saved_state import SavedState
 from .settings import ConfidenceWeights, RecoverySettings
 from .state_diff import diff_state
 from .summary import context_summary
+from .tasks import resume_task
 from .validation import validate_context
 
 __all__ = [
@@ -92,10 +94,12 @@ __all__ = [
     "decide",
     "diff_state",
     "elapsed_factor",
+    "emergency_context",
     "recover",
     "reference_time",
     "render_prompt",
     "repair_events",
+    "resume_task",
     "task_status_factor",
     "validate_context",
     "weighted_score",
