@@ -1,0 +1,288 @@
+"""Where the files store keeps each record, and the shape of its documents.
+
+The layout is the specification's, so people and agents can read it with
+``cat`` and a team can commit it to git::
+
+    sessions/session-registry.json        {"sessionRegistry": {"metadata", "sessions"}, "checksum"}
+    sessions/active-sessions.json         {"activeSessions": [ids], "checksum"}
+    sessions/session-archive/ID.json      the record of a completed or archived session
+    sessions/leases/ID.json, ID.lock      the session's lease; the lock its writers take
+    snapshots/context-snapshots/ID.json   the latest context snapshot
+    snapshots/conversation-history/ID.jsonl   the journal, append-only
+    snapshots/recovery-points/ID/RECOVERY-….seqN.YYYYMMDDTHHMMSSmmmZ.TRIGGER.json.gz
+    recovery/recovery-protocols.json      the quick, full and emergency protocols
+    recovery/recovery-logs/recovery-log.jsonl   one checksummed JSON line per recovery
+    recovery/emergency-backups/ID.json    critical facts, kept apart from the rest
+    quarantine/                           damaged bytes moved aside by ``verify --repair``
+
+A recovery point's file name carries its id, ``seq``, creation time and
+trigger, so listing and pruning never decompress a body. Every path is built
+from an id that passed :mod:`agent_continuity.ids`, so no id can name a file
+outside the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent_continuity import ids
+from agent_continuity.errors import CorruptRecord, InvalidIdentifier
+from agent_continuity.model import (
+    SYSTEM_VERSION,
+    RecoveryPointInfo,
+    SessionRecord,
+    SessionStatus,
+    Trigger,
+)
+
+POINT_SUFFIX = ".json.gz"
+EMPTY_LAST_SESSION = "SESSION-000000"  # the specification's value for an empty registry
+
+RECOVERY_PROTOCOLS: dict[str, Any] = {
+    "recoveryProtocols": {
+        "quickRecovery": {
+            "description": "Fast context restoration for same-day sessions",
+            "timeLimit": "24 hours",
+            "steps": [
+                "load-session-snapshot",
+                "restore-conversation-context",
+                "verify-project-state",
+                "resume-current-task",
+            ],
+            "estimatedTime": "30 seconds",
+        },
+        "fullRecovery": {
+            "description": "Complete context reconstruction for older sessions",
+            "timeLimit": "unlimited",
+            "steps": [
+                "analyze-project-changes",
+                "rebuild-context-from-logs",
+                "update-knowledge-base",
+                "synchronize-with-current-state",
+                "generate-recovery-summary",
+            ],
+            "estimatedTime": "2-5 minutes",
+        },
+        "emergencyRecovery": {
+            "description": "Minimal context for critical situations",
+            "timeLimit": "unlimited",
+            "steps": [
+                "load-critical-project-info",
+                "identify-urgent-tasks",
+                "establish-basic-context",
+            ],
+            "estimatedTime": "15 seconds",
+        },
+    }
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The paths of one files store under ``root``."""
+
+    root: Path
+
+    @property
+    def sessions(self) -> Path:
+        """``sessions/``."""
+        return self.root / "sessions"
+
+    @property
+    def registry(self) -> Path:
+        """The session registry document."""
+        return self.sessions / "session-registry.json"
+
+    @property
+    def registry_lock(self) -> Path:
+        """The store-wide lock: id allocation, registry and recovery log updates."""
+        return self.sessions / "session-registry.lock"
+
+    @property
+    def active(self) -> Path:
+        """The list of active sessions."""
+        return self.sessions / "active-sessions.json"
+
+    @property
+    def archive(self) -> Path:
+        """Copies of completed and archived sessions' records."""
+        return self.sessions / "session-archive"
+
+    @property
+    def leases(self) -> Path:
+        """One lease document and one lock file per session."""
+        return self.sessions / "leases"
+
+    @property
+    def snapshots(self) -> Path:
+        """Latest context snapshot per session."""
+        return self.root / "snapshots" / "context-snapshots"
+
+    @property
+    def journals(self) -> Path:
+        """The journals."""
+        return self.root / "snapshots" / "conversation-history"
+
+    @property
+    def points(self) -> Path:
+        """Recovery points, one folder per session."""
+        return self.root / "snapshots" / "recovery-points"
+
+    @property
+    def protocols(self) -> Path:
+        """The recovery protocols document."""
+        return self.root / "recovery" / "recovery-protocols.json"
+
+    @property
+    def logs(self) -> Path:
+        """The recovery log's folder."""
+        return self.root / "recovery" / "recovery-logs"
+
+    @property
+    def log(self) -> Path:
+        """The recovery log."""
+        return self.logs / "recovery-log.jsonl"
+
+    @property
+    def emergency(self) -> Path:
+        """Emergency backups."""
+        return self.root / "recovery" / "emergency-backups"
+
+    @property
+    def quarantine(self) -> Path:
+        """Where ``verify --repair`` moves damaged bytes."""
+        return self.root / "quarantine"
+
+    def folders(self) -> list[Path]:
+        """Every folder of the layout."""
+        return [
+            self.archive,
+            self.leases,
+            self.snapshots,
+            self.journals,
+            self.points,
+            self.logs,
+            self.emergency,
+        ]
+
+    def journal(self, session_id: str) -> Path:
+        """A session's journal."""
+        return self.journals / f"{ids.validate_session_id(session_id)}.jsonl"
+
+    def lease(self, session_id: str) -> Path:
+        """A session's lease document."""
+        return self.leases / f"{ids.validate_session_id(session_id)}.json"
+
+    def session_lock(self, session_id: str) -> Path:
+        """The lock file a session's writers hold."""
+        return self.leases / f"{ids.validate_session_id(session_id)}.lock"
+
+    def snapshot(self, session_id: str) -> Path:
+        """A session's latest context snapshot."""
+        return self.snapshots / f"{ids.validate_session_id(session_id)}.json"
+
+    def emergency_backup(self, session_id: str) -> Path:
+        """A session's emergency backup."""
+        return self.emergency / f"{ids.validate_session_id(session_id)}.json"
+
+    def archived(self, session_id: str) -> Path:
+        """The archive copy of a session's record."""
+        return self.archive / f"{ids.validate_session_id(session_id)}.json"
+
+    def point_folder(self, session_id: str) -> Path:
+        """A session's recovery points."""
+        return self.points / ids.validate_session_id(session_id)
+
+    def journal_ids(self) -> list[str]:
+        """The session ids that have a journal, in id order."""
+        found = []
+        for path in self.journals.glob("SESSION-*.jsonl"):
+            try:
+                found.append(ids.validate_session_id(path.stem))
+            except InvalidIdentifier:
+                continue
+        return sorted(found, key=session_sort_key)
+
+
+def session_sort_key(session_id: str) -> tuple[datetime, int]:
+    """Sort session ids by day, then number (``-1000`` after ``-999``)."""
+    key = ids.parse_session_id(session_id)
+    return datetime(key.day.year, key.day.month, key.day.day), key.number
+
+
+def point_file_name(info: RecoveryPointInfo) -> str:
+    """``RECOVERY-….seqN.YYYYMMDDTHHMMSSmmmZ.TRIGGER.json.gz`` for a point."""
+    created = info.created.astimezone(UTC)
+    stamp = created.strftime("%Y%m%dT%H%M%S") + f"{created.microsecond // 1000:03d}Z"
+    return f"{info.id}.seq{info.seq}.{stamp}.{info.trigger.value}{POINT_SUFFIX}"
+
+
+def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | None:
+    """The listing of a point from its file name, or None if the name is not one of ours."""
+    name = path.name
+    if not name.endswith(POINT_SUFFIX):
+        return None
+    parts = name[: -len(POINT_SUFFIX)].split(".")
+    if len(parts) != 4 or not parts[1].startswith("seq") or not parts[1][3:].isdigit():
+        return None
+    point_id, seq, stamp, trigger = parts
+    try:
+        ids.validate_recovery_id(point_id)
+        created = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+        return RecoveryPointInfo(
+            id=point_id,
+            session_id=session_id,
+            seq=int(seq[3:]),
+            created=created,
+            trigger=Trigger(trigger),
+            location=str(path),
+        )
+    except (InvalidIdentifier, ValueError):
+        return None
+
+
+def registry_document(records: dict[str, SessionRecord]) -> dict[str, Any]:
+    """The registry in the specification's shape (the codec adds the checksum)."""
+    ordered = sorted(records.values(), key=lambda r: (r.created, session_sort_key(r.id)))
+    last = max(records, key=session_sort_key) if records else EMPTY_LAST_SESSION
+    return {
+        "sessionRegistry": {
+            "metadata": {
+                "totalSessions": len(records),
+                "activeSessions": sum(r.status is SessionStatus.ACTIVE for r in records.values()),
+                "lastSessionId": last,
+                "systemVersion": SYSTEM_VERSION,
+            },
+            "sessions": {r.id: r.to_wire() for r in ordered},
+        }
+    }
+
+
+def parse_registry(doc: dict[str, Any], location: str) -> dict[str, SessionRecord]:
+    """The records of a checksum-verified registry document.
+
+    Raises:
+        CorruptRecord: If the document does not have the registry's shape.
+    """
+    try:
+        sessions = doc["sessionRegistry"]["sessions"]
+        records = {key: SessionRecord.model_validate(value) for key, value in sessions.items()}
+    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+        raise CorruptRecord(
+            f"{location}: not a session registry ({exc}); run `continuity verify --repair`",
+            location,
+        ) from None
+    if any(key != record.id for key, record in records.items()):
+        raise CorruptRecord(f"{location}: a registry key differs from its session's id", location)
+    return records
+
+
+def active_document(records: dict[str, SessionRecord]) -> dict[str, Any]:
+    """``active-sessions.json``: the ids of the active sessions, oldest first."""
+    active = [r.id for r in records.values() if r.status is SessionStatus.ACTIVE]
+    return {"activeSessions": sorted(active, key=session_sort_key)}

@@ -1,0 +1,348 @@
+"""``verify`` for the files store: check every record, and with ``repair`` mend what is derivable.
+
+This module is the maintenance half of :class:`~.files.FileStore` and uses
+its internals on purpose. Repair follows one rule: **never delete the only
+copy of anything**. Damaged bytes are first written to ``quarantine/``
+(fsynced), and only then is the original replaced or moved. The registry,
+the active list and lost lease documents are rebuilt from the journals; a
+session's state comes from its newest valid recovery point plus the events
+after it, exactly as recovery would compute it.
+
+Repair holds the registry lock throughout and each session's lock while it
+rewrites that session's journal (the store's lock order).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from agent_continuity import ids
+from agent_continuity.errors import (
+    ContinuityError,
+    CorruptRecord,
+    InvalidIdentifier,
+    RecoveryPointNotFound,
+)
+from agent_continuity.model import (
+    ContextSnapshot,
+    Damage,
+    EmergencyBackup,
+    EventKind,
+    Lease,
+    SessionRecord,
+)
+from agent_continuity.replay import SessionView
+
+from . import codec
+from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
+from .base import VerifyReport
+from .files_layout import RECOVERY_PROTOCOLS, active_document, parse_point_file_name
+from .journal_file import parse_lines, read_journal, split_lines
+
+if TYPE_CHECKING:
+    from .files import FileStore
+
+_counter = itertools.count(1)
+
+
+def verify_store(store: FileStore, *, repair: bool) -> VerifyReport:
+    """Check (and with ``repair``, mend) everything under ``store.root``.
+
+    See :meth:`~.base.Store.verify`. Damage found is always reported, also
+    when it was repaired; ``repaired`` and ``quarantined`` say what was done.
+    """
+    report = VerifyReport()
+    with store._registry_lock.exclusive() if repair else nullcontext():
+        _Verifier(store, report, repair).run()
+    return report
+
+
+class _Verifier:
+    def __init__(self, store: FileStore, report: VerifyReport, repair: bool) -> None:
+        self.store = store
+        self.layout = store.layout
+        self.report = report
+        self.repair = repair
+
+    def run(self) -> None:
+        session_ids = self.layout.journal_ids()
+        for session_id in session_ids:
+            self.journal(session_id)
+        self.points()
+        self.documents(self.layout.snapshots, ContextSnapshot)
+        self.documents(self.layout.emergency, EmergencyBackup)
+        self.documents(self.layout.archive, SessionRecord)
+        self.leases(session_ids)
+        self.log()
+        self.protocols()
+        self.registry(session_ids)
+
+    # -- helpers --------------------------------------------------------
+
+    def damage(self, path: Path | str, kind: str, detail: str, offset: int | None = None) -> None:
+        self.report.damage.append(
+            Damage(location=str(path), kind=kind, detail=detail, offset=offset)
+        )
+
+    def quarantine_path(self, original: Path) -> Path:
+        relative = original.relative_to(self.layout.root).as_posix().replace("/", "__")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        folder = self.layout.quarantine
+        folder.mkdir(exist_ok=True)
+        return folder / f"{stamp}-{os.getpid()}-{next(_counter)}-{relative}"
+
+    def quarantine_bytes(self, original: Path, data: bytes) -> Path:
+        target = self.quarantine_path(original)
+        replace_atomically(target, data)
+        self.report.quarantined.append(str(target))
+        return target
+
+    def quarantine_file(self, path: Path) -> Path:
+        target = self.quarantine_path(path)
+        try:
+            os.replace(path, target)
+            fsync_folder(target.parent)
+            fsync_folder(path.parent)
+        except OSError as exc:
+            raise store_error(exc, "move to quarantine", path) from exc
+        self.report.quarantined.append(str(target))
+        return target
+
+    def leftovers(self, folder: Path) -> list[Path]:
+        """The files of a folder; temporary files of interrupted writes go to quarantine."""
+        try:
+            paths = sorted(folder.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise store_error(exc, "list", folder) from exc
+        kept = []
+        for path in paths:
+            if is_temp_name(path.name):
+                if self.repair:
+                    self.quarantine_file(path)
+            elif not path.name.endswith(".lock"):
+                kept.append(path)
+        return kept
+
+    # -- journals -------------------------------------------------------
+
+    def journal(self, session_id: str) -> None:
+        path = self.layout.journal(session_id)
+        read, damaged = read_journal(path)
+        if read.damage:
+            # Look again with writers held off: a torn tail may be a write in progress.
+            lock = self.store._session(session_id).lock
+            with lock.exclusive() if self.repair else lock.shared():
+                read, damaged = read_journal(path)
+                if damaged and self.repair:
+                    self.drop_damaged_lines(path)
+        self.report.checked += len(read.events) + len(damaged)
+        self.report.damage.extend(read.damage)
+
+    def drop_damaged_lines(self, path: Path) -> None:
+        """Quarantine a line file's damaged lines, then replace it with only its valid ones."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise store_error(exc, "read", path) from exc
+        lines = split_lines(data)
+        if path == self.layout.log:
+            bad = {d.offset for d in self.store._read_log()[1]}
+        else:
+            bad = {line.offset for line in parse_lines(lines, str(path))[1]}
+        target = self.quarantine_bytes(
+            path, b"".join(line.data + b"\n" for line in lines if line.offset in bad)
+        )
+        replace_atomically(
+            path, b"".join(line.data + b"\n" for line in lines if line.offset not in bad)
+        )
+        self.report.repaired.append(
+            f"{path}: moved {len(bad)} damaged line(s) to {target}; kept the "
+            f"{len(lines) - len(bad)} valid one(s)"
+        )
+
+    # -- recovery points and documents ---------------------------------
+
+    def points(self) -> None:
+        for folder in self.leftovers(self.layout.points):
+            try:
+                session_id = ids.validate_session_id(folder.name)
+            except InvalidIdentifier:
+                self.damage(folder, "decode", "not a session's recovery point folder")
+                continue
+            for path in self.leftovers(folder):
+                self.report.checked += 1
+                info = parse_point_file_name(session_id, path)
+                if info is None:
+                    self.damage(
+                        path, "decode", "file name is not RECOVERY-….seqN.TIME.TRIGGER.json.gz"
+                    )
+                    continue
+                try:
+                    self.store._read_point(info, path)
+                except (CorruptRecord, RecoveryPointNotFound) as exc:
+                    self.damage(path, "checksum", exc.message)
+                    if self.repair:
+                        self.quarantine_file(path)
+
+    def documents(self, folder: Path, model: type[BaseModel]) -> None:
+        for path in self.leftovers(folder):
+            self.report.checked += 1
+            try:
+                ids.validate_session_id(path.name.removesuffix(".json"))
+                self.store._read_model(path, model)
+            except InvalidIdentifier:
+                self.damage(path, "decode", "file name is not SESSION-YYMMDD-NNN.json")
+            except CorruptRecord as exc:
+                self.damage(path, "checksum", exc.message)
+                if self.repair:
+                    self.quarantine_file(path)
+
+    def leases(self, session_ids: list[str]) -> None:
+        for session_id in session_ids:
+            path = self.layout.lease(session_id)
+            self.report.checked += 1
+            try:
+                if self.store._read_lease_file(session_id) is not None:
+                    continue
+                self.damage(path, "missing", f"{session_id} has no lease document")
+            except CorruptRecord as exc:
+                self.damage(path, "checksum", exc.message)
+            if self.repair:
+                self.rebuild_lease(session_id, path)
+
+    def rebuild_lease(self, session_id: str, path: Path) -> None:
+        entry = self.store._session(session_id)
+        with entry.lock.exclusive():
+            if path.exists():
+                self.quarantine_file(path)
+            events = read_journal(self.layout.journal(session_id))[0].events
+            taken = [e for e in events if e.kind is EventKind.LEASE]
+            last = taken[-1] if taken else None
+            # Tokens only grow: the rebuilt lease keeps the newest token the journal
+            # shows, already expired, so the next writer takes over with a higher one.
+            token = int(last.payload.get("token", 1)) if last else 1
+            holder = str(last.payload.get("holder", "unknown")) if last else "unknown"
+            at = last.at if last else (events[0].at if events else datetime.now(UTC))
+            self.store._write_lease(
+                Lease(
+                    session_id=session_id,
+                    token=token,
+                    holder=holder,
+                    acquired=at,
+                    heartbeat=at,
+                    expires=at,
+                )
+            )
+            entry.lease_known = False
+        self.report.repaired.append(f"{path}: rebuilt from the journal (token {token}, expired)")
+
+    def log(self) -> None:
+        entries, damage = self.store._read_log()
+        self.report.checked += len(entries) + len(damage)
+        self.report.damage.extend(damage)
+        if damage and self.repair:
+            self.drop_damaged_lines(self.layout.log)
+
+    def protocols(self) -> None:
+        path = self.layout.protocols
+        self.report.checked += 1
+        try:
+            if self.store._read_document(path) == RECOVERY_PROTOCOLS:
+                return
+            self.damage(
+                path,
+                "missing" if not path.exists() else "stale",
+                "not the recovery protocols this version writes",
+            )
+        except CorruptRecord as exc:
+            self.damage(path, "checksum", exc.message)
+        if self.repair:
+            if path.exists():
+                self.quarantine_file(path)
+            replace_atomically(path, codec.dump_document(RECOVERY_PROTOCOLS))
+            self.report.repaired.append(f"{path}: rewritten")
+
+    # -- registry and active list ----------------------------------------
+
+    def registry(self, session_ids: list[str]) -> None:
+        path = self.layout.registry
+        self.report.checked += 1
+        records: dict[str, SessionRecord] | None
+        try:
+            records = self.store._load_registry()
+        except CorruptRecord as exc:
+            self.damage(path, "checksum" if path.exists() else "missing", exc.message)
+            records = None
+        known = records or {}
+        missing = [s for s in session_ids if s not in known]
+        if records is not None:
+            for session_id in missing:
+                self.damage(path, "missing", f"{session_id} has a journal but no registry entry")
+        for session_id in sorted(set(known) - set(session_ids)):
+            self.damage(
+                self.layout.journal(session_id),
+                "missing",
+                f"the registry lists {session_id} but its journal is missing",
+            )
+        if not self.repair or (records is not None and not missing):
+            self.active(known)
+            return
+        if records is None and path.exists():
+            self.quarantine_bytes(path, path.read_bytes())
+        rebuilt = dict(known)
+        for session_id in missing:
+            record = self.rebuild_record(session_id)
+            if record is not None:
+                rebuilt[session_id] = record
+        self.store._write_registry(rebuilt, None)  # and the active list with it
+        self.report.repaired.append(
+            f"{path}: rebuilt from the journals ({len(rebuilt)} sessions, {len(missing)} restored)"
+        )
+
+    def active(self, records: dict[str, SessionRecord]) -> None:
+        path = self.layout.active
+        self.report.checked += 1
+        try:
+            doc = self.store._read_document(path)
+            if doc == active_document(records):
+                return
+            if doc is None:
+                self.damage(path, "missing", "the list of active sessions is missing")
+            else:
+                self.damage(path, "stale", "does not list the registry's active sessions")
+        except CorruptRecord as exc:
+            self.damage(path, "checksum", exc.message)
+        if self.repair:
+            if path.exists():
+                self.quarantine_bytes(path, path.read_bytes())
+            replace_atomically(path, codec.dump_document(active_document(records)))
+            self.report.repaired.append(f"{path}: rewritten from the registry")
+
+    def rebuild_record(self, session_id: str) -> SessionRecord | None:
+        """The session as recovery would see it: newest valid point plus later events."""
+        events = read_journal(self.layout.journal(session_id))[0].events
+        for info in reversed(self.store.list_points(session_id)):
+            try:
+                point = self.store.load_point(info.id)
+            except (CorruptRecord, RecoveryPointNotFound):
+                continue
+            return SessionView.replay([e for e in events if e.seq > point.seq], point).record
+        try:
+            return SessionView.replay(events).record
+        except (ContinuityError, ValueError) as exc:
+            self.damage(
+                self.layout.journal(session_id),
+                "missing",
+                f"cannot rebuild {session_id}: its first event is lost and it has no "
+                f"valid recovery point ({exc})",
+            )
+            return None

@@ -1,0 +1,242 @@
+"""A session's journal file: reading it with damage reports, appending to it cheaply.
+
+The journal is ``snapshots/conversation-history/SESSION-….jsonl``, one
+:func:`~.codec.encode_event` line per event, never rewritten in place. A
+reader gets every line that passes its checksum and a :class:`~.model.Damage`
+for everything else: a torn last line, a line failing its checksum, a gap in
+the sequence numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_continuity.errors import CorruptRecord, SessionNotFound
+from agent_continuity.model import Damage
+
+from . import codec
+from .atomic import append_durably, store_error
+from .base import JournalRead
+
+_TAIL_WINDOW = 64 * 1024
+
+
+@dataclass(slots=True)
+class JournalLine:
+    """One newline-separated piece of a journal file and where it starts."""
+
+    offset: int
+    data: bytes  # without the newline
+    terminated: bool
+
+
+def split_lines(data: bytes) -> list[JournalLine]:
+    """Cut a journal's bytes into lines; empty lines (left by a torn write) are dropped."""
+    lines: list[JournalLine] = []
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        if end < 0:
+            lines.append(JournalLine(start, data[start:], terminated=False))
+            break
+        if end > start:
+            lines.append(JournalLine(start, data[start:end], terminated=True))
+        start = end + 1
+    return lines
+
+
+def parse_lines(
+    lines: list[JournalLine], location: str, after_seq: int = 0
+) -> tuple[JournalRead, list[JournalLine]]:
+    """Decode journal lines, reporting damage instead of skipping it.
+
+    Returns:
+        The events with ``seq > after_seq`` plus every damage found (in the
+        whole journal), and the damaged lines themselves (for quarantine).
+    """
+    result = JournalRead(events=[])
+    damaged: list[JournalLine] = []
+    previous = 0
+    for line in lines:
+        try:
+            event = codec.decode_event(line.data, location)
+        except CorruptRecord as exc:
+            damaged.append(line)
+            torn = not line.terminated
+            result.damage.append(
+                Damage(
+                    location=location,
+                    kind="torn-tail" if torn else "checksum",
+                    detail=(
+                        f"the last line ({len(line.data)} bytes) is incomplete: a write was "
+                        "cut short by a crash or power loss"
+                        if torn
+                        else f"line at byte {line.offset}: "
+                        + exc.message.removeprefix(f"{location}: ")
+                    ),
+                    offset=line.offset,
+                )
+            )
+            continue
+        if event.seq != previous + 1:
+            result.damage.append(
+                Damage(
+                    location=location,
+                    kind="gap",
+                    detail=f"event {event.seq} follows event {previous}; "
+                    + (
+                        f"events {previous + 1}..{event.seq - 1} are missing"
+                        if event.seq > previous + 1
+                        else "the sequence goes backwards"
+                    ),
+                    offset=line.offset,
+                )
+            )
+        previous = max(previous, event.seq)
+        if event.seq > after_seq:
+            result.events.append(event)
+    return result, damaged
+
+
+def read_journal(path: Path, after_seq: int = 0) -> tuple[JournalRead, list[JournalLine]]:
+    """Read and check a whole journal file (see :func:`parse_lines`).
+
+    Raises:
+        SessionNotFound: If the file does not exist.
+        StoreError: If it cannot be read.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SessionNotFound(
+            f"no journal {path}; `continuity list` shows the sessions of this store"
+        ) from None
+    except OSError as exc:
+        raise store_error(exc, "read", path) from exc
+    return parse_lines(split_lines(data), str(path), after_seq)
+
+
+def high_water_seq(fd: int, size: int) -> int:
+    """The highest sequence number the journal may have handed out.
+
+    That is the last valid event's ``seq`` plus one for each damaged line
+    after it: a damaged tail line was an event once, and its number must not
+    be given to another (a recovery point may already cover it). Reads only
+    the tail of the file unless the tail holds no valid line.
+    """
+    window = _TAIL_WINDOW
+    while True:
+        start = max(0, size - window)
+        lines = split_lines(os.pread(fd, size - start, start))
+        if start > 0 and lines:
+            lines = lines[1:]  # may begin mid-line
+        damaged_after = 0
+        for line in reversed(lines):
+            try:
+                return codec.decode_event(line.data).seq + damaged_after
+            except CorruptRecord:
+                damaged_after += 1
+        if start == 0:
+            return damaged_after
+        window *= 4
+
+
+@dataclass(slots=True)
+class JournalHandle:
+    """An open journal plus what this process last saw of it.
+
+    Only use it while holding the session's lock. ``refresh`` costs one
+    ``stat``: when inode and size are what this process left them, nobody
+    else appended (so neither the lease nor the last ``seq`` changed) and
+    nothing else is re-read.
+    """
+
+    path: Path
+    fd: int = -1
+    inode: int = -1
+    size: int = 0
+    last_seq: int = 0
+    ends_clean: bool = True  # ends with a newline (or is empty)
+    dirty: bool = False  # written but not yet fdatasync'ed (batched mode)
+
+    def refresh(self) -> bool:
+        """Reopen or re-scan the journal if it changed behind our back.
+
+        Returns:
+            True when it had changed (the caller must re-read the lease).
+
+        Raises:
+            SessionNotFound: If the journal is gone.
+            StoreError: If it cannot be opened or read.
+        """
+        try:
+            st = os.stat(self.path)
+            if st.st_ino == self.inode and st.st_size == self.size:
+                return False
+            if st.st_ino != self.inode:
+                # Replaced by `verify --repair`: write to the new file, never the old one.
+                self.close()
+                self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+                st = os.fstat(self.fd)
+                self.inode = st.st_ino
+            self.size = st.st_size
+            self.last_seq = high_water_seq(self.fd, self.size)
+            self.ends_clean = self.size == 0 or os.pread(self.fd, 1, self.size - 1) == b"\n"
+        except FileNotFoundError:
+            self.close()
+            raise SessionNotFound(f"the journal {self.path} is missing") from None
+        except OSError as exc:
+            self.close()
+            raise store_error(exc, "open", self.path) from exc
+        return True
+
+    def append(self, data: bytes, *, sync: bool) -> None:
+        """Append complete lines; durable on return when ``sync``.
+
+        Raises:
+            StoreError: If the write failed; the journal is then as before.
+        """
+        try:
+            self.size = append_durably(
+                self.fd, self.path, self.size, data, sync=sync, ends_clean=self.ends_clean
+            )
+        except BaseException:
+            self.size = -1  # unknown until the next refresh re-reads the tail
+            raise
+        self.ends_clean = True
+        self.dirty = self.dirty or not sync
+
+    def cut_back(self, size: int) -> None:
+        """Undo appends made under this lock (a later step of the same change failed).
+
+        Raises:
+            StoreError: If the file could not be truncated.
+        """
+        try:
+            os.ftruncate(self.fd, size)
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            self.size = -1
+            raise store_error(exc, "undo an append to", self.path) from exc
+        self.size = size
+
+    def flush(self) -> None:
+        """Make appended lines durable (batched mode).
+
+        Raises:
+            StoreError: If the disk refused.
+        """
+        if self.dirty and self.fd >= 0:
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                raise store_error(exc, "flush", self.path) from exc
+            self.dirty = False
+
+    def close(self) -> None:
+        """Close the descriptor; the next refresh reopens it."""
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.inode, self.size = -1, -1, 0

@@ -1,0 +1,112 @@
+"""Shared fixtures: ``store_factory``, parametrised over every store we ship.
+
+A new store joins the conformance run by adding its factory to
+:data:`STORE_FACTORIES`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent_continuity.storage.base import Store
+from agent_continuity.storage.files import FileStore
+from agent_continuity.storage.memory import MemoryStore
+from agent_continuity.testing.conformance import StoreFactory
+
+
+def _flip_letter(data: bytearray, start: int, end: int) -> None:
+    """Change the case of one ASCII letter in ``data[start:end]`` (never makes a newline)."""
+    for index in range((start + end) // 2, end):
+        if chr(data[index]).isalpha() and data[index] < 0x80:
+            data[index] ^= 0x20
+            return
+    raise AssertionError("no letter to flip in that record")
+
+
+class MemoryFactory(StoreFactory):
+    """``memory:``; every call returns the one in-process store. Damage edits its buffers."""
+
+    name = "memory"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self._store: MemoryStore | None = None
+
+    def open(self) -> Store:
+        if self._store is None:
+            self._store = MemoryStore()
+        return self._store
+
+    def _memory(self, store: Store) -> MemoryStore:
+        assert isinstance(store, MemoryStore)
+        return store
+
+    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
+        journal = self._memory(store)._journals[session_id]
+        journal[-1] = journal[-1][:-nbytes]
+
+    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
+        journal = self._memory(store)._journals[session_id]
+        line = bytearray(journal[seq - 1])
+        assert line.startswith(b'{"seq":%d,' % seq)
+        _flip_letter(line, 0, len(line))
+        journal[seq - 1] = bytes(line)
+
+    def flip_point_byte(self, store: Store, point_id: str) -> None:
+        points = self._memory(store)._points
+        info, data = points[point_id]
+        body = bytearray(data)
+        body[len(body) // 2] ^= 0xFF
+        points[point_id] = (info, bytes(body))
+
+
+class FilesFactory(StoreFactory):
+    """``files:PATH``; every call opens a new FileStore (another process's view)."""
+
+    name = "files"
+
+    @property
+    def root(self) -> Path:
+        """The store's folder."""
+        return self.location / "tracking"
+
+    def open(self) -> Store:
+        return FileStore(self.root)
+
+    def journal(self, session_id: str) -> Path:
+        """The session's journal file."""
+        return self.root / "snapshots" / "conversation-history" / f"{session_id}.jsonl"
+
+    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
+        path = self.journal(session_id)
+        os.truncate(path, path.stat().st_size - nbytes)
+
+    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
+        path = self.journal(session_id)
+        data = bytearray(path.read_bytes())
+        start = data.index(b'{"seq":%d,' % seq)
+        _flip_letter(data, start, data.index(b"\n", start))
+        path.write_bytes(bytes(data))
+
+    def flip_point_byte(self, store: Store, point_id: str) -> None:
+        session_id = "SESSION-" + point_id.split("-")[1] + "-" + point_id.split("-")[2]
+        folder = self.root / "snapshots" / "recovery-points" / session_id
+        (path,) = folder.glob(f"{point_id}.*")
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+STORE_FACTORIES: list[type[StoreFactory]] = [MemoryFactory, FilesFactory]
+
+
+@pytest.fixture(params=STORE_FACTORIES, ids=lambda factory: factory.name)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens the store under test on fresh data; see :class:`StoreFactory`."""
+    factory: StoreFactory = request.param(tmp_path)
+    yield factory
+    factory.close_all()
