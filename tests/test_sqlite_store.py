@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,15 @@ from agent_continuity.errors import (
     SessionNotFound,
     StoreError,
 )
-from agent_continuity.model import EventDraft, EventKind, Lease, SessionRecord, Trigger
+from agent_continuity.model import (
+    ContextSnapshot,
+    EmergencyBackup,
+    EventDraft,
+    EventKind,
+    Lease,
+    SessionRecord,
+    Trigger,
+)
 from agent_continuity.replay import SessionView
 from agent_continuity.storage import LeaseRequest, open_store
 from agent_continuity.storage.sqlite import MIGRATIONS, SqliteStore
@@ -205,6 +214,83 @@ def test_a_damaged_registry_entry_is_refused_then_rebuilt_from_the_journal(
     assert rebuilt.context.key_decisions == ["use SQLite"]  # from the point
     assert rebuilt.state.next_steps == ["ship"]  # from the journal after it
     assert store.verify().ok
+
+
+def test_damaged_documents_are_reported_then_moved_aside_by_repair(
+    store: SqliteStore, db: Path
+) -> None:
+    record, _ = new_session(store)
+    store.save_context_snapshot(ContextSnapshot(session_id=record.id, timestamp=NOW, seq=1))
+    store.save_emergency(EmergencyBackup(session_id=record.id, updated=NOW, status="active"))
+    store.log_recovery({"sessionId": record.id, "decision": "prompt"})
+    store.log_recovery({"sessionId": record.id, "decision": "auto-resume"})
+    flip_byte(db, "snapshots", "doc", "session_id = ?", (record.id,))
+    flip_byte(db, "emergency", "doc", "session_id = ?", (record.id,))
+    flip_byte(db, "recovery_log", "doc", "id = ?", (1,))
+
+    with pytest.raises(CorruptRecord, match="verify --repair"):
+        store.load_context_snapshot(record.id)
+    backups, damage = store.list_emergency()
+    assert backups == [] and [d.location for d in damage] == [f"{db}:emergency/{record.id}"]
+    assert store.read_recovery_log() == [{"sessionId": record.id, "decision": "auto-resume"}]
+
+    report = store.verify(repair=True)
+    assert sorted(d.location for d in report.damage) == [
+        f"{db}:emergency/{record.id}",
+        f"{db}:recovery_log/1",
+        f"{db}:snapshots/{record.id}",
+    ]
+    assert len(report.quarantined) == 3
+    assert store.load_context_snapshot(record.id) is None
+    assert store.verify().ok
+    with raw(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 3
+
+
+def test_a_damaged_lease_is_resealed_so_fencing_still_holds(store: SqliteStore, db: Path) -> None:
+    record, lease = new_session(store)
+    taken = store.acquire_lease(record.id, request("222@beta"), steal=True)  # token 2
+    flip_byte(db, "leases", "doc", "session_id = ?", (record.id,))
+    with pytest.raises(CorruptRecord):
+        store.read_lease(record.id)
+
+    store.verify(repair=True)
+    resealed = store.read_lease(record.id)
+    assert resealed is not None and resealed.token == taken.token
+    assert resealed.expires <= datetime.now(UTC)  # expired: the next writer may take it
+    third = store.acquire_lease(record.id, request("333@gamma"))
+    assert third.token == taken.token + 1
+    for stale in (lease, taken):
+        with pytest.raises(LeaseHeld):
+            store.append(stale, [note("fenced")])
+
+
+def test_threads_sharing_one_store_each_get_a_working_connection(store: SqliteStore) -> None:
+    sessions = [new_session(store) for _ in range(4)]
+
+    def write(lease: Lease) -> None:
+        for n in range(50):
+            store.append(lease, [note(f"{n}")])
+
+    threads = [threading.Thread(target=write, args=(lease,)) for _, lease in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for record, _ in sessions:
+        read = store.read_events(record.id)
+        assert read.damage == []
+        assert [e.payload.get("text") for e in read.events[1:]] == [str(n) for n in range(50)]
+
+
+def test_connections_of_finished_threads_are_closed(store: SqliteStore) -> None:
+    _, lease = new_session(store)
+    open_files = len(os.listdir("/proc/self/fd"))
+    for n in range(30):  # e.g. a server that starts a thread per request
+        thread = threading.Thread(target=store.append, args=(lease, [note(f"{n}")]))
+        thread.start()
+        thread.join()
+    assert len(os.listdir("/proc/self/fd")) - open_files < 5  # not 30 connections of 3 files each
 
 
 def test_a_damaged_point_is_still_listed_but_never_loaded(store: SqliteStore, db: Path) -> None:

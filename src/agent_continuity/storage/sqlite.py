@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -49,6 +50,7 @@ from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
     DuplicateRecord,
+    InvalidIdentifier,
     RecoveryPointNotFound,
     SessionNotFound,
     StoreError,
@@ -111,6 +113,25 @@ _HEAD = (
     " (SELECT MAX(seq) FROM events WHERE session_id = ?1)"
 )
 _INSERT_EVENT = "INSERT INTO events (session_id, seq, line) VALUES (?, ?, ?)"
+# What to do about each SQLite result code that is not damage.
+_ADVICE = (
+    (
+        {sqlite3.SQLITE_FULL},
+        "no space left for {where} ({exc}); nothing was written. "
+        "Free disk space and run the command again",
+    ),
+    (
+        {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED},
+        "{where} stayed locked by another process for {timeout:g} s ({exc}); "
+        "run the command again, or stop the process holding it",
+    ),
+    (
+        {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN},
+        "cannot write {where} ({exc}); check that the file and its folder exist and are "
+        "writable by this user, or choose another --store",
+    ),
+    ({sqlite3.SQLITE_IOERR}, "I/O error on {where} ({exc}); check the disk, then run again"),
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -142,6 +163,23 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _ThreadConnection:
+    """One thread's connection, closed when the thread ends and its locals are dropped.
+
+    Without this, a thread-per-request server would keep a connection (and
+    its file descriptors) for every thread it ever ran.
+    """
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with suppress(sqlite3.Error):
+            self.conn.close()
 
 
 class _WalFlusher:
@@ -245,8 +283,8 @@ class SqliteStore:
         self._closed = False
         self._pid = os.getpid()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._inherited: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
+        self._inherited: list[_ThreadConnection] = []
         self._flusher = self._new_flusher()
         try:
             self._open()
@@ -349,10 +387,11 @@ class SqliteStore:
             # referenced but unused: closing them here could disturb its locks.
             self._pid = os.getpid()
             self._local = threading.local()
-            self._inherited, self._connections = self._connections, []
+            self._inherited = list(self._connections)
+            self._connections = weakref.WeakSet()
             self._flusher = self._new_flusher()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        held: _ThreadConnection | None = getattr(self._local, "held", None)
+        if held is None:
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,
@@ -361,10 +400,10 @@ class SqliteStore:
             )
             sync = "FULL" if self.durability == "sync" else "NORMAL"
             conn.execute(f"PRAGMA synchronous = {sync}")
-            self._local.conn = conn
+            held = self._local.held = _ThreadConnection(conn)
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.add(held)
+        return held.conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -393,40 +432,24 @@ class SqliteStore:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     # Unusable now; the next call in this thread opens a fresh one.
-                    self._local.conn = None
-                    with suppress(sqlite3.Error):
-                        conn.close()
+                    self._local.held = None
             raise
         if self._flusher is not None:
             self._flusher.committed()
 
     def _translate(self, exc: sqlite3.Error) -> ContinuityError:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         where = str(self.path)
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             return CorruptRecord(
                 f"{where} is damaged ({exc}); restore the file from a backup, or salvage what "
                 f"is readable with `sqlite3 {where} .recover`",
                 where,
             )
-        if code == sqlite3.SQLITE_FULL:
-            return StoreError(
-                f"no space left for {where} ({exc}); nothing was written. "
-                "Free disk space and run the command again"
-            )
-        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN):
-            return StoreError(
-                f"cannot write {where} ({exc}); check that the file and its folder exist and "
-                "are writable by this user, or choose another --store"
-            )
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return StoreError(
-                f"{where} stayed locked by another process for {self.busy_timeout:g} s ({exc}); "
-                "run the command again, or stop the process holding it"
-            )
-        if code == sqlite3.SQLITE_IOERR:
-            return StoreError(f"I/O error on {where} ({exc}); check the disk, then run again")
-        return StoreError(f"SQLite failed on {where}: {exc}")
+        advice = next(
+            (a for codes, a in _ADVICE if code in codes), "SQLite failed on {where} ({exc})"
+        )
+        return StoreError(advice.format(where=where, exc=exc, timeout=self.busy_timeout))
 
     def close(self) -> None:
         """Flush pending writes and close every connection. Safe to call twice."""
@@ -434,12 +457,12 @@ class SqliteStore:
             if self._closed:
                 return
             self._closed = True
-            connections, self._connections = self._connections, []
+            connections, self._connections = list(self._connections), weakref.WeakSet()
         if self._flusher is not None:
             self._flusher.close()
-        for conn in connections:
+        for held in connections:
             with suppress(sqlite3.Error):
-                conn.close()
+                held.conn.close()
 
     # -- row helpers ------------------------------------------------------
 
@@ -470,17 +493,14 @@ class SqliteStore:
         except ValidationError as exc:
             raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
 
-    def _exists(self, conn: sqlite3.Connection, session_id: str) -> bool:
-        row = conn.execute(
+    def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
+        """Raise SessionNotFound unless the session has a registry entry or a journal."""
+        ids.validate_session_id(session_id)
+        if not conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
             " OR EXISTS (SELECT 1 FROM events WHERE session_id = ?1)",
             (session_id,),
-        ).fetchone()
-        return bool(row[0])
-
-    def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
-        ids.validate_session_id(session_id)
-        if not self._exists(conn, session_id):
+        ).fetchone()[0]:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
             )
@@ -662,14 +682,14 @@ class SqliteStore:
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
         ids.validate_recovery_id(point.id)
         body = codec.dump_compressed(point.to_wire())
-        info = RecoveryPointInfo.model_validate(
-            {
-                **point.model_dump(include=set(RecoveryPointInfo.model_fields)),
-                "location": self._loc("points", point.id),
-            }
-        )
         # Full precision, so the listing orders points exactly as their bodies would.
-        row = (point.id, point.session_id, point.seq, point.created.isoformat(), info.trigger.value)
+        row = (
+            point.id,
+            point.session_id,
+            point.seq,
+            point.created.isoformat(),
+            point.trigger.value,
+        )
         with self._write() as conn:
             self._require(conn, point.session_id)
             try:
@@ -679,7 +699,14 @@ class SqliteStore:
                     f"recovery point {point.id} exists already in {self.url}; points are never "
                     "overwritten, save under a new id"
                 ) from None
-        return info
+        return RecoveryPointInfo(
+            id=point.id,
+            session_id=point.session_id,
+            seq=point.seq,
+            created=point.created,
+            trigger=point.trigger,
+            location=self._loc("points", point.id),
+        )
 
     @_translated
     def load_point(self, point_id: str) -> RecoveryPoint:
@@ -837,7 +864,7 @@ class SqliteStore:
                         self.load_point(row_key)  # also checks the listing columns
                     else:
                         codec.load_document(data, self._loc(table, row_key))
-                except CorruptRecord as exc:
+                except (CorruptRecord, InvalidIdentifier) as exc:
                     damage = _damage(self._loc(table, row_key), "checksum", str(exc))
                     report.damage.append(damage)
                     damaged.append((table, (row_key,), damage))
