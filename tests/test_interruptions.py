@@ -88,7 +88,9 @@ def _final_state(root: Path, url: str, session_id: str) -> tuple[str, str, list[
     return record.status.value, cause, triggers
 
 
-def test_unhandled_exception_marks_interrupted_with_the_exception(project: tuple[Path, str]) -> None:
+def test_unhandled_exception_marks_interrupted_with_the_exception(
+    project: tuple[Path, str],
+) -> None:
     root, url = project
     proc = _spawn(root, url, "exception")
     out, _ = proc.communicate(timeout=60)
@@ -131,7 +133,10 @@ def test_kill_9_is_found_by_the_next_command_and_keeps_acknowledged_events(
     proc.wait(timeout=30)
     listed = subprocess.run(
         [sys.executable, "-m", "agent_continuity.cli", "--store", url, "list", "--json"],
-        cwd=root, capture_output=True, text=True, timeout=60,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
     (entry,) = [s for s in json.loads(listed.stdout)["sessions"] if s["id"] == session_id]
@@ -140,7 +145,9 @@ def test_kill_9_is_found_by_the_next_command_and_keeps_acknowledged_events(
     mgr = SessionManager(store=url, project_dir=root, user_id="alice", observer=False)
     events = mgr.events(session_id)
     assert [e.payload["text"] for e in events if e.kind == "message"] == [
-        "message 0", "message 1", "message 2",
+        "message 0",
+        "message 1",
+        "message 2",
     ]
     assert any(e.seq == last_ack for e in events)
     points = mgr.store.list_points(session_id)
@@ -153,9 +160,22 @@ def test_kill_9_is_found_by_the_next_command_and_keeps_acknowledged_events(
 def test_run_records_a_failing_exit_status(project: tuple[Path, str]) -> None:
     root, url = project
     result = subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, "run", "--",
-         sys.executable, "-c", "import sys; sys.exit(3)"],
-        cwd=root, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "agent_continuity.cli",
+            "--store",
+            url,
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            "import sys; sys.exit(3)",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 3
     mgr = SessionManager(store=url, project_dir=root, observer=False)
@@ -170,9 +190,22 @@ def test_run_completes_on_success_and_warns_of_an_interrupted_session(
 ) -> None:
     root, url = project
     first = subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, "run", "--",
-         sys.executable, "-c", "import sys; sys.exit(1)"],
-        cwd=root, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "agent_continuity.cli",
+            "--store",
+            url,
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            "import sys; sys.exit(1)",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert first.returncode == 1
     script = textwrap.dedent(
@@ -184,9 +217,22 @@ def test_run_completes_on_success_and_warns_of_an_interrupted_session(
         """
     )
     second = subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, "run", "--",
-         sys.executable, "-c", script],
-        cwd=root, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "agent_continuity.cli",
+            "--store",
+            url,
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode == 0, second.stderr
     assert "was interrupted (exit status 1)" in second.stderr

@@ -40,8 +40,13 @@ if TYPE_CHECKING:
 # decisions); messages do not, so the hot path of a conversation stays one write.
 _CRITICAL_KINDS = frozenset(
     {
-        EventKind.DECISION, EventKind.STEP_COMPLETED, EventKind.NEXT_STEP, EventKind.BLOCKER,
-        EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE,
+        EventKind.DECISION,
+        EventKind.STEP_COMPLETED,
+        EventKind.NEXT_STEP,
+        EventKind.BLOCKER,
+        EventKind.TASK,
+        EventKind.STATE,
+        EventKind.LIFECYCLE,
     }
 )
 # Kinds whose effect the registry shows (current task, phase, status).
@@ -215,7 +220,8 @@ class LiveSession:
         if change not in ("modified", "added", "deleted"):
             raise InvalidInput(f"change must be modified, added or deleted, not {change!r}")
         return self._one(
-            EventKind.FILE, {"path": _text(path, "path"), "change": change},
+            EventKind.FILE,
+            {"path": _text(path, "path"), "change": change},
             Trigger.FILE_MODIFICATION,
         )
 
@@ -276,7 +282,9 @@ class LiveSession:
 
     # -- saving ---------------------------------------------------------
 
-    def checkpoint(self, trigger: str | Trigger = Trigger.USER_REQUEST, *, observe: bool = True) -> str:
+    def checkpoint(
+        self, trigger: str | Trigger = Trigger.USER_REQUEST, *, observe: bool = True
+    ) -> str:
         """Make a recovery point of the session as it is now.
 
         Args:
@@ -414,11 +422,20 @@ class LiveSession:
         """Complete the session: a final recovery point, status ``completed``."""
         self._finish(SessionStatus.COMPLETED, None, Trigger.END)
 
-    def interrupt(self, cause: str) -> None:
-        """Mark the session ``interrupted`` with ``cause`` and save its final state."""
-        self._finish(SessionStatus.INTERRUPTED, cause, Trigger.INTERRUPTION)
+    def interrupt(self, cause: str, *, observe: bool = True) -> None:
+        """Mark the session ``interrupted`` with ``cause`` and save its final state.
 
-    def _finish(self, status: SessionStatus, cause: str | None, trigger: Trigger) -> None:
+        Args:
+            cause: What happened (``signal: SIGTERM``, ``exception: ...``).
+            observe: Capture the project as it is now in the final point. False
+                when another process marks a session whose owner died earlier:
+                the project as it is now is not what the dead owner saw.
+        """
+        self._finish(SessionStatus.INTERRUPTED, cause, Trigger.INTERRUPTION, observe=observe)
+
+    def _finish(
+        self, status: SessionStatus, cause: str | None, trigger: Trigger, *, observe: bool = True
+    ) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -429,7 +446,7 @@ class LiveSession:
                 payload["cause"] = cause
             try:
                 self._append([self.draft(EventKind.LIFECYCLE, payload)], None)
-                self.checkpoint(trigger)
+                self.checkpoint(trigger, observe=observe)
                 if cause:
                     self._manager.log_interruption(self._view.record, cause)
             finally:

@@ -81,6 +81,8 @@ def run_command(
     notify(f"continuity: running {argv[0]} in {session.id}")
     env = dict(os.environ)
     env["CONTINUITY_SESSION"] = session.id
+    # The agent's own `continuity` commands must reach the same store.
+    env["CONTINUITY_STORE"] = mgr.store.url
     env["CONTINUITY_LEASE"] = f"{session.id}:{session.lease.token}"
     watcher = _watch(mgr, session)
     try:

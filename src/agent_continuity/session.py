@@ -39,6 +39,8 @@ from agent_continuity.storage import Store, open_store
 
 if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
+    from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
+    from agent_continuity.restore import Confirm, Progress
 
 #: Environment variable through which `continuity run` lets the agent it runs
 #: write to the session it owns: ``SESSION-ID:TOKEN``.
@@ -91,7 +93,7 @@ class SessionManager:
         *,
         config: Config | None = None,
         clock: Callable[[], datetime] = utc_now,
-        observer: ProjectObserver | None | bool = None,
+        observer: ProjectObserver | bool | None = None,
     ) -> None:
         self.project_root = find_project_root(Path(project_dir))
         self.config = config if config is not None else load_config(self.project_root)
@@ -106,7 +108,7 @@ class SessionManager:
             self.store = store
         self.observer = self._make_observer(observer)
 
-    def _make_observer(self, observer: ProjectObserver | None | bool) -> ProjectObserver | None:
+    def _make_observer(self, observer: ProjectObserver | bool | None) -> ProjectObserver | None:
         if observer is False:
             return None
         if observer is not None and observer is not True:
@@ -159,7 +161,7 @@ class SessionManager:
     def start(
         self,
         *,
-        type: str = "general",  # noqa: A002 - the specification's field name
+        type: str = "general",
         task: str | None = None,
         phase: str | None = None,
         agent: AgentInfo | None = None,
@@ -409,7 +411,7 @@ class SessionManager:
         )
         loaded = self.load(session_id)
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
-        session.interrupt(cause)
+        session.interrupt(cause, observe=False)
         return session.record
 
     def log_interruption(self, record: SessionRecord, cause: str) -> None:
@@ -464,8 +466,12 @@ class SessionManager:
         session = self.attach(session_id)
         drafts: list[EventDraft] = []
         if task:
-            drafts.append(self.draft(EventKind.TASK, {"id": task, "current": True,
-                                                      **({"phase": phase} if phase else {})}))
+            drafts.append(
+                self.draft(
+                    EventKind.TASK,
+                    {"id": task, "current": True, **({"phase": phase} if phase else {})},
+                )
+            )
         state: dict[str, Any] = {}
         if phase and not task:
             state["phase"] = phase
@@ -485,17 +491,115 @@ class SessionManager:
         drafts += [self.draft(EventKind.FILE, {"path": f, "change": "modified"}) for f in files]
         if not drafts:
             raise InvalidInput("nothing to record; give at least one option (see --help)")
-        if any(not str(v).strip() for d in drafts for k, v in d.payload.items()
-               if k in ("step", "text", "path", "id")):
+        if any(
+            not str(v).strip()
+            for d in drafts
+            for k, v in d.payload.items()
+            if k in ("step", "text", "path", "id")
+        ):
             raise InvalidInput("steps, blockers, decisions, files and tasks must not be empty")
         trigger = (
-            Trigger.TASK_COMPLETION if complete
-            else Trigger.MAJOR_DECISION if decisions
-            else Trigger.FILE_MODIFICATION if files
+            Trigger.TASK_COMPLETION
+            if complete
+            else Trigger.MAJOR_DECISION
+            if decisions
+            else Trigger.FILE_MODIFICATION
+            if files
             else None
         )
         events = session.append_group(drafts, trigger)
         return session.record, events
+
+    # -- recovery ---------------------------------------------------------
+
+    def recover(
+        self,
+        session_id: str | None = None,
+        *,
+        user: str | None = None,
+        mode: str = "auto",
+        answer: bool | None = None,
+        confirm: Confirm | None = None,
+        progress: Progress | None = None,
+    ) -> RecoveryResult:
+        """Recover a session (RECOVER_SESSION); the same object as ``recover --json``.
+
+        Without ``session_id``, the user's most recent interrupted session. An
+        ``auto-resume`` decision restores it (active again, new lease, a
+        continuation id); ``new-session`` archives it and starts a new one; on
+        ``prompt`` the ``answer`` (or ``confirm(result)``) decides, and with
+        neither nothing changes.
+
+        Args:
+            session_id: The session to recover.
+            user: Whose most recent interrupted session (default: this manager's user).
+            mode: ``auto`` (quick under 24 h, else full), ``quick``, ``full`` or ``emergency``.
+            answer: True to resume, False to archive and start anew, None to follow
+                the decision.
+            confirm: Asks the user when the decision is ``prompt`` and there is no answer.
+            progress: Receives the name of each stage (for a progress bar).
+        """
+        from agent_continuity.restore import recover_session
+
+        return recover_session(
+            self,
+            session_id,
+            user=user,
+            mode=mode,
+            answer=answer,
+            confirm=confirm,
+            progress=progress,
+        )
+
+    def start_recovered(
+        self, session_id: str | None = None, *, session_type: str | None = None
+    ) -> RecoveryResult:
+        """Start a new session seeded from a recovered one (``start --recover``).
+
+        ``result.new_session_id`` is the new session; the old one is archived.
+        """
+        from agent_continuity.restore import start_recovered
+
+        return start_recovered(self, session_id, session_type=session_type)
+
+    def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
+        """What recovering a session would find, without changing anything.
+
+        Without ``session_id``: this project's newest active or interrupted session.
+        """
+        from agent_continuity.restore import analyse
+
+        return analyse(self, self._latest(session_id), mode)
+
+    def resume_task(
+        self, task_id: str, session_id: str | None = None, from_step: str | None = None
+    ) -> ResumeTaskResult:
+        """RESUME_TASK: a task's context, current step, progress and next actions."""
+        from agent_continuity.restore import resume
+
+        return resume(self, task_id, session_id, from_step)
+
+    def emergency(self) -> EmergencyResult:
+        """Emergency recovery: critical information from the emergency backups only."""
+        from agent_continuity.restore import emergency
+
+        return emergency(self)
+
+    def _latest(self, session_id: str | None) -> SessionRecord:
+        if session_id:
+            return self.get(session_id)
+        self.detect_interruptions()
+        mine = [
+            r
+            for r in self.sessions(user=self.user_id, this_project=True)
+            if r.status in (SessionStatus.ACTIVE, SessionStatus.INTERRUPTED)
+        ]
+        if not mine:
+            raise NoActiveSession(
+                "no active or interrupted session for this project and user; "
+                "give a session id (`continuity list` shows them)"
+            )
+        return max(mine, key=lambda r: (r.last_activity, r.id))
 
     def details(self, session_id: str) -> dict[str, Any]:
         """Everything ``continuity show`` prints, as a JSON-ready dict."""
@@ -514,7 +618,9 @@ class SessionManager:
         try:
             chosen = Trigger(trigger)
         except ValueError:
-            known = ", ".join(t.value for t in Trigger if t not in (Trigger.INTERRUPTION, Trigger.END))
+            known = ", ".join(
+                t.value for t in Trigger if t not in (Trigger.INTERRUPTION, Trigger.END)
+            )
             raise InvalidInput(f"unknown trigger {trigger!r}; use one of {known}") from None
         session = self.attach(session_id)
         return session.checkpoint(chosen)
@@ -530,4 +636,3 @@ class SessionManager:
         session = self.attach(session_id)
         session.end()
         return session.record
-

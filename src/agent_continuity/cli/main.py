@@ -56,7 +56,10 @@ def json_option(func: F) -> F:
 def user_option(func: F) -> F:
     """``--user U``."""
     return click.option(
-        "--user", "user", metavar="U", default=None,
+        "--user",
+        "user",
+        metavar="U",
+        default=None,
         help="Whose sessions (default: CONTINUITY_USER, the config file, then your login name).",
     )(func)
 
@@ -95,9 +98,9 @@ def cli(store: str | None) -> None:
 
 
 def _register() -> None:
-    from agent_continuity.cli import session_commands
+    from agent_continuity.cli import recovery_commands, session_commands
 
-    for module in (session_commands,):
+    for module in (session_commands, recovery_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -109,4 +112,6 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line; exit 1 with one line on stderr on any error."""
     from agent_continuity.cli.errors import run
 
-    sys.exit(run(cli, argv if argv is not None else sys.argv[1:], debug="CONTINUITY_DEBUG" in os.environ))
+    sys.exit(
+        run(cli, argv if argv is not None else sys.argv[1:], debug="CONTINUITY_DEBUG" in os.environ)
+    )

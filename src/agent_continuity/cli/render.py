@@ -19,14 +19,16 @@ def session_table(records: list[SessionRecord]) -> str:
         return "no sessions; `continuity start` begins one"
     rows = [("ID", "STATUS", "USER", "TASK", "LAST ACTIVITY", "CAUSE")]
     for r in records:
-        rows.append((
-            r.id,
-            r.status.value,
-            r.user_id or "-",
-            r.context.current_task or "-",
-            r.to_wire()["lastActivity"],
-            r.interruption.cause if r.interruption else "",
-        ))
+        rows.append(
+            (
+                r.id,
+                r.status.value,
+                r.user_id or "-",
+                r.context.current_task or "-",
+                r.to_wire()["lastActivity"],
+                r.interruption.cause if r.interruption else "",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
@@ -61,12 +63,16 @@ def session_details(details: dict[str, Any]) -> str:
     lines += _items("blockers", state["blockers"])
     lines += _items("decisions", ctx["keyDecisions"])
     lines += _items("active files", ctx["activeFiles"])
-    lines += _items("pending tool calls",
-                    [f"{c['name']} ({c['callId']})" for c in details.get("pendingOperations", [])])
+    lines += _items(
+        "pending tool calls",
+        [f"{c['name']} ({c['callId']})" for c in details.get("pendingOperations", [])],
+    )
     points = details.get("recoveryPoints", [])
     if points:
-        lines.append(f"recovery points: {len(points)}, newest {points[-1]['id']} "
-                     f"({points[-1]['trigger']}, seq {points[-1]['seq']})")
+        lines.append(
+            f"recovery points: {len(points)}, newest {points[-1]['id']} "
+            f"({points[-1]['trigger']}, seq {points[-1]['seq']})"
+        )
     lines.append(f"messages: {details.get('messageCount', 0)}")
     lines += _items("DAMAGE", [f"{d['location']}: {d['detail']}" for d in details["damage"]])
     return "\n".join(lines)
@@ -83,6 +89,8 @@ def verify_report(report: dict[str, Any]) -> str:
     lines += [f"repaired: {item}" for item in report["repaired"]]
     lines += [f"quarantined: {item}" for item in report["quarantined"]]
     if report["damage"] and not report["repaired"]:
-        lines.append("run `continuity verify --repair` to rebuild the registry and quarantine "
-                     "damaged records (nothing is deleted)")
+        lines.append(
+            "run `continuity verify --repair` to rebuild the registry and quarantine "
+            "damaged records (nothing is deleted)"
+        )
     return "\n".join(lines)

@@ -14,18 +14,37 @@ ROLES = ("user", "assistant", "system", "tool")
 
 
 @click.command()
-@click.option("--type", "session_type", default="general", show_default=True,
-              help="Session type, e.g. task-execution.")
+@click.option(
+    "--type",
+    "session_type",
+    default="general",
+    show_default=True,
+    help="Session type, e.g. task-execution.",
+)
 @user_option
 @click.option("--task", metavar="TASK", help="The task the session works on, e.g. TASK-6-004.")
 @click.option("--phase", metavar="P", help="The project phase, e.g. phase-6.")
-@click.option("--recover", "recover_from", metavar="[SESSION]", is_flag=False, flag_value="",
-              default=None, help="Seed the new session from an earlier one (default: your most "
-              "recent interrupted session).")
+@click.option(
+    "--recover",
+    "recover_from",
+    metavar="[SESSION]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Seed the new session from an earlier one (default: your most "
+    "recent interrupted session).",
+)
 @store_option
 @json_option
-def start(session_type: str, user: str | None, task: str | None, phase: str | None,
-          recover_from: str | None, store: str | None, as_json: bool) -> None:
+def start(
+    session_type: str,
+    user: str | None,
+    task: str | None,
+    phase: str | None,
+    recover_from: str | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
     """Start a session owned by the command line.
 
     Its lease is renewed by every command that touches it and expires after
@@ -35,14 +54,24 @@ def start(session_type: str, user: str | None, task: str | None, phase: str | No
     if recover_from is not None:
         result = mgr.start_recovered(recover_from or None, session_type=session_type)
         record = mgr.get(result.session_id)
-        emit(as_json, {"sessionId": record.id, "session": record.to_wire(),
-                       "recoveredFrom": record.recovered_from, "prompt": result.prompt},
-             lambda: render.started(record) + "\n\n" + result.prompt)
+        emit(
+            as_json,
+            {
+                "sessionId": record.id,
+                "session": record.to_wire(),
+                "recoveredFrom": record.recovered_from,
+                "prompt": result.prompt,
+            },
+            lambda: render.started(record) + "\n\n" + result.prompt,
+        )
         return
     session = mgr.start(type=session_type, task=task, phase=phase, owned_by_process=False)
     record = session.record
-    emit(as_json, {"sessionId": record.id, "session": record.to_wire()},
-         lambda: render.started(record))
+    emit(
+        as_json,
+        {"sessionId": record.id, "session": record.to_wire()},
+        lambda: render.started(record),
+    )
 
 
 @click.command()
@@ -51,32 +80,60 @@ def start(session_type: str, user: str | None, task: str | None, phase: str | No
 @click.option("--phase", metavar="P", help="Set the project phase.")
 @click.option("--step", metavar="CURRENT", help="Set the step being worked on.")
 @click.option("--complete", multiple=True, metavar="STEP", help="Mark a step done (repeatable).")
-@click.option("--next", "next_steps", multiple=True, metavar="STEP",
-              help="Add a next step (repeatable).")
+@click.option(
+    "--next", "next_steps", multiple=True, metavar="STEP", help="Add a next step (repeatable)."
+)
 @click.option("--blocker", multiple=True, metavar="TEXT", help="Add a blocker (repeatable).")
 @click.option("--unblock", multiple=True, metavar="TEXT", help="Resolve a blocker (repeatable).")
 @click.option("--decision", multiple=True, metavar="TEXT", help="Record a decision (repeatable).")
 @click.option("--progress", type=click.IntRange(0, 100), metavar="N", help="Progress, 0-100.")
 @click.option("--summary", metavar="TEXT", help="Set the conversation summary.")
-@click.option("--file", "files", multiple=True, metavar="PATH",
-              help="A file the agent is working on (repeatable).")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="PATH",
+    help="A file the agent is working on (repeatable).",
+)
 @store_option
 @json_option
-def update(session_id: str | None, task: str | None, phase: str | None, step: str | None,
-           complete: tuple[str, ...], next_steps: tuple[str, ...], blocker: tuple[str, ...],
-           unblock: tuple[str, ...], decision: tuple[str, ...], progress: int | None,
-           summary: str | None, files: tuple[str, ...], store: str | None, as_json: bool) -> None:
+def update(
+    session_id: str | None,
+    task: str | None,
+    phase: str | None,
+    step: str | None,
+    complete: tuple[str, ...],
+    next_steps: tuple[str, ...],
+    blocker: tuple[str, ...],
+    unblock: tuple[str, ...],
+    decision: tuple[str, ...],
+    progress: int | None,
+    summary: str | None,
+    files: tuple[str, ...],
+    store: str | None,
+    as_json: bool,
+) -> None:
     """Record progress: all the changes given are written as one atomic group."""
     mgr = manager(store)
     changes: dict[str, Any] = {
-        "task": task, "phase": phase, "step": step, "complete": complete, "next_steps": next_steps,
-        "blockers": blocker, "unblock": unblock, "decisions": decision, "progress": progress,
-        "summary": summary, "files": files,
+        "task": task,
+        "phase": phase,
+        "step": step,
+        "complete": complete,
+        "next_steps": next_steps,
+        "blockers": blocker,
+        "unblock": unblock,
+        "decisions": decision,
+        "progress": progress,
+        "summary": summary,
+        "files": files,
     }
     record, events = mgr.update(session_id, **changes)
-    emit(as_json, {"sessionId": record.id, "seqs": [e.seq for e in events],
-                   "session": record.to_wire()},
-         lambda: f"{record.id}: recorded {len(events)} change(s)")
+    emit(
+        as_json,
+        {"sessionId": record.id, "seqs": [e.seq for e in events], "session": record.to_wire()},
+        lambda: f"{record.id}: recorded {len(events)} change(s)",
+    )
 
 
 @click.command()
@@ -85,8 +142,7 @@ def update(session_id: str | None, task: str | None, phase: str | None, step: st
 @click.argument("text")
 @store_option
 @json_option
-def message(session_id: str | None, role: str, text: str, store: str | None,
-            as_json: bool) -> None:
+def message(session_id: str | None, role: str, text: str, store: str | None, as_json: bool) -> None:
     """Record a message of the conversation (TEXT, or - to read standard input)."""
     if text == "-":
         text = sys.stdin.read()
@@ -98,9 +154,13 @@ def message(session_id: str | None, role: str, text: str, store: str | None,
 
 @click.command()
 @click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
-@click.option("--trigger", default="user-request", show_default=True,
-              help="Why: task-completion, major-decision, file-modification, error-occurrence, "
-              "user-request, or auto (pruned to backupCount).")
+@click.option(
+    "--trigger",
+    default="user-request",
+    show_default=True,
+    help="Why: task-completion, major-decision, file-modification, error-occurrence, "
+    "user-request, or auto (pruned to backupCount).",
+)
 @store_option
 @json_option
 def save(session_id: str | None, trigger: str, store: str | None, as_json: bool) -> None:
@@ -118,8 +178,11 @@ def save(session_id: str | None, trigger: str, store: str | None, as_json: bool)
 def interrupt(session_id: str | None, cause: str, store: str | None, as_json: bool) -> None:
     """Mark a session interrupted (it can be recovered later)."""
     record = manager(store).interrupt(session_id, cause)
-    emit(as_json, {"sessionId": record.id, "status": record.status.value},
-         f"{record.id}: interrupted ({cause}); `continuity recover {record.id}` continues it")
+    emit(
+        as_json,
+        {"sessionId": record.id, "status": record.status.value},
+        f"{record.id}: interrupted ({cause}); `continuity recover {record.id}` continues it",
+    )
 
 
 @click.command()
@@ -129,13 +192,17 @@ def interrupt(session_id: str | None, cause: str, store: str | None, as_json: bo
 def end(session_id: str | None, store: str | None, as_json: bool) -> None:
     """Complete a session."""
     record = manager(store).end(session_id)
-    emit(as_json, {"sessionId": record.id, "status": record.status.value},
-         f"{record.id}: completed")
+    emit(
+        as_json, {"sessionId": record.id, "status": record.status.value}, f"{record.id}: completed"
+    )
 
 
 @click.command(name="list")
-@click.option("--status", type=click.Choice(["active", "interrupted", "completed", "archived"]),
-              help="Only sessions with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "interrupted", "completed", "archived"]),
+    help="Only sessions with this status.",
+)
 @user_option
 @store_option
 @json_option
@@ -144,8 +211,9 @@ def list_(status: str | None, user: str | None, store: str | None, as_json: bool
     mgr = manager(store, user)
     mgr.detect_interruptions()
     records = mgr.sessions(status, user)
-    emit(as_json, {"sessions": [r.to_wire() for r in records]},
-         lambda: render.session_table(records))
+    emit(
+        as_json, {"sessions": [r.to_wire() for r in records]}, lambda: render.session_table(records)
+    )
 
 
 @click.command()
@@ -159,8 +227,11 @@ def show(session_id: str, store: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--repair", is_flag=True,
-              help="Rebuild the registry and active list; quarantine damaged records.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild the registry and active list; quarantine damaged records.",
+)
 @store_option
 @json_option
 def verify(repair: bool, store: str | None, as_json: bool) -> None:
@@ -174,10 +245,13 @@ def verify(repair: bool, store: str | None, as_json: bool) -> None:
 COMMANDS = [start, update, message, save, interrupt, end, list_, show, verify]
 
 
-@click.command(context_settings={"ignore_unknown_options": True,
-                                 "allow_interspersed_args": False})
-@click.option("--session", "session_id", metavar="S",
-              help="Continue this active session instead of starting a new one.")
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--session",
+    "session_id",
+    metavar="S",
+    help="Continue this active session instead of starting a new one.",
+)
 @store_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(session_id: str | None, store: str | None, command: tuple[str, ...]) -> int:
@@ -191,8 +265,12 @@ def run(session_id: str | None, store: str | None, command: tuple[str, ...]) -> 
     """
     from agent_continuity.runner import run_command
 
-    outcome = run_command(manager(store), command, session_id=session_id,
-                          notify=lambda line: click.echo(line, err=True))
+    outcome = run_command(
+        manager(store),
+        command,
+        session_id=session_id,
+        notify=lambda line: click.echo(line, err=True),
+    )
     code = outcome.exit_status
     return 128 - code if code < 0 else code
 

@@ -147,6 +147,8 @@ class RecoveryResult(WireModel):
         recovery_point_id: The recovery point the state was loaded from, if any.
         recovered_seq: The journal sequence number the recovered state reaches.
         reference_time: The interruption (or last activity) the elapsed time counts from.
+        outcome: What was done with the decision (set by the caller, not the engine).
+        new_session_id: The session started when the old one was declined or seeded.
         repairs: Events the caller appends when it restores the session (a synthetic
             tool result for each tool call that never returned). Not in the JSON.
         recovered_messages: The conversation tail, oldest first. Not in the JSON.
@@ -169,6 +171,11 @@ class RecoveryResult(WireModel):
     recovery_point_id: str | None = None
     recovered_seq: int = 0
     reference_time: UtcTime | None = None
+    # What the caller did with the decision: "restored", "new-session" (the old one
+    # archived), "awaiting-answer" (prompt without an answer: nothing changed),
+    # "still-active" or "none" (nothing recoverable).
+    outcome: str = "none"
+    new_session_id: str | None = None
     repairs: list[EventDraft] = Field(default_factory=list, exclude=True)
     recovered_messages: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 

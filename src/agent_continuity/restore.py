@@ -1,0 +1,394 @@
+"""Recovery with its I/O: load what survived, observe the project, run the pure
+engine, then carry out the decision (restore, or archive and start anew) and
+log it.
+
+The engine (:mod:`agent_continuity.recovery`) decides; this module does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent_continuity.errors import (
+    ConfigError,
+    CorruptRecord,
+    InvalidInput,
+    LeaseHeld,
+    NoActiveSession,
+)
+from agent_continuity.live import LiveSession
+from agent_continuity.liveness import Owner, owner_gone
+from agent_continuity.model import (
+    CodeContext,
+    Damage,
+    EmergencyBackup,
+    EventKind,
+    ProjectObservation,
+    RecoveryPoint,
+    SessionRecord,
+    SessionStatus,
+    Trigger,
+    format_time,
+)
+from agent_continuity.recovery import (
+    EmergencyResult,
+    RecoveryResult,
+    RecoverySettings,
+    ResumeTaskResult,
+    SavedState,
+    choose_mode,
+    emergency_context,
+    recover,
+    reference_time,
+    resume_task,
+)
+
+if TYPE_CHECKING:
+    from agent_continuity.session import SessionManager
+
+#: Called with the result when the decision is "prompt" and no answer was given;
+#: returns the user's answer (True: resume), or None to leave everything as it is.
+Confirm = Callable[[RecoveryResult], bool | None]
+#: Called with the name of each stage of a long recovery.
+Progress = Callable[[str], None]
+
+STAGES = ("loading recovery point", "reading the journal", "observing the project", "analysing")
+
+
+def recovery_settings(mgr: SessionManager) -> RecoverySettings:
+    """The engine's settings from configuration, with the custom prompt template read in."""
+    values: dict[str, Any] = dict(mgr.config.recovery)
+    if mgr.config.prompt_template:
+        path = Path(mgr.config.prompt_template)
+        path = path if path.is_absolute() else mgr.project_root / path
+        try:
+            values["prompt_template"] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"prompt template {path} cannot be read ({exc.strerror}); fix prompt-template"
+            ) from None
+    return RecoverySettings.from_mapping(values, source="configuration")
+
+
+def pick_session(mgr: SessionManager, session_id: str | None, user: str | None) -> SessionRecord:
+    """The session to recover: the one named, else the user's most recent interrupted one.
+
+    Raises:
+        NoActiveSession: If the user has no interrupted session in this project.
+    """
+    if session_id:
+        return mgr.get(session_id)
+    who = user or mgr.user_id
+    candidates = [r for r in mgr.sessions("interrupted", who, this_project=True)] or mgr.sessions(
+        "interrupted", who
+    )
+    if not candidates:
+        raise NoActiveSession(
+            f"no interrupted session of user {who!r} to recover; `continuity list` shows the "
+            "sessions, `continuity start` begins a new one"
+        )
+    return max(candidates, key=lambda r: (reference_time(r), r.id))
+
+
+def _newest_valid_point(
+    mgr: SessionManager, session_id: str
+) -> tuple[RecoveryPoint | None, list[Damage]]:
+    damage: list[Damage] = []
+    for info in reversed(mgr.store.list_points(session_id)):
+        try:
+            return mgr.store.load_point(info.id), damage
+        except CorruptRecord as exc:
+            damage.append(
+                Damage(location=exc.location or info.location, kind="checksum", detail=str(exc))
+            )
+    return None, damage
+
+
+def load_saved_state(
+    mgr: SessionManager, record: SessionRecord, *, whole_journal: bool, progress: Progress
+) -> SavedState:
+    """Everything that survived of a session, damage included."""
+    progress(STAGES[0])
+    point, point_damage = _newest_valid_point(mgr, record.id)
+    progress(STAGES[1])
+    after = point.seq if point is not None else 0
+    read = mgr.store.read_events(record.id, after_seq=0 if whole_journal else after)
+    events = [e for e in read.events if e.seq > after]
+    emergency: EmergencyBackup | None = None
+    try:
+        emergency = mgr.store.load_emergency(record.id)
+    except CorruptRecord as exc:
+        point_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
+    return SavedState(
+        record=record,
+        point=point,
+        events=events,
+        full_events=read.events if whole_journal else None,
+        journal_damage=read.damage,
+        point_damage=point_damage,
+        emergency=emergency,
+    )
+
+
+def observe_since(
+    mgr: SessionManager, saved_code: CodeContext | None, check_paths: list[str]
+) -> ProjectObservation:
+    """The project now, relative to the saved code context (nothing, without an observer)."""
+    if mgr.observer is None:
+        return ProjectObservation(observed_at=mgr.now(), code=CodeContext(observed_at=mgr.now()))
+    since = saved_code if saved_code is not None and saved_code.observed_at else None
+    return mgr.observer.observe(since=since, check_paths=check_paths)
+
+
+def analyse(
+    mgr: SessionManager,
+    record: SessionRecord,
+    mode: str = "auto",
+    progress: Progress | None = None,
+) -> RecoveryResult:
+    """Run recovery for one session without changing anything."""
+    step = progress or (lambda _stage: None)
+    settings = recovery_settings(mgr)
+    now = mgr.now()
+    chosen = choose_mode(reference_time(record), now, settings, mode)
+    saved = load_saved_state(mgr, record, whole_journal=chosen == "full", progress=step)
+    step(STAGES[2])
+    code = saved.point.code_context if saved.point is not None else None
+    active = sorted(
+        {
+            *record.context.active_files,
+            *(saved.point.session.context.active_files if saved.point else []),
+        }
+    )
+    observation = observe_since(mgr, code, active)
+    step(STAGES[3])
+    return recover(saved, observation, now, settings, mode)
+
+
+def recover_session(
+    mgr: SessionManager,
+    session_id: str | None = None,
+    *,
+    user: str | None = None,
+    mode: str = "auto",
+    answer: bool | None = None,
+    confirm: Confirm | None = None,
+    progress: Progress | None = None,
+) -> RecoveryResult:
+    """RECOVER_SESSION: analyse, decide, act on the decision, log it.
+
+    Args:
+        mgr: The project's session manager.
+        session_id: The session; default: the user's most recent interrupted one.
+        user: Whose sessions (default: the manager's user).
+        mode: ``auto``, ``quick``, ``full`` or ``emergency``.
+        answer: The user's answer to "resume?" given in advance (``--yes`` / ``--no``).
+        confirm: Asks the user when the decision is ``prompt`` and ``answer`` is None.
+        progress: Receives the stage names of the work (for a progress bar).
+    """
+    mgr.detect_interruptions()
+    record = pick_session(mgr, session_id, user)
+    result = analyse(mgr, record, mode, progress)
+    if result.status == "failed":
+        result.outcome = "none"
+    elif (
+        record.status is SessionStatus.ACTIVE
+        and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
+    ):
+        result.outcome = "still-active"
+        result.warnings.append(
+            f"{record.id} is still active and owned by a live writer; nothing was restored"
+        )
+    else:
+        resume = _resolve(result, answer, confirm)
+        if resume is None:
+            result.outcome = "awaiting-answer"
+        elif resume:
+            restore(mgr, record, result)
+        else:
+            result.new_session_id = archive_and_start(mgr, record)
+            result.outcome = "new-session"
+    log_recovery(mgr, record, result, mode, answer)
+    return result
+
+
+def _resolve(result: RecoveryResult, answer: bool | None, confirm: Confirm | None) -> bool | None:
+    if answer is not None:
+        return answer
+    if result.decision == "auto-resume":
+        return True
+    if result.decision == "new-session":
+        return False
+    return confirm(result) if confirm is not None else None
+
+
+def _take_over(mgr: SessionManager, record: SessionRecord) -> LiveSession:
+    now = mgr.now()
+    current = mgr.store.read_lease(record.id)
+    if (
+        current is not None
+        and owner_gone(current, now) is None
+        and record.status is (SessionStatus.ACTIVE)
+    ):
+        raise LeaseHeld(f"{record.id} is being written by {current.holder}", current.holder)
+    lease = mgr.store.acquire_lease(
+        record.id,
+        Owner.cli(mgr.config.cli_lease_ttl).request(now),
+        steal=True,
+        expect_token=current.token if current is not None else 0,
+    )
+    return LiveSession(mgr, mgr.load(record.id).view, lease, owned_by_process=False)
+
+
+def restore(mgr: SessionManager, record: SessionRecord, result: RecoveryResult) -> None:
+    """Make the session active again under a new lease, with its repairs and continuation id."""
+    session = _take_over(mgr, record)
+    drafts = [session.draft(d.kind, d.payload) for d in result.repairs]
+    drafts.append(
+        session.draft(
+            EventKind.LIFECYCLE,
+            {"status": SessionStatus.ACTIVE.value, "continuationId": result.continuation_id},
+        )
+    )
+    session.append_group(drafts)
+    session.checkpoint(Trigger.USER_REQUEST)
+    result.outcome = "restored"
+
+
+def archive(mgr: SessionManager, record: SessionRecord) -> None:
+    """Mark a session archived (its history stays; it will not be offered again)."""
+    if record.status is SessionStatus.ARCHIVED:
+        return
+    session = _take_over(mgr, record)
+    session.append_group(
+        [session.draft(EventKind.LIFECYCLE, {"status": SessionStatus.ARCHIVED.value})]
+    )
+    mgr.store.release_lease(session.lease)
+
+
+def archive_and_start(mgr: SessionManager, record: SessionRecord) -> str:
+    """Decline: archive the old session and start a fresh one. Returns the new id."""
+    archive(mgr, record)
+    fresh = mgr.start(type=record.type, owned_by_process=False, auto_save=False)
+    return fresh.id
+
+
+def start_recovered(
+    mgr: SessionManager, session_id: str | None, *, session_type: str | None = None
+) -> RecoveryResult:
+    """``start --recover``: a new session seeded from a recovered one and linked to it."""
+    mgr.detect_interruptions()
+    old = pick_session(mgr, session_id, None)
+    result = analyse(mgr, old)
+    view = result.view
+    if view is None:
+        raise CorruptRecord(
+            f"nothing of {old.id} could be recovered; `continuity emergency` shows what is left"
+        )
+    state, context = view.record.state, view.record.context
+    fresh = mgr.start(
+        type=session_type or old.type,
+        owned_by_process=False,
+        auto_save=False,
+        recovered_from=old.id,
+    )
+    drafts = []
+    task = view.current_task
+    if context.current_task:
+        payload: dict[str, Any] = {"id": context.current_task, "current": True}
+        if task is not None:
+            payload |= {
+                "title": task.title,
+                "status": task.status.value,
+                "steps": task.steps,
+                "dependencies": task.dependencies,
+            }
+        if context.current_phase:
+            payload["phase"] = context.current_phase
+        drafts.append(fresh.draft(EventKind.TASK, payload))
+    seeded: dict[str, Any] = {
+        "summary": result.context_summary,
+        "progress": state.progress,
+        "activeFiles": context.active_files,
+    }
+    if state.current_step:
+        seeded["currentStep"] = state.current_step
+    if context.current_phase and not context.current_task:
+        seeded["phase"] = context.current_phase
+    drafts.append(fresh.draft(EventKind.STATE, seeded))
+    drafts += [fresh.draft(EventKind.STEP_COMPLETED, {"step": s}) for s in state.completed_steps]
+    drafts += [fresh.draft(EventKind.NEXT_STEP, {"step": s}) for s in state.next_steps]
+    drafts += [fresh.draft(EventKind.BLOCKER, {"text": b}) for b in state.blockers]
+    drafts += [fresh.draft(EventKind.DECISION, {"text": d}) for d in context.key_decisions]
+    fresh.append_group(drafts)
+    fresh.checkpoint(Trigger.USER_REQUEST)
+    if old.status is SessionStatus.INTERRUPTED:
+        archive(mgr, old)
+    result.outcome = "new-session"
+    result.new_session_id = fresh.id
+    log_recovery(mgr, old, result, "auto", True)
+    return result
+
+
+def log_recovery(
+    mgr: SessionManager,
+    record: SessionRecord,
+    result: RecoveryResult,
+    mode: str,
+    answer: bool | None,
+) -> None:
+    """One line in the recovery log: inputs, score, factors, decision, outcome."""
+    mgr.store.log_recovery(
+        {
+            "event": "recovery",
+            "at": format_time(mgr.now()),
+            "sessionId": record.id,
+            "userId": record.user_id,
+            "requestedMode": mode,
+            "mode": result.mode,
+            "answer": answer,
+            "recoveryPointId": result.recovery_point_id,
+            "recoveredSeq": result.recovered_seq,
+            "score": result.confidence.score,
+            "factors": result.confidence.factors.to_wire(),
+            "decision": result.decision,
+            "status": result.status,
+            "outcome": result.outcome,
+            "newSessionId": result.new_session_id,
+            "continuationId": result.continuation_id,
+            "warnings": len(result.warnings),
+        }
+    )
+
+
+def resume(
+    mgr: SessionManager, task_id: str, session_id: str | None, from_step: str | None
+) -> ResumeTaskResult:
+    """RESUME_TASK: where a task stands, from the newest session that worked on it."""
+    if not task_id.strip():
+        raise InvalidInput("give the task to resume, e.g. continuity resume TASK-6-004")
+    if session_id:
+        record = mgr.get(session_id)
+    else:
+        touched = [r for r in mgr.sessions() if r.context.current_task == task_id]
+        if not touched:
+            raise NoActiveSession(
+                f"no session worked on {task_id}; `continuity list` shows the sessions"
+            )
+        record = max(touched, key=lambda r: (r.last_activity, r.id))
+    view = mgr.load(record.id).view
+    code = None
+    if mgr.observer is not None:
+        code = observe_since(mgr, view.code_context, list(view.record.context.active_files))
+    return resume_task(view, task_id, from_step, code)
+
+
+def emergency(mgr: SessionManager) -> EmergencyResult:
+    """Emergency recovery: critical project info from the emergency backups alone."""
+    backups, damage = mgr.store.list_emergency()
+    observation = observe_since(mgr, None, []) if mgr.observer is not None else None
+    return emergency_context(
+        backups, now=mgr.now(), observation=observation, user_id=mgr.user_id, damage=damage
+    )
