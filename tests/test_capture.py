@@ -234,6 +234,27 @@ def test_saved_head_on_a_deleted_branch_is_not_reachable(repo: Path) -> None:
 
 
 @needs_git
+def test_symlinks_are_compared_by_their_target_as_git_stores_them(repo: Path) -> None:
+    (repo / "link").symlink_to("a.txt")
+    commit_all(repo, "add link")
+    observer = ProjectObserver(repo)
+    saved = observer.snapshot()
+    (repo / "link").unlink()
+    (repo / "link").symlink_to("src/b.py")
+
+    seen = observer.observe(saved)
+    assert seen.file_changes == {"link": "modified"}
+    git(repo, "add", "link")
+    git(repo, "commit", "-q", "-m", "retarget link")
+    assert observer.observe(seen.code).file_changes == {}
+
+    (repo / "link").unlink()
+    (repo / "link").symlink_to("a.txt")
+    assert observer.observe(saved).file_changes == {}
+    assert observer.snapshot().files["link"].digest == git(repo, "rev-parse", "HEAD~1:link")
+
+
+@needs_git
 def test_ignored_folders_and_gitignored_files_are_left_out(repo: Path) -> None:
     write(repo, ".gitignore", "*.log\n")
     commit_all(repo, "ignore logs")
@@ -366,6 +387,17 @@ def test_plain_folder_rehashes_only_files_whose_stat_changed(
     observer.snapshot()
     observer.snapshot()
     assert hashed == [folder.resolve() / "a.txt"]  # then remembered in memory
+
+
+def test_plain_folder_records_symlinks_without_following_them(folder: Path) -> None:
+    (folder / "link").symlink_to("a.txt")
+    (folder / "loop").symlink_to(".")
+    observer = ProjectObserver(folder)
+    saved = observer.snapshot()
+    assert sorted(saved.files) == ["a.txt", "docs/c.md", "link", "loop", "src/b.py"]
+    (folder / "link").unlink()
+    (folder / "link").symlink_to("src/b.py")
+    assert observer.observe(saved).file_changes == {"link": "modified"}
 
 
 def test_plain_folder_same_size_rewrite_is_seen(folder: Path) -> None:

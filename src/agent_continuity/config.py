@@ -127,9 +127,15 @@ class Config:
 
 
 _DURATIONS = {
-    "context_interval", "conversation_interval", "project_state_interval",
-    "full_snapshot_interval", "cli_lease_ttl", "process_lease_ttl", "heartbeat_interval",
-    "build_timeout", "watch_debounce",
+    "context_interval",
+    "conversation_interval",
+    "project_state_interval",
+    "full_snapshot_interval",
+    "cli_lease_ttl",
+    "process_lease_ttl",
+    "heartbeat_interval",
+    "build_timeout",
+    "watch_debounce",
 }
 
 

@@ -157,7 +157,9 @@ def parse_continuation_id(value: object) -> tuple[SessionKey, str]:
     return key, match["step"]
 
 
-def make_recovery_id(session_id: str, *, at: datetime | None = None, auto_save: int | None = None) -> str:
+def make_recovery_id(
+    session_id: str, *, at: datetime | None = None, auto_save: int | None = None
+) -> str:
     """Build a recovery point id: by time of day (``HHMMSS``) or by auto-save number.
 
     Exactly one of ``at`` and ``auto_save`` must be given.

@@ -22,8 +22,10 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
     try:
         loaded = mgr.load(record.id)
     except CorruptRecord as exc:
-        return {"session": record.to_wire(), "damage": [{"location": exc.location,
-                "kind": "unreadable", "detail": str(exc)}]}
+        return {
+            "session": record.to_wire(),
+            "damage": [{"location": exc.location, "kind": "unreadable", "detail": str(exc)}],
+        }
     view = loaded.view
     damage = [d.to_wire() for d in (*loaded.journal_damage, *loaded.point_damage)]
     return {

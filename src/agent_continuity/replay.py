@@ -191,7 +191,9 @@ class SessionView:
             current_phase=self.record.context.current_phase,
             active_tasks=active,
             recent_completions=done[-5:],
-            project_health="blocked" if blockers else ("degraded" if self.recent_errors else "good"),
+            project_health="blocked"
+            if blockers
+            else ("degraded" if self.recent_errors else "good"),
             critical_issues=blockers + list(self.recent_errors)[-3:],
         )
 
@@ -244,7 +246,9 @@ def _on_decision(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 def _on_step_completed(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     step = str(p.get("step", ""))
     state = view.record.state
-    completed = state.completed_steps if step in state.completed_steps else [*state.completed_steps, step]
+    completed = (
+        state.completed_steps if step in state.completed_steps else [*state.completed_steps, step]
+    )
     _state(
         view,
         completed_steps=completed,
@@ -276,8 +280,13 @@ def _on_task(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     known = view.tasks.get(task_id) or Task(id=task_id)
     updates = {
         attr: p[key]
-        for key, attr in (("title", "title"), ("status", "status"), ("phase", "phase"),
-                          ("steps", "steps"), ("dependencies", "dependencies"))
+        for key, attr in (
+            ("title", "title"),
+            ("status", "status"),
+            ("phase", "phase"),
+            ("steps", "steps"),
+            ("dependencies", "dependencies"),
+        )
         if p.get(key) is not None
     }
     view.tasks[task_id] = Task.model_validate({**known.model_dump(), **updates})
@@ -308,8 +317,11 @@ def _on_state(view: SessionView, p: dict[str, Any], at: datetime) -> None:
         _context(view, **context)
     if state:
         view.record = view.record.model_copy(
-            update={"state": view.record.state.model_validate(
-                {**view.record.state.model_dump(), **state})}
+            update={
+                "state": view.record.state.model_validate(
+                    {**view.record.state.model_dump(), **state}
+                )
+            }
         )
     if "preferences" in p and isinstance(p["preferences"], dict):
         view.user_preferences.update(p["preferences"])

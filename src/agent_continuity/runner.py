@@ -72,9 +72,9 @@ def run_command(
         raise InvalidInput("give the command to run after --, e.g. continuity run -- my-agent")
     mgr.detect_interruptions()
     for record in interrupted_notice(mgr):
-        cause = record.interruption.cause if record.interruption else "unknown"
+        why = record.interruption.cause if record.interruption else "unknown"
         notify(
-            f"continuity: {record.id} was interrupted ({cause}); "
+            f"continuity: {record.id} was interrupted ({why}); "
             f"`continuity recover {record.id}` continues it"
         )
     session = mgr.adopt(session_id) if session_id else mgr.start(type="agent-run")

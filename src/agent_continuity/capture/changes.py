@@ -77,8 +77,17 @@ def diff_indexes(
     Returns:
         The changed paths, as :func:`classify` reports them.
     """
-    before = {p: content_key(s) for p, s in saved.items()}
-    after = {p: content_key(s) for p, s in current.items()}
-    # Sorting only the differing paths keeps a 100,000-file comparison cheap.
-    differing = [p for p in before.keys() | after.keys() if before.get(p) != after.get(p)]
-    return classify(before, after, differing)
+    # One pass over the saved index; identical stamp objects (reused from
+    # the observer's cache) and equal digests are skipped without sorting.
+    differing = [
+        path
+        for path, stamp in saved.items()
+        if (now := current.get(path)) is not stamp
+        and (now is None or content_key(now) != content_key(stamp))
+    ]
+    differing += [path for path in current.keys() - saved.keys()]
+    return classify(
+        {p: content_key(saved.get(p)) for p in differing},
+        {p: content_key(current.get(p)) for p in differing},
+        differing,
+    )

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
+
+from agent_continuity.model import FileStamp
 
 # Two seconds covers the coarsest common clock (FAT); ext4, APFS and NTFS
 # tick far faster, so only files written in the last moments are re-hashed.
@@ -99,18 +101,16 @@ def scan_tree(root: Path, skip: PathFilter) -> dict[str, FileStat]:
     Returns:
         Relative path -> stat, in no particular order.
     """
-    return dict(_walk(str(root), skip))
-
-
-def _walk(top: str, skip: PathFilter) -> Iterator[tuple[str, FileStat]]:
-    stack = [(top, "")]
+    found: dict[str, FileStat] = {}
+    stack = [(str(root), "")]
     while stack:
         folder, rel_folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as entries:
+                listing = list(entries)
         except OSError:
             continue
-        for entry in entries:
+        for entry in listing:
             rel = rel_folder + entry.name
             # Parents were checked on the way down, so an exact match suffices.
             if entry.name == ALWAYS_IGNORED or rel in skip.folders or not json_safe(rel):
@@ -122,8 +122,12 @@ def _walk(top: str, skip: PathFilter) -> Iterator[tuple[str, FileStat]]:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished while we looked
-            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                yield rel, FileStat(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                found[rel] = FileStat(st.st_size, st.st_mtime_ns)
+            elif stat.S_ISLNK(mode):
+                found[rel] = FileStat(st.st_size, st.st_mtime_ns, True)
+    return found
 
 
 def stat_file(path: Path) -> FileStat | None:
@@ -136,54 +140,99 @@ def stat_file(path: Path) -> FileStat | None:
 
 
 def sha256_of_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, or of ``symlink\\0<target>`` for a symlink.
+    """Hex sha256 of a file's bytes (following a symlink).
+
+    Plain ``os.open``/``os.read``: on a tree of small files the per-file cost
+    of a buffered file object is larger than the hashing itself.
 
     Raises:
         OSError: The file cannot be read.
     """
-    if path.is_symlink():
-        return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(path))).hexdigest()
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        while chunk := os.read(fd, _CHUNK):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
-class DigestCache:
-    """Digests remembered by path, size and modification time.
+def sha256_of_link(path: Path) -> str:
+    """Hex sha256 of ``symlink\0<target>``: a link is recorded, not followed.
 
+    Raises:
+        OSError: The link cannot be read.
+    """
+    return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(path))).hexdigest()
+
+
+class StampCache:
+    """File stamps remembered by path, reused while size and mtime still match.
+
+    Reusing the stamp object itself, not just its digest, is what makes a
+    warm snapshot of 100,000 files cheap: no model is built for a file that
+    did not change. Stamps handed out are shared, so treat them as read-only.
     Not thread-safe; the observer serialises its calls.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, int, str]] = {}
+        self._stamps: dict[str, FileStamp] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._stamps)
 
-    def get(self, path: str, st: FileStat) -> str | None:
-        """The remembered digest of ``path`` if its stat has not changed."""
-        entry = self._entries.get(path)
-        if entry is not None and entry[0] == st.size and entry[1] == st.mtime_ns:
-            return entry[2]
+    def get(self, path: str, st: FileStat) -> FileStamp | None:
+        """The remembered stamp of ``path`` if its size and mtime have not changed."""
+        stamp = self._stamps.get(path)
+        if stamp is not None and stamp.size == st.size and stamp.mtime_ns == st.mtime_ns:
+            return stamp
         return None
 
-    def put(self, path: str, st: FileStat, digest: str, hashed_at_ns: int) -> None:
-        """Remember a digest computed at ``hashed_at_ns`` (``time.time_ns()``).
+    def put(self, path: str, stamp: FileStamp, hashed_at_ns: int) -> None:
+        """Remember a stamp whose digest was computed at ``hashed_at_ns`` (``time.time_ns()``).
 
         Files modified within :data:`RACY_MARGIN_NS` of the hashing are not
         remembered, so they are hashed again next time.
         """
-        if trustworthy(st.mtime_ns, hashed_at_ns):
-            self._entries[path] = (st.size, st.mtime_ns, digest)
+        if stamp.digest is not None and trustworthy(stamp.mtime_ns, hashed_at_ns):
+            self._stamps[path] = stamp
         else:
-            self._entries.pop(path, None)
+            self._stamps.pop(path, None)
 
-    def keep_only(self, paths: Mapping[str, object] | set[str]) -> None:
+    def keep_only(self, paths: Container[str]) -> None:
         """Forget every path not in ``paths`` (files that no longer exist)."""
-        for path in [p for p in self._entries if p not in paths]:
-            del self._entries[path]
+        for path in [p for p in self._stamps if p not in paths]:
+            del self._stamps[path]
+
+
+class SavedStamps:
+    """The stamps of a saved code context, reusable while a file's stat matches.
+
+    This is what lets a new process compare with a saved context without
+    hashing every file again: only files whose size or mtime moved are read.
+
+    Args:
+        files: The saved stamps by relative path.
+        hashed_at_ns: When they were taken (the context's ``observed_at``).
+    """
+
+    def __init__(self, files: Mapping[str, FileStamp] | None = None, hashed_at_ns: int = 0):
+        self._files: Mapping[str, FileStamp] = files or {}
+        self._settled_before = hashed_at_ns - RACY_MARGIN_NS
+
+    def get(self, path: str, st: FileStat) -> FileStamp | None:
+        """The saved stamp of ``path`` if it still describes the file."""
+        stamp = self._files.get(path)
+        if (
+            stamp is None
+            or stamp.digest is None
+            or stamp.size != st.size
+            or stamp.mtime_ns != st.mtime_ns
+            or st.mtime_ns >= self._settled_before
+        ):
+            return None
+        return stamp
 
 
 def trustworthy(mtime_ns: int, hashed_at_ns: int) -> bool:

@@ -14,6 +14,7 @@ still be known, and a warning is logged.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
@@ -21,19 +22,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from agent_continuity.capture.build import run_build
 from agent_continuity.capture.changes import classify, content_key, diff_indexes
 from agent_continuity.capture.file_index import (
-    DigestCache,
     FileStat,
     PathFilter,
+    SavedStamps,
+    StampCache,
+    json_safe,
     scan_tree,
     sha256_of_file,
+    sha256_of_link,
     stat_file,
-    trustworthy,
 )
 from agent_continuity.capture.git import GitError, GitRepo, blob_id_of_file
 from agent_continuity.model import CodeContext, FileStamp, ProjectObservation, utc_now
@@ -89,8 +93,8 @@ class ProjectObserver:
         self.build_timeout = build_timeout
         self._clock = clock
         self._skip = PathFilter.from_patterns(self.root, [DEFAULT_STORE_FOLDER, *ignore])
-        self._sha256_cache = DigestCache()
-        self._blob_cache = DigestCache()
+        self._sha256_cache = StampCache()
+        self._blob_cache = StampCache()
         self._lock = threading.RLock()
 
     def snapshot(self, *, with_build: bool = False) -> CodeContext:
@@ -170,8 +174,8 @@ class ProjectObserver:
             rel = self._from_repo(repo, repo_path)
             if rel is not None:
                 head_blobs[rel] = blob
-        hints = since if since is not None and since.vcs == "git" else None
-        files = self._stamp_dirty(repo, sorted(head_blobs), hints)
+        saved = _saved_stamps(since, "git")
+        files = self._stamp_dirty(repo, sorted(head_blobs), saved)
         recent: list[str] = []
         if status.head is not None:
             recent = self._quiet(repo.log, [], status.head, MAX_RECENT_COMMITS)
@@ -188,7 +192,7 @@ class ProjectObserver:
         return _Capture(code, repo, head_blobs)
 
     def _stamp_dirty(
-        self, repo: GitRepo, paths: list[str], since: CodeContext | None
+        self, repo: GitRepo, paths: list[str], saved: SavedStamps
     ) -> dict[str, FileStamp]:
         hashed_at = time.time_ns()
         stamps: dict[str, FileStamp] = {}
@@ -204,20 +208,20 @@ class ProjectObserver:
                 head = repo.submodule_head(repo.prefix + rel)
                 stamps[rel] = FileStamp(size=0, mtime_ns=st.mtime_ns, digest=head)
                 continue
-            digest = self._blob_cache.get(rel, st) or _reusable(since, rel, st)
-            if digest is None and st.is_link:
-                digest = blob_id_of_file(full, repo.object_format)
-            if digest is None:
+            stamp = self._blob_cache.get(rel, st) or saved.get(rel, st)
+            if stamp is None and st.is_link:
+                # git stores the link's target text, which hash-object would follow.
+                stamp = _stamp(st, full, partial(blob_id_of_file, object_format=repo.object_format))
+            if stamp is None:
                 to_hash.append((rel, st))
-            else:
-                self._blob_cache.put(rel, st, digest, hashed_at)
-            stamps[rel] = FileStamp(size=st.size, mtime_ns=st.mtime_ns, digest=digest)
+                continue
+            self._blob_cache.put(rel, stamp, hashed_at)
+            stamps[rel] = stamp
         for (rel, st), digest in zip(to_hash, self._hash_blobs(repo, to_hash), strict=True):
-            stamps[rel].digest = digest
-            if digest is not None:
-                self._blob_cache.put(rel, st, digest, hashed_at)
+            stamps[rel] = FileStamp(size=st.size, mtime_ns=st.mtime_ns, digest=digest)
+            self._blob_cache.put(rel, stamps[rel], hashed_at)
         self._blob_cache.keep_only(stamps)
-        return stamps
+        return dict(sorted(stamps.items()))
 
     def _hash_blobs(self, repo: GitRepo, files: list[tuple[str, FileStat]]) -> list[str | None]:
         rels = [rel for rel, _ in files]
@@ -238,21 +242,16 @@ class ProjectObserver:
     def _index_context(self, observed_at: datetime, since: CodeContext | None) -> CodeContext:
         hashed_at = time.time_ns()
         index = scan_tree(self.root, self._skip)
-        hints = since if since is not None and since.vcs == "none" else None
+        saved = _saved_stamps(since, "none")
         files: dict[str, FileStamp] = {}
         for rel in sorted(index):
             st = index[rel]
-            digest = self._sha256_cache.get(rel, st) or _reusable(hints, rel, st)
-            if digest is None:
-                try:
-                    digest = sha256_of_file(self.root / rel)
-                except OSError:
-                    digest = None
-            if digest is not None:
-                self._sha256_cache.put(rel, st, digest, hashed_at)
-            files[rel] = FileStamp.model_construct(
-                size=st.size, mtime_ns=st.mtime_ns, digest=digest
-            )
+            stamp = self._sha256_cache.get(rel, st)
+            if stamp is None:
+                hasher = sha256_of_link if st.is_link else sha256_of_file
+                stamp = saved.get(rel, st) or _stamp(st, self.root / rel, hasher)
+                self._sha256_cache.put(rel, stamp, hashed_at)
+            files[rel] = stamp
         self._sha256_cache.keep_only(index)
         return CodeContext(
             last_modified_files=_newest(files),
@@ -334,7 +333,7 @@ class ProjectObserver:
         if not path.startswith(repo.prefix):
             return None
         rel = path[len(repo.prefix) :]
-        if not rel or self._skip.excluded(rel) or not _json_safe(rel):
+        if not rel or self._skip.excluded(rel) or not json_safe(rel):
             return None
         return rel
 
@@ -350,33 +349,24 @@ class ProjectObserver:
             return default
 
 
-def _reusable(since: CodeContext | None, rel: str, st: FileStat) -> str | None:
-    """The digest saved in ``since`` for this file, if its stat proves it still holds."""
-    if since is None or since.observed_at is None:
-        return None
-    stamp = since.files.get(rel)
-    if stamp is None or stamp.digest is None:
-        return None
-    if stamp.size != st.size or stamp.mtime_ns != st.mtime_ns:
-        return None
-    if not trustworthy(st.mtime_ns, _ns(since.observed_at)):
-        return None
-    return stamp.digest
+def _stamp(st: FileStat, path: Path, digest: Callable[[Path], str]) -> FileStamp:
+    """A new stamp; a file that cannot be read gets no digest rather than an error."""
+    try:
+        value: str | None = digest(path)
+    except OSError:
+        value = None
+    return FileStamp(size=st.size, mtime_ns=st.mtime_ns, digest=value)
 
 
-def _ns(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+def _saved_stamps(since: CodeContext | None, vcs: str) -> SavedStamps:
+    """The stamps of ``since`` that may stand in for hashing (same kind of digest only)."""
+    if since is None or since.vcs != vcs or since.observed_at is None:
+        return SavedStamps()
+    moment = since.observed_at
+    hashed_at = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    return SavedStamps(since.files, hashed_at)
 
 
 def _newest(files: Mapping[str, FileStamp]) -> list[str]:
-    existing = [(-s.mtime_ns, p) for p, s in files.items() if s.size >= 0]
-    existing.sort()
-    return [p for _, p in existing[:MAX_LAST_MODIFIED]]
-
-
-def _json_safe(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    existing = ((-s.mtime_ns, p) for p, s in files.items() if s.size >= 0)
+    return [p for _, p in heapq.nsmallest(MAX_LAST_MODIFIED, existing)]

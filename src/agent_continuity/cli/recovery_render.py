@@ -83,9 +83,9 @@ def recovery(result: RecoveryResult, *, with_prompt: bool) -> str:
     )
     lines += [f"  ✗ {v.name}{' (critical)' if v.critical else ''}: {v.detail}" for v in failed]
     if result.next_steps:
-        lines += ["", "next steps:"] + _bullets(result.next_steps)
+        lines += ["", "next steps:", *_bullets(result.next_steps)]
     if result.warnings:
-        lines += ["", "warnings:"] + _bullets(result.warnings)
+        lines += ["", "warnings:", *_bullets(result.warnings)]
     if result.outcome in _OUTCOMES and with_prompt:
         lines += [
             "",
@@ -104,7 +104,7 @@ def resume(result: ResumeTaskResult) -> str:
         f"{data['sessionId']}: {data['progress']}",
         f"current step: {data.get('currentStep') or '-'}",
     ]
-    lines += ["next actions:"] + _bullets(list(data.get("nextActions", [])))
+    lines += ["next actions:", *_bullets(list(data.get("nextActions", [])))]
     return "\n".join(lines)
 
 
@@ -125,5 +125,5 @@ def emergency(result: EmergencyResult) -> str:
     if data["basicContext"]:
         lines += ["", data["basicContext"]]
     if data["warnings"]:
-        lines += ["", "warnings:"] + _bullets(data["warnings"])
+        lines += ["", "warnings:", *_bullets(data["warnings"])]
     return "\n".join(lines)

@@ -30,7 +30,9 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
         StoreUnavailable: If the backend's driver is missing or it cannot connect.
     """
     if durability not in DURABILITY_MODES:
-        raise ConfigError(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
+        raise ConfigError(
+            f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
+        )
     base = base_dir if base_dir is not None else Path.cwd()
     scheme, _, rest = url.partition(":")
     if scheme == "memory":
@@ -45,7 +47,9 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
         return FileStore(base / rest, durability=durability, url=url)
     if scheme == "sqlite":
         if not rest.startswith("///") or len(rest) <= 3:
-            raise ConfigError("sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db")
+            raise ConfigError(
+                "sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db"
+            )
         from .sqlite import SqliteStore
 
         return SqliteStore(base / rest[3:], durability=durability, url=url)
@@ -53,6 +57,4 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
         raise StoreUnavailable(
             "the PostgreSQL store is not available yet; use files:PATH or sqlite:///PATH"
         )
-    raise ConfigError(
-        f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:"
-    )
+    raise ConfigError(f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:")

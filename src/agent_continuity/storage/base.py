@@ -120,7 +120,9 @@ class Store(Protocol):
 
     # -- sessions -------------------------------------------------------
 
-    def create_session(self, draft: SessionRecord, lease: LeaseRequest) -> tuple[SessionRecord, Lease]:
+    def create_session(
+        self, draft: SessionRecord, lease: LeaseRequest
+    ) -> tuple[SessionRecord, Lease]:
         """Register a new session and give its creator the first lease.
 
         The id is allocated here: ``SESSION-{YYMMDD}-{NNN}`` for the UTC day of
@@ -170,7 +172,11 @@ class Store(Protocol):
         ...
 
     def acquire_lease(
-        self, session_id: str, request: LeaseRequest, *, steal: bool = False,
+        self,
+        session_id: str,
+        request: LeaseRequest,
+        *,
+        steal: bool = False,
         expect_token: int | None = None,
     ) -> Lease:
         """Take a session's lease, fencing out every earlier holder.

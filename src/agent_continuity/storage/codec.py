@@ -78,14 +78,19 @@ def decode_event(line: bytes, location: str = "") -> Event:
     """
     if not line.endswith(b"\n"):
         line += b"\n"
-    if len(line) < _CRC_SUFFIX_LEN + 2 or line[-_CRC_SUFFIX_LEN : -_CRC_SUFFIX_LEN + 8] != _CRC_PREFIX:
+    if (
+        len(line) < _CRC_SUFFIX_LEN + 2
+        or line[-_CRC_SUFFIX_LEN : -_CRC_SUFFIX_LEN + 8] != _CRC_PREFIX
+    ):
         raise CorruptRecord(f"{location}: journal line has no checksum (torn write?)", location)
     body = line[:-_CRC_SUFFIX_LEN] + b"}"
     stored = line[-_CRC_SUFFIX_LEN + 8 : -3]
     try:
         expected = int(stored, 16)
     except ValueError:
-        raise CorruptRecord(f"{location}: journal line has a malformed checksum", location) from None
+        raise CorruptRecord(
+            f"{location}: journal line has a malformed checksum", location
+        ) from None
     if zlib.crc32(body) != expected:
         raise CorruptRecord(f"{location}: journal line fails its checksum", location)
     try:

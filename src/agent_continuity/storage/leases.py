@@ -61,9 +61,7 @@ def renewed(current: Lease | None, lease: Lease, request: LeaseRequest) -> Lease
         LeaseHeld: If the lease was taken over (or released) since.
     """
     check_current(current, lease)
-    return lease.model_copy(
-        update={"heartbeat": request.now, "expires": request.now + request.ttl}
-    )
+    return lease.model_copy(update={"heartbeat": request.now, "expires": request.now + request.ttl})
 
 
 def check_current(current: Lease | None, lease: Lease) -> None:

@@ -66,8 +66,12 @@ class MemoryStore:
             taken = [ids.parse_session_id(s).number for s in self._sessions if s.startswith(prefix)]
             session_id = ids.make_session_id(day, max(taken, default=0) + 1)
             record = draft.model_copy(update={"id": session_id, "last_seq": 1})
-            first = Event(seq=1, kind=EventKind.SESSION, at=draft.created,
-                          payload={"record": record.to_wire()})
+            first = Event(
+                seq=1,
+                kind=EventKind.SESSION,
+                at=draft.created,
+                payload={"record": record.to_wire()},
+            )
             self._journals[session_id] = [codec.encode_event(first)]
             self._sessions[session_id] = record
             granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
@@ -111,14 +115,22 @@ class MemoryStore:
         with self._lock:
             self.get_session(session_id)
             granted = leases.grant(
-                session_id, self._leases.get(session_id), request,
-                steal=steal, expect_token=expect_token,
+                session_id,
+                self._leases.get(session_id),
+                request,
+                steal=steal,
+                expect_token=expect_token,
             )
             self._leases[session_id] = granted
             self._append_locked(
                 session_id,
-                [EventDraft(kind=EventKind.LEASE, at=request.now,
-                            payload={"token": granted.token, "holder": granted.holder})],
+                [
+                    EventDraft(
+                        kind=EventKind.LEASE,
+                        at=request.now,
+                        payload={"token": granted.token, "holder": granted.holder},
+                    )
+                ],
             )
             return granted
 
@@ -168,7 +180,9 @@ class MemoryStore:
             try:
                 event = codec.decode_event(line, f"{session_id}#{index}")
             except CorruptRecord as exc:
-                result.damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
+                result.damage.append(
+                    Damage(location=exc.location, kind="checksum", detail=str(exc))
+                )
                 continue
             if event.seq > after_seq:
                 result.events.append(event)
@@ -180,8 +194,12 @@ class MemoryStore:
         ids.validate_recovery_id(point.id)
         data = codec.dump_compressed(point.to_wire())
         info = RecoveryPointInfo(
-            id=point.id, session_id=point.session_id, seq=point.seq,
-            created=point.created, trigger=point.trigger, location=f"memory:{point.id}",
+            id=point.id,
+            session_id=point.session_id,
+            seq=point.seq,
+            created=point.created,
+            trigger=point.trigger,
+            location=f"memory:{point.id}",
         )
         with self._lock:
             self.get_session(point.session_id)
@@ -290,5 +308,7 @@ class MemoryStore:
             try:
                 self.load_point(point_id)
             except CorruptRecord as exc:
-                report.damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
+                report.damage.append(
+                    Damage(location=exc.location, kind="checksum", detail=str(exc))
+                )
         return report
