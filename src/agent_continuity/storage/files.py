@@ -488,6 +488,7 @@ class FileStore:
             if not entry.journal.path.exists():
                 raise SessionNotFound(f"no session {point.session_id} in {self.url}")
             # The point must never cover events that a power failure could still take back.
+            entry.journal.flush()
             ensure_folder(folder)
             existing = self._find_point(point.session_id, point.id)
             if existing is not None:
