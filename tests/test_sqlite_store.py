@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,9 +72,14 @@ def store(db: Path) -> Iterator[SqliteStore]:
     opened.close()
 
 
-def raw(db: Path) -> sqlite3.Connection:
+@contextmanager
+def raw(db: Path) -> Iterator[sqlite3.Connection]:
     """A plain connection to the store file, as a person with `sqlite3` would open it."""
-    return sqlite3.connect(db, isolation_level=None)
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 # -- the file -----------------------------------------------------------------
@@ -107,7 +113,7 @@ def test_an_older_schema_is_upgraded_and_a_newer_one_refused(db: Path) -> None:
     assert SqliteStore(db).get_session(record.id).id == record.id
 
 
-def test_sync_mode_fsyncs_every_commit_and_batched_mode_does_not(db: Path) -> None:
+def test_sync_mode_syncs_every_commit_and_batched_mode_leaves_it_to_the_flusher(db: Path) -> None:
     for durability, level in (("sync", 2), ("batched", 1)):  # FULL, NORMAL
         store = SqliteStore(db, durability=durability)
         new_session(store)
@@ -423,13 +429,13 @@ def test_a_second_writer_is_refused_and_a_takeover_fences_the_first(db: Path) ->
 def test_a_lock_held_beyond_the_busy_timeout_is_a_clear_error(db: Path) -> None:
     store = SqliteStore(db, busy_timeout=0.2)
     _, lease = new_session(store)
-    blocker = raw(db)
-    blocker.execute("BEGIN IMMEDIATE")
-    started = time.monotonic()
-    with pytest.raises(StoreError, match="stayed locked by another process"):
-        store.append(lease, [note("waits")])
-    assert time.monotonic() - started >= 0.2
-    blocker.execute("ROLLBACK")
+    with raw(db) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="stayed locked by another process"):
+            store.append(lease, [note("waits")])
+        assert time.monotonic() - started >= 0.2
+        blocker.execute("ROLLBACK")
     assert store.append(lease, [note("goes through")])[0].seq == 2
 
 
