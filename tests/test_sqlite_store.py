@@ -121,6 +121,28 @@ def test_sync_mode_syncs_every_commit_and_batched_mode_leaves_it_to_the_flusher(
         store.close()
 
 
+def test_batched_mode_fsyncs_the_wal_within_the_batch_interval(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    store = SqliteStore(db, durability="batched", batch_interval=0.05)
+    _, lease = new_session(store)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    appended = time.monotonic()
+    store.append(lease, [note("acknowledged")])
+    while f"{db}-wal" not in synced and time.monotonic() - appended < 5:
+        time.sleep(0.01)
+    assert f"{db}-wal" in synced
+    assert time.monotonic() - appended < 1  # 0.05 s, plus a busy machine's scheduling
+    store.close()
+
+
 @pytest.mark.parametrize("durability", ["sync", "batched"])
 def test_every_acknowledged_append_survives_kill_9(db: Path, durability: str) -> None:
     writer = textwrap.dedent(

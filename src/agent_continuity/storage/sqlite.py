@@ -232,6 +232,8 @@ class _WalFlusher:
     def _flush(self) -> None:
         try:
             _fsync_path(self.wal)
+            # The WAL may be new since the last flush; its name must survive too.
+            _fsync_path(self.wal.parent, directory=True)
         except FileNotFoundError:
             pass  # the last connection checkpointed (and synced) it into the database
         except OSError as exc:
