@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -200,9 +200,9 @@ class StampCache:
         else:
             self._stamps.pop(path, None)
 
-    def keep_only(self, paths: Container[str]) -> None:
+    def keep_only(self, paths: Mapping[str, object]) -> None:
         """Forget every path not in ``paths`` (files that no longer exist)."""
-        for path in [p for p in self._stamps if p not in paths]:
+        for path in self._stamps.keys() - paths.keys():
             del self._stamps[path]
 
 
