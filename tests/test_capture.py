@@ -15,6 +15,7 @@ import pytest
 
 from agent_continuity.capture import ProjectObserver, run_build
 from agent_continuity.capture import observer as observer_module
+from agent_continuity.capture.benchmark import benchmark_git, benchmark_index
 from agent_continuity.model import CodeContext
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -305,6 +306,27 @@ def test_last_modified_files_are_the_newest_dirty_files_first(repo: Path) -> Non
 
 
 @needs_git
+def test_a_repository_without_commits_then_its_first_commit(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    write(root, "a.txt", "a\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test")
+    git(root, "config", "user.email", "test@example.com")
+    observer = ProjectObserver(root)
+    saved = observer.snapshot()
+    assert saved.vcs == "git" and saved.head is None and saved.working_branch == "main"
+    assert set(saved.files) == {"a.txt"} and saved.recent_commits == []
+
+    write(root, "b.txt", "b\n")
+    commit_all(root, "first")
+    seen = observer.observe(saved)
+
+    assert seen.file_changes == {"b.txt": "added"}
+    assert seen.commits_since == [f"{git(root, 'rev-parse', '--short', 'HEAD')} first"]
+    assert seen.saved_head_reachable is True
+
+
+@needs_git
 def test_missing_paths(repo: Path) -> None:
     (repo / "a.txt").unlink()
     seen = ProjectObserver(repo).observe(check_paths=["src/b.py", "a.txt", "gone/x.py"])
@@ -406,6 +428,17 @@ def test_plain_folder_same_size_rewrite_is_seen(folder: Path) -> None:
     saved = observer.snapshot()
     rewrite_within_one_tick(path, "bbbb")
     assert observer.observe(saved).file_changes == {"quick.txt": "modified"}
+
+
+# -- benchmarks ---------------------------------------------------------------
+
+
+@needs_git
+def test_benchmarks_run_on_a_small_tree(tmp_path: Path) -> None:
+    timings = benchmark_git(tmp_path / "git", files=300, modified=10, repeat=1)
+    assert set(timings) == {"git_status", "snapshot", "observe", "ratio"}
+    timings = benchmark_index(tmp_path / "plain", files=300, modified=10, repeat=1)
+    assert all(seconds > 0 for seconds in timings.values())
 
 
 # -- build status -------------------------------------------------------------
