@@ -173,6 +173,25 @@ def test_a_change_committed_since_saving_is_unchanged(repo: Path) -> None:
 
 
 @needs_git
+def test_unusual_file_names_are_reported_literally(repo: Path) -> None:
+    names = ["with space.txt", "glob*[x].txt", "ünïcode.md", "tab\tname.txt"]
+    for name in names:
+        write(repo, name, "v1\n")
+    write(repo, "glob-match.txt", "v1\n")  # would match "glob*" as a pattern
+    commit_all(repo, "odd names")
+    observer = ProjectObserver(repo)
+    for name in names:
+        write(repo, name, "v2\n")
+    saved = observer.snapshot()
+    assert sorted(saved.files) == sorted(names)
+    commit_all(repo, "v2")
+    write(repo, "glob-match.txt", "v2\n")
+    commit_all(repo, "glob-match v2")
+
+    assert observer.observe(saved).file_changes == {"glob-match.txt": "modified"}
+
+
+@needs_git
 def test_commits_since_are_listed_oldest_first_with_their_files(repo: Path) -> None:
     observer = ProjectObserver(repo)
     saved = observer.snapshot()

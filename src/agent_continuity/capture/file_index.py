@@ -131,11 +131,17 @@ def scan_tree(root: Path, skip: PathFilter) -> dict[str, FileStat]:
 
 
 def stat_file(path: Path) -> FileStat | None:
-    """``lstat`` of one path as a :class:`FileStat`; None when it does not exist."""
+    """``lstat`` of one path as a :class:`FileStat`; None when it does not exist.
+
+    A path that exists but cannot be examined (a folder without search
+    permission on the way) gets size 0 and mtime 0: present, content unknown.
+    """
     try:
         st = path.lstat()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError:
+        return FileStat(0, 0)
     return FileStat(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
 
 

@@ -10,6 +10,12 @@ sha256 digest, re-hashing only files whose size or mtime changed.
 Everything here degrades instead of failing: no git binary, a folder that
 is not a repository, or a git command that errors all fall back to what can
 still be known, and a warning is logged.
+
+Known limits: when the saved HEAD no longer exists (history rewritten and
+garbage-collected), only files dirty then or now can be compared, and
+``saved_head_reachable`` is False to say so. Blob ids come from
+``git hash-object`` so clean filters apply; if that fails the observer hashes
+in Python, without filters.
 """
 
 from __future__ import annotations
@@ -156,6 +162,8 @@ class ProjectObserver:
     # -- capture -------------------------------------------------------------
 
     def _capture(self, since: CodeContext | None) -> _Capture:
+        # Read before any file is: a later comparison trusts a digest only
+        # for files last modified well before ``observed_at`` (SavedStamps).
         observed_at = self._clock()
         repo = GitRepo.discover(self.root)
         if repo is not None:
