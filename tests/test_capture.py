@@ -16,6 +16,7 @@ import pytest
 from agent_continuity.capture import ProjectObserver, run_build
 from agent_continuity.capture import observer as observer_module
 from agent_continuity.capture.benchmark import benchmark_git, benchmark_index
+from agent_continuity.capture.file_index import sha256_of_file
 from agent_continuity.model import CodeContext
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -412,11 +413,10 @@ def test_plain_folder_rehashes_only_files_whose_stat_changed(
     saved = ProjectObserver(folder).snapshot()
     write(folder, "a.txt", "alpha changed\n")
     hashed: list[Path] = []
-    real = observer_module.sha256_of_file
 
     def counting(path: Path) -> str:
         hashed.append(path)
-        return real(path)
+        return sha256_of_file(path)
 
     monkeypatch.setattr(observer_module, "sha256_of_file", counting)
     observer = ProjectObserver(folder)  # a new process: only the saved digests help
