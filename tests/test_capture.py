@@ -126,6 +126,18 @@ def test_reports_exactly_the_files_modified_added_and_deleted(repo: Path) -> Non
 
 
 @needs_git
+def test_observing_never_writes_the_git_index(repo: Path) -> None:
+    index = repo / ".git" / "index"
+    before = index.read_bytes()
+    age(repo / "src/b.py")  # stale stat data: a plain `git status` would rewrite the index
+    write(repo, "a.txt", "changed\n")
+    observer = ProjectObserver(repo)
+    observer.observe(observer.snapshot())
+    assert index.read_bytes() == before
+    assert not (repo / ".git" / "index.lock").exists()
+
+
+@needs_git
 def test_touched_but_identical_files_are_not_changes(repo: Path) -> None:
     observer = ProjectObserver(repo)
     write(repo, "a.txt", "dirty\n")
