@@ -7,7 +7,8 @@ A new store joins the conformance run by adding its factory to
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from agent_continuity.storage.base import Store
 from agent_continuity.storage.files import FileStore
 from agent_continuity.storage.memory import MemoryStore
+from agent_continuity.storage.sqlite import SqliteStore
 from agent_continuity.testing.conformance import StoreFactory
 
 
@@ -101,7 +103,63 @@ class FilesFactory(StoreFactory):
         path.write_bytes(bytes(data))
 
 
-STORE_FACTORIES: list[type[StoreFactory]] = [MemoryFactory, FilesFactory]
+class SqliteFactory(StoreFactory):
+    """``sqlite:///PATH``; every call opens a new SqliteStore. Damage edits rows directly."""
+
+    name = "sqlite"
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.location / "continuity.db"
+
+    def open(self) -> Store:
+        return SqliteStore(self.path)
+
+    def _rewrite(
+        self,
+        table: str,
+        column: str,
+        where: str,
+        key: tuple[object, ...],
+        damage: Callable[[bytearray], None],
+    ) -> None:
+        with sqlite3.connect(self.path) as conn:
+            (data,) = conn.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()
+            edited = bytearray(data)
+            damage(edited)
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (bytes(edited), *key))
+        conn.close()
+
+    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
+        with sqlite3.connect(self.path) as conn:
+            (seq,) = conn.execute(
+                "SELECT max(seq) FROM events WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        conn.close()
+
+        def cut(data: bytearray) -> None:
+            del data[-nbytes:]
+
+        self._rewrite("events", "line", "session_id = ? AND seq = ?", (session_id, seq), cut)
+
+    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
+        self._rewrite(
+            "events",
+            "line",
+            "session_id = ? AND seq = ?",
+            (session_id, seq),
+            lambda data: _flip_letter(data, 0, len(data)),
+        )
+
+    def flip_point_byte(self, store: Store, point_id: str) -> None:
+        def flip(data: bytearray) -> None:
+            data[len(data) // 2] ^= 0xFF
+
+        self._rewrite("points", "body", "id = ?", (point_id,), flip)
+
+
+STORE_FACTORIES: list[type[StoreFactory]] = [MemoryFactory, FilesFactory, SqliteFactory]
 
 
 @pytest.fixture(params=STORE_FACTORIES, ids=lambda factory: factory.name)

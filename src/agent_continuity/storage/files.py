@@ -74,6 +74,7 @@ from .atomic import (
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .files_layout import (
     RECOVERY_PROTOCOLS,
+    Entries,
     Layout,
     active_document,
     parse_point_file_name,
@@ -101,8 +102,11 @@ class _Session:
 
 
 @dataclass(slots=True)
-class _RegistryCache:
+class _Registry:
+    """The registry as last read: wire entries, and records validated on first use."""
+
     stamp: tuple[int, int, int]
+    entries: Entries
     records: dict[str, SessionRecord] = field(default_factory=dict)
 
 
@@ -139,7 +143,7 @@ class FileStore:
         self._mutex = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._registry_lock = FileLock(self.layout.registry_lock)
-        self._registry_cache: _RegistryCache | None = None
+        self._registry_cache: _Registry | None = None
         self._dirty: set[str] = set()
         self._flush_error: StoreError | None = None
         self._flusher: threading.Thread | None = None
@@ -152,7 +156,7 @@ class FileStore:
             # A missing registry is written empty only for a new store; with journals
             # present it must be rebuilt (verify --repair), never silently emptied.
             if not self.layout.registry.exists() and not self.layout.journal_ids():
-                self._write_registry({}, {})
+                self._write_registry({}, None)
 
     def close(self) -> None:
         """Flush batched appends and close every descriptor. Safe to call twice.
@@ -180,8 +184,8 @@ class FileStore:
     ) -> tuple[SessionRecord, Lease]:
         day = draft.created.date()
         with self._registry_lock.exclusive():
-            records = self._load_registry()
-            number = self._highest_number(day, records)
+            entries = self._registry().entries
+            number = self._highest_number(day, entries)
             while True:
                 number += 1
                 session_id = ids.make_session_id(day, number)
@@ -206,7 +210,7 @@ class FileStore:
                 size = append_durably(fd, path, 0, line, sync=True)
                 fsync_folder(path.parent)
                 self._write_lease(granted)
-                self._write_registry({**records, session_id: record}, records)
+                self._write_registry({**entries, session_id: record.to_wire()}, entries)
             except BaseException:
                 os.close(fd)
                 self._undo_create(session_id)
@@ -229,14 +233,14 @@ class FileStore:
             except OSError:
                 pass
 
-    def _highest_number(self, day: date, records: dict[str, SessionRecord]) -> int:
+    def _highest_number(self, day: date, entries: Entries) -> int:
         prefix = f"SESSION-{ids.day_code(day)}-"
         try:
             names = os.listdir(self.layout.journals)
         except OSError as exc:
             raise store_error(exc, "list", self.layout.journals) from exc
         taken = [n.removesuffix(".jsonl") for n in names if n.startswith(prefix)]
-        taken += [s for s in records if s.startswith(prefix)]
+        taken += [s for s in entries if s.startswith(prefix)]
         numbers = [0]
         for session_id in taken:
             try:
@@ -247,38 +251,42 @@ class FileStore:
 
     def get_session(self, session_id: str) -> SessionRecord:
         ids.validate_session_id(session_id)
-        try:
-            return self._load_registry()[session_id]
-        except KeyError:
+        registry = self._registry()
+        if session_id not in registry.entries:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
-            ) from None
+            )
+        return self._record(registry, session_id)
 
     def list_sessions(self) -> list[SessionRecord]:
-        return sorted(self._load_registry().values(), key=lambda r: (r.created, r.id))
+        registry = self._registry()
+        records = [self._record(registry, session_id) for session_id in registry.entries]
+        return sorted(records, key=lambda r: (r.created, r.id))
 
     def put_session(self, record: SessionRecord) -> None:
         ids.validate_session_id(record.id)
+        entry = record.to_wire()
         with self._registry_lock.exclusive():
-            records = self._load_registry()
-            if record.id not in records and not self.layout.journal(record.id).exists():
+            entries = self._registry().entries
+            if record.id not in entries and not self.layout.journal(record.id).exists():
                 raise SessionNotFound(
                     f"no session {record.id} in {self.url}; create it before updating it"
                 )
+            if entries.get(record.id) == entry:
+                return  # nothing changed: spare the rewrite and its fsyncs
             if record.status in _ARCHIVED:
-                replace_atomically(
-                    self.layout.archived(record.id), codec.dump_document(record.to_wire())
-                )
-            self._write_registry({**records, record.id: record}, records)
+                replace_atomically(self.layout.archived(record.id), codec.dump_document(entry))
+            self._write_registry({**entries, record.id: entry}, entries)
 
-    def _load_registry(self) -> dict[str, SessionRecord]:
+    def _registry(self) -> _Registry:
+        """The registry as on disk now (re-read only when the file changed)."""
         path = self.layout.registry
         try:
             st = os.stat(path)
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
             cache = self._registry_cache
             if cache is not None and cache.stamp == stamp:
-                return dict(cache.records)
+                return cache
             data = path.read_bytes()
         except FileNotFoundError:
             raise CorruptRecord(
@@ -288,19 +296,26 @@ class FileStore:
             ) from None
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
-        records = parse_registry(codec.load_document(data, str(path)), str(path))
-        self._registry_cache = _RegistryCache(stamp, records)
-        return dict(records)
+        entries = parse_registry(codec.load_document(data, str(path)), str(path))
+        self._registry_cache = _Registry(stamp, entries)
+        return self._registry_cache
 
-    def _write_registry(
-        self, records: dict[str, SessionRecord], previous: dict[str, SessionRecord] | None
-    ) -> None:
+    def _record(self, registry: _Registry, session_id: str) -> SessionRecord:
+        record = registry.records.get(session_id)
+        if record is None:
+            record = self._validate(
+                SessionRecord, registry.entries[session_id], self.layout.registry
+            )
+            registry.records[session_id] = record
+        return record
+
+    def _write_registry(self, entries: Entries, previous: Entries | None) -> None:
         """Replace the registry (registry lock held) and the active list if it moved.
 
         ``previous`` is the registry as read; None rewrites the active list unconditionally.
         """
-        replace_atomically(self.layout.registry, codec.dump_document(registry_document(records)))
-        active = active_document(records)
+        replace_atomically(self.layout.registry, codec.dump_document(registry_document(entries)))
+        active = active_document(entries)
         if (
             previous is None
             or active != active_document(previous)

@@ -25,20 +25,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord, InvalidIdentifier
 from agent_continuity.model import (
     SYSTEM_VERSION,
     RecoveryPointInfo,
-    SessionRecord,
     SessionStatus,
     Trigger,
 )
+
+Entries = dict[str, dict[str, Any]]  # session id -> SessionRecord in wire form
 
 POINT_SUFFIX = ".json.gz"
 EMPTY_LAST_SESSION = "SESSION-000000"  # the specification's value for an empty registry
@@ -209,6 +209,7 @@ class Layout:
         return sorted(found, key=session_sort_key)
 
 
+@lru_cache(maxsize=4096)  # the registry sorts every id on every write
 def session_sort_key(session_id: str) -> tuple[datetime, int]:
     """Sort session ids by day, then number (``-1000`` after ``-999``)."""
     key = ids.parse_session_id(session_id)
@@ -246,43 +247,54 @@ def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | No
         return None
 
 
-def registry_document(records: dict[str, SessionRecord]) -> dict[str, Any]:
-    """The registry in the specification's shape (the codec adds the checksum)."""
-    ordered = sorted(records.values(), key=lambda r: (r.created, session_sort_key(r.id)))
-    last = max(records, key=session_sort_key) if records else EMPTY_LAST_SESSION
+def _created(entry: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(entry.get("created")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _is_active(entry: dict[str, Any]) -> bool:
+    return entry.get("status") == SessionStatus.ACTIVE.value
+
+
+def registry_document(entries: Entries) -> dict[str, Any]:
+    """The registry in the specification's shape (the codec adds the checksum).
+
+    Args:
+        entries: Session id to the session's record in wire form.
+    """
+    ordered = sorted(entries, key=lambda s: (_created(entries[s]), session_sort_key(s)))
     return {
         "sessionRegistry": {
             "metadata": {
-                "totalSessions": len(records),
-                "activeSessions": sum(r.status is SessionStatus.ACTIVE for r in records.values()),
-                "lastSessionId": last,
+                "totalSessions": len(entries),
+                "activeSessions": sum(_is_active(e) for e in entries.values()),
+                "lastSessionId": max(entries, key=session_sort_key, default=EMPTY_LAST_SESSION),
                 "systemVersion": SYSTEM_VERSION,
             },
-            "sessions": {r.id: r.to_wire() for r in ordered},
+            "sessions": {session_id: entries[session_id] for session_id in ordered},
         }
     }
 
 
-def parse_registry(doc: dict[str, Any], location: str) -> dict[str, SessionRecord]:
-    """The records of a checksum-verified registry document.
+def parse_registry(doc: dict[str, Any], location: str) -> Entries:
+    """The entries of a checksum-verified registry document (validated one by one on use).
 
     Raises:
         CorruptRecord: If the document does not have the registry's shape.
     """
-    try:
-        sessions = doc["sessionRegistry"]["sessions"]
-        records = {key: SessionRecord.model_validate(value) for key, value in sessions.items()}
-    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+    sessions = doc.get("sessionRegistry", {}).get("sessions") if isinstance(doc, dict) else None
+    if not isinstance(sessions, dict) or not all(
+        isinstance(entry, dict) and entry.get("id") == key for key, entry in sessions.items()
+    ):
         raise CorruptRecord(
-            f"{location}: not a session registry ({exc}); run `continuity verify --repair`",
-            location,
-        ) from None
-    if any(key != record.id for key, record in records.items()):
-        raise CorruptRecord(f"{location}: a registry key differs from its session's id", location)
-    return records
+            f"{location}: not a session registry; run `continuity verify --repair`", location
+        )
+    return sessions
 
 
-def active_document(records: dict[str, SessionRecord]) -> dict[str, Any]:
+def active_document(entries: Entries) -> dict[str, Any]:
     """``active-sessions.json``: the ids of the active sessions, oldest first."""
-    active = [r.id for r in records.values() if r.status is SessionStatus.ACTIVE]
+    active = [key for key, entry in entries.items() if _is_active(entry)]
     return {"activeSessions": sorted(active, key=session_sort_key)}

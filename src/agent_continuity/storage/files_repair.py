@@ -43,7 +43,7 @@ from agent_continuity.replay import SessionView
 from . import codec
 from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
 from .base import VerifyReport
-from .files_layout import RECOVERY_PROTOCOLS, active_document, parse_point_file_name
+from .files_layout import RECOVERY_PROTOCOLS, Entries, active_document, parse_point_file_name
 from .journal_file import parse_lines, read_journal, split_lines
 
 if TYPE_CHECKING:
@@ -276,15 +276,16 @@ class _Verifier:
     def registry(self, session_ids: list[str]) -> None:
         path = self.layout.registry
         self.report.checked += 1
-        records: dict[str, SessionRecord] | None
+        entries: Entries | None
         try:
-            records = self.store._load_registry()
+            entries = self.store._registry().entries
+            self.store.list_sessions()  # every entry must also be a valid record
         except CorruptRecord as exc:
             self.damage(path, "checksum" if path.exists() else "missing", exc.message)
-            records = None
-        known = records or {}
+            entries = None
+        known = entries or {}
         missing = [s for s in session_ids if s not in known]
-        if records is not None:
+        if entries is not None:
             for session_id in missing:
                 self.damage(path, "missing", f"{session_id} has a journal but no registry entry")
         for session_id in sorted(set(known) - set(session_ids)):
@@ -293,27 +294,27 @@ class _Verifier:
                 "missing",
                 f"the registry lists {session_id} but its journal is missing",
             )
-        if not self.repair or (records is not None and not missing):
+        if not self.repair or (entries is not None and not missing):
             self.active(known)
             return
-        if records is None and path.exists():
+        if entries is None and path.exists():
             self.quarantine_bytes(path, path.read_bytes())
         rebuilt = dict(known)
         for session_id in missing:
             record = self.rebuild_record(session_id)
             if record is not None:
-                rebuilt[session_id] = record
+                rebuilt[session_id] = record.to_wire()
         self.store._write_registry(rebuilt, None)  # and the active list with it
         self.report.repaired.append(
             f"{path}: rebuilt from the journals ({len(rebuilt)} sessions, {len(missing)} restored)"
         )
 
-    def active(self, records: dict[str, SessionRecord]) -> None:
+    def active(self, entries: Entries) -> None:
         path = self.layout.active
         self.report.checked += 1
         try:
             doc = self.store._read_document(path)
-            if doc == active_document(records):
+            if doc == active_document(entries):
                 return
             if doc is None:
                 self.damage(path, "missing", "the list of active sessions is missing")
@@ -324,7 +325,7 @@ class _Verifier:
         if self.repair:
             if path.exists():
                 self.quarantine_bytes(path, path.read_bytes())
-            replace_atomically(path, codec.dump_document(active_document(records)))
+            replace_atomically(path, codec.dump_document(active_document(entries)))
             self.report.repaired.append(f"{path}: rewritten from the registry")
 
     def rebuild_record(self, session_id: str) -> SessionRecord | None:
