@@ -190,7 +190,7 @@ def interrupt(session_id: str | None, cause: str, store: str | None, as_json: bo
 @store_option
 @json_option
 def end(session_id: str | None, store: str | None, as_json: bool) -> None:
-    """Complete a session."""
+    """Complete a session: a final recovery point, status completed, lease released."""
     record = manager(store).end(session_id)
     emit(
         as_json, {"sessionId": record.id, "status": record.status.value}, f"{record.id}: completed"

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_continuity.errors import CorruptRecord, InvalidInput
-from agent_continuity.model import Event, EventKind
+from agent_continuity.model import Event, EventKind, format_time
 
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
 _CRC_PREFIX = b',"crc":"'
@@ -62,7 +62,7 @@ def encode_event(event: Event) -> bytes:
         {
             "seq": event.seq,
             "kind": event.kind.value,
-            "at": event.to_wire()["at"],
+            "at": format_time(event.at),
             "payload": event.payload,
         }
     )
