@@ -17,9 +17,8 @@ ROLES = ("user", "assistant", "system", "tool")
 @click.option(
     "--type",
     "session_type",
-    default="general",
-    show_default=True,
-    help="Session type, e.g. task-execution.",
+    default=None,
+    help="Session type, e.g. task-execution (default: general, or the recovered session's).",
 )
 @user_option
 @click.option("--task", metavar="TASK", help="The task the session works on, e.g. TASK-6-004.")
@@ -37,7 +36,7 @@ ROLES = ("user", "assistant", "system", "tool")
 @store_option
 @json_option
 def start(
-    session_type: str,
+    session_type: str | None,
     user: str | None,
     task: str | None,
     phase: str | None,
@@ -53,19 +52,23 @@ def start(
     mgr = manager(store, user)
     if recover_from is not None:
         result = mgr.start_recovered(recover_from or None, session_type=session_type)
-        record = mgr.get(result.session_id)
+        record = mgr.get(result.new_session_id or "")
         emit(
             as_json,
             {
                 "sessionId": record.id,
                 "session": record.to_wire(),
                 "recoveredFrom": record.recovered_from,
-                "prompt": result.prompt,
+                "recovery": result.to_wire(),
             },
-            lambda: render.started(record) + "\n\n" + result.prompt,
+            lambda: (
+                f"{render.started(record)}, continuing {record.recovered_from}\n\n" + result.prompt
+            ),
         )
         return
-    session = mgr.start(type=session_type, task=task, phase=phase, owned_by_process=False)
+    session = mgr.start(
+        type=session_type or "general", task=task, phase=phase, owned_by_process=False
+    )
     record = session.record
     emit(
         as_json,
