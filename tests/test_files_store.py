@@ -480,3 +480,16 @@ def test_kill_9_loses_no_acknowledged_event_and_tears_no_line(root: Path, durabi
     assert read.damage == []
     assert read.last_seq >= acknowledged
     assert [e.seq for e in read.events] == list(range(1, read.last_seq + 1))
+
+
+def test_repair_moves_only_stale_temporary_files_aside(root: Path, store: FileStore) -> None:
+    stale = root / "sessions" / ".session-registry.json.999.1.tmp"
+    fresh = root / "sessions" / "leases" / ".SESSION-241124-001.json.999.2.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b'{"half a wri')
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+
+    report = store.verify(repair=True)
+
+    assert not stale.exists() and fresh.exists()  # a fresh one may be a write in progress
+    assert [Path(q).read_bytes() for q in report.quarantined] == [b'{"half a wri']

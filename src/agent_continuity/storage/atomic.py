@@ -62,10 +62,11 @@ def is_temp_name(name: str) -> bool:
 
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of ``data``; loop only because the kernel may write less."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def fsync_folder(folder: Path) -> None:

@@ -103,9 +103,9 @@ class _Session:
 
 @dataclass(slots=True)
 class _Registry:
-    """The registry as last read: wire entries, and records validated on first use."""
+    """The registry as last read: its bytes, wire entries, and records validated on first use."""
 
-    stamp: tuple[int, int, int]
+    data: bytes
     entries: Entries
     records: dict[str, SessionRecord] = field(default_factory=dict)
 
@@ -279,14 +279,14 @@ class FileStore:
             self._write_registry({**entries, record.id: entry}, entries)
 
     def _registry(self) -> _Registry:
-        """The registry as on disk now (re-read only when the file changed)."""
+        """The registry as on disk now; parsed again only when its bytes changed.
+
+        The bytes are compared rather than size and mtime: two rewrites within
+        one timestamp tick can reuse the inode and keep the size, and a stale
+        copy under the lock would lose another process's update.
+        """
         path = self.layout.registry
         try:
-            st = os.stat(path)
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-            cache = self._registry_cache
-            if cache is not None and cache.stamp == stamp:
-                return cache
             data = path.read_bytes()
         except FileNotFoundError:
             raise CorruptRecord(
@@ -296,8 +296,11 @@ class FileStore:
             ) from None
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
+        cache = self._registry_cache
+        if cache is not None and cache.data == data:
+            return cache
         entries = parse_registry(codec.load_document(data, str(path)), str(path))
-        self._registry_cache = _Registry(stamp, entries)
+        self._registry_cache = _Registry(data, entries)
         return self._registry_cache
 
     def _record(self, registry: _Registry, session_id: str) -> SessionRecord:

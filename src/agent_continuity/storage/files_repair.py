@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from agent_continuity.model import (
 from agent_continuity.replay import SessionView
 
 from . import codec
-from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
+from .atomic import ensure_folder, fsync_folder, is_temp_name, replace_atomically, store_error
 from .base import VerifyReport
 from .files_layout import RECOVERY_PROTOCOLS, Entries, active_document, parse_point_file_name
 from .journal_file import parse_lines, read_journal, split_lines
@@ -49,6 +50,7 @@ from .journal_file import parse_lines, read_journal, split_lines
 if TYPE_CHECKING:
     from .files import FileStore
 
+STALE_TEMP_SECONDS = 60.0
 _counter = itertools.count(1)
 
 
@@ -72,6 +74,13 @@ class _Verifier:
         self.repair = repair
 
     def run(self) -> None:
+        for folder in (
+            self.layout.sessions,
+            self.layout.leases,
+            self.layout.protocols.parent,
+            self.layout.logs,
+        ):
+            self.leftovers(folder)
         session_ids = self.layout.journal_ids()
         for session_id in session_ids:
             self.journal(session_id)
@@ -95,7 +104,7 @@ class _Verifier:
         relative = original.relative_to(self.layout.root).as_posix().replace("/", "__")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         folder = self.layout.quarantine
-        folder.mkdir(exist_ok=True)
+        ensure_folder(folder)
         return folder / f"{stamp}-{os.getpid()}-{next(_counter)}-{relative}"
 
     def quarantine_bytes(self, original: Path, data: bytes) -> Path:
@@ -116,7 +125,12 @@ class _Verifier:
         return target
 
     def leftovers(self, folder: Path) -> list[Path]:
-        """The files of a folder; temporary files of interrupted writes go to quarantine."""
+        """The records in a folder; with repair, stale temporary files go to quarantine.
+
+        A temporary file is what an interrupted atomic write left behind. One
+        younger than :data:`STALE_TEMP_SECONDS` may belong to a write still in
+        progress in another process, so it is left alone.
+        """
         try:
             paths = sorted(folder.iterdir())
         except FileNotFoundError:
@@ -126,7 +140,7 @@ class _Verifier:
         kept = []
         for path in paths:
             if is_temp_name(path.name):
-                if self.repair:
+                if self.repair and time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
                     self.quarantine_file(path)
             elif not path.name.endswith(".lock"):
                 kept.append(path)

@@ -172,7 +172,7 @@ class JournalHandle:
             StoreError: If it cannot be opened or read.
         """
         try:
-            st = os.stat(self.path)
+            st = os.stat(str(self.path))
             if st.st_ino == self.inode and st.st_size == self.size:
                 return False
             if st.st_ino != self.inode:

@@ -285,6 +285,19 @@ class StoreConformance:
             SessionStatus.ACTIVE,
         ]
 
+    def test_registry_updates_from_two_handles_never_lose_each_other(
+        self, store_factory: StoreFactory, store: Store
+    ) -> None:
+        other = store_factory()  # another process, with its own view of the registry
+        first = store.create_session(draft_record(), lease_request())[0]
+        second = other.create_session(draft_record(), lease_request())[0]
+        store.list_sessions(), other.list_sessions()  # both views are warm
+        other.put_session(second.model_copy(update={"type": "b"}))
+        store.put_session(first.model_copy(update={"type": "a"}))  # its view predates "b"
+        for handle in (store, other, store_factory()):
+            types = {r.id: r.type for r in handle.list_sessions()}
+            assert types == {first.id: "a", second.id: "b"}
+
     def test_put_session_of_an_unknown_session_is_refused(self, store: Store) -> None:
         stray = draft_record().model_copy(update={"id": "SESSION-241124-009"})
         with pytest.raises(SessionNotFound):
