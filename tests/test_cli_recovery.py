@@ -310,3 +310,58 @@ def test_the_demo_kills_a_session_and_recovers_it_quickly_leaving_nothing(
     left = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("continuity-demo-")}
     assert left <= temp_listing
     assert list(tmp_path.iterdir()) == []
+
+
+def _on_terminal(root: Path, *args: str, answer: bytes) -> str:
+    """Run a command on a real pseudo-terminal, answer its question, return the screen."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_continuity.cli", *args],
+        cwd=root,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+        env={**os.environ, "CONTINUITY_USER": "alice", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    screen, answered = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        if not answered and b"resume your previous session?" in screen:
+            os.write(master, answer)
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.returncode == 0, screen.decode(errors="replace")
+    return screen.decode(errors="replace")
+
+
+def test_on_a_terminal_a_prompt_decision_asks_the_user(repo: Path) -> None:
+    old = interrupted_session(repo, timedelta(days=2))
+    screen = _on_terminal(repo, "recover", answer=b"y\n")
+    assert "Would you like to resume your previous session?" in screen
+    assert "recovering" in screen  # the progress bar
+    assert "Session resumed" in screen
+    assert json.loads(cli(repo, "show", old, "--json").stdout)["session"]["status"] == "active"
+
+
+def test_on_a_terminal_answering_no_starts_a_new_session(repo: Path) -> None:
+    old = interrupted_session(repo, timedelta(days=2))
+    screen = _on_terminal(repo, "recover", answer=b"n\n")
+    assert "Old session archived; started SESSION-" in screen
+    assert json.loads(cli(repo, "show", old, "--json").stdout)["session"]["status"] == ("archived")

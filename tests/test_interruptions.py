@@ -242,3 +242,42 @@ def test_run_completes_on_success_and_warns_of_an_interrupted_session(
     assert newest.status is SessionStatus.COMPLETED
     texts = [e.payload.get("text") for e in mgr.events(newest.id) if e.kind == "message"]
     assert texts == ["written from inside the run"]
+
+
+def test_run_records_file_changes_in_the_project_with_a_recovery_point(
+    project: tuple[Path, str],
+) -> None:
+    root, url = project
+    (root / "continuity.toml").write_text('watch-debounce = "0.2s"\n')
+    script = (
+        "import pathlib, time\n"
+        "pathlib.Path('src').mkdir()\n"
+        "pathlib.Path('src/app.py').write_text('print(1)')\n"
+        "time.sleep(1.5)\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_continuity.cli",
+            "--store",
+            url,
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    mgr = SessionManager(store=url, project_dir=root, observer=False)
+    (record,) = mgr.sessions()
+    files = [e.payload for e in mgr.events(record.id) if e.kind == "file"]
+    assert {"path": "src/app.py", "change": "modified"} in files
+    assert not any(p["path"].startswith(("projectDocs", ".git")) for p in files)
+    assert Trigger.FILE_MODIFICATION in [p.trigger for p in mgr.store.list_points(record.id)]
+    assert record.status is SessionStatus.COMPLETED
