@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent_continuity.storage.base import Store
-from agent_continuity.storage.files import FileStore
-from agent_continuity.storage.memory import MemoryStore
-from agent_continuity.storage.sqlite import SqliteStore
-from agent_continuity.testing.conformance import StoreFactory
+# Detailed assertion messages from the suite, which lives outside the test folder.
+pytest.register_assert_rewrite("agent_continuity.testing.conformance")
+
+from agent_continuity.storage.base import Store  # noqa: E402
+from agent_continuity.storage.files import FileStore  # noqa: E402
+from agent_continuity.storage.memory import MemoryStore  # noqa: E402
+from agent_continuity.storage.sqlite import SqliteStore  # noqa: E402
+from agent_continuity.testing.conformance import StoreFactory  # noqa: E402
 
 
 def _flip_letter(data: bytearray, start: int, end: int) -> None:

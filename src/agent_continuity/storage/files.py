@@ -397,11 +397,15 @@ class FileStore:
     # -- journal --------------------------------------------------------
 
     def append(self, lease: Lease, drafts: Sequence[EventDraft]) -> list[Event]:
+        # The hot path: one stat, two flocks, one write (and fdatasync when synced).
         entry = self._sessions.get(lease.session_id) or self._session(lease.session_id)
-        with entry.lock:
+        entry.lock.acquire()
+        try:
             self._sync_entry(entry)
             leases.check_current(entry.lease, lease)
             return self._append_locked(entry, drafts, sync=self._sync)
+        finally:
+            entry.lock.release()
 
     def _session(self, session_id: str) -> _Session:
         entry = self._sessions.get(session_id)
@@ -438,7 +442,7 @@ class FileStore:
             return events
         # Encode everything before writing anything: a value that cannot be stored
         # leaves the journal as it was.
-        data = b"".join(codec.encode_event(e) for e in events)
+        data = b"".join([codec.encode_event(e) for e in events])
         entry.journal.append(data, sync=sync)
         entry.journal.last_seq = events[-1].seq
         if not sync:
@@ -608,7 +612,11 @@ class FileStore:
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
         backups: list[EmergencyBackup] = []
         damage: list[Damage] = []
-        for path in sorted(self.layout.emergency.iterdir()):
+        try:
+            paths = sorted(self.layout.emergency.iterdir())
+        except OSError as exc:
+            raise store_error(exc, "list", self.layout.emergency) from exc
+        for path in paths:
             if is_temp_name(path.name):
                 continue
             try:

@@ -61,8 +61,11 @@ def verify_store(store: FileStore, *, repair: bool) -> VerifyReport:
     when it was repaired; ``repaired`` and ``quarantined`` say what was done.
     """
     report = VerifyReport()
-    with store._registry_lock.exclusive() if repair else nullcontext():
-        _Verifier(store, report, repair).run()
+    try:
+        with store._registry_lock.exclusive() if repair else nullcontext():
+            _Verifier(store, report, repair).run()
+    except OSError as exc:
+        raise store_error(exc, "verify", exc.filename or store.root) from exc
     return report
 
 

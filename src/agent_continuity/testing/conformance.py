@@ -3,6 +3,8 @@
 A backend (ours or a third party's) runs the whole suite from a short file::
 
     import pytest
+
+    pytest.register_assert_rewrite("agent_continuity.testing.conformance")
     from agent_continuity.testing.conformance import StoreConformance, StoreFactory
 
     class MyFactory(StoreFactory):
