@@ -493,3 +493,47 @@ def test_repair_moves_only_stale_temporary_files_aside(root: Path, store: FileSt
 
     assert not stale.exists() and fresh.exists()  # a fresh one may be a write in progress
     assert [Path(q).read_bytes() for q in report.quarantined] == [b'{"half a wri']
+
+
+TAKEOVER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from datetime import timedelta
+    from pathlib import Path
+    from agent_continuity.errors import LeaseHeld
+    from agent_continuity.model import EventDraft, EventKind
+    from agent_continuity.storage.files import FileStore
+    from agent_continuity.testing.conformance import T0, lease_request
+    root, session_id, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    store = FileStore(root)
+    for round_ in range(40):
+        lease = store.acquire_lease(session_id, lease_request(name), steal=True)
+        for n in range(5):
+            note = EventDraft(kind=EventKind.NOTE, at=T0,
+                              payload={"text": f"{name} {round_}.{n}", "token": lease.token})
+            try:
+                store.append(lease, [note])
+            except LeaseHeld:
+                break
+    """
+)
+
+
+def test_writers_stealing_from_each_other_never_interleave(root: Path, store: FileStore) -> None:
+    record, _ = store.create_session(draft_record(), lease_request())
+    writers = [
+        subprocess.Popen([sys.executable, "-c", TAKEOVER_SCRIPT, str(root), record.id, name])
+        for name in ("w1@a", "w2@b", "w3@c")
+    ]
+    assert [w.wait(120) for w in writers] == [0, 0, 0]
+    read = store.read_events(record.id)
+    assert read.damage == []
+    current, takeovers, notes = 1, 0, 0
+    for event in read.events[1:]:
+        if event.kind is EventKind.LEASE:
+            assert event.payload["token"] == current + 1
+            current, takeovers = event.payload["token"], takeovers + 1
+        else:  # every note was written under the lease in force at its place in the journal
+            assert event.payload["token"] == current, event
+            notes += 1
+    assert takeovers == 120 and notes > 0
