@@ -46,3 +46,26 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert "quick sizes: targets not judged" in table
     # Nothing of the temporary stores or the generated repository is left behind.
     assert [p.name for p in tmp_path.iterdir()] == ["RESULTS.md"]
+
+
+def _imports_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+def test_help_does_not_import_pydantic() -> None:
+    # Start-up time of every command: `--help` needs click and nothing of the model.
+    loaded = _imports_after(
+        "from click.testing import CliRunner\n"
+        "from agent_continuity.cli.main import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0"
+    )
+    assert "pydantic" not in loaded
+
+
+def test_observing_does_not_import_the_watcher() -> None:
+    loaded = _imports_after("import agent_continuity.capture.observer")
+    assert not any(name.startswith("watchdog") for name in loaded)

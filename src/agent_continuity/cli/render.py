@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent_continuity.model import SessionRecord
+if TYPE_CHECKING:
+    from agent_continuity.model import SessionRecord
 
 
 def started(record: SessionRecord) -> str:
