@@ -118,9 +118,27 @@ def dump_document(doc: dict[str, Any]) -> bytes:
     sealed = dict(doc)
     sealed["checksum"] = _checksum(doc)
     try:
-        return (json.dumps(sealed, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+        return (_layout(sealed, 0) + "\n").encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput("text contains a lone surrogate character") from exc
+
+
+_PRETTY_DEPTH = 3
+
+
+def _layout(value: Any, depth: int) -> str:
+    # json.dumps(indent=...) falls back to the pure-Python encoder, about ten
+    # times slower; a registry of a thousand sessions took 60 ms to write. So
+    # only the outer levels are laid out for people (one session per line in
+    # the registry) and everything deeper goes through the C encoder.
+    if not isinstance(value, dict) or not value or depth >= _PRETTY_DEPTH:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+    pad = "  " * (depth + 1)
+    items = ",\n".join(
+        f"{pad}{json.dumps(str(key), ensure_ascii=False)}: {_layout(item, depth + 1)}"
+        for key, item in value.items()
+    )
+    return "{\n" + items + "\n" + "  " * depth + "}"
 
 
 def load_document(data: bytes, location: str = "") -> dict[str, Any]:

@@ -46,6 +46,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._sessions: dict[str, SessionRecord] = {}
         self._journals: dict[str, list[bytes]] = {}
+        self._last_seq: dict[str, int] = {}
         self._leases: dict[str, Lease] = {}
         self._points: dict[str, tuple[RecoveryPointInfo, bytes]] = {}
         self._snapshots: dict[str, bytes] = {}
@@ -73,6 +74,7 @@ class MemoryStore:
                 payload={"record": record.to_wire()},
             )
             self._journals[session_id] = [codec.encode_event(first)]
+            self._last_seq[session_id] = 1
             self._sessions[session_id] = record
             granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
             self._leases[session_id] = granted
@@ -158,7 +160,9 @@ class MemoryStore:
 
     def _append_locked(self, session_id: str, drafts: Sequence[EventDraft]) -> list[Event]:
         journal = self._journals[session_id]
-        seq = codec.decode_event(journal[-1]).seq
+        # The counter, not the last line, allocates: a damaged last record must
+        # not stop the journal from growing (the disk stores behave the same).
+        seq = self._last_seq.get(session_id, 0)
         events = []
         for draft in drafts:
             seq += 1
@@ -167,6 +171,7 @@ class MemoryStore:
         # stored must leave the journal as it was.
         lines = [codec.encode_event(e) for e in events]
         journal.extend(lines)
+        self._last_seq[session_id] = seq
         return events
 
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
@@ -176,6 +181,7 @@ class MemoryStore:
                 raise SessionNotFound(f"no session {session_id} in {self.url}")
             lines = list(self._journals[session_id])
         result = JournalRead(events=[])
+        expected = 1
         for index, line in enumerate(lines):
             try:
                 event = codec.decode_event(line, f"{session_id}#{index}")
@@ -184,6 +190,15 @@ class MemoryStore:
                     Damage(location=exc.location, kind="checksum", detail=str(exc))
                 )
                 continue
+            if event.seq != expected:
+                result.damage.append(
+                    Damage(
+                        location=f"{session_id}#{index}",
+                        kind="gap",
+                        detail=f"events {expected} to {event.seq - 1} are missing",
+                    )
+                )
+            expected = event.seq + 1
             if event.seq > after_seq:
                 result.events.append(event)
         return result
