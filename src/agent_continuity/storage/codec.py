@@ -29,10 +29,10 @@ _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
 _CRC_PREFIX = b',"crc":"'
 
 
-def _compact(obj: Any) -> bytes:
+def _compact(obj: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return json.dumps(
-            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=False, allow_nan=False
+            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False
         ).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(
@@ -44,16 +44,7 @@ def _compact(obj: Any) -> bytes:
 
 
 def _canonical(obj: Any) -> bytes:
-    try:
-        return json.dumps(
-            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False
-        ).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(
-            "text contains a lone surrogate character that cannot be stored as UTF-8"
-        ) from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
+    return _compact(obj, sort_keys=True)
 
 
 def encode_event(event: Event) -> bytes:
