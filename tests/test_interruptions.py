@@ -65,6 +65,28 @@ def _spawn(root: Path, url: str, mode: str) -> subprocess.Popen[str]:
     )
 
 
+def run_python(root: Path, url: str, code: str) -> subprocess.CompletedProcess[str]:
+    """`continuity run -- python -c CODE` in the project, as a user would type it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_continuity.cli",
+            "--store",
+            url,
+            "run",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _read_until_ready(proc: subprocess.Popen[str]) -> tuple[str, int]:
     assert proc.stdout is not None
     session_id, last_ack = "", 0
@@ -159,24 +181,7 @@ def test_kill_9_is_found_by_the_next_command_and_keeps_acknowledged_events(
 
 def test_run_records_a_failing_exit_status(project: tuple[Path, str]) -> None:
     root, url = project
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_continuity.cli",
-            "--store",
-            url,
-            "run",
-            "--",
-            sys.executable,
-            "-c",
-            "import sys; sys.exit(3)",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(root, url, "import sys; sys.exit(3)")
     assert result.returncode == 3
     mgr = SessionManager(store=url, project_dir=root, observer=False)
     (record,) = mgr.sessions()
@@ -189,24 +194,7 @@ def test_run_completes_on_success_and_warns_of_an_interrupted_session(
     project: tuple[Path, str],
 ) -> None:
     root, url = project
-    first = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_continuity.cli",
-            "--store",
-            url,
-            "run",
-            "--",
-            sys.executable,
-            "-c",
-            "import sys; sys.exit(1)",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    first = run_python(root, url, "import sys; sys.exit(1)")
     assert first.returncode == 1
     script = textwrap.dedent(
         """
@@ -216,24 +204,7 @@ def test_run_completes_on_success_and_warns_of_an_interrupted_session(
                         "written from inside the run"], check=True)
         """
     )
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_continuity.cli",
-            "--store",
-            url,
-            "run",
-            "--",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = run_python(root, url, script)
     assert second.returncode == 0, second.stderr
     assert "was interrupted (exit status 1)" in second.stderr
     assert "continuity recover" in second.stderr
@@ -255,24 +226,7 @@ def test_run_records_file_changes_in_the_project_with_a_recovery_point(
         "pathlib.Path('src/app.py').write_text('print(1)')\n"
         "time.sleep(1.5)\n"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_continuity.cli",
-            "--store",
-            url,
-            "run",
-            "--",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(root, url, script)
     assert result.returncode == 0, result.stderr
     mgr = SessionManager(store=url, project_dir=root, observer=False)
     (record,) = mgr.sessions()
