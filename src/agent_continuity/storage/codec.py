@@ -27,6 +27,7 @@ from agent_continuity.model import Event, EventKind, format_time
 
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
 _CRC_PREFIX = b',"crc":"'
+_SEQ_PREFIX = b'{"seq":'
 
 
 def _compact(obj: Any, *, sort_keys: bool = False) -> bytes:
@@ -61,29 +62,35 @@ def encode_event(event: Event) -> bytes:
     return body[:-1] + b',"crc":"%08x"}\n' % crc
 
 
-def decode_event(line: bytes, location: str = "") -> Event:
-    """Parse and verify one journal line (with or without its newline).
+def _verified_body(line: bytes, location: str) -> bytes:
+    """The event's compact JSON from a journal line whose checksum holds.
 
     Raises:
-        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+        CorruptRecord: If the line is torn or fails its checksum.
     """
-    if not line.endswith(b"\n"):
-        line += b"\n"
-    if (
-        len(line) < _CRC_SUFFIX_LEN + 2
-        or line[-_CRC_SUFFIX_LEN : -_CRC_SUFFIX_LEN + 8] != _CRC_PREFIX
-    ):
+    # Without its newline the line is one byte shorter; slice instead of copying.
+    suffix = _CRC_SUFFIX_LEN if line.endswith(b"\n") else _CRC_SUFFIX_LEN - 1
+    if len(line) < suffix + 2 or line[-suffix : -suffix + 8] != _CRC_PREFIX:
         raise CorruptRecord(f"{location}: journal line has no checksum (torn write?)", location)
-    body = line[:-_CRC_SUFFIX_LEN] + b"}"
-    stored = line[-_CRC_SUFFIX_LEN + 8 : -3]
+    body = line[:-suffix] + b"}"
     try:
-        expected = int(stored, 16)
+        expected = int(line[-suffix + 8 : -suffix + 16], 16)
     except ValueError:
         raise CorruptRecord(
             f"{location}: journal line has a malformed checksum", location
         ) from None
     if zlib.crc32(body) != expected:
         raise CorruptRecord(f"{location}: journal line fails its checksum", location)
+    return body
+
+
+def decode_event(line: bytes, location: str = "") -> Event:
+    """Parse and verify one journal line (with or without its newline).
+
+    Raises:
+        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+    """
+    body = _verified_body(line, location)
     try:
         raw = json.loads(body)
         # The checksum proves these are the bytes we wrote, so skip full
@@ -96,6 +103,25 @@ def decode_event(line: bytes, location: str = "") -> Event:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptRecord(f"{location}: journal line is not an event: {exc}", location) from None
+
+
+def event_seq(line: bytes, location: str = "") -> int:
+    """The sequence number of a journal line, its checksum verified, its JSON left alone.
+
+    What a reader needs of the lines it skips (those before a recovery point):
+    proof that they are intact and in order, at a fraction of the cost of
+    :func:`decode_event`. Lines not laid out by :func:`encode_event` are decoded.
+
+    Raises:
+        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+    """
+    body = _verified_body(line, location)
+    if body.startswith(_SEQ_PREFIX):
+        end = body.find(b",", len(_SEQ_PREFIX))
+        digits = body[len(_SEQ_PREFIX) : end]
+        if end > 0 and digits.isdigit() and digits[:1] != b"0":
+            return int(digits)
+    return decode_event(line, location).seq
 
 
 def _checksum(doc: dict[str, Any]) -> str:

@@ -61,7 +61,10 @@ def parse_lines(
     previous = 0
     for line in lines:
         try:
-            event = codec.decode_event(line.data, location)
+            # Lines up to ``after_seq`` are checked (checksum, order) but not decoded:
+            # recovery from a point reads only the tail, whatever the journal's length.
+            seq = codec.event_seq(line.data, location)
+            event = codec.decode_event(line.data, location) if seq > after_seq else None
         except CorruptRecord as exc:
             damaged.append(line)
             torn = not line.terminated
@@ -80,22 +83,22 @@ def parse_lines(
                 )
             )
             continue
-        if event.seq != previous + 1:
+        if seq != previous + 1:
             result.damage.append(
                 Damage(
                     location=location,
                     kind="gap",
-                    detail=f"event {event.seq} follows event {previous}; "
+                    detail=f"event {seq} follows event {previous}; "
                     + (
-                        f"events {previous + 1}..{event.seq - 1} are missing"
-                        if event.seq > previous + 1
+                        f"events {previous + 1}..{seq - 1} are missing"
+                        if seq > previous + 1
                         else "the sequence goes backwards"
                     ),
                     offset=line.offset,
                 )
             )
-        previous = max(previous, event.seq)
-        if event.seq > after_seq:
+        previous = max(previous, seq)
+        if event is not None:
             result.events.append(event)
     return result, damaged
 
@@ -135,7 +138,7 @@ def high_water_seq(fd: int, size: int) -> int:
         damaged_after = 0
         for line in reversed(lines):
             try:
-                return codec.decode_event(line.data).seq + damaged_after
+                return codec.event_seq(line.data) + damaged_after
             except CorruptRecord:
                 damaged_after += 1
         if start == 0:
