@@ -497,3 +497,25 @@ def test_build_status(folder: Path, command: str, timeout: float, expected: str)
 def test_build_runs_in_the_project_root(folder: Path) -> None:
     command = python_command("import pathlib, sys; sys.exit(not pathlib.Path('a.txt').exists())")
     assert run_build(command, folder) == "passing"
+
+
+def test_a_plain_folder_past_the_index_limit_is_flagged_not_indexed(tmp_path: Path) -> None:
+    for i in range(12):
+        (tmp_path / f"f{i}.txt").write_text(str(i))
+    small = ProjectObserver(tmp_path, max_files=10)
+    code = small.snapshot()
+    assert code.index_limit_exceeded and code.files == {}
+    (tmp_path / "f0.txt").write_text("changed")
+    observation = small.observe(since=code)
+    assert observation.file_changes == {}
+    assert observation.code.index_limit_exceeded
+    assert not ProjectObserver(tmp_path, max_files=100).snapshot().index_limit_exceeded
+
+
+def test_generated_folders_are_not_indexed_outside_git(tmp_path: Path) -> None:
+    (tmp_path / "node_modules" / "pkg").mkdir(parents=True)
+    (tmp_path / "node_modules" / "pkg" / "index.js").write_text("x")
+    (tmp_path / "src" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "src" / "__pycache__" / "a.pyc").write_bytes(b"x")
+    (tmp_path / "src" / "a.py").write_text("a")
+    assert sorted(ProjectObserver(tmp_path).snapshot().files) == ["src/a.py"]

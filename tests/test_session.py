@@ -217,3 +217,25 @@ def test_update_records_everything_as_one_group(make: Make, clock: Clock) -> Non
     assert backup.next_steps == ["tests", "docs"]
     with pytest.raises(InvalidInput, match="nothing to record"):
         mgr.update()
+
+
+def test_recovery_says_when_a_plain_folder_was_too_big_to_track(tmp_path: Path) -> None:
+    from agent_continuity.capture import ProjectObserver
+
+    project = tmp_path / "notes"
+    project.mkdir()
+    for i in range(8):
+        (project / f"n{i}.md").write_text(str(i))
+    mgr = SessionManager(
+        store="memory:",
+        project_dir=project,
+        user_id="alice",
+        config=Config(user="alice"),
+        observer=ProjectObserver(project, max_files=5),
+    )
+    s = mgr.start(task="T-1", auto_save=False)
+    s.checkpoint()
+    s.interrupt("closed")
+    result = mgr.recover(s.id)
+    assert any("too many files to index" in w for w in result.warnings)
+    assert result.state_diff.modified_files == [] and result.status == "partial"

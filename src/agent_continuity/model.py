@@ -318,6 +318,9 @@ class CodeContext(WireModel):
     recent_commits: list[str] = Field(default_factory=list)
     # For git: the dirty files only; outside git: every file. Relative POSIX paths.
     files: dict[str, FileStamp] = Field(default_factory=dict)
+    # Outside git, a folder with more files than the observer indexes is not
+    # indexed at all (a home folder is not a project); changes go untracked.
+    index_limit_exceeded: bool = False
     observed_at: UtcTime | None = None
 
 

@@ -31,6 +31,28 @@ RACY_MARGIN_NS = 2_000_000_000
 _CHUNK = 1 << 20
 
 ALWAYS_IGNORED = ".git"
+#: Folders of generated files skipped outside git, at any depth (git projects
+#: follow their own .gitignore instead).
+GENERATED_FOLDERS = frozenset(
+    {
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".cache",
+        ".hypothesis",
+    }
+)
+#: Outside git, more files than this are not indexed (see CodeContext.index_limit_exceeded).
+MAX_INDEXED_FILES = 50_000
+
+
+class TooManyFiles(Exception):
+    """The folder holds more files than the index takes."""
 
 
 class FileStat(NamedTuple):
@@ -88,7 +110,7 @@ def json_safe(name: str) -> bool:
     return True
 
 
-def scan_tree(root: Path, skip: PathFilter) -> dict[str, FileStat]:
+def scan_tree(root: Path, skip: PathFilter, limit: int | None = None) -> dict[str, FileStat]:
     """Every regular file and symlink under ``root``, by relative POSIX path.
 
     Symlinks are recorded, not followed (a link to a folder would otherwise
@@ -97,9 +119,13 @@ def scan_tree(root: Path, skip: PathFilter) -> dict[str, FileStat]:
     Args:
         root: The folder to walk.
         skip: Which relative paths to leave out.
+        limit: Give up past this many files (None: no limit).
 
     Returns:
         Relative path -> stat, in no particular order.
+
+    Raises:
+        TooManyFiles: Past ``limit`` files.
     """
     found: dict[str, FileStat] = {}
     stack = [(str(root), "")]
@@ -117,12 +143,15 @@ def scan_tree(root: Path, skip: PathFilter) -> dict[str, FileStat]:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/"))
+                    if entry.name not in GENERATED_FOLDERS:
+                        stack.append((entry.path, rel + "/"))
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished while we looked
             mode = st.st_mode
+            if limit is not None and len(found) >= limit:
+                raise TooManyFiles(f"more than {limit} files under {root}")
             if stat.S_ISREG(mode):
                 found[rel] = FileStat(st.st_size, st.st_mtime_ns)
             elif stat.S_ISLNK(mode):

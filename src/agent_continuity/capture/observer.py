@@ -35,10 +35,12 @@ from typing import TypeVar
 from agent_continuity.capture.build import run_build
 from agent_continuity.capture.changes import classify, content_key, diff_indexes
 from agent_continuity.capture.file_index import (
+    MAX_INDEXED_FILES,
     FileStat,
     PathFilter,
     SavedStamps,
     StampCache,
+    TooManyFiles,
     json_safe,
     scan_tree,
     sha256_of_file,
@@ -83,6 +85,9 @@ class ProjectObserver:
             ``snapshot(with_build=True)``.
         build_timeout: Seconds the build command may take.
         clock: Returns the current time (``observed_at``).
+        max_files: Outside git, a folder with more files is not indexed at all
+            (``CodeContext.index_limit_exceeded``), so that starting a session
+            in a home folder never hashes a whole disk.
     """
 
     def __init__(
@@ -93,8 +98,10 @@ class ProjectObserver:
         build_command: str | None = None,
         build_timeout: float = 60.0,
         clock: Callable[[], datetime] = utc_now,
+        max_files: int = MAX_INDEXED_FILES,
     ) -> None:
         self.root = Path(root).resolve()
+        self.max_files = max_files
         self.build_command = build_command
         self.build_timeout = build_timeout
         self._clock = clock
@@ -146,6 +153,8 @@ class ProjectObserver:
             )
             if since is None:
                 return observation
+            if since.vcs == "none" and (since.index_limit_exceeded or code.index_limit_exceeded):
+                return observation  # no index on one side: nothing to compare, said by the flag
             if capture.repo is not None and since.vcs == "git":
                 self._compare_git(capture.repo, capture, since, observation)
             elif code.vcs == "none" and since.vcs == "none":
@@ -249,7 +258,15 @@ class ProjectObserver:
 
     def _index_context(self, observed_at: datetime, since: CodeContext | None) -> CodeContext:
         hashed_at = time.time_ns()
-        index = scan_tree(self.root, self._skip)
+        try:
+            index = scan_tree(self.root, self._skip, self.max_files)
+        except TooManyFiles:
+            log.warning(
+                "%s holds more than %d files outside git; not indexing it",
+                self.root,
+                self.max_files,
+            )
+            return CodeContext(vcs="none", index_limit_exceeded=True, observed_at=observed_at)
         saved = _saved_stamps(since, "none")
         files: dict[str, FileStamp] = {}
         for rel in sorted(index):

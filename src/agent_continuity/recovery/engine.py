@@ -179,6 +179,11 @@ def recover(
     last_action = view.last_action
     integrity = assess_integrity(view, saved.journal_damage, saved.point_damage)
     warnings.extend(integrity.problems())
+    if observation.code.index_limit_exceeded:
+        warnings.append(
+            "the project is not a git repository and holds too many files to index, so "
+            "file changes since the save are unknown; use git or run from the project folder"
+        )
     repairs = repair_events(integrity.dangling_calls, now)
     apply_repairs(view, repairs)
 
