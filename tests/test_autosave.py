@@ -92,3 +92,15 @@ def test_the_scheduler_stops_when_the_session_ends(tmp_path: Path) -> None:
     session.end()
     threads = [t.name for t in __import__("threading").enumerate()]
     assert not any(name.startswith("continuity-autosave") for name in threads)
+
+
+def test_a_live_owner_keeps_its_lease_even_without_auto_save(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'heartbeat-interval = "0.1s"\nprocess-lease-ttl = "0.5s"\n')
+    mgr = SessionManager(project_dir=root, user_id="alice", config=load_config(root, environ={}))
+    session = mgr.start(auto_save=False)
+    time.sleep(1.2)
+    other = SessionManager(project_dir=root, user_id="alice", config=load_config(root, environ={}))
+    assert other.detect_interruptions() == []
+    session.add_message("user", "still mine")
+    session.end()
+    assert mgr.store.list_points(session.id)[-1].trigger is Trigger.END

@@ -37,15 +37,20 @@ class _Marks:
 class AutoSaver:
     """Runs the interval saves of one live session in a background thread."""
 
-    def __init__(self, session: LiveSession, config: Config, *, heartbeat: bool) -> None:
+    def __init__(
+        self, session: LiveSession, config: Config, *, heartbeat: bool, saves: bool = True
+    ) -> None:
         self._session = session
-        self._intervals = {
+        interval = {
             "context": config.context_interval,
             "conversation": config.conversation_interval,
             "projectState": config.project_state_interval,
             "full": config.full_snapshot_interval,
-            "heartbeat": config.heartbeat_interval if heartbeat else 0.0,
         }
+        # A zero interval switches a kind off: the heartbeat can run without
+        # the saves (auto_save=False) and the saves without the heartbeat.
+        self._intervals = {kind: (value if saves else 0.0) for kind, value in interval.items()}
+        self._intervals["heartbeat"] = config.heartbeat_interval if heartbeat else 0.0
         self._marks = _Marks(full=session.view.seq)
         self._last_code: dict[str, object] | None = None
         self._stop = threading.Event()
@@ -67,7 +72,7 @@ class AutoSaver:
     def _run(self) -> None:
         start = time.monotonic()
         due = {kind: start + interval for kind, interval in self._intervals.items() if interval}
-        while not self._stop.is_set():
+        while due and not self._stop.is_set():
             wait = max(0.0, min(due.values()) - time.monotonic())
             if self._stop.wait(wait):
                 return

@@ -214,8 +214,10 @@ class SessionManager:
             session.set_phase(phase)
         else:
             session.save_emergency()
-        if owned_by_process and auto_save:
-            self._start_autosave(session, heartbeat=True)
+        if owned_by_process:
+            # The heartbeat runs even without auto-save: a live owner's lease
+            # must never expire under it.
+            self._start_autosave(session, heartbeat=True, saves=auto_save)
         return session
 
     def attach(self, session_id: str | None = None) -> LiveSession:
@@ -286,10 +288,10 @@ class SessionManager:
             return Owner.process(self.config.process_lease_ttl)
         return Owner.cli(self.config.cli_lease_ttl)
 
-    def _start_autosave(self, session: LiveSession, *, heartbeat: bool) -> None:
+    def _start_autosave(self, session: LiveSession, *, heartbeat: bool, saves: bool = True) -> None:
         from agent_continuity.autosave import AutoSaver
 
-        saver = AutoSaver(session, self.config, heartbeat=heartbeat)
+        saver = AutoSaver(session, self.config, heartbeat=heartbeat, saves=saves)
         session.attach_autosaver(saver)
         saver.start()
 
