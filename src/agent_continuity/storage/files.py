@@ -25,6 +25,7 @@ crash-safe:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -157,6 +158,40 @@ class FileStore:
             # present it must be rebuilt (verify --repair), never silently emptied.
             if not self.layout.registry.exists() and not self.layout.journal_ids():
                 self._write_registry({}, None)
+            else:
+                self._finish_interrupted_writes()
+
+    def _finish_interrupted_writes(self) -> None:
+        """Complete the registry updates of a writer killed half-way (registry lock held).
+
+        A new session's journal appears before its registry entry, and the
+        active list is replaced after the registry; ``kill -9`` between the two
+        leaves the index behind the journals. That is a crash, not damage, so
+        the next process to open the store finishes the job: a journal holding
+        exactly one whole creation event is indexed, and an active list that is
+        missing or disagrees with the registry is rewritten. Anything else (a damaged
+        registry, a registry entry lost with later events) is damage, left for
+        ``continuity verify`` to report and ``--repair`` to rebuild.
+        """
+        try:
+            entries = self._registry().entries
+            listed = self._read_document(self.layout.active)
+        except CorruptRecord:
+            return
+        created: Entries = {}
+        for session_id in self.layout.journal_ids():
+            if session_id in entries:
+                continue
+            read, damaged = read_journal(self.layout.journal(session_id))
+            if damaged or len(read.events) != 1 or read.events[0].kind is not EventKind.SESSION:
+                continue
+            record = read.events[0].payload.get("record")
+            if isinstance(record, dict) and record.get("id") == session_id:
+                created[session_id] = record
+        if created:
+            self._write_registry({**entries, **created}, None)
+        elif listed != active_document(entries):
+            replace_atomically(self.layout.active, codec.dump_document(active_document(entries)))
 
     def close(self) -> None:
         """Flush batched appends and close every descriptor. Safe to call twice.
@@ -198,21 +233,30 @@ class FileStore:
                 )
                 line = codec.encode_event(first)
                 path = self.layout.journal(session_id)
+                if not path.exists():
+                    break
+                # A journal without a registry entry still owns its number.
+            granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
+            # Lease first, then the journal, whole, under its final name, then the
+            # registry: a kill between two steps leaves a journal that is either
+            # absent or complete and leased, which the next open indexes.
+            temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = -1
+            try:
+                self._write_lease(granted)
                 try:
-                    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    continue  # a journal without a registry entry still owns its number
+                    fd = os.open(temp, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+                    size = append_durably(fd, temp, 0, line, sync=True)
+                    os.rename(temp, path)
+                    fsync_folder(path.parent)
                 except OSError as exc:
                     raise store_error(exc, "create", path) from exc
-                break
-            granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
-            try:
-                size = append_durably(fd, path, 0, line, sync=True)
-                fsync_folder(path.parent)
-                self._write_lease(granted)
                 self._write_registry({**entries, session_id: record.to_wire()}, entries)
             except BaseException:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
                 self._undo_create(session_id)
                 raise
         entry = self._session(session_id)

@@ -80,6 +80,7 @@ class _Verifier:
         for folder in (
             self.layout.sessions,
             self.layout.leases,
+            self.layout.journals,
             self.layout.protocols.parent,
             self.layout.logs,
         ):
