@@ -77,13 +77,9 @@ class LiveSession:
         self._closed = False
         self._autosaver: AutoSaver | None = None
         self._last_time_stamp: str | None = None
-        self._auto_number = 1 + max(
-            (
-                ids.parse_recovery_id(p.id).auto_save or 0
-                for p in manager.store.list_points(view.record.id)
-            ),
-            default=0,
-        )
+        self._auto_number: int | None = None  # read from the store when first needed
+        # The critical facts last written to the emergency backup, and when.
+        self._emergency_written: tuple[dict[str, Any], datetime] | None = None
         if owned_by_process:
             interrupts.watch(self)
 
@@ -321,7 +317,7 @@ class LiveSession:
             if point is None:
                 raise ContinuityError(f"could not allocate a recovery point id for {self.id}")
             self._manager.store.put_session(self._view.record)
-            self.save_emergency()
+            self._refresh_emergency()
             if trigger.automatic:
                 self._manager.store.prune_points(
                     self.id, self._view.record.persistence.backup_count
@@ -336,6 +332,16 @@ class LiveSession:
         if not trigger.automatic and stamp != self._last_time_stamp:
             self._last_time_stamp = stamp
             return ids.make_recovery_id(self.id, at=now)
+        if self._auto_number is None:
+            # Listing a long session's points costs milliseconds, so only a handle
+            # that names an AUTO-SAVE point pays for it, and only once.
+            self._auto_number = 1 + max(
+                (
+                    ids.parse_recovery_id(p.id).auto_save or 0
+                    for p in self._manager.store.list_points(self.id)
+                ),
+                default=0,
+            )
         number = self._auto_number
         self._auto_number += 1
         return ids.make_recovery_id(self.id, auto_save=number)
@@ -372,25 +378,46 @@ class LiveSession:
 
     def save_emergency(self) -> None:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
+        backup = self._emergency_backup()
+        self._manager.store.save_emergency(backup)
+        self._emergency_written = (_critical_facts(backup), backup.updated)
+
+    def _refresh_emergency(self) -> None:
+        # Every change of a critical fact rewrote the backup already (see _append).
+        # A recovery point after messages alone changes none of them, so the backup
+        # is only refreshed here when its facts differ or it is older than the
+        # context interval: agents that save after every turn do not pay two more
+        # fsyncs per turn to restamp the same facts.
+        backup = self._emergency_backup()
+        written = self._emergency_written
+        if (
+            written is not None
+            and written[0] == _critical_facts(backup)
+            and (backup.updated - written[1]).total_seconds()
+            < self._manager.config.context_interval
+        ):
+            return
+        self._manager.store.save_emergency(backup)
+        self._emergency_written = (_critical_facts(backup), backup.updated)
+
+    def _emergency_backup(self) -> EmergencyBackup:
         record = self._view.record
         decisions = record.context.key_decisions
-        self._manager.store.save_emergency(
-            EmergencyBackup(
-                session_id=record.id,
-                updated=self._manager.now(),
-                status=record.status,
-                user_id=record.user_id,
-                project_dir=record.project_dir,
-                current_task=record.context.current_task,
-                current_phase=record.context.current_phase,
-                current_step=record.state.current_step,
-                progress=record.state.progress,
-                next_steps=record.state.next_steps,
-                blockers=record.state.blockers,
-                last_decision=decisions[-1] if decisions else None,
-                conversation_summary=record.context.conversation_summary,
-                seq=self._view.seq,
-            )
+        return EmergencyBackup(
+            session_id=record.id,
+            updated=self._manager.now(),
+            status=record.status,
+            user_id=record.user_id,
+            project_dir=record.project_dir,
+            current_task=record.context.current_task,
+            current_phase=record.context.current_phase,
+            current_step=record.state.current_step,
+            progress=record.state.progress,
+            next_steps=record.state.next_steps,
+            blockers=record.state.blockers,
+            last_decision=decisions[-1] if decisions else None,
+            conversation_summary=record.context.conversation_summary,
+            seq=self._view.seq,
         )
 
     # -- lease ----------------------------------------------------------
@@ -477,6 +504,10 @@ class LiveSession:
             self.end()
         else:
             self.interrupt(cause)
+
+
+def _critical_facts(backup: EmergencyBackup) -> dict[str, Any]:
+    return backup.model_dump(exclude={"updated", "seq"})
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:

@@ -234,8 +234,10 @@ def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | No
     point_id, seq, stamp, trigger = parts
     try:
         ids.validate_recovery_id(point_id)
-        created = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-        return RecoveryPointInfo(
+        created = _parse_stamp(stamp)
+        # Every field was just checked, so skip pydantic's validation: recovery lists
+        # a session's points several times, and a long session has thousands.
+        return RecoveryPointInfo.model_construct(
             id=point_id,
             session_id=session_id,
             seq=int(seq[3:]),
@@ -245,6 +247,27 @@ def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | No
         )
     except (InvalidIdentifier, ValueError):
         return None
+
+
+def _parse_stamp(stamp: str) -> datetime:
+    """``YYYYMMDDTHHMMSSmmmZ`` (as :func:`point_file_name` writes it) as a UTC time.
+
+    Raises:
+        ValueError: If ``stamp`` is not one.
+    """
+    digits = stamp[:8] + stamp[9:18]
+    if len(stamp) != 19 or stamp[8] != "T" or stamp[18] != "Z" or not digits.isdigit():
+        raise ValueError(f"not a point time stamp: {stamp!r}")
+    return datetime(
+        int(stamp[0:4]),
+        int(stamp[4:6]),
+        int(stamp[6:8]),
+        int(stamp[9:11]),
+        int(stamp[11:13]),
+        int(stamp[13:15]),
+        int(stamp[15:18]) * 1000,
+        tzinfo=UTC,
+    )
 
 
 def _created(entry: dict[str, Any]) -> datetime:

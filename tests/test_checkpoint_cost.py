@@ -1,0 +1,68 @@
+"""What a recovery point writes: enough to recover, and no more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent_continuity import SessionManager
+from agent_continuity.config import Config
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _manager(tmp_path: Path, clock: Clock) -> SessionManager:
+    config = Config(user="alice", context_interval=30.0)
+    return SessionManager(
+        store="files:store", project_dir=tmp_path, config=config, clock=clock, observer=False
+    )
+
+
+def test_points_after_messages_alone_keep_the_emergency_backup(tmp_path: Path) -> None:
+    clock = Clock()
+    mgr = _manager(tmp_path, clock)
+    session = mgr.start(task="TASK-1", auto_save=False)
+    before = mgr.store.load_emergency(session.id)
+    assert before is not None
+
+    clock.now += timedelta(seconds=5)
+    session.add_message("user", "hello")
+    session.checkpoint(trigger="auto")
+    assert mgr.store.load_emergency(session.id) == before
+
+    clock.now += timedelta(seconds=5)
+    session.decide("Use Twilio", major=False)
+    session.checkpoint(trigger="auto")
+    after_decision = mgr.store.load_emergency(session.id)
+    assert after_decision is not None
+    assert after_decision.last_decision == "Use Twilio"
+
+    clock.now += timedelta(seconds=31)  # older than the context interval: restamped
+    session.add_message("user", "still there?")
+    session.checkpoint(trigger="auto")
+    restamped = mgr.store.load_emergency(session.id)
+    assert restamped is not None
+    assert restamped.updated == clock.now
+    assert restamped.seq == session.view.seq
+    mgr.close()
+
+
+def test_auto_save_numbers_continue_after_reopening(tmp_path: Path) -> None:
+    clock = Clock()
+    mgr = _manager(tmp_path, clock)
+    session = mgr.start(auto_save=False, owned_by_process=False)
+    first = session.checkpoint(trigger="auto")
+    second = session.checkpoint(trigger="auto")
+    mgr.close()
+
+    again = _manager(tmp_path, clock)
+    third = again.attach(session.id).checkpoint(trigger="auto")
+
+    assert [first, second, third] == [f"RECOVERY-{session.id[8:]}-AUTO-SAVE-{n}" for n in (1, 2, 3)]
+    again.close()
