@@ -597,11 +597,12 @@ class FileStore:
                 self.list_points(session_id), keep_automatic, self._is_valid
             )
             folder = self.layout.point_folder(session_id)
+            # No fsync of the folder: an unlink that a power failure undoes brings
+            # back an old, valid point, which the next pruning removes again. Only
+            # what is kept must be durable, and it already is.
             try:
                 for info in doomed:
                     Path(info.location).unlink(missing_ok=True)
-                if doomed:
-                    fsync_folder(folder)
             except OSError as exc:
                 raise store_error(exc, "delete old recovery points in", folder) from exc
         return [info.id for info in doomed]
@@ -629,9 +630,21 @@ class FileStore:
         return found
 
     def _find_point(self, session_id: str, point_id: str) -> tuple[RecoveryPointInfo, Path] | None:
-        for info, path in self._scan_points(session_id):
-            if info.id == point_id:
-                return info, path
+        # Only the names starting with the id are parsed: a long session has
+        # thousands of points, and every save and load looks one up.
+        folder = self.layout.point_folder(session_id)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise store_error(exc, "list", folder) from exc
+        prefix = point_id + "."
+        for name in names:
+            if name.startswith(prefix):
+                info = parse_point_file_name(session_id, folder / name)
+                if info is not None and info.id == point_id:
+                    return info, folder / name
         return None
 
     # -- snapshots, emergency backups, log -----------------------------
