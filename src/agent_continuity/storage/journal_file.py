@@ -35,15 +35,13 @@ class JournalLine:
 def split_lines(data: bytes) -> list[JournalLine]:
     """Cut a journal's bytes into lines; empty lines (left by a torn write) are dropped."""
     lines: list[JournalLine] = []
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        if end < 0:
-            lines.append(JournalLine(start, data[start:], terminated=False))
-            break
-        if end > start:
-            lines.append(JournalLine(start, data[start:end], terminated=True))
-        start = end + 1
+    pieces = data.split(b"\n")  # one C call instead of a find() per line
+    last = len(pieces) - 1
+    offset = 0
+    for index, piece in enumerate(pieces):
+        if piece:
+            lines.append(JournalLine(offset, piece, index < last))
+        offset += len(piece) + 1
     return lines
 
 
