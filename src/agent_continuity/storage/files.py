@@ -86,6 +86,7 @@ from .files_layout import (
 from .journal_file import JournalHandle, read_journal, split_lines
 
 FLUSH_INTERVAL = 0.05  # seconds between fdatasync calls in batched mode
+_MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _ARCHIVED = (SessionStatus.COMPLETED, SessionStatus.ARCHIVED)
@@ -146,6 +147,10 @@ class FileStore:
         self._registry_lock = FileLock(self.layout.registry_lock)
         self._registry_cache: _Registry | None = None
         self._dirty: set[str] = set()
+        # Point file name -> its parsed listing. A name says everything about the
+        # point's listing, so entries never go stale; recovery lists a long
+        # session's thousands of points several times.
+        self._point_names: dict[tuple[str, str], tuple[RecoveryPointInfo, Path]] = {}
         self._flush_error: StoreError | None = None
         self._flusher: threading.Thread | None = None
         self._stop_flusher = threading.Event()
@@ -622,11 +627,17 @@ class FileStore:
             return []
         except OSError as exc:
             raise store_error(exc, "list", folder) from exc
+        if len(self._point_names) > _MAX_POINT_NAMES:
+            self._point_names.clear()
         found = []
         for name in names:
-            info = parse_point_file_name(session_id, folder / name)
-            if info is not None:
-                found.append((info, folder / name))
+            known = self._point_names.get((session_id, name))
+            if known is None:
+                info = parse_point_file_name(session_id, folder / name)
+                if info is None:
+                    continue
+                known = self._point_names[(session_id, name)] = (info, folder / name)
+            found.append(known)
         return found
 
     def _find_point(self, session_id: str, point_id: str) -> tuple[RecoveryPointInfo, Path] | None:
