@@ -37,7 +37,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -735,16 +735,21 @@ class SqliteStore:
             "SELECT id, seq, created, trigger FROM points WHERE session_id = ?", session_id
         )
         infos = []
+        prefix = f"{self.path}:points/"
         for point_id, seq, created, trigger in rows:
-            location = self._loc("points", point_id)
+            location = prefix + str(point_id)
             try:
                 at, kind = datetime.fromisoformat(created), Trigger(trigger)
+                if not isinstance(point_id, str) or type(seq) is not int or at.tzinfo is None:
+                    raise TypeError("a column holds the wrong type")
+                # Checked above; pydantic's validation would double the cost of listing
+                # a long session's points, which recovery does several times.
                 infos.append(
-                    RecoveryPointInfo(
+                    RecoveryPointInfo.model_construct(
                         id=point_id,
                         session_id=session_id,
                         seq=seq,
-                        created=at,
+                        created=at.astimezone(UTC),
                         trigger=kind,
                         location=location,
                     )
