@@ -66,3 +66,16 @@ def test_auto_save_numbers_continue_after_reopening(tmp_path: Path) -> None:
 
     assert [first, second, third] == [f"RECOVERY-{session.id[8:]}-AUTO-SAVE-{n}" for n in (1, 2, 3)]
     again.close()
+
+
+def test_a_database_in_the_project_root_is_not_observed(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    mgr = SessionManager(store="sqlite:///sessions.db", project_dir=tmp_path, user_id="alice")
+    session = mgr.start(auto_save=False)
+    session.checkpoint()
+    observed = set(session.view.code_context.files)
+    session.end()
+    mgr.close()
+
+    assert "app.py" in observed
+    assert not any(name.startswith("sessions.db") for name in observed)

@@ -124,7 +124,7 @@ class SessionManager:
         )
 
     def observer_ignores(self) -> list[str]:
-        """Project folders that observing and watching skip: the store's own folder."""
+        """Project paths that observing and watching skip: the store's own folder or files."""
         ignore = []
         for prefix in ("files:", "sqlite:///"):
             if self.store.url.startswith(prefix):
@@ -132,6 +132,11 @@ class SessionManager:
                 folder = path if prefix == "files:" else path.parent
                 if folder != self.project_root and folder.is_relative_to(self.project_root):
                     ignore.append(folder.relative_to(self.project_root).as_posix())
+                elif prefix == "sqlite:///" and path.is_relative_to(self.project_root):
+                    # A database beside the project's files: skip it and SQLite's
+                    # companions, or every observation would hash the whole database.
+                    rel = path.relative_to(self.project_root).as_posix()
+                    ignore += [rel + suffix for suffix in ("", "-wal", "-shm", "-journal")]
         return ignore
 
     def close(self) -> None:
