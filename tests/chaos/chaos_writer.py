@@ -126,7 +126,7 @@ def script(url: str, project: Path, level: str, kill_at: int, length: str) -> No
     from agent_continuity.storage.sqlite import SqliteStore
 
     steps = arm(level, kill_at, FileStore if url.startswith("files:") else SqliteStore)
-    mgr = manager(url, project)
+    mgr = manager(url, project, heartbeat_interval=3600.0)  # no writes but the script's
     session = mgr.start(type="chaos", task="TASK-SCRIPT", phase="steps", auto_save=False)
     say(f"session {session.id}")
     for n in (1, 2) if length == "full" else (1,):
@@ -163,5 +163,27 @@ def serve(url: str, project: Path) -> None:
         say(f"exit {code}")
 
 
+def die_mid_session(url: str, project: Path) -> None:
+    """Leave a session with points, a snapshot, decisions and events after its last point,
+    then die without a word (its owner is gone; nothing marked it interrupted)."""
+    mgr = manager(url, project, heartbeat_interval=3600.0)
+    session = mgr.start(type="chaos", task="TASK-A", phase="phase-2", auto_save=False)
+    for n in range(4):
+        session.add_message("user", message_text(f"early.{n}", 60))
+    session.checkpoint(observe=False)
+    session.decide("store sessions in sqlite")
+    session.next_step("write the chaos tests")
+    session.block("waiting for review")
+    session.add_message("assistant", message_text("middle", 80))
+    session.save_context_snapshot()
+    session.checkpoint(observe=False)
+    for n in range(4):
+        session.add_message("user", message_text(f"late.{n}", 60))
+    say(f"session {session.id}")
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "die-mid-session":
+        die_mid_session(sys.argv[2], Path(sys.argv[3]))
     serve(sys.argv[1], Path(sys.argv[2]))

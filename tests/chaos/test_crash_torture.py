@@ -386,8 +386,13 @@ def test_a_kill_at_every_step_of_a_session_leaves_a_sound_store(
         for kill_at in range(1, dry.done + 1):
             twin = base.copy(tmp_path / f"kill-{kill_at}")
             run = twin.run_script(level, kill_at, length)
-            assert run.exit_status == -signal.SIGKILL, (kill_at, run)
-            FIGURES["scripted kills, one per step"] += 1
+            if run.exit_status == 0:
+                # Timing can spare a write (a registry entry that did not change),
+                # so a run may finish in fewer steps than the dry run made.
+                assert run.done is not None and run.done < kill_at, (kill_at, run)
+            else:
+                assert run.exit_status == -signal.SIGKILL, (kill_at, run)
+                FIGURES["scripted kills, one per step"] += 1
             with manager(twin.url, twin.project) as mgr:
                 twin.check_unnamed_sessions(mgr)
                 for ledger in twin.ledgers.values():

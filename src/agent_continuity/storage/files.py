@@ -348,7 +348,14 @@ class FileStore:
         cache = self._registry_cache
         if cache is not None and cache.data == data:
             return cache
-        entries = parse_registry(codec.load_document(data, str(path)), str(path))
+        try:
+            doc = codec.load_document(data, str(path))
+        except CorruptRecord as exc:
+            raise CorruptRecord(
+                f"{exc.message}; run `continuity verify --repair` to rebuild it from the journals",
+                str(path),
+            ) from None
+        entries = parse_registry(doc, str(path))
         self._registry_cache = _Registry(data, entries)
         return self._registry_cache
 
@@ -756,7 +763,12 @@ class FileStore:
             return None
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
-        return codec.load_document(data, str(path))
+        try:
+            return codec.load_document(data, str(path))
+        except CorruptRecord as exc:
+            raise CorruptRecord(
+                f"{exc.message}; run `continuity verify --repair` to move it aside", str(path)
+            ) from None
 
     @staticmethod
     def _validate(model: type[_Model], doc: dict[str, Any], path: Path) -> _Model:

@@ -1,0 +1,61 @@
+"""Small, exact checks behind the corruption suite: what counts as damage, what it says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from chaos_support import manager, store_url
+
+from agent_continuity.errors import CorruptRecord
+from agent_continuity.model import Event, EventKind
+from agent_continuity.storage import codec
+
+
+def _event_with_a_letter_in_its_checksum() -> bytes:
+    for n in range(100):
+        event = Event(seq=1, kind=EventKind.NOTE, at=datetime(2026, 1, 1, tzinfo=UTC), payload={})
+        event.payload["n"] = n
+        line = codec.encode_event(event)
+        at = line.index(b'"crc":"') + len(b'"crc":"')
+        if any(chr(c).isalpha() for c in line[at : at + 8]):
+            return line
+    raise AssertionError("no checksum with a letter in 100 tries")
+
+
+def test_a_checksum_that_differs_only_in_letter_case_is_damage() -> None:
+    """Bit 0x20 turns ``c`` into ``C``: the number is the same, the bytes are not ours."""
+    line = _event_with_a_letter_in_its_checksum()
+    at = line.index(b'"crc":"') + len(b'"crc":"')
+    letter = next(i for i in range(8) if chr(line[at + i]).isalpha())
+    damaged = bytearray(line)
+    damaged[at + letter] ^= 0x20
+    assert codec.decode_event(line).payload["n"] >= 0
+    with pytest.raises(CorruptRecord, match="checksum"):
+        codec.decode_event(bytes(damaged), "journal")
+
+
+@pytest.mark.parametrize("record", ["registry", "lease", "snapshot"])
+def test_a_damaged_file_says_which_and_what_to_do(tmp_path: Path, record: str) -> None:
+    url = store_url("files", tmp_path)
+    with manager(url, tmp_path) as mgr:
+        session = mgr.start(task="TASK-1", owned_by_process=False, auto_save=False)
+        session.save_context_snapshot()
+        sid = session.id
+    root = tmp_path / "tracking"
+    path = {
+        "registry": root / "sessions" / "session-registry.json",
+        "lease": root / "sessions" / "leases" / f"{sid}.json",
+        "snapshot": root / "snapshots" / "context-snapshots" / f"{sid}.json",
+    }[record]
+    path.write_bytes(path.read_bytes()[:-9])
+    with manager(url, tmp_path) as mgr, pytest.raises(CorruptRecord) as caught:
+        if record == "registry":
+            mgr.get(sid)
+        elif record == "lease":
+            mgr.store.read_lease(sid)
+        else:
+            mgr.store.load_context_snapshot(sid)
+    assert str(path) in str(caught.value)
+    assert "`continuity verify --repair`" in str(caught.value)
