@@ -235,9 +235,7 @@ def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | No
     try:
         ids.validate_recovery_id(point_id)
         created = _parse_stamp(stamp)
-        # Every field was just checked, so skip pydantic's validation: recovery lists
-        # a session's points several times, and a long session has thousands.
-        return RecoveryPointInfo.model_construct(
+        return RecoveryPointInfo(
             id=point_id,
             session_id=session_id,
             seq=int(seq[3:]),
