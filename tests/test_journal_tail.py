@@ -48,3 +48,17 @@ def test_event_seq_agrees_with_decoding() -> None:
         codec.event_seq(line[:-5])
     with pytest.raises(CorruptRecord):
         codec.event_seq(line.replace(b"1234", b"1235"))
+
+
+def test_whole_and_damaged_journals_read_the_same_events(tmp_path: Path) -> None:
+    store, session_id = _long_session(tmp_path, 30)
+    whole = store.read_events(session_id, after_seq=20)
+    path = store.layout.journal(session_id)
+    path.write_bytes(path.read_bytes() + b'{"seq":32,"kind":"message"')  # a torn tail
+
+    torn = store.read_events(session_id, after_seq=20)
+
+    assert whole.damage == []
+    assert [e.seq for e in whole.events] == [e.seq for e in torn.events] == list(range(21, 32))
+    assert whole.events == torn.events
+    assert [d.kind for d in torn.damage] == ["torn-tail"]

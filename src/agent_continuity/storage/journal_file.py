@@ -116,7 +116,30 @@ def read_journal(path: Path, after_seq: int = 0) -> tuple[JournalRead, list[Jour
         ) from None
     except OSError as exc:
         raise store_error(exc, "read", path) from exc
+    clean = _read_clean(data, str(path), after_seq)
+    if clean is not None:
+        return clean, []
     return parse_lines(split_lines(data), str(path), after_seq)
+
+
+def _read_clean(data: bytes, location: str, after_seq: int) -> JournalRead | None:
+    """The events after ``after_seq`` of an undamaged journal; None for any doubt.
+
+    Almost every journal is whole: every line intact, sequence numbers 1, 2,
+    3, ... This path proves that with one tight loop and decodes only the
+    events wanted; anything else (a torn tail, a bad checksum, a gap, a stray
+    empty line) goes to :func:`parse_lines`, which says what is wrong.
+    """
+    if not data.endswith(b"\n"):
+        return None if data else JournalRead(events=[])
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline
+    seqs = codec.intact_seqs(lines)
+    if seqs is None or seqs != list(range(1, len(seqs) + 1)):
+        return None
+    return JournalRead(
+        events=[codec.decode_event(line, location) for line in lines[max(after_seq, 0) :]]
+    )
 
 
 def high_water_seq(fd: int, size: int) -> int:
