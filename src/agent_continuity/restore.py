@@ -47,6 +47,7 @@ from agent_continuity.recovery import (
 
 if TYPE_CHECKING:
     from agent_continuity.session import SessionManager
+    from agent_continuity.storage import JournalRead
 
 #: Called with the result when the decision is "prompt" and no answer was given;
 #: returns the user's answer (True: resume), or None to leave everything as it is.
@@ -121,15 +122,50 @@ def load_saved_state(
         emergency = mgr.store.load_emergency(record.id)
     except CorruptRecord as exc:
         point_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
+    journal_damage = list(read.damage)
+    if not journal_damage:
+        journal_damage += _journal_cut(mgr, record, point, read, emergency)
     return SavedState(
         record=record,
         point=point,
         events=events,
         full_events=read.events if whole_journal else None,
-        journal_damage=read.damage,
+        journal_damage=journal_damage,
         point_damage=point_damage,
         emergency=emergency,
     )
+
+
+def _journal_cut(
+    mgr: SessionManager,
+    record: SessionRecord,
+    point: RecoveryPoint | None,
+    read: JournalRead,
+    emergency: EmergencyBackup | None,
+) -> list[Damage]:
+    """The damage of a journal that ends before an event other records saw.
+
+    A journal cut at a line boundary (an older copy put back) has no damaged
+    line to show, but its registry entry, recovery point and emergency backup
+    still know how far it went.
+    """
+    covered = point.seq if point is not None else 0
+    end = read.last_seq
+    if end <= covered:
+        # Nothing after the point: the point's own event must still be there.
+        end = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).last_seq
+    seen, source = max(
+        (record.last_seq, "the registry"),
+        (covered, "the recovery point"),
+        (emergency.seq if emergency is not None else 0, "the emergency backup"),
+    )
+    if seen <= end:
+        return []
+    detail = (
+        f"the journal ends at event {end} but {source} saw event {seen}; "
+        f"events {end + 1}..{seen} are lost"
+    )
+    return [Damage(location=f"the journal of {record.id}", kind="truncated", detail=detail)]
 
 
 def observe_since(

@@ -59,3 +59,29 @@ def test_a_damaged_file_says_which_and_what_to_do(tmp_path: Path, record: str) -
             mgr.store.load_context_snapshot(sid)
     assert str(path) in str(caught.value)
     assert "`continuity verify --repair`" in str(caught.value)
+
+
+def test_a_journal_cut_short_never_hands_out_numbers_a_point_covers(tmp_path: Path) -> None:
+    """An older copy of a journal put back: new events go after the newest point, the loss
+    is named by verify and by recovery, and replay from the point sees the new events."""
+    url = store_url("files", tmp_path)
+    with manager(url, tmp_path) as mgr:
+        session = mgr.start(task="TASK-1", owned_by_process=False, auto_save=False)
+        for n in range(6):
+            session.add_message("user", f"message {n}")
+        covered = mgr.store.load_point(session.checkpoint(observe=False)).seq
+        sid = session.id
+    journal = tmp_path / "tracking" / "snapshots" / "conversation-history" / f"{sid}.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:3]))
+    with manager(url, tmp_path) as mgr:
+        report = mgr.verify()
+        assert [d["kind"] for d in report["damage"]] == ["truncated"]
+        assert report["damage"][0]["location"] == str(journal)
+        seq = mgr.attach(sid).add_message("user", "after the cut")
+        assert seq > covered
+        mgr.interrupt(sid, "chaos")
+        result = mgr.recover(sid, answer=True)
+        assert result.status == "partial"
+        assert any("lost" in w for w in result.warnings), result.warnings
+        assert "after the cut" in [m["text"] for m in mgr.load(sid).view.recent_messages]

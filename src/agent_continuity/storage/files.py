@@ -477,7 +477,13 @@ class FileStore:
 
     def _sync_entry(self, entry: _Session) -> None:
         """Bring the cached journal state and lease up to date (session lock held)."""
-        if entry.journal.refresh() or not entry.lease_known:
+        changed = entry.journal.refresh()
+        if changed:
+            # A journal cut short (an older copy put back) must not hand out again
+            # the numbers a recovery point covers: replay from it would skip them.
+            covered = max((p.seq for p in self.list_points(entry.session_id)), default=0)
+            entry.journal.last_seq = max(entry.journal.last_seq, covered)
+        if changed or not entry.lease_known:
             entry.lease = self._read_lease_file(entry.session_id)
             entry.lease_known = True
 

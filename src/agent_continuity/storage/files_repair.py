@@ -164,6 +164,39 @@ class _Verifier:
                     self.drop_damaged_lines(path)
         self.report.checked += len(read.events) + len(damaged)
         self.report.damage.extend(read.damage)
+        if not read.damage:
+            self.journal_end(session_id, path, read.last_seq)
+
+    def journal_end(self, session_id: str, path: Path, last: int) -> None:
+        """Report a journal that ends before an event the other records saw.
+
+        Cut at a line boundary (an older copy put back), a journal has no damaged
+        line to show; its registry entry, recovery points and emergency backup
+        still know how far it went.
+        """
+        known: list[tuple[int, str]] = []
+        try:
+            entry = self.store._registry().entries.get(session_id, {})
+            known.append((int(entry.get("lastSeq", 0)), "the registry"))
+        except (CorruptRecord, TypeError, ValueError):
+            pass  # reported with the registry
+        points = self.store.list_points(session_id)
+        if points:
+            known.append((points[-1].seq, f"recovery point {points[-1].id}"))
+        try:
+            backup = self.store.load_emergency(session_id)
+            if backup is not None:
+                known.append((backup.seq, "the emergency backup"))
+        except CorruptRecord:
+            pass  # reported with the emergency backups
+        seq, source = max(known, default=(0, ""))
+        if seq > last:
+            self.damage(
+                path,
+                "truncated",
+                f"the journal ends at event {last} but {source} saw event {seq}; "
+                f"events {last + 1}..{seq} are lost",
+            )
 
     def drop_damaged_lines(self, path: Path) -> None:
         """Quarantine a line file's damaged lines, then replace it with only its valid ones."""
