@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from chaos_support import manager, store_url
+from chaos_support import (
+    HERE,
+    STORE_KINDS,
+    cli_in_process,
+    manager,
+    store_url,
+    subprocess_env,
+)
 
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import Event, EventKind
@@ -85,3 +95,44 @@ def test_a_journal_cut_short_never_hands_out_numbers_a_point_covers(tmp_path: Pa
         assert result.status == "partial"
         assert any("lost" in w for w in result.warnings), result.warnings
         assert "after the cut" in [m["text"] for m in mgr.load(sid).view.recent_messages]
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_damage_under_a_point_made_by_whoever_found_the_dead_writer_is_still_reported(
+    kind: str, tmp_path: Path
+) -> None:
+    """A writer dies; its last event is damaged; the next process marks the session
+    interrupted, which makes a new recovery point *over* the damage. Recovery from
+    that point must still say what was lost, not report a clean success."""
+    url = store_url(kind, tmp_path)
+    died = subprocess.run(
+        [sys.executable, str(HERE / "chaos_writer.py"), "die-mid-session", url, str(tmp_path)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    sid = died.stdout.split()[1]
+    if kind == "files":
+        path = tmp_path / "tracking" / "snapshots" / "conversation-history" / f"{sid}.jsonl"
+        data = bytearray(path.read_bytes())
+        data[data.rindex(b'"text":"') + 10] ^= 0x01
+        path.write_bytes(bytes(data))
+    else:
+        with sqlite3.connect(tmp_path / "continuity.db") as conn:
+            seq, line = conn.execute(
+                "SELECT seq, line FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+                (sid,),
+            ).fetchone()
+            damaged = bytearray(line)
+            damaged[len(damaged) // 2] ^= 0x01
+            conn.execute(
+                "UPDATE events SET line = ? WHERE session_id = ? AND seq = ?",
+                (bytes(damaged), sid, seq),
+            )
+        conn.close()
+    recovered = cli_in_process(["--store", url, "recover", sid, "--yes", "--json"], tmp_path)
+    assert recovered.code == 0, recovered
+    result = recovered.json()
+    assert result["status"] == "partial", result["warnings"]
+    assert any("journal damage (checksum)" in w for w in result["warnings"]), result["warnings"]
