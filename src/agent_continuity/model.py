@@ -27,6 +27,8 @@ SYSTEM_VERSION = "1.0"
 
 
 def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -35,9 +37,10 @@ def _as_utc(value: datetime) -> datetime:
 def format_time(value: datetime) -> str:
     """ISO 8601 UTC with ``Z``, to the millisecond when there are any."""
     value = _as_utc(value)
+    # isoformat is several times faster than strftime, and this runs for every event.
     if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
+    return value.isoformat(timespec="seconds")[:-6] + "Z"
 
 
 UtcTime = Annotated[

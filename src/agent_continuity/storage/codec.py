@@ -20,6 +20,7 @@ import hashlib
 import json
 import zlib
 from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from agent_continuity.errors import CorruptRecord, InvalidInput
@@ -30,16 +31,43 @@ _CRC_PREFIX = b',"crc":"'
 _SEQ_PREFIX = b'{"seq":'
 
 
+def _not_json(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _c_encoder(sort_keys: bool) -> Any:
+    # json.dumps with arguments builds a new encoder on every call, which is half
+    # the cost of encoding an event; these are built once. No circular-reference
+    # markers: a cycle ends in RecursionError, translated below like the rest.
+    if c_make_encoder is None:  # pragma: no cover - interpreters without the C accelerator
+        return None
+    return c_make_encoder(
+        None, _not_json, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+
+
+_ENCODERS = {False: _c_encoder(False), True: _c_encoder(True)}
+
+
 def _compact(obj: Any, *, sort_keys: bool = False) -> bytes:
     try:
-        return json.dumps(
-            obj, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False
-        ).encode("utf-8")
+        encoder = _ENCODERS[sort_keys]
+        if encoder is None:  # pragma: no cover
+            text = json.dumps(
+                obj, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False
+            )
+        else:
+            text = "".join(encoder(obj, 0))
+        return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(
             "text contains a lone surrogate character that cannot be stored as UTF-8; "
             "decode the text properly before recording it"
         ) from exc
+    except RecursionError:
+        raise InvalidInput(
+            "value cannot be stored as JSON: it contains itself, or nests too deeply"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
 
