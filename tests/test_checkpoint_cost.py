@@ -79,3 +79,48 @@ def test_a_database_in_the_project_root_is_not_observed(tmp_path: Path) -> None:
 
     assert "app.py" in observed
     assert not any(name.startswith("sessions.db") for name in observed)
+
+
+def test_points_after_messages_alone_restamp_the_registry_once_per_interval(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    mgr = _manager(tmp_path, clock)
+    session = mgr.start(task="TASK-1", auto_save=False)
+    clock.now += timedelta(seconds=1)
+    session.checkpoint(trigger="auto")
+    first = mgr.get(session.id)
+
+    clock.now += timedelta(seconds=5)
+    session.add_message("user", "hello")
+    session.checkpoint(trigger="auto")
+    assert mgr.get(session.id) == first  # only activity stamps moved: not rewritten
+
+    session.decide("Use Twilio", major=False)
+    session.checkpoint(trigger="auto")
+    assert mgr.get(session.id).context.key_decisions == ["Use Twilio"]
+
+    clock.now += timedelta(seconds=31)
+    session.add_message("user", "still there?")
+    session.checkpoint(trigger="auto")
+    latest = mgr.get(session.id)
+    assert latest.last_seq == session.view.seq
+    assert latest.persistence.last_save == clock.now
+    session.end()
+    assert mgr.get(session.id).status.value == "completed"
+    mgr.close()
+
+
+def test_pruning_leaves_sqlite_commits_synced(tmp_path: Path) -> None:
+    mgr = SessionManager(
+        store="sqlite:///s.db", project_dir=tmp_path, user_id="alice", observer=False
+    )
+    session = mgr.start(auto_save=False)
+    for _ in range(8):
+        session.checkpoint(trigger="auto")
+    store = mgr.store
+    assert len(store.list_points(session.id)) == 5
+    connection = store._connection()  # type: ignore[attr-defined]
+    assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    session.end()
+    mgr.close()

@@ -78,6 +78,8 @@ class LiveSession:
         self._autosaver: AutoSaver | None = None
         self._last_time_stamp: str | None = None
         self._auto_number: int | None = None  # read from the store when first needed
+        # What the registry entry last written by this handle says, and when.
+        self._registry_written: tuple[dict[str, Any], datetime] | None = None
         # The critical facts last written to the emergency backup, and when.
         self._emergency_written: tuple[dict[str, Any], datetime] | None = None
         if owned_by_process:
@@ -271,7 +273,7 @@ class LiveSession:
             if kinds & _CRITICAL_KINDS:
                 self.save_emergency()
             if kinds & _REGISTRY_KINDS:
-                self._manager.store.put_session(self._view.record)
+                self._put_session()
             if trigger is not None and trigger.value in self._manager.config.triggers:
                 self.checkpoint(trigger)
             return events
@@ -316,7 +318,7 @@ class LiveSession:
                     continue
             if point is None:
                 raise ContinuityError(f"could not allocate a recovery point id for {self.id}")
-            self._manager.store.put_session(self._view.record)
+            self._refresh_registry()
             self._refresh_emergency()
             if trigger.automatic:
                 self._manager.store.prune_points(
@@ -375,6 +377,25 @@ class LiveSession:
                 updated=updated,
             )
             self._manager.store.save_context_snapshot(snapshot)
+
+    def _put_session(self) -> None:
+        self._manager.store.put_session(self._view.record)
+        self._registry_written = (_registry_facts(self._view.record), self._manager.now())
+
+    def _refresh_registry(self) -> None:
+        # The same reasoning as for the emergency backup: after messages alone the
+        # registry entry differs only in its activity stamps (lastActivity,
+        # lastSeq, lastSave), which the journal and the point just written hold
+        # exactly. They are restamped at most once per context interval.
+        written = self._registry_written
+        if (
+            written is not None
+            and written[0] == _registry_facts(self._view.record)
+            and (self._manager.now() - written[1]).total_seconds()
+            < self._manager.config.context_interval
+        ):
+            return
+        self._put_session()
 
     def save_emergency(self) -> None:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
@@ -504,6 +525,12 @@ class LiveSession:
             self.end()
         else:
             self.interrupt(cause)
+
+
+def _registry_facts(record: SessionRecord) -> dict[str, Any]:
+    return record.model_dump(
+        exclude={"last_seq": True, "last_activity": True, "persistence": {"last_save"}}
+    )
 
 
 def _critical_facts(backup: EmergencyBackup) -> dict[str, Any]:

@@ -763,9 +763,23 @@ class SqliteStore:
 
     @_translated
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
-        with self._write() as conn:
-            doomed = retention.prunable(self.list_points(session_id), keep_automatic, self._valid)
-            conn.executemany("DELETE FROM points WHERE id = ?", [(p.id,) for p in doomed])
+        conn = self._connection()
+        if self.durability == "sync":
+            # Deleting needs no fsync of its own: the commit is in the WAL (it survives
+            # kill -9), the next synced commit makes it durable too, and a power
+            # failure before that only brings back old, valid points that the next
+            # pruning removes. What is kept is durable already.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._write() as conn:
+                doomed = retention.prunable(
+                    self.list_points(session_id), keep_automatic, self._valid
+                )
+                conn.executemany("DELETE FROM points WHERE id = ?", [(p.id,) for p in doomed])
+        finally:
+            if self.durability == "sync":
+                with suppress(sqlite3.Error):  # a broken connection is replaced anyway
+                    conn.execute("PRAGMA synchronous = FULL")
         return [p.id for p in doomed]
 
     def _valid(self, info: RecoveryPointInfo) -> bool:
