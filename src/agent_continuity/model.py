@@ -86,6 +86,7 @@ class WireModel(BaseModel):
         populate_by_name=True,
         extra="ignore",
         validate_assignment=False,
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

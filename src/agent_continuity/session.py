@@ -106,7 +106,21 @@ class SessionManager:
             )
         else:
             self.store = store
-        self.observer = self._make_observer(observer)
+        self._observer_choice = observer
+        self._observer: ProjectObserver | None = None
+        self._observer_made = False
+
+    @property
+    def observer(self) -> ProjectObserver | None:
+        """The project observer (None when observing is off).
+
+        Made on first use: commands that never observe (``list``, ``show``)
+        do not import the capture package.
+        """
+        if not self._observer_made:
+            self._observer = self._make_observer(self._observer_choice)
+            self._observer_made = True
+        return self._observer
 
     def _make_observer(self, observer: ProjectObserver | bool | None) -> ProjectObserver | None:
         if observer is False:
@@ -402,12 +416,16 @@ class SessionManager:
             if cause is None:
                 continue
             try:
-                marked.append(self._mark_interrupted(record.id, lease, cause))
+                found = self._mark_interrupted(record.id, lease, cause)
             except LeaseHeld:
                 continue  # another process got there first, or the owner came back
+            if found is not None:
+                marked.append(found)
         return marked
 
-    def _mark_interrupted(self, session_id: str, lease: Lease | None, cause: str) -> SessionRecord:
+    def _mark_interrupted(
+        self, session_id: str, lease: Lease | None, cause: str
+    ) -> SessionRecord | None:
         now = self.now()
         owner = Owner.process(self.config.process_lease_ttl)
         taken = self.store.acquire_lease(
@@ -417,6 +435,11 @@ class SessionManager:
             expect_token=lease.token if lease is not None else 0,
         )
         loaded = self.load(session_id)
+        if loaded.view.record.status is not SessionStatus.ACTIVE:
+            # Its owner ended it and released the lease after we read the registry:
+            # the journal, read under our lease, has the last word.
+            self.store.release_lease(taken)
+            return None
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
         session.interrupt(cause, observe=False)
         return session.record
