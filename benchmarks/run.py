@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from report import Report, Row, markdown, summary, text_table
@@ -51,6 +52,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated scenarios to run (2 needs 1), e.g. --only 3,4",
     )
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SIZE=N",
+        help="override one size, e.g. --set turns=300 --set window=50 (see workload.Sizes)",
+    )
+    parser.add_argument(
         "--tmp",
         type=Path,
         default=None,
@@ -63,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios, print the table, write the Markdown."""
     args = _parse(argv)
     sizes = QUICK if args.quick else FULL
+    if args.overrides:
+        changes = {key: int(value) for key, value in (o.split("=", 1) for o in args.overrides)}
+        sizes = replace(sizes, **changes)
     wanted = {int(part) for part in args.only.split(",") if part.strip()}
     out = args.out if args.out is not None else (None if args.quick else HERE / "RESULTS.md")
     report = Report(quick=args.quick, load_before=os.getloadavg())
