@@ -484,11 +484,14 @@ class LiveSession:
     def _finish(
         self, status: SessionStatus, cause: str | None, trigger: Trigger, *, observe: bool = True
     ) -> None:
+        # Stop the background saver before taking the lock: a save or heartbeat it
+        # is making waits for the lock, so joining it while holding the lock would
+        # sit out the join's timeout (twice) before the session could end.
+        if self._autosaver is not None:
+            self._autosaver.stop()
         with self._lock:
             if self._closed:
                 return
-            if self._autosaver is not None:
-                self._autosaver.stop()
             payload: dict[str, Any] = {"status": status.value}
             if cause:
                 payload["cause"] = cause
