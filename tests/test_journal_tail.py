@@ -62,3 +62,22 @@ def test_whole_and_damaged_journals_read_the_same_events(tmp_path: Path) -> None
     assert [e.seq for e in whole.events] == [e.seq for e in torn.events] == list(range(21, 32))
     assert whole.events == torn.events
     assert [d.kind for d in torn.damage] == ["torn-tail"]
+
+
+@pytest.mark.parametrize("url", ["files:store", "sqlite:///s.db", "memory:"])
+def test_a_read_after_the_last_event_still_knows_where_the_journal_ends(
+    tmp_path: Path, url: str
+) -> None:
+    mgr = SessionManager(store=url, project_dir=tmp_path, user_id="u", observer=False)
+    session = mgr.start(type="test", auto_save=False)
+    for number in range(5):
+        session.add_message("user", f"message {number}")
+
+    read = mgr.store.read_events(session.id, after_seq=session.view.seq)
+
+    assert read.events == []
+    assert read.damage == []
+    assert read.end_seq == session.view.seq
+    assert mgr.store.read_events(session.id, after_seq=2).end_seq == session.view.seq
+    session.end()
+    mgr.close()

@@ -150,7 +150,7 @@ def _journal_cut(
     still know how far it went.
     """
     covered = point.seq if point is not None else 0
-    end = read.last_seq
+    end = max(read.last_seq, read.end_seq)
     if end <= covered:
         # Nothing after the point: the point's own event must still be there.
         end = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).last_seq

@@ -68,6 +68,9 @@ class JournalRead:
 
     events: list[Event]
     damage: list[Damage] = field(default_factory=list)
+    #: The highest sequence number of an intact record in the whole journal,
+    #: including the records before ``after_seq`` that were checked but not returned.
+    end_seq: int = 0
 
     @property
     def last_seq(self) -> int:

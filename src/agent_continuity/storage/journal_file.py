@@ -98,6 +98,7 @@ def parse_lines(
         previous = max(previous, seq)
         if event is not None:
             result.events.append(event)
+    result.end_seq = previous
     return result, damaged
 
 
@@ -138,7 +139,8 @@ def _read_clean(data: bytes, location: str, after_seq: int) -> JournalRead | Non
     if seqs is None or seqs != list(range(1, len(seqs) + 1)):
         return None
     return JournalRead(
-        events=[codec.decode_event(line, location) for line in lines[max(after_seq, 0) :]]
+        events=[codec.decode_event(line, location) for line in lines[max(after_seq, 0) :]],
+        end_seq=len(seqs),
     )
 
 

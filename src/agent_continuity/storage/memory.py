@@ -199,6 +199,7 @@ class MemoryStore:
                     )
                 )
             expected = event.seq + 1
+            result.end_seq = max(result.end_seq, event.seq)
             if event.seq > after_seq:
                 result.events.append(event)
         return result
