@@ -229,9 +229,10 @@ def load_config(
         data = _read_toml(dedicated)
         config = config.with_values(data.get("continuity", data), str(dedicated))
     env = os.environ if environ is None else environ
-    from_env = {key: env[var] for var, key in _ENV.items() if env.get(var)}
-    if from_env:
-        config = config.with_values(from_env, "environment")
+    for var, key in _ENV.items():
+        if env.get(var):
+            # Named by the variable, so the error says which one to fix.
+            config = config.with_values({key: env[var]}, f"environment variable {var}")
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         config = config.with_values(given, "arguments")

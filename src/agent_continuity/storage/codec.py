@@ -76,8 +76,31 @@ def _canonical(obj: Any) -> bytes:
     return _compact(obj, sort_keys=True)
 
 
+def _require_text_keys(value: Any) -> None:
+    """Refuse object keys that are not text: JSON would hand ``1`` back as ``"1"``,
+    and ``{1: a, "1": b}`` back as ``{"1": b}``. Iterative, so depth is no limit here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise InvalidInput(
+                        f"object keys must be text, not {key!r} ({type(key).__name__}): "
+                        "JSON would give it back changed; convert the key to a string"
+                    )
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 def encode_event(event: Event) -> bytes:
-    """One journal line, newline-terminated, for ``event``."""
+    """One journal line, newline-terminated, for ``event``.
+
+    Raises:
+        InvalidInput: If the payload cannot be stored exactly as JSON.
+    """
+    _require_text_keys(event.payload)
     body = _compact(
         {
             "seq": event.seq,
