@@ -151,7 +151,7 @@ def _journal_cut(
     """
     covered = point.seq if point is not None else 0
     end = max(read.last_seq, read.end_seq)
-    if end <= covered:
+    if end <= covered and not read.end_seq:
         # Nothing after the point: the point's own event must still be there.
         end = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).last_seq
     seen, source = max(

@@ -702,7 +702,8 @@ class SqliteStore:
         seqs = [seq for seq, _ in rows]
         if seqs != list(range(1, len(rows) + 1)):
             return None
-        if codec.intact_seqs([line for _, line in rows]) != seqs:
+        # Rows hold whole lines, newline included; a row without one fails the check.
+        if codec.intact_seqs([line[:-1] for _, line in rows]) != seqs:
             return None
         start = max(after_seq, 0)
         try:
