@@ -124,3 +124,36 @@ def test_pruning_leaves_sqlite_commits_synced(tmp_path: Path) -> None:
     assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     session.end()
     mgr.close()
+
+
+def test_resuming_observes_the_project_once(tmp_path: Path) -> None:
+    from agent_continuity.capture.observer import ProjectObserver
+
+    calls: list[str] = []
+
+    class CountingObserver(ProjectObserver):
+        def snapshot(self, *, with_build: bool = False):  # type: ignore[no-untyped-def]
+            calls.append("snapshot")
+            return super().snapshot(with_build=with_build)
+
+        def observe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append("observe")
+            return super().observe(*args, **kwargs)
+
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    observer = CountingObserver(tmp_path)
+    mgr = SessionManager(
+        store="files:store", project_dir=tmp_path, user_id="alice", observer=observer
+    )
+    session = mgr.start(task="TASK-1", auto_save=False, owned_by_process=False)
+    session.add_message("user", "hello")
+    session.interrupt("test")
+    calls.clear()
+
+    result = mgr.recover(session.id, answer=True)
+
+    assert result.outcome == "restored"
+    assert calls == ["observe"]
+    assert mgr.load(session.id).point is not None
+    assert "app.py" in mgr.load(session.id).view.code_context.files
+    mgr.close()

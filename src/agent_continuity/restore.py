@@ -200,7 +200,8 @@ def analyse(
     )
     observation = observe_since(mgr, code, active)
     step(STAGES[3])
-    return recover(saved, observation, now, settings, mode)
+    observed = observation.code if mgr.observer is not None else None
+    return recover(saved, observation, now, settings, mode).attach_observation(observed)
 
 
 def recover_session(
@@ -289,7 +290,11 @@ def restore(mgr: SessionManager, record: SessionRecord, result: RecoveryResult) 
         )
     )
     session.append_group(drafts)
-    session.checkpoint(Trigger.USER_REQUEST)
+    # The project was observed moments ago for this recovery; observing it again
+    # (a git status of the whole tree) would only repeat that.
+    if result.observed_code is not None:
+        session.view.code_context = result.observed_code
+    session.checkpoint(Trigger.USER_REQUEST, observe=result.observed_code is None)
     result.outcome = "restored"
 
 

@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
 
-from agent_continuity.model import EventDraft, Progress, TaskStatus, UtcTime, WireModel
+from agent_continuity.model import (
+    CodeContext,
+    EventDraft,
+    Progress,
+    TaskStatus,
+    UtcTime,
+    WireModel,
+)
 from agent_continuity.replay import SessionView
 
 Status = Literal["success", "partial", "failed"]
@@ -180,6 +187,7 @@ class RecoveryResult(WireModel):
     recovered_messages: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 
     _view: SessionView | None = PrivateAttr(default=None)
+    _observed: CodeContext | None = PrivateAttr(default=None)
 
     @property
     def view(self) -> SessionView | None:
@@ -189,6 +197,16 @@ class RecoveryResult(WireModel):
     def attach_view(self, view: SessionView | None) -> RecoveryResult:
         """Attach the recovered view (the engine does this); returns ``self``."""
         self._view = view
+        return self
+
+    @property
+    def observed_code(self) -> CodeContext | None:
+        """The project's code context as observed for this recovery, if it was."""
+        return self._observed
+
+    def attach_observation(self, code: CodeContext | None) -> RecoveryResult:
+        """Keep the code context observed for this recovery; returns ``self``."""
+        self._observed = code
         return self
 
 
