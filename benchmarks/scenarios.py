@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -319,16 +318,22 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         pristine.parent.mkdir()
         _reset(live, pristine)
 
-        def in_process(url: str = url, project: Path = project, sid: str = session_id) -> float:
+        def in_process(
+            resume: bool, url: str = url, project: Path = project, sid: str = session_id
+        ) -> float:
+            # A fresh manager each time: nothing cached from an earlier run.
             mgr = SessionManager(store=url, project_dir=project, user_id="bench")
             try:
                 started = time.perf_counter()
-                result = mgr.recover(sid, answer=True)
+                if resume:
+                    outcome = mgr.recover(sid, answer=True).outcome
+                else:
+                    outcome = "restored" if mgr.analyse(sid).view is not None else "none"
                 elapsed = time.perf_counter() - started
             finally:
                 mgr.close()
-            if result.outcome != "restored":
-                raise AssertionError(f"in-process recover of {sid}: {result.outcome}")
+            if outcome != "restored":
+                raise AssertionError(f"in-process recover of {sid}: {outcome}")
             return elapsed
 
         def as_process(url: str = url, project: Path = project, sid: str = session_id) -> float:
@@ -342,24 +347,30 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
                 raise AssertionError(f"{' '.join(command)} failed: {done.stderr.decode()}")
             return elapsed
 
-        analyse_mgr = SessionManager(store=url, project_dir=project, user_id="bench")
         timings: dict[str, list[float]] = {"in": [], "process": [], "analyse": []}
+        in_process(True)  # the first run in this process imports the recovery engine
         for repeat in range(sizes.recovery_repeats):
             for kind in _rotated(("in", "process", "analyse"), repeat):
                 _reset(pristine, live)
-                if kind == "in":
-                    timings[kind].append(in_process())
-                elif kind == "process":
+                if kind == "process":
                     timings[kind].append(as_process())
                 else:
-                    timings[kind].append(_clock(partial(analyse_mgr.analyse, session_id)))
-        analyse_mgr.close()
+                    timings[kind].append(in_process(resume=kind == "in"))
         system = f"agent-continuity {label}"
         mid_in, mid_proc = median(timings["in"]), median(timings["process"])
+        mid_analyse = median(timings["analyse"])
         rows += [
             Row(
                 4,
-                "recover in process (mgr.recover, resume)",
+                "recover in process: mgr.analyse (load, observe, score)",
+                system,
+                duration(mid_analyse),
+                "< 50 ms",
+                _judge(sizes, mid_analyse < 0.050),
+            ),
+            Row(
+                4,
+                "recover in process: mgr.recover (the above, then resume)",
                 system,
                 duration(mid_in),
                 "< 50 ms",
@@ -373,18 +384,20 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
                 "< 500 ms",
                 _judge(sizes, mid_proc < 0.500),
             ),
-            Row(4, "analyse in process (read-only)", system, duration(median(timings["analyse"]))),
         ]
     notes = [
         f"Scenario 4: one interrupted session of {sizes.recovery_messages:,} messages and "
         f"{sizes.recovery_points:,} recovery points (user-request points, which retention "
         "keeps; the last is the interruption point), built once per store and copied back "
         f"before each of {sizes.recovery_repeats} runs, so every run recovers the same "
-        "state. In process: `SessionManager(...).recover(id, answer=True)` on a fresh "
-        "manager with its default observer (the project folder holds only the store and no "
-        "git): it loads, observes, scores, resumes the session (new lease, lifecycle event, "
-        "recovery point) and logs. Process: wall time of `continuity --store URL recover ID "
-        "--json --yes`, start-up included. Medians.",
+        "state. In process, on a fresh `SessionManager` with its default observer (the "
+        "project folder holds only the store and no git), after one untimed run that "
+        "imports the recovery engine: `analyse(id)` loads the newest valid point and the "
+        "journal after it (checking every line of the journal), observes the project, "
+        "validates and scores, changing nothing; `recover(id, answer=True)` does the same "
+        "and then resumes the session (lease taken over, journal read again under it, "
+        "lifecycle event, recovery point, registry, log). Process: wall time of "
+        "`continuity --store URL recover ID --json --yes`, start-up included. Medians.",
     ]
     return rows, notes
 
