@@ -23,6 +23,7 @@ outside the store.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -226,25 +227,34 @@ def point_file_name(info: RecoveryPointInfo) -> str:
 def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | None:
     """The listing of a point from its file name, or None if the name is not one of ours."""
     name = path.name
-    if not name.endswith(POINT_SUFFIX):
+    match = _POINT_NAME.fullmatch(name) if name.isascii() else None
+    if match is None:
         return None
-    parts = name[: -len(POINT_SUFFIX)].split(".")
-    if len(parts) != 4 or not parts[1].startswith("seq") or not parts[1][3:].isdigit():
-        return None
-    point_id, seq, stamp, trigger = parts
+    point_id, time = match["id"], match["time"]
     try:
-        ids.validate_recovery_id(point_id)
-        created = _parse_stamp(stamp)
+        # One regular expression does what ids.validate_recovery_id does, except
+        # checking the day when it is not the session's own (already valid) one:
+        # recovery lists a long session's thousands of points.
+        if match["short"] != session_id[len("SESSION-") :]:
+            ids.validate_recovery_id(point_id)
+        if time is not None and (int(time[:2]) > 23 or int(time[2:4]) > 59 or int(time[4:]) > 59):
+            return None
         return RecoveryPointInfo(
             id=point_id,
             session_id=session_id,
-            seq=int(seq[3:]),
-            created=created,
-            trigger=Trigger(trigger),
+            seq=int(match["seq"]),
+            created=_parse_stamp(match["stamp"]),
+            trigger=Trigger(match["trigger"]),
             location=str(path),
         )
     except (InvalidIdentifier, ValueError):
         return None
+
+
+_POINT_NAME = re.compile(
+    r"(?P<id>RECOVERY-(?P<short>\d{6}-\d{3,9})-(?:(?P<time>\d{6})|AUTO-SAVE-[1-9]\d{0,9}))"
+    r"\.seq(?P<seq>\d+)\.(?P<stamp>\d{8}T\d{9}Z)\.(?P<trigger>[a-z-]+)" + re.escape(POINT_SUFFIX)
+)
 
 
 def _parse_stamp(stamp: str) -> datetime:
