@@ -79,6 +79,7 @@ from .files_layout import (
     Layout,
     active_document,
     parse_point_file_name,
+    parse_point_name,
     parse_registry,
     point_file_name,
     registry_document,
@@ -150,7 +151,7 @@ class FileStore:
         # Point file name -> its parsed listing. A name says everything about the
         # point's listing, so entries never go stale; recovery lists a long
         # session's thousands of points several times.
-        self._point_names: dict[tuple[str, str], tuple[RecoveryPointInfo, Path]] = {}
+        self._point_names: dict[tuple[str, str], RecoveryPointInfo] = {}
         self._flush_error: StoreError | None = None
         self._flusher: threading.Thread | None = None
         self._stop_flusher = threading.Event()
@@ -605,7 +606,7 @@ class FileStore:
         return point
 
     def list_points(self, session_id: str) -> list[RecoveryPointInfo]:
-        infos = [info for info, _ in self._scan_points(session_id)]
+        infos = self._scan_points(session_id)
         return sorted(infos, key=lambda i: (i.seq, i.created, i.id))
 
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
@@ -632,7 +633,7 @@ class FileStore:
             return False
         return True
 
-    def _scan_points(self, session_id: str) -> list[tuple[RecoveryPointInfo, Path]]:
+    def _scan_points(self, session_id: str) -> list[RecoveryPointInfo]:
         folder = self.layout.point_folder(session_id)
         try:
             names = os.listdir(folder)
@@ -643,13 +644,14 @@ class FileStore:
         if len(self._point_names) > _MAX_POINT_NAMES:
             self._point_names.clear()
         found = []
+        folder_text = str(folder)
         for name in names:
             known = self._point_names.get((session_id, name))
             if known is None:
-                info = parse_point_file_name(session_id, folder / name)
-                if info is None:
+                known = parse_point_name(session_id, folder_text, name)
+                if known is None:
                     continue
-                known = self._point_names[(session_id, name)] = (info, folder / name)
+                self._point_names[(session_id, name)] = known
             found.append(known)
         return found
 

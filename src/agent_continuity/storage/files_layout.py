@@ -23,6 +23,7 @@ outside the store.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,7 +227,11 @@ def point_file_name(info: RecoveryPointInfo) -> str:
 
 def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | None:
     """The listing of a point from its file name, or None if the name is not one of ours."""
-    name = path.name
+    return parse_point_name(session_id, str(path.parent), path.name)
+
+
+def parse_point_name(session_id: str, folder: str, name: str) -> RecoveryPointInfo | None:
+    """:func:`parse_point_file_name` for a name listed in ``folder`` (no Path objects made)."""
     match = _POINT_NAME.fullmatch(name) if name.isascii() else None
     if match is None:
         return None
@@ -245,7 +250,7 @@ def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | No
             seq=int(match["seq"]),
             created=_parse_stamp(match["stamp"]),
             trigger=Trigger(match["trigger"]),
-            location=str(path),
+            location=os.path.join(folder, name),
         )
     except (InvalidIdentifier, ValueError):
         return None
