@@ -7,7 +7,8 @@ save or checkpoint. What each one does per turn:
 * **agent-continuity** (``files:``, ``sqlite:``, ``memory:``): two
   ``add_message`` calls (each durable when it returns, ``durability="sync"``)
   and ``checkpoint(trigger="auto")``, a recovery point that retention prunes
-  to ``backupCount`` (5). ``observer=False``: project observation is timed
+  to ``backupCount`` (5); the ", no points" variants skip the point and are
+  shown for reference only. ``observer=False``: project observation is timed
   on its own in scenario 5. ``auto_save=False``: the per-turn point replaces
   the interval saves. ``memory:`` keeps nothing on disk; it is the floor of
   our own CPU cost, not a durable contender.
@@ -69,8 +70,9 @@ class Ours:
 
     ours = True
 
-    def __init__(self, url: str, workdir: Path) -> None:
-        self.name = f"agent-continuity {url.split(':')[0]}"
+    def __init__(self, url: str, workdir: Path, *, points: bool = True) -> None:
+        self.name = f"agent-continuity {url.split(':')[0]}" + ("" if points else ", no points")
+        self.with_points = points
         self.workdir = workdir
         workdir.mkdir(parents=True)
         self.manager = SessionManager(
@@ -82,7 +84,8 @@ class Ours:
     def turn(self, user: str, assistant: str) -> None:
         self.session.add_message("user", user)
         self.session.add_message("assistant", assistant)
-        self.session.checkpoint(trigger="auto")
+        if self.with_points:
+            self.session.checkpoint(trigger="auto")
 
     def close(self) -> None:
         if not self.session.closed:
@@ -191,6 +194,10 @@ def make_all(workdir: Path) -> tuple[list[Contender], list[str]]:
         Ours("files:store", workdir / "ours-files"),
         Ours("sqlite:///store.db", workdir / "ours-sqlite"),
         Ours("memory:", workdir / "ours-memory"),
+        # For reference only: the two durable appends alone, as the peers that
+        # store the conversation only; what the recovery point adds is the rest.
+        Ours("files:store", workdir / "ours-files-no-points", points=False),
+        Ours("sqlite:///store.db", workdir / "ours-sqlite-no-points", points=False),
     ]
     missing: list[str] = []
     for name, factory in (
