@@ -278,7 +278,10 @@ def inject(store: Pristine, record: str, how: str, case: int, rng: random.Random
         def read_file() -> bytes | None:
             return path.read_bytes() if path.exists() else None
 
-        return Target(record, name, before, after, path.write_bytes, read_file)
+        def write_file(data: bytes) -> None:
+            path.write_bytes(data)
+
+        return Target(record, name, before, after, write_file, read_file)
     name, where, key = row_target(store, record, rng)
     table, column, _ = ROWS[record]
 
@@ -293,11 +296,11 @@ def inject(store: Pristine, record: str, how: str, case: int, rng: random.Random
         conn.close()
         return None if row is None else bytes(row[0])
 
-    before = read_row()
-    assert before is not None
-    after = damage_bytes(before, how, case, rng, f"{record} row")
+    found = read_row()
+    assert found is not None
+    after = damage_bytes(found, how, case, rng, f"{record} row")
     write(after)
-    return Target(record, name, before, after, write, read_row)
+    return Target(record, name, found, after, write, read_row)
 
 
 # -- the checks -------------------------------------------------------------------
@@ -337,8 +340,8 @@ def assert_never_read_as_valid(
         refused(lambda: _wire(mgr_store.load_context_snapshot(sid)))
     elif record == "emergency-backup":
         refused(lambda: _wire(mgr_store.load_emergency(sid)))
-        _, damage = mgr_store.list_emergency()
-        assert any(target.name in d.location for d in damage)
+        _, unreadable = mgr_store.list_emergency()
+        assert any(target.name in d.location for d in unreadable)
     elif record == "recovery-log":
         entries = mgr_store.read_recovery_log()
         assert len(entries) < len(original["recovery-log"])
