@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -171,3 +172,13 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     factory: StoreFactory = request.param(tmp_path)
     yield factory
     factory.close_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of the durability suites (tests/chaos), when they ran."""
+    figures = getattr(sys.modules.get("chaos_support"), "FIGURES", None)
+    if not figures:
+        return
+    terminalreporter.section("durability figures")
+    for name, count in sorted(figures.items()):
+        terminalreporter.write_line(f"{count:>9,}  {name}")

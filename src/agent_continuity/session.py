@@ -436,8 +436,10 @@ class SessionManager:
         )
         loaded = self.load(session_id)
         if loaded.view.record.status is not SessionStatus.ACTIVE:
-            # Its owner ended it and released the lease after we read the registry:
-            # the journal, read under our lease, has the last word.
+            # The journal, read under our lease, has the last word: its owner ended
+            # it after we read the registry, or a marker died before updating the
+            # registry. Bring the registry up to date; mark nothing twice.
+            self.store.put_session(loaded.view.record)
             self.store.release_lease(taken)
             return None
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
