@@ -220,7 +220,9 @@ def markdown(report: Report, workdir: Path, command: str) -> str:
         f"- Load average (1, 5, 15 min) before / after: {load}. The machine is shared; "
         "other work running at the same time slows disk syncs and CPU alike, so absolute "
         "figures move between runs. Every comparison below is made inside one run, with "
-        "the systems interleaved turn by turn, so they share the same conditions.",
+        "the systems interleaved turn by turn, so they share the same conditions; the "
+        "disk is flushed (`os.sync()`) before each scenario so that one scenario's "
+        "write-back does not land in the next one's timings.",
         "",
         "## Results",
         "",

@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _progress(text: str) -> None:
+    # Flush what earlier scenarios wrote or deleted (gigabytes, for LangGraph), so
+    # their write-back does not land in the next scenario's timings.
+    os.sync()
     print(f"[{time.strftime('%H:%M:%S')}] scenario {text}", file=sys.stderr, flush=True)
 
 

@@ -107,6 +107,7 @@ def per_turn_and_storage(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[R
     raw = transcript_bytes(pairs)
     storage_rows = [Row(2, "raw JSON-lines transcript", "(reference)", size(raw))]
     by_name = {c.name: c.disk_bytes() for c in contenders}
+    shutil.rmtree(workdir / "turns", ignore_errors=True)  # LangGraph's share is gigabytes
     langgraph = by_name.get("LangGraph SqliteSaver")
     for c in contenders:
         stored = by_name[c.name]
