@@ -29,6 +29,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from chaos_support import (
     FIGURES,
     HERE,
     STORE_KINDS,
+    CliResult,
     cli_in_process,
     manager,
     message_text,
@@ -127,6 +129,7 @@ class Torture:
         self.dead: list[str] = []  # killed writers' sessions nobody has marked yet
         self.server = server or WriterServer(self.url, self.project)
         self.generation = 0
+        self.torn: dict[str, set[int | None]] = {}  # session -> offsets of torn appends
 
     def copy(self, base: Path) -> Torture:
         """The same store, its ledgers and its writer server, in another folder."""
@@ -156,9 +159,10 @@ class Torture:
         self.generation += 1
         run = Run(self.generation)
         self.server.send(f"run {target or 'NEW'} {run.generation} {self.rng.getrandbits(32)}")
-        # Most kills land while the writer is busy; some while it is still
-        # opening the store, starting or adopting the session.
-        delay = self.rng.uniform(0, 0.03) if self.rng.random() < 0.3 else self.rng.uniform(0, 0.15)
+        # Most kills land while the writer is busy writing; the rest while it is
+        # still opening the store, starting or adopting the session.
+        once_named = once_named or self.rng.random() < 0.7
+        delay = self.rng.uniform(0, 0.12) if once_named else self.rng.uniform(0, 0.05)
         started = None
         sent = False
         while run.exit_status is None:
@@ -218,12 +222,29 @@ class Torture:
 
     # -- the checks -----------------------------------------------------
 
-    def check_journal(self, mgr: SessionManager, ledger: Ledger) -> None:
-        """Every acknowledged event present, in order, no gap, no duplicate, no phantom."""
+    def check_journal(self, mgr: SessionManager, ledger: Ledger, *, torn_ok: bool = False) -> None:
+        """Every acknowledged event present, in order, no gap, no duplicate, no phantom.
+
+        One exception, and it stays visible: SIGKILL can stop a long ``write``
+        between two pages, leaving the first pages of an append that never
+        returned. With ``torn_ok`` (just after a kill) the journal may end in
+        such a torn line; from then on that line is reported (sealed by the next
+        append as a damaged line, its number left as a gap), never read as an
+        event, and nothing acknowledged is missing.
+        """
         read = mgr.store.read_events(ledger.session_id)
-        assert read.damage == [], read.damage
+        known = self.torn.setdefault(ledger.session_id, set())
+        for damage in read.damage:
+            if damage.kind == "gap":
+                continue
+            if torn_ok and damage.kind == "torn-tail" and damage.offset not in known:
+                known.add(damage.offset)
+                FIGURES["appends torn by SIGKILL mid-write (unacknowledged, reported)"] += 1
+            assert damage.kind in ("torn-tail", "checksum") and damage.offset in known, damage
         seqs = [e.seq for e in read.events]
-        assert seqs == list(range(1, len(seqs) + 1)), "a gap or a duplicate in the journal"
+        assert seqs == sorted(set(seqs)), "a duplicate or a step backwards in the journal"
+        missing = set(range(1, (seqs[-1] if seqs else 0) + 1)) - set(seqs)
+        assert len(missing) <= len(known), f"events {sorted(missing)} are missing"
         by_seq = {e.seq: e for e in read.events}
         acked = [seq for seq, _, _ in ledger.acks]
         assert acked == sorted(acked) and len(set(acked)) == len(acked)
@@ -254,11 +275,16 @@ class Torture:
         FIGURES["acknowledged events checked"] += len(ledger.steps)
         FIGURES["acknowledged recovery points loaded"] += len(ledger.points)
 
-    def check_store(self) -> None:
-        result = cli_in_process(["--store", self.url, "verify", "--json"], self.project)
-        assert result.code == 0, result
-        assert result.json()["ok"] is True
-        FIGURES["verify passes after a kill"] += 1
+    def check_store(self, cli: Callable[[list[str], Path], CliResult] = cli_in_process) -> None:
+        """``continuity verify`` passes, or names only appends torn by a kill (and exits 1)."""
+        result = cli(["--store", self.url, "verify", "--json"], self.project)
+        torn = [sid for sid, offsets in self.torn.items() if offsets]
+        damage = result.json()["damage"]
+        for found in damage:
+            assert found["kind"] in ("torn-tail", "checksum", "gap"), found
+            assert any(sid in found["location"] for sid in torn), found
+        assert result.code == (1 if damage else 0), result
+        FIGURES["verify passes after a kill" if not damage else "verify names a torn append"] += 1
 
     def check_interrupted_and_recover(self, mgr: SessionManager, session_ids: list[str]) -> None:
         mgr.detect_interruptions()
@@ -293,7 +319,7 @@ class Torture:
             with manager(self.url, self.project) as mgr:
                 touched = {*self.check_unnamed_sessions(mgr), *self.dead, owned, target}
                 for session_id in touched - {None}:
-                    self.check_journal(mgr, self.ledgers[str(session_id)])
+                    self.check_journal(mgr, self.ledgers[str(session_id)], torn_ok=True)
             self.check_store()
             with manager(self.url, self.project) as mgr:
                 if owned is None:
@@ -342,10 +368,12 @@ class Torture:
             self.check_interrupted_and_recover(mgr, self.dead)
             for ledger in self.ledgers.values():
                 self.check_journal(mgr, ledger)
-        verified = run_cli(["--store", self.url, "verify", "--json"], self.project)
-        assert verified.code == 0, verified
-        assert verified.json()["ok"] is True
+        self.check_store(run_cli)
         FIGURES["killed sessions found interrupted and recovered"] += 1
+        FIGURES["distinct acknowledged events, all found at the end"] += sum(
+            len(ledger.acks) + len(ledger.decisions) + len(ledger.steps)
+            for ledger in self.ledgers.values()
+        )
 
 
 @pytest.mark.slow

@@ -136,3 +136,58 @@ def test_damage_under_a_point_made_by_whoever_found_the_dead_writer_is_still_rep
     result = recovered.json()
     assert result["status"] == "partial", result["warnings"]
     assert any("journal damage (checksum)" in w for w in result["warnings"]), result["warnings"]
+
+
+TORN_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from chaos_support import manager
+mgr = manager(sys.argv[1], Path(sys.argv[2]), heartbeat_interval=3600.0)
+session = mgr.start(task="TASK-1", auto_save=False)
+session.add_message("user", "whole")
+print(session.id, flush=True)
+real_write = os.write
+def torn(fd, data):
+    # What SIGKILL does to a long write(): the first pages reach the file, the rest never.
+    if len(data) > 100_000:
+        real_write(fd, bytes(data)[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(fd, data)
+os.write = torn
+session.add_message("user", "x" * 300_000)
+"""
+
+
+def test_an_append_cut_by_sigkill_mid_write_stays_visible_and_loses_nothing_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL can stop a long write() between pages. The first pages of that append
+    (which never returned) are never read as an event, stay reported until repair
+    quarantines them, and nothing acknowledged is lost or renumbered."""
+    url = store_url("files", tmp_path)
+    died = subprocess.run(
+        [sys.executable, "-c", TORN_WRITER, url, str(tmp_path)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == -9, died.stderr
+    sid = died.stdout.split()[0]
+    journal = tmp_path / "tracking" / "snapshots" / "conversation-history" / f"{sid}.jsonl"
+    fragment = journal.read_bytes().rsplit(b"\n", 1)[1]
+    assert len(fragment) > 100_000
+    with manager(url, tmp_path) as mgr:
+        read = mgr.store.read_events(sid)
+        assert [d.kind for d in read.damage] == ["torn-tail"]
+        whole = read.last_seq
+        assert read.events[-1].payload["text"] == "whole"
+        mgr.detect_interruptions()  # the next writer: the fragment becomes a sealed bad line
+        read = mgr.store.read_events(sid)
+        assert {d.kind for d in read.damage} == {"checksum", "gap"}
+        assert [e.seq for e in read.events][:whole] == list(range(1, whole + 1))
+        assert read.events[whole].seq == whole + 2  # the torn append's number is not reused
+        report = mgr.verify(repair=True)
+        assert any(fragment in Path(q).read_bytes() for q in report["quarantined"])
+        left = mgr.verify()["damage"]
+        assert [(d["kind"], d["location"]) for d in left] == [("gap", str(journal))]
