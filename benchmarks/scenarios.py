@@ -133,7 +133,9 @@ def per_turn_and_storage(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[R
         '"auto")`, a recovery point pruned to `backupCount` 5. `SessionManager(..., '
         "observer=False)` and `auto_save=False`: project observation is timed in scenario 5, "
         "and the per-turn point stands in for the interval saves. `memory:` keeps nothing on "
-        "disk: it is our CPU floor, not a durable contender. LangGraph: `invoke` of a one-node "
+        "disk: it is our CPU floor, not a durable contender. The `, no points` rows do only "
+        "the two durable appends, the work the conversation-only peers do, for reference. "
+        "LangGraph: `invoke` of a one-node "
         "`StateGraph(MessagesState)` (the node returns the assistant message; no model is "
         "called) with `SqliteSaver`. OpenAI Agents: `SQLiteSession.add_items` for the user "
         "message, then for the assistant message (conversation only, no recovery point). Both "
@@ -235,7 +237,8 @@ def append_latency(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         'session of each store (`durability="sync"`: it returns after fdatasync, files; or '
         "after the WAL commit with `synchronous=FULL`, SQLite). Batched: "
         f"{sizes.batched_events:,} `add_message` calls with `SessionManager(config="
-        'Config(durability="batched"))`, timed until `close()` has flushed them to disk.',
+        'Config(durability="batched"))`, timed until the session is ended and the store '
+        "closed, which flushes what is still waiting for its fsync.",
     ]
     return rows, notes
 
