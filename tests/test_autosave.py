@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,11 +88,17 @@ def test_nothing_is_saved_again_when_nothing_changed(tmp_path: Path) -> None:
 def test_the_scheduler_stops_when_the_session_ends(tmp_path: Path) -> None:
     root = _project(tmp_path, 'context-interval = "0.1s"\nheartbeat-interval = "0.1s"\n')
     mgr = SessionManager(project_dir=root, user_id="alice", config=load_config(root, environ={}))
+
+    def savers() -> int:
+        # Sessions other tests left open have savers too; count, do not list.
+        return sum(t.name.startswith("continuity-autosave") for t in threading.enumerate())
+
+    before = savers()
     session = mgr.start()
     time.sleep(0.3)
+    assert savers() == before + 1
     session.end()
-    threads = [t.name for t in __import__("threading").enumerate()]
-    assert not any(name.startswith("continuity-autosave") for name in threads)
+    assert savers() == before
 
 
 def test_a_live_owner_keeps_its_lease_even_without_auto_save(tmp_path: Path) -> None:
