@@ -347,6 +347,8 @@ class Torture:
         victim = self.kill_one(target, once_named=True).session_id
         assert victim is not None
         self.server.close()
+        with manager(self.url, self.project) as mgr:
+            self.check_journal(mgr, self.ledgers[victim], torn_ok=True)
         recovered = run_cli(
             ["--store", self.url, "recover", victim, "--yes", "--json"], self.project
         )
