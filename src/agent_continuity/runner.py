@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent_continuity import interrupts
 from agent_continuity.errors import InvalidInput
-from agent_continuity.model import EventKind, SessionRecord, Trigger
+from agent_continuity.model import EventKind, Trigger
 
 if TYPE_CHECKING:
     from agent_continuity.live import LiveSession
@@ -45,11 +45,6 @@ def _exit_cause(returncode: int) -> str | None:
     return f"exit status {returncode}"
 
 
-def interrupted_notice(mgr: SessionManager) -> list[SessionRecord]:
-    """This project's and user's interrupted sessions, newest last."""
-    return mgr.sessions("interrupted", mgr.user_id, this_project=True)
-
-
 def run_command(
     mgr: SessionManager,
     argv: Sequence[str],
@@ -71,7 +66,7 @@ def run_command(
     if not argv:
         raise InvalidInput("give the command to run after --, e.g. continuity run -- my-agent")
     mgr.detect_interruptions()
-    for record in interrupted_notice(mgr):
+    for record in mgr.sessions("interrupted", mgr.user_id, this_project=True):
         why = record.interruption.cause if record.interruption else "unknown"
         notify(
             f"continuity: {record.id} was interrupted ({why}); "

@@ -465,12 +465,6 @@ class SessionManager:
         """An event stamped with this manager's clock."""
         return EventDraft(kind=kind, at=self.now(), payload=payload)
 
-    def require_session(self, session_id: str | None) -> SessionRecord:
-        """The given session, or this project's newest active one."""
-        if session_id:
-            return self.get(session_id)
-        return self.newest_active()
-
     def update(
         self,
         session_id: str | None = None,

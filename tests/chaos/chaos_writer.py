@@ -33,6 +33,8 @@ from typing import Any
 
 from chaos_support import manager, message_text
 
+from agent_continuity.storage.base import WRITE_METHODS
+
 
 def say(line: str) -> None:
     # One os.write per line: atomic on a pipe, and nothing left in a buffer to
@@ -69,19 +71,7 @@ def write(url: str, project: Path, target: str, generation: int, seed: int) -> N
 # What one step of the script is: each durable file operation (files store), or
 # each write the store is asked for (any store; SQLite's own I/O is out of reach).
 OS_STEPS = ("write", "fsync", "fdatasync", "replace", "rename", "ftruncate", "unlink", "link")
-STORE_STEPS = (
-    "create_session",
-    "put_session",
-    "acquire_lease",
-    "renew_lease",
-    "release_lease",
-    "append",
-    "save_point",
-    "prune_points",
-    "save_context_snapshot",
-    "save_emergency",
-    "log_recovery",
-)
+STORE_STEPS = WRITE_METHODS
 
 
 def arm(level: str, kill_at: int, store_type: type[Any]) -> Callable[[], int]:

@@ -35,20 +35,9 @@ from chaos_support import (
 
 from agent_continuity.errors import StoreError
 from agent_continuity.storage import Store
+from agent_continuity.storage.base import WRITE_METHODS
 
-WRITES = (
-    "create_session",
-    "put_session",
-    "acquire_lease",
-    "renew_lease",
-    "release_lease",
-    "append",
-    "save_point",
-    "prune_points",
-    "save_context_snapshot",
-    "save_emergency",
-    "log_recovery",
-)
+WRITES = WRITE_METHODS
 DISK_BYTES = 256 * 1024
 TRIALS = int(os.environ.get("CONTINUITY_CHAOS_DISK_TRIALS") or 12)
 

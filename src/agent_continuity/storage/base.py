@@ -36,6 +36,22 @@ from agent_continuity.model import (
 
 DURABILITY_MODES = ("sync", "batched")
 
+#: The Store methods that write. Each either completes durably or raises and
+#: leaves the store as it was; fault-injection tests wrap exactly these.
+WRITE_METHODS = (
+    "create_session",
+    "put_session",
+    "acquire_lease",
+    "renew_lease",
+    "release_lease",
+    "append",
+    "save_point",
+    "prune_points",
+    "save_context_snapshot",
+    "save_emergency",
+    "log_recovery",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseRequest:
