@@ -11,12 +11,13 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent_continuity.errors import CorruptRecord, StoreError
+from agent_continuity.errors import CorruptRecord, LeaseHeld, StoreError
 from agent_continuity.model import (
     ContextSnapshot,
     EventDraft,
@@ -211,15 +212,75 @@ def test_a_flipped_byte_in_a_point_is_caught_by_load_and_verify(
     assert [d.location for d in store.verify().damage] == [info.location]
 
 
-def test_a_damaged_lease_stops_appends_until_repair_rebuilds_it(
+def quarantined(root: Path) -> list[bytes]:
+    folder = root / "quarantine"
+    return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.exists() else []
+
+
+def test_a_damaged_lease_is_read_from_the_journal_and_its_holder_writes_on(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease]
+) -> None:
+    record, alice = session
+    bob = FileStore(root).acquire_lease(record.id, lease_request(BOB), steal=True)  # event 7
+    lease_file = root / "sessions" / "leases" / f"{record.id}.json"
+    damaged = lease_file.read_bytes().replace(b"bob", b"eve")
+    lease_file.write_bytes(damaged)
+
+    other = FileStore(root)
+    derived = other.read_lease(record.id)
+    assert derived is not None and (derived.token, derived.holder) == (bob.token, BOB)
+    # Held until 30 minutes after the journal's last event (message 6, at T0 + 6 min).
+    assert derived.expires == T0 + timedelta(minutes=36)
+    assert [e.seq for e in other.append(bob, [message("bob goes on")])] == [8]
+    with pytest.raises(LeaseHeld):
+        other.append(alice, [message("fenced long ago")])
+    with pytest.raises(LeaseHeld, match=BOB):
+        other.acquire_lease(record.id, lease_request("carol@host-c", T0 + timedelta(minutes=9)))
+    assert [(d.location, d.kind) for d in other.index_damage()] == [(str(lease_file), "checksum")]
+    assert [d.location for d in other.verify().damage] == [str(lease_file)]
+
+    # Bob's heartbeat writes a sound document again; the damaged one is kept aside.
+    other.renew_lease(bob, lease_request(BOB, T0 + timedelta(minutes=10)))
+    assert quarantined(root) == [damaged]
+    assert other.verify().ok
+    assert "moved to" in other.index_damage()[0].detail
+
+
+@pytest.mark.parametrize("damage", ["flipped", "deleted"])
+def test_a_takeover_over_a_damaged_lease_fences_every_earlier_writer(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease], damage: str
+) -> None:
+    record, alice = session  # token 1, the creator's: no lease event in the journal
+    lease_file = root / "sessions" / "leases" / f"{record.id}.json"
+    before = lease_file.read_bytes()
+    if damage == "deleted":
+        lease_file.unlink()
+    else:
+        lease_file.write_bytes(before[:-20])
+    other = FileStore(root)
+    current = other.read_lease(record.id)
+    assert current is not None and current.token == 1
+
+    # The owner was found dead: whatever token it held, the new one is higher.
+    taken = other.acquire_lease(record.id, lease_request(BOB), steal=True, expect_token=1)
+
+    assert taken.token > 6  # above every number the journal handed out
+    for stale in (alice, taken.model_copy(update={"token": 1})):
+        with pytest.raises(LeaseHeld):
+            FileStore(root).append(stale, [message("interleaved?")])
+    assert [e.seq for e in other.append(taken, [message("bob's")])] == [8]
+    assert quarantined(root) == ([before[:-20]] if damage == "flipped" else [])
+    assert other.read_lease(record.id) == taken
+    assert other.verify().ok
+
+
+def test_repair_rebuilds_a_damaged_lease_as_expired_with_the_journal_token(
     root: Path, store: FileStore, session: tuple[SessionRecord, Lease]
 ) -> None:
     record, _ = session
-    taken = FileStore(root).acquire_lease(record.id, lease_request(BOB), steal=True)
+    FileStore(root).acquire_lease(record.id, lease_request(BOB), steal=True)
     lease_file = root / "sessions" / "leases" / f"{record.id}.json"
     lease_file.write_bytes(lease_file.read_bytes().replace(b"bob", b"eve"))
-    with pytest.raises(CorruptRecord):
-        FileStore(root).append(taken, [message("x")])
     report = store.verify(repair=True)
     assert [d.location for d in report.damage] == [str(lease_file)]
     rebuilt = store.read_lease(record.id)
@@ -250,8 +311,12 @@ def test_repair_rebuilds_the_registry_from_points_and_journals(
         registry.unlink()
     else:
         registry.write_bytes(damaged)
-    with pytest.raises(CorruptRecord):
-        FileStore(root).get_session(record.id)
+    reader = FileStore(root)
+    derived = reader.get_session(record.id)  # read from the point and the journal after it
+    assert derived.context.key_decisions[-1] == "Keep the files store as default"
+    assert [r.id for r in reader.list_sessions()] == [record.id, second.id]
+    assert [d.location for d in reader.index_damage()] == [str(registry)]
+    assert registry.exists() == (damage == "flipped")  # reads never write
 
     report = FileStore(root).verify(repair=True)
 
@@ -267,6 +332,61 @@ def test_repair_rebuilds_the_registry_from_points_and_journals(
     assert rebuilt.last_seq == 8
     assert [r.id for r in reopened.list_sessions()] == [record.id, second.id]
     assert reopened.verify().ok
+
+
+@pytest.mark.parametrize("damage", ["flipped", "deleted", "not-a-registry"])
+@pytest.mark.parametrize("write", ["create", "put"])
+def test_a_write_quarantines_a_damaged_registry_and_rebuilds_it_first(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease], damage: str, write: str
+) -> None:
+    record, _ = session
+    second, _ = store.create_session(draft_record(), lease_request())
+    registry = root / "sessions" / "session-registry.json"
+    damaged = {
+        "flipped": registry.read_bytes().replace(b'"totalSessions": 2', b'"totalSessions": 0'),
+        "deleted": None,
+        "not-a-registry": codec.dump_document({"sessionRegistry": []}),
+    }[damage]
+    if damaged is None:
+        registry.unlink()
+    else:
+        registry.write_bytes(damaged)
+
+    writer = FileStore(root)
+    changed = second.model_copy(update={"type": "changed by put"})
+    if write == "create":
+        third, _ = writer.create_session(draft_record(), lease_request())
+        assert third.id == "SESSION-241124-003"  # the journals' ids are never handed out again
+        expected = [record.id, second.id, third.id]
+    else:
+        writer.put_session(changed)
+        expected = [record.id, second.id]
+
+    reader = FileStore(root)
+    assert [r.id for r in reader.list_sessions()] == expected
+    assert reader.get_session(record.id).last_seq == 6  # rebuilt from its journal
+    if write == "put":
+        assert reader.get_session(second.id) == changed
+    assert quarantined(root) == ([damaged] if damaged is not None else [])
+    [noted] = writer.index_damage()
+    assert noted.location == str(registry) and "rebuilt from the journals" in noted.detail
+    assert reader.verify().ok and not reader.index_damage()
+
+
+def test_a_damaged_active_list_is_kept_aside_when_a_write_replaces_it(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease]
+) -> None:
+    record, _ = session
+    active = root / "sessions" / "active-sessions.json"
+    damaged = active.read_bytes().replace(b"SESSION", b"SESSIoN")
+    active.write_bytes(damaged)
+    assert [d.location for d in FileStore(root).verify().damage] == [str(active)]
+
+    store.put_session(record.model_copy(update={"status": SessionStatus.COMPLETED}))
+
+    assert quarantined(root) == [damaged]
+    assert json.loads(active.read_text())["activeSessions"] == []
+    assert FileStore(root).verify().ok
 
 
 def test_repair_quarantines_damaged_lines_and_keeps_every_valid_event(
@@ -289,11 +409,56 @@ def test_repair_quarantines_damaged_lines_and_keeps_every_valid_event(
     assert Path(quarantined).parent == root / "quarantine"
     kept = Path(quarantined).read_bytes()
     assert kept.startswith(bytes(bad_line[:40])) and kept.endswith(torn + b"\n")
-    assert store.read_events(record.id).events == valid_before
-    assert [d.kind for d in store.verify().damage] == ["gap"]  # event 3 stays known as lost
+    # Each lost number now holds a tombstone that names the quarantine; the rest is as it was.
+    read = store.read_events(record.id)
+    assert [e for e in read.events if e.seq not in (3, 7)] == valid_before
+    assert [e.seq for e in read.events] == [1, 2, 3, 4, 5, 6, 7]
+    lost = {e.seq: e.payload["lost"] for e in read.events if e.kind is EventKind.NOTE}
+    assert {seq: (x["reason"], x["quarantine"]) for seq, x in lost.items()} == {
+        3: ("checksum", quarantined),
+        7: ("torn", quarantined),
+    }
+    assert store.verify().ok
     # The writer that was holding the journal open now appends to the repaired file.
-    assert [e.seq for e in store.append(lease, [message("after repair")])] == [7]
-    assert [e.seq for e in FileStore(root).read_events(record.id).events] == [1, 2, 4, 5, 6, 7]
+    assert [e.seq for e in store.append(lease, [message("after repair")])] == [8]
+    assert [e.seq for e in FileStore(root).read_events(record.id).events] == list(range(1, 9))
+
+
+def test_repair_closes_a_gap_an_earlier_repair_left(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease]
+) -> None:
+    record, _ = session
+    path = journal(root, record.id)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3] + lines[4:]))  # event 4 gone, no damaged bytes left
+
+    report = store.verify(repair=True)
+
+    assert [d.kind for d in report.damage] == ["gap"] and not report.quarantined
+    stone = store.read_events(record.id).events[3]
+    assert stone.seq == 4 and stone.payload["lost"]["reason"] == "missing"
+    assert stone.payload["lost"]["quarantine"] is None
+    assert store.verify().ok
+
+
+def test_repair_closes_a_journal_cut_short_up_to_what_a_point_saw(
+    root: Path, store: FileStore, session: tuple[SessionRecord, Lease]
+) -> None:
+    record, _ = session
+    store.save_point(make_point(store, record.id, 1))  # covers event 6
+    path = journal(root, record.id)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:4]))  # an older copy put back: events 5 and 6 gone
+
+    assert [d.kind for d in store.verify().damage] == ["truncated"]
+    store.verify(repair=True)
+
+    events = store.read_events(record.id).events
+    assert [(e.seq, e.payload.get("lost", {}).get("reason")) for e in events[4:]] == [
+        (5, "truncated"),
+        (6, "truncated"),
+    ]
+    assert store.verify().ok
 
 
 def test_repair_moves_damaged_documents_aside_and_rewrites_derivable_ones(

@@ -209,17 +209,20 @@ def test_a_flipped_byte_in_an_event_row_is_reported_and_quarantined(
 
     report = store.verify(repair=True)
     assert [d.location for d in report.damage] == [f"{db}:events/{record.id}/3"]
-    assert len(report.quarantined) == 1
+    assert report.quarantined == [f"{db}:quarantine/1"]
     with raw(db) as conn:
         assert conn.execute("SELECT source, key, data FROM quarantine").fetchall() == [
             ("events", f"{record.id}/3", damaged)
         ]
-    # The hole stays visible: the journal lost an event and recovery must know.
-    [gap] = store.read_events(record.id).damage
-    assert (gap.kind, gap.location) == ("gap", f"{db}:events/{record.id}/3")
+    # The loss stays on record, in the journal itself: a tombstone names the quarantine row.
+    read = store.read_events(record.id)
+    assert not read.damage and [e.seq for e in read.events] == [1, 2, 3, 4]
+    assert read.events[2].kind is EventKind.NOTE
+    assert read.events[2].payload["lost"]["quarantine"] == f"{db}:quarantine/1"
+    assert store.verify().ok
 
 
-def test_a_damaged_registry_entry_is_refused_then_rebuilt_from_the_journal(
+def test_a_damaged_registry_entry_is_read_from_the_journal_then_rebuilt(
     store: SqliteStore, db: Path
 ) -> None:
     record, lease = new_session(store)
@@ -232,9 +235,15 @@ def test_a_damaged_registry_entry_is_refused_then_rebuilt_from_the_journal(
     store.append(lease, [EventDraft(kind=EventKind.NEXT_STEP, at=NOW, payload={"step": "ship"})])
     flip_byte(db, "sessions", "doc", "id = ?", (record.id,))
 
-    with pytest.raises(CorruptRecord, match="verify --repair") as caught:
-        store.get_session(record.id)
-    assert caught.value.location == f"{db}:sessions/{record.id}"
+    reader = SqliteStore(db)
+    derived = reader.get_session(record.id)
+    assert derived.context.key_decisions == ["use SQLite"]  # from the point
+    assert derived.state.next_steps == ["ship"]  # from the journal after it
+    assert reader.list_sessions() == [derived]
+    [noted] = reader.index_damage()
+    assert noted.location == f"{db}:sessions/{record.id}" and "derived" in noted.detail
+    assert [d.location for d in reader.verify().damage] == [f"{db}:sessions/{record.id}"]
+    reader.close()
 
     report = store.verify(repair=True)
     assert report.repaired == [f"{db}:sessions/{record.id}"]
@@ -275,12 +284,59 @@ def test_damaged_documents_are_reported_then_moved_aside_by_repair(
         assert conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 3
 
 
-def test_a_damaged_lease_is_resealed_so_fencing_still_holds(store: SqliteStore, db: Path) -> None:
+def test_put_session_keeps_a_damaged_entry_in_the_quarantine_before_replacing_it(
+    store: SqliteStore, db: Path
+) -> None:
+    record, _ = new_session(store)
+    damaged = flip_byte(db, "sessions", "doc", "id = ?", (record.id,))
+    changed = record.model_copy(update={"type": "changed"})
+
+    store.put_session(changed)
+
+    assert store.get_session(record.id) == changed
+    with raw(db) as conn:
+        assert conn.execute("SELECT source, key, data FROM quarantine").fetchall() == [
+            ("sessions", record.id, damaged)
+        ]
+    assert "moved to" in store.index_damage()[0].detail
+    assert store.verify().ok
+
+
+def test_a_damaged_lease_is_read_from_the_journal_and_a_takeover_fences_everyone(
+    store: SqliteStore, db: Path
+) -> None:
+    record, first = new_session(store)
+    bob = store.acquire_lease(record.id, request("222@beta"), steal=True)  # token 2, event 2
+    store.append(bob, [note("bob writes")])  # event 3
+    damaged = flip_byte(db, "leases", "doc", "session_id = ?", (record.id,))
+
+    derived = store.read_lease(record.id)
+    assert derived is not None and (derived.token, derived.holder) == (2, "222@beta")
+    assert derived.expires == NOW + timedelta(minutes=30)  # after the journal's last event
+    assert [e.seq for e in store.append(bob, [note("bob goes on")])] == [4]
+    with pytest.raises(LeaseHeld, match="222@beta"):
+        store.acquire_lease(record.id, request("333@gamma", NOW + timedelta(minutes=1)))
+
+    third = store.acquire_lease(record.id, request("333@gamma"), steal=True, expect_token=2)
+
+    assert third.token > 4  # above every number the journal handed out
+    for stale in (first, bob):
+        with pytest.raises(LeaseHeld):
+            store.append(stale, [note("fenced")])
+    with raw(db) as conn:
+        assert conn.execute("SELECT source, data FROM quarantine").fetchall() == [
+            ("leases", damaged)
+        ]
+    assert store.read_lease(record.id) == third
+    assert store.verify().ok
+
+
+def test_repair_reseals_a_damaged_lease_so_fencing_still_holds(
+    store: SqliteStore, db: Path
+) -> None:
     record, lease = new_session(store)
     taken = store.acquire_lease(record.id, request("222@beta"), steal=True)  # token 2
     flip_byte(db, "leases", "doc", "session_id = ?", (record.id,))
-    with pytest.raises(CorruptRecord):
-        store.read_lease(record.id)
 
     store.verify(repair=True)
     resealed = store.read_lease(record.id)

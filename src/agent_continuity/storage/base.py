@@ -160,7 +160,7 @@ class Store(Protocol):
         ...
 
     def get_session(self, session_id: str) -> SessionRecord:
-        """The registry entry of a session.
+        """The registry entry of a session (derived from its journal if the entry is damaged).
 
         Raises:
             InvalidIdentifier: If ``session_id`` is malformed.
@@ -169,7 +169,7 @@ class Store(Protocol):
         ...
 
     def list_sessions(self) -> list[SessionRecord]:
-        """Every registered session, oldest first."""
+        """Every registered session, oldest first (damaged entries derived from the journals)."""
         ...
 
     def put_session(self, record: SessionRecord) -> None:
@@ -177,7 +177,7 @@ class Store(Protocol):
 
         Updates to different sessions from different processes never lose
         each other. Registry counters (totalSessions, activeSessions,
-        lastSessionId) follow.
+        lastSessionId) follow. A damaged entry is moved to the quarantine first.
 
         Raises:
             SessionNotFound: If the session was never created.
@@ -187,7 +187,11 @@ class Store(Protocol):
     # -- leases ---------------------------------------------------------
 
     def read_lease(self, session_id: str) -> Lease | None:
-        """The current lease of a session, or None if it has none."""
+        """The current lease of a session, or None if it has none.
+
+        A damaged or lost lease document of a session that has a journal is
+        derived from the journal (:func:`.leases.from_journal`).
+        """
         ...
 
     def acquire_lease(
@@ -329,7 +333,23 @@ class Store(Protocol):
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check every record's checksum and the registry against the journals.
 
-        With ``repair``, rebuild what is derivable (registry, active list) and
-        move damaged bytes to a quarantine, never deleting the only copy.
+        With ``repair``, rebuild what is derivable (registry, active list,
+        leases), move damaged bytes to a quarantine, never deleting the only
+        copy, and close each sequence number the journal lost with a tombstone
+        (a ``note`` event whose payload's ``lost`` names the reason and the
+        quarantine; see :mod:`.tombstones`). A repaired store verifies clean.
+        """
+        ...
+
+    def index_damage(self) -> list[Damage]:
+        """Damage to the index that this handle met and worked around, oldest first.
+
+        The registry entries and lease documents are an index over the
+        journals. When one is damaged or missing, reads derive it from the
+        journal instead of refusing (see :func:`.leases.from_journal` for the
+        lease rule), and a write first moves the damaged bytes to the
+        quarantine and rebuilds it. Each such record is listed once, its
+        ``detail`` saying what was done, so a caller can warn the user.
+        ``verify`` still names damage that no write has mended yet.
         """
         ...

@@ -131,6 +131,16 @@ def _verified_body(line: bytes, location: str) -> bytes:
     return body
 
 
+def cut_short(line: bytes) -> bool:
+    """Whether a damaged journal line lacks the checksum every whole line ends with.
+
+    That is what a write cut short by a crash leaves (a torn line); a whole
+    line that fails its checksum was damaged after it was written.
+    """
+    suffix = _CRC_SUFFIX_LEN if line.endswith(b"\n") else _CRC_SUFFIX_LEN - 1
+    return len(line) < suffix + 2 or line[-suffix : -suffix + 8] != _CRC_PREFIX
+
+
 def decode_event(line: bytes, location: str = "") -> Event:
     """Parse and verify one journal line (with or without its newline).
 

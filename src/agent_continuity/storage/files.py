@@ -20,6 +20,9 @@ crash-safe:
   and the tail.
 * **Ids** are allocated under ``sessions/session-registry.lock``: the day's
   highest number among the journals, plus one, created with ``O_EXCL``.
+* **A damaged index** (registry, lease document) is worked around, never a
+  reason to refuse: reads derive it from the journals, writes quarantine the
+  damaged bytes and rebuild it first (:mod:`.files_index`).
 * Lock order is registry lock, then a session lock; never the reverse.
 """
 
@@ -84,6 +87,7 @@ from .files_layout import (
     point_file_name,
     registry_document,
 )
+from .index import IndexDamage
 from .journal_file import JournalHandle, read_journal, split_lines
 
 FLUSH_INTERVAL = 0.05  # seconds between fdatasync calls in batched mode
@@ -153,6 +157,7 @@ class FileStore:
         # session's thousands of points several times.
         self._point_names: dict[tuple[str, str], RecoveryPointInfo] = {}
         self._flush_error: StoreError | None = None
+        self._index_damage = IndexDamage()
         self._flusher: threading.Thread | None = None
         self._stop_flusher = threading.Event()
         for folder in self.layout.folders():
@@ -225,7 +230,7 @@ class FileStore:
     ) -> tuple[SessionRecord, Lease]:
         day = draft.created.date()
         with self._registry_lock.exclusive():
-            entries = self._registry().entries
+            entries = self._entries_for_write()
             number = self._highest_number(day, entries)
             while True:
                 number += 1
@@ -301,7 +306,12 @@ class FileStore:
 
     def get_session(self, session_id: str) -> SessionRecord:
         ids.validate_session_id(session_id)
-        registry = self._registry()
+        try:
+            registry = self._registry()
+        except CorruptRecord as exc:
+            from .files_index import derived_record
+
+            return derived_record(self, session_id, exc)
         if session_id not in registry.entries:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
@@ -309,15 +319,21 @@ class FileStore:
         return self._record(registry, session_id)
 
     def list_sessions(self) -> list[SessionRecord]:
-        registry = self._registry()
-        records = [self._record(registry, session_id) for session_id in registry.entries]
+        try:
+            registry = self._registry()
+        except CorruptRecord as exc:
+            from .files_index import derived_records
+
+            records = derived_records(self, exc)
+        else:
+            records = [self._record(registry, session_id) for session_id in registry.entries]
         return sorted(records, key=lambda r: (r.created, r.id))
 
     def put_session(self, record: SessionRecord) -> None:
         ids.validate_session_id(record.id)
         entry = record.to_wire()
         with self._registry_lock.exclusive():
-            entries = self._registry().entries
+            entries = self._entries_for_write()
             if record.id not in entries and not self.layout.journal(record.id).exists():
                 raise SessionNotFound(
                     f"no session {record.id} in {self.url}; create it before updating it"
@@ -360,12 +376,31 @@ class FileStore:
         self._registry_cache = _Registry(data, entries)
         return self._registry_cache
 
+    def _entries_for_write(self) -> Entries:
+        """The registry's entries, for a write to build on (registry lock held).
+
+        A damaged or missing registry is first moved to the quarantine and
+        rebuilt from the journals: rewriting it from what is readable would
+        drop every session it lost.
+        """
+        try:
+            return self._registry().entries
+        except CorruptRecord as exc:
+            from .files_index import rebuild_registry
+
+            return rebuild_registry(self, exc)
+
     def _record(self, registry: _Registry, session_id: str) -> SessionRecord:
         record = registry.records.get(session_id)
         if record is None:
-            record = self._validate(
-                SessionRecord, registry.entries[session_id], self.layout.registry
-            )
+            try:
+                record = self._validate(
+                    SessionRecord, registry.entries[session_id], self.layout.registry
+                )
+            except CorruptRecord as exc:
+                from .files_index import derived_record
+
+                return derived_record(self, session_id, exc)  # one bad entry, the rest stands
             registry.records[session_id] = record
         return record
 
@@ -381,13 +416,19 @@ class FileStore:
             or active != active_document(previous)
             or not self.layout.active.exists()
         ):
+            try:
+                self._read_document(self.layout.active)
+            except CorruptRecord as exc:
+                from .files_index import set_aside
+
+                set_aside(self, self.layout.active, exc)
             replace_atomically(self.layout.active, codec.dump_document(active))
         self._registry_cache = None
 
     # -- leases ---------------------------------------------------------
 
     def read_lease(self, session_id: str) -> Lease | None:
-        return self._read_lease_file(ids.validate_session_id(session_id))
+        return self._current_lease(ids.validate_session_id(session_id))[0]
 
     def acquire_lease(
         self,
@@ -401,9 +442,14 @@ class FileStore:
         with entry.lock.exclusive():
             self._sync_entry(entry)
             # Read afresh: a heartbeat elsewhere moves `expires` without touching the journal.
-            current = self._read_lease_file(session_id)
+            current, derived = self._current_lease(session_id)
             granted = leases.grant(
-                session_id, current, request, steal=steal, expect_token=expect_token
+                session_id,
+                current,
+                request,
+                steal=steal,
+                expect_token=expect_token,
+                fence_above=entry.journal.last_seq if derived else 0,
             )
             size, last_seq = entry.journal.size, entry.journal.last_seq
             self._append_locked(
@@ -418,7 +464,7 @@ class FileStore:
                 sync=True,
             )
             try:
-                self._write_lease(granted)
+                self._write_lease(granted, derived)
             except StoreError:
                 entry.journal.cut_back(size)
                 entry.journal.last_seq = last_seq
@@ -429,24 +475,48 @@ class FileStore:
     def renew_lease(self, lease: Lease, request: LeaseRequest) -> Lease:
         entry = self._session(lease.session_id)
         with entry.lock.exclusive():
-            renewed = leases.renewed(self._read_lease_file(lease.session_id), lease, request)
-            self._write_lease(renewed)
+            current, derived = self._current_lease(lease.session_id)
+            renewed = leases.renewed(current, lease, request)
+            self._write_lease(renewed, derived)  # a live holder's heartbeat mends its document
             entry.lease_known = False
             return renewed
 
     def release_lease(self, lease: Lease) -> None:
         entry = self._session(lease.session_id)
         with entry.lock.exclusive():
-            current = self._read_lease_file(lease.session_id)
+            current, derived = self._current_lease(lease.session_id)
             if current is not None and current.token == lease.token:
                 # Keep the token so the next holder still gets a higher one.
-                self._write_lease(current.model_copy(update={"expires": current.heartbeat}))
+                kept = lease if derived else current
+                self._write_lease(kept.model_copy(update={"expires": kept.heartbeat}), derived)
                 entry.lease_known = False
+
+    def _current_lease(self, session_id: str) -> tuple[Lease | None, bool]:
+        """The session's lease, and whether it had to be derived from the journal.
+
+        A damaged or missing lease document does not stop the session: the
+        journal says who holds it (:func:`.leases.from_journal`).
+        """
+        try:
+            lease = self._read_lease_file(session_id)
+            if lease is not None:
+                return lease, False
+            problem = None
+        except CorruptRecord as exc:
+            problem = exc
+        from .files_index import derived_lease
+
+        derived = derived_lease(self, session_id, problem)
+        return derived, derived is not None
 
     def _read_lease_file(self, session_id: str) -> Lease | None:
         return self._read_model(self.layout.lease(session_id), Lease)
 
-    def _write_lease(self, lease: Lease) -> None:
+    def _write_lease(self, lease: Lease, replaces_damage: bool = False) -> None:
+        if replaces_damage:
+            from .files_index import set_aside_lease
+
+            set_aside_lease(self, lease.session_id, lease)
         replace_atomically(
             self.layout.lease(lease.session_id), codec.dump_document(lease.to_wire())
         )
@@ -485,7 +555,7 @@ class FileStore:
             covered = max((p.seq for p in self.list_points(entry.session_id)), default=0)
             entry.journal.last_seq = max(entry.journal.last_seq, covered)
         if changed or not entry.lease_known:
-            entry.lease = self._read_lease_file(entry.session_id)
+            entry.lease = self._current_lease(entry.session_id)[0]
             entry.lease_known = True
 
     def _append_locked(
@@ -795,3 +865,6 @@ class FileStore:
         from .files_repair import verify_store
 
         return verify_store(self, repair=repair)
+
+    def index_damage(self) -> list[Damage]:
+        return self._index_damage.found()

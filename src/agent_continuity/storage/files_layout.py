@@ -320,7 +320,8 @@ def parse_registry(doc: dict[str, Any], location: str) -> Entries:
     Raises:
         CorruptRecord: If the document does not have the registry's shape.
     """
-    sessions = doc.get("sessionRegistry", {}).get("sessions") if isinstance(doc, dict) else None
+    registry = doc.get("sessionRegistry") if isinstance(doc, dict) else None
+    sessions = registry.get("sessions") if isinstance(registry, dict) else None
     if not isinstance(sessions, dict) or not all(
         isinstance(entry, dict) and entry.get("id") == key for key, entry in sessions.items()
     ):

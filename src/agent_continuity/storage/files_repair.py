@@ -6,7 +6,9 @@ copy of anything**. Damaged bytes are first written to ``quarantine/``
 (fsynced), and only then is the original replaced or moved. The registry,
 the active list and lost lease documents are rebuilt from the journals; a
 session's state comes from its newest valid recovery point plus the events
-after it, exactly as recovery would compute it.
+after it, exactly as recovery would compute it. Each number a journal lost
+gets a tombstone (:mod:`.tombstones`), so a repaired store verifies clean
+and the loss stays on record.
 
 Repair holds the registry lock throughout and each session's lock while it
 rewrites that session's journal (the store's lock order).
@@ -14,7 +16,6 @@ rewrites that session's journal (the store's lock order).
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from contextlib import nullcontext
@@ -25,12 +26,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from agent_continuity import ids
-from agent_continuity.errors import (
-    ContinuityError,
-    CorruptRecord,
-    InvalidIdentifier,
-    RecoveryPointNotFound,
-)
+from agent_continuity.errors import CorruptRecord, InvalidIdentifier, RecoveryPointNotFound
 from agent_continuity.model import (
     ContextSnapshot,
     Damage,
@@ -39,19 +35,20 @@ from agent_continuity.model import (
     Lease,
     SessionRecord,
 )
-from agent_continuity.replay import SessionView
 
 from . import codec
-from .atomic import ensure_folder, fsync_folder, is_temp_name, replace_atomically, store_error
+from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
 from .base import VerifyReport
+from .files_index import quarantine_copy, quarantine_target
 from .files_layout import RECOVERY_PROTOCOLS, Entries, active_document, parse_point_file_name
+from .index import derive_record
 from .journal_file import parse_lines, read_journal, split_lines
+from .tombstones import interleave, lost_in_order, tombstones
 
 if TYPE_CHECKING:
     from .files import FileStore
 
 STALE_TEMP_SECONDS = 60.0
-_counter = itertools.count(1)
 
 
 def verify_store(store: FileStore, *, repair: bool) -> VerifyReport:
@@ -104,21 +101,13 @@ class _Verifier:
             Damage(location=str(path), kind=kind, detail=detail, offset=offset)
         )
 
-    def quarantine_path(self, original: Path) -> Path:
-        relative = original.relative_to(self.layout.root).as_posix().replace("/", "__")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        folder = self.layout.quarantine
-        ensure_folder(folder)
-        return folder / f"{stamp}-{os.getpid()}-{next(_counter)}-{relative}"
-
     def quarantine_bytes(self, original: Path, data: bytes) -> Path:
-        target = self.quarantine_path(original)
-        replace_atomically(target, data)
+        target = quarantine_copy(self.layout, original, data)
         self.report.quarantined.append(str(target))
         return target
 
     def quarantine_file(self, path: Path) -> Path:
-        target = self.quarantine_path(path)
+        target = quarantine_target(self.layout, path)
         try:
             os.replace(path, target)
             fsync_folder(target.parent)
@@ -155,26 +144,34 @@ class _Verifier:
     def journal(self, session_id: str) -> None:
         path = self.layout.journal(session_id)
         read, damaged = read_journal(path)
-        if read.damage:
+        seen, source = self.journal_end(session_id)
+        if read.damage or seen > read.last_seq:
             # Look again with writers held off: a torn tail may be a write in progress.
             lock = self.store._session(session_id).lock
             with lock.exclusive() if self.repair else lock.shared():
                 read, damaged = read_journal(path)
-                if damaged and self.repair:
-                    self.drop_damaged_lines(path)
+                seen, source = self.journal_end(session_id)
+                if self.repair and (read.damage or seen > read.last_seq):
+                    self.mend_journal(path, seen)
         self.report.checked += len(read.events) + len(damaged)
         self.report.damage.extend(read.damage)
-        if not read.damage:
-            self.journal_end(session_id, path, read.last_seq)
+        if not read.damage and seen > read.last_seq:
+            # Cut at a line boundary (an older copy put back), a journal has no
+            # damaged line to show; the other records still know how far it went.
+            self.damage(
+                path,
+                "truncated",
+                f"the journal ends at event {read.last_seq} but {source} saw event {seen}; "
+                f"events {read.last_seq + 1}..{seen} are lost",
+            )
 
-    def journal_end(self, session_id: str, path: Path, last: int) -> None:
-        """Report a journal that ends before an event the other records saw.
+    def journal_end(self, session_id: str) -> tuple[int, str]:
+        """The highest event number that a record other than the journal saw, and which one.
 
-        Cut at a line boundary (an older copy put back), a journal has no damaged
-        line to show; its registry entry, recovery points and emergency backup
-        still know how far it went.
+        The registry entry, the recovery points and the emergency backup each
+        know how far the journal went when they were written.
         """
-        known: list[tuple[int, str]] = []
+        known: list[tuple[int, str]] = [(0, "")]
         try:
             entry = self.store._registry().entries.get(session_id, {})
             known.append((int(entry.get("lastSeq", 0)), "the registry"))
@@ -189,26 +186,57 @@ class _Verifier:
                 known.append((backup.seq, "the emergency backup"))
         except CorruptRecord:
             pass  # reported with the emergency backups
-        seq, source = max(known, default=(0, ""))
-        if seq > last:
-            self.damage(
-                path,
-                "truncated",
-                f"the journal ends at event {last} but {source} saw event {seq}; "
-                f"events {last + 1}..{seq} are lost",
-            )
+        return max(known)
 
-    def drop_damaged_lines(self, path: Path) -> None:
-        """Quarantine a line file's damaged lines, then replace it with only its valid ones."""
+    def mend_journal(self, path: Path, seen: int) -> None:
+        """Quarantine a journal's damaged lines and put a tombstone at every number it lost.
+
+        The new journal (the valid lines, in their order, with the tombstones
+        where the lost numbers belong) replaces the old one atomically; the
+        session's lock is held. A damaged line stands for the numbers lost
+        right after the valid event before it: one line per event, as the
+        appends that wrote them.
+        """
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
         lines = split_lines(data)
-        if path == self.layout.log:
-            bad = {d.offset for d in self.store._read_log()[1]}
-        else:
-            bad = {line.offset for line in parse_lines(lines, str(path))[1]}
+        read, damaged = parse_lines(lines, str(path))
+        bad = {line.offset for line in damaged}
+        kept = (
+            self.quarantine_bytes(path, b"".join(line.data + b"\n" for line in damaged))
+            if damaged
+            else None
+        )
+        events = iter(read.events)  # one per intact line, in order
+        records: list[int | bytes] = []
+        valid: list[tuple[int, bytes]] = []
+        for line in lines:
+            if line.offset in bad:
+                records.append(line.data)
+            else:
+                seq = next(events).seq
+                records.append(seq)
+                valid.append((seq, line.data + b"\n"))
+        lost = lost_in_order(records, quarantine=None if kept is None else str(kept), seen=seen)
+        out = interleave(valid, tombstones(read.events, lost, datetime.now(UTC)))
+        replace_atomically(path, b"".join(out))
+        done = [f"kept the {len(valid)} valid line(s)"]
+        if kept is not None:
+            done.insert(0, f"moved {len(damaged)} damaged line(s) to {kept}")
+        if lost:
+            done.append(f"closed lost event(s) {_ranges(sorted(lost))} with tombstones")
+        self.report.repaired.append(f"{path}: " + "; ".join(done))
+
+    def drop_damaged_lines(self, path: Path) -> None:
+        """Quarantine the recovery log's damaged lines, then replace it with only its valid ones."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise store_error(exc, "read", path) from exc
+        lines = split_lines(data)
+        bad = {d.offset for d in self.store._read_log()[1]}
         target = self.quarantine_bytes(
             path, b"".join(line.data + b"\n" for line in lines if line.offset in bad)
         )
@@ -330,7 +358,8 @@ class _Verifier:
         entries: Entries | None
         try:
             entries = self.store._registry().entries
-            self.store.list_sessions()  # every entry must also be a valid record
+            for entry in entries.values():  # every entry must also be a valid record
+                self.store._validate(SessionRecord, entry, path)
         except CorruptRecord as exc:
             self.damage(path, "checksum" if path.exists() else "missing", exc.message)
             entries = None
@@ -381,20 +410,19 @@ class _Verifier:
 
     def rebuild_record(self, session_id: str) -> SessionRecord | None:
         """The session as recovery would see it: newest valid point plus later events."""
-        events = read_journal(self.layout.journal(session_id))[0].events
-        for info in reversed(self.store.list_points(session_id)):
-            try:
-                point = self.store.load_point(info.id)
-            except (CorruptRecord, RecoveryPointNotFound):
-                continue
-            return SessionView.replay([e for e in events if e.seq > point.seq], point).record
         try:
-            return SessionView.replay(events).record
-        except (ContinuityError, ValueError) as exc:
-            self.damage(
-                self.layout.journal(session_id),
-                "missing",
-                f"cannot rebuild {session_id}: its first event is lost and it has no "
-                f"valid recovery point ({exc})",
-            )
+            return derive_record(self.store, session_id)
+        except CorruptRecord as exc:
+            self.damage(self.layout.journal(session_id), "missing", exc.message)
             return None
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``3..5, 9``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and runs[-1][-1] == n - 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)

@@ -29,10 +29,12 @@ from agent_continuity.model import (
     RecoveryPoint,
     RecoveryPointInfo,
     SessionRecord,
+    utc_now,
 )
 
 from . import codec, leases, retention
 from .base import JournalRead, LeaseRequest, VerifyReport
+from .tombstones import interleave, lost_in_order, tombstones
 
 
 class MemoryStore:
@@ -52,6 +54,7 @@ class MemoryStore:
         self._snapshots: dict[str, bytes] = {}
         self._emergency: dict[str, bytes] = {}
         self._log: list[dict[str, Any]] = []
+        self._quarantine: list[bytes] = []
 
     def close(self) -> None:
         """Nothing to release."""
@@ -319,6 +322,8 @@ class MemoryStore:
             read = self.read_events(session_id)
             report.checked += len(read.events) + len(read.damage)
             report.damage.extend(read.damage)
+            if repair and read.damage:
+                self._mend_journal(session_id, report)
         for point_id in point_ids:
             report.checked += 1
             try:
@@ -328,3 +333,34 @@ class MemoryStore:
                     Damage(location=exc.location, kind="checksum", detail=str(exc))
                 )
         return report
+
+    def _mend_journal(self, session_id: str, report: VerifyReport) -> None:
+        """Quarantine damaged lines and close each lost number with a tombstone."""
+        with self._lock:
+            lines = self._journals[session_id]
+            records: list[int | bytes] = []
+            valid: list[tuple[int, bytes]] = []
+            events: list[Event] = []
+            damaged = []
+            for line in lines:
+                try:
+                    event = codec.decode_event(line)
+                except CorruptRecord:
+                    damaged.append(line)
+                    records.append(line)
+                    continue
+                records.append(event.seq)
+                valid.append((event.seq, line))
+                events.append(event)
+            where = None
+            if damaged:
+                self._quarantine.append(b"".join(damaged))
+                where = f"{self.url}quarantine/{len(self._quarantine)}"
+                report.quarantined.append(where)
+            lost = lost_in_order(records, quarantine=where, seen=self._last_seq.get(session_id, 0))
+            self._journals[session_id] = interleave(valid, tombstones(events, lost, utc_now()))
+            report.repaired.append(f"{self.url}{session_id}: closed {len(lost)} lost event(s)")
+
+    def index_damage(self) -> list[Damage]:
+        """Always empty: nothing of this store's index is kept as bytes that could be damaged."""
+        return []

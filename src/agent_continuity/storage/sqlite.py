@@ -26,6 +26,12 @@ WAL, so it also survives power loss. ``durability="batched"`` uses
 ``synchronous=NORMAL`` and a flusher thread that fsyncs the WAL at most
 ``batch_interval`` seconds after a commit: power loss (or a kernel crash) can
 lose the writes of the last ``batch_interval`` seconds, never a process kill.
+
+A damaged ``sessions`` or ``leases`` document (the index) is worked around,
+never a reason to refuse: reads derive it from the journal (:mod:`.index`,
+:func:`.leases.from_journal`), and a write that replaces it first copies the
+damaged bytes to ``quarantine``. ``verify(repair=True)`` closes every number
+a journal lost with a tombstone (:mod:`.tombstones`).
 """
 
 from __future__ import annotations
@@ -69,10 +75,11 @@ from agent_continuity.model import (
     Trigger,
     utc_now,
 )
-from agent_continuity.replay import SessionView
 
 from . import codec, leases, retention
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
+from .index import IndexDamage, derive_record
+from .tombstones import Lost, lost_numbers, tombstones
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
@@ -155,6 +162,13 @@ def _translated(
 
 def _damage(location: str, kind: str, detail: str) -> Damage:
     return Damage(location=location, kind=kind, detail=detail)
+
+
+def _reason(problem: CorruptRecord | None) -> str:
+    """What is wrong with a record, without the advice its message ends with."""
+    if problem is None:
+        return "it is missing"
+    return str(problem).split("; run `continuity verify", 1)[0]
 
 
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
@@ -288,6 +302,7 @@ class SqliteStore:
         self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._inherited: list[_ThreadConnection] = []
         self._flusher = self._new_flusher()
+        self._index_damage = IndexDamage()
         try:
             self._open()
         except BaseException:
@@ -566,31 +581,113 @@ class SqliteStore:
 
     @_translated
     def get_session(self, session_id: str) -> SessionRecord:
-        record = self._load("sessions", session_id, SessionRecord)
-        if record is None:
+        ids.validate_session_id(session_id)
+        row = self._one("SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", session_id)
+        if row is None:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
             )
-        return record
+        return self._entry(session_id, row[0])
 
     @_translated
     def list_sessions(self) -> list[SessionRecord]:
-        rows = self._all("SELECT id, CAST(doc AS BLOB) FROM sessions")
-        records = [self._document(d, self._loc("sessions", i), SessionRecord) for i, d in rows]
+        records = []
+        for session_id, doc in self._all("SELECT id, CAST(doc AS BLOB) FROM sessions"):
+            try:
+                records.append(self._entry(session_id, doc))
+            except CorruptRecord as exc:
+                # Neither the entry nor the journal can say what it was: verify names it.
+                self._index_damage.note(exc.location or session_id, "missing", str(exc))
         return sorted(records, key=lambda r: (r.created, r.id))
+
+    def _entry(self, session_id: str, doc: bytes) -> SessionRecord:
+        """A registry row's record; a damaged one is derived from the journal instead."""
+        location = self._loc("sessions", session_id)
+        try:
+            return self._document(doc, location, SessionRecord)
+        except CorruptRecord as exc:
+            record = derive_record(self, session_id)
+            self._index_damage.note(
+                location,
+                "checksum",
+                f"{_reason(exc)}; the entry was derived from the journal until a write or "
+                "`continuity verify --repair` rebuilds it",
+            )
+            return record
 
     @_translated
     def put_session(self, record: SessionRecord) -> None:
         with self._write() as conn:
             # A registry row quarantined by repair comes back: the journal says it exists.
             self._require(conn, record.id)
+            row = conn.execute(
+                "SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", (record.id,)
+            ).fetchone()
+            location = self._loc("sessions", record.id)
+            try:
+                if row is not None:
+                    codec.load_document(row[0], location)
+            except CorruptRecord as exc:
+                kept = self._keep(conn, "sessions", record.id, _reason(exc), row[0])
+                self._index_damage.note(
+                    location,
+                    "checksum",
+                    f"{_reason(exc)}; its bytes were moved to {kept} and the entry was rewritten",
+                )
             self._put_session(conn, record)
 
     # -- leases -----------------------------------------------------------
 
     @_translated
     def read_lease(self, session_id: str) -> Lease | None:
-        return self._load("leases", session_id, Lease)
+        return self._lease(session_id)[0]
+
+    def _lease(self, session_id: str) -> tuple[Lease | None, bytes | None]:
+        """The session's lease, and the bytes of its document if they were damaged.
+
+        A damaged or missing lease document of a session with a journal does
+        not stop it: the lease is derived from the journal
+        (:func:`.leases.from_journal`), never below the token column, which is
+        what appends are fenced by.
+        """
+        ids.validate_session_id(session_id)
+        row = self._one(
+            "SELECT token, CAST(doc AS BLOB) FROM leases WHERE session_id = ?", session_id
+        )
+        location = self._loc("leases", session_id)
+        problem: CorruptRecord | None = None
+        if row is not None:
+            try:
+                return self._document(row[1], location, Lease), None
+            except CorruptRecord as exc:
+                problem = exc
+        if self._one("SELECT 1 FROM events WHERE session_id = ? LIMIT 1", session_id) is None:
+            return None, None
+        floor = row[0] if row is not None and isinstance(row[0], int) else 1
+        lease = leases.from_journal(
+            session_id, self.read_events(session_id).events, floor_token=floor
+        )
+        self._index_damage.note(
+            location,
+            "checksum" if problem is not None else "missing",
+            f"{_reason(problem)}; the lease was derived from the journal (token {lease.token}, "
+            f"holder {lease.holder}, held until {lease.to_wire()['expires']} unless renewed)",
+        )
+        return lease, (row[1] if row is not None else b"")
+
+    def _replace_lease(self, conn: sqlite3.Connection, lease: Lease, damaged: bytes | None) -> None:
+        """Write ``lease``; damaged bytes it replaces are kept in the quarantine first."""
+        if damaged is not None:
+            moved = "it was missing"
+            if damaged:
+                kept = self._keep(conn, "leases", lease.session_id, "damaged lease", damaged)
+                moved = f"its bytes were moved to {kept}"
+            self._index_damage.note(
+                self._loc("leases", lease.session_id),
+                "checksum" if damaged else "missing",
+                f"{moved}; a new lease was written (token {lease.token}, holder {lease.holder})",
+            )
+        self._put_lease(conn, lease)
 
     @_translated
     def acquire_lease(
@@ -603,30 +700,40 @@ class SqliteStore:
     ) -> Lease:
         with self._write() as conn:
             self._require(conn, session_id)
-            current = self._load("leases", session_id, Lease)
+            current, damaged = self._lease(session_id)
+            last = self._one(_HEAD, session_id)[1] or 0
             granted = leases.grant(
-                session_id, current, request, steal=steal, expect_token=expect_token
+                session_id,
+                current,
+                request,
+                steal=steal,
+                expect_token=expect_token,
+                fence_above=last if damaged is not None else 0,
             )
-            self._put_lease(conn, granted)
+            self._replace_lease(conn, granted, damaged)
             payload = {"token": granted.token, "holder": granted.holder}
             draft = EventDraft(kind=EventKind.LEASE, at=request.now, payload=payload)
-            self._append_in(conn, session_id, self._one(_HEAD, session_id)[1] or 0, [draft])
+            self._append_in(conn, session_id, last, [draft])
         return granted
 
     @_translated
     def renew_lease(self, lease: Lease, request: LeaseRequest) -> Lease:
         with self._write() as conn:
-            renewed = leases.renewed(self._load("leases", lease.session_id, Lease), lease, request)
-            self._put_lease(conn, renewed)
+            current, damaged = self._lease(lease.session_id)
+            renewed = leases.renewed(current, lease, request)
+            self._replace_lease(conn, renewed, damaged)  # a live holder's heartbeat mends it
         return renewed
 
     @_translated
     def release_lease(self, lease: Lease) -> None:
         with self._write() as conn:
-            current = self._load("leases", lease.session_id, Lease)
+            current, damaged = self._lease(lease.session_id)
             if current is not None and current.token == lease.token:
                 # Keep the token so the next holder still gets a higher one.
-                self._put_lease(conn, current.model_copy(update={"expires": current.heartbeat}))
+                kept = lease if damaged is not None else current
+                self._replace_lease(
+                    conn, kept.model_copy(update={"expires": kept.heartbeat}), damaged
+                )
 
     # -- journal ----------------------------------------------------------
 
@@ -635,7 +742,7 @@ class SqliteStore:
         with self._write() as conn:
             token, last = conn.execute(_HEAD, (lease.session_id,)).fetchone()
             if token != lease.token:
-                leases.check_current(self._load("leases", lease.session_id, Lease), lease)
+                leases.check_current(self._lease(lease.session_id)[0], lease)
                 location = self._loc("leases", lease.session_id)
                 raise CorruptRecord(
                     f"{location}: the lease row disagrees with its document; "
@@ -886,7 +993,7 @@ class SqliteStore:
             problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 report.damage.extend(_damage(str(self.path), "integrity", p) for p in problems)
-            damaged, rebuild = self._check_rows(conn, report)
+            damaged, rebuild, mend = self._check_rows(conn, report)
         except (sqlite3.DatabaseError, CorruptRecord) as exc:
             # SQLite cannot read its own pages: no row-level repair is safe.
             detail = (
@@ -895,18 +1002,24 @@ class SqliteStore:
             )
             report.damage.append(_damage(str(self.path), "integrity", detail))
             return report
-        if repair and (damaged or rebuild):
+        if repair and (damaged or rebuild or mend):
             with self._write() as conn:
-                self._quarantine(conn, damaged, report)
+                kept = self._quarantine(conn, damaged, report)
+                for session_id in sorted(mend):
+                    self._close_gaps(conn, session_id, kept.get(session_id, {}), report)
                 for session_id in sorted(rebuild):
                     self._rebuild(conn, session_id, report)
         return report
 
+    def index_damage(self) -> list[Damage]:
+        return self._index_damage.found()
+
     def _check_rows(
         self, conn: sqlite3.Connection, report: VerifyReport
-    ) -> tuple[list[tuple[str, tuple[object, ...], Damage]], set[str]]:
-        """Check every row; return the damaged rows (table, key, damage) and the
-        sessions whose registry entry must be rebuilt from the journal."""
+    ) -> tuple[list[tuple[str, tuple[object, ...], Damage]], set[str], set[str]]:
+        """Check every row; return the damaged rows (table, key, damage), the
+        sessions whose registry entry must be rebuilt from the journal, and
+        those whose journal lost events."""
         damaged: list[tuple[str, tuple[object, ...], Damage]] = []
         for table, (key, column) in _DOCUMENTS.items():
             for row_key, data in conn.execute(
@@ -924,10 +1037,13 @@ class SqliteStore:
                     damaged.append((table, (row_key,), damage))
         registered = {r[0] for r in conn.execute("SELECT id FROM sessions")}
         journals = {r[0] for r in conn.execute("SELECT DISTINCT session_id FROM events")}
+        mend = set()
         for session_id in sorted(journals):
             read = self.read_events(session_id)
             report.checked += len(read.events)
             report.damage.extend(read.damage)
+            if read.damage:
+                mend.add(session_id)
             for damage in read.damage:
                 if damage.kind != "gap":
                     seq = int(damage.location.rsplit("/", 1)[1])
@@ -941,16 +1057,30 @@ class SqliteStore:
         rebuild = (journals - registered) | {
             str(key[0]) for table, key, _ in damaged if table == "sessions"
         }
-        return damaged, rebuild & journals
+        return damaged, rebuild & journals, mend
+
+    def _keep(
+        self, conn: sqlite3.Connection, source: str, key: str, reason: str, data: bytes
+    ) -> str:
+        """Copy damaged bytes to the quarantine table; returns where they are now."""
+        cursor = conn.execute(
+            "INSERT INTO quarantine (source, key, found, reason, data) VALUES (?, ?, ?, ?, ?)",
+            (source, key, utc_now().isoformat(), reason, data),
+        )
+        return self._loc("quarantine", cursor.lastrowid)
 
     def _quarantine(
         self,
         conn: sqlite3.Connection,
         damaged: list[tuple[str, tuple[object, ...], Damage]],
         report: VerifyReport,
-    ) -> None:
-        """Move damaged rows to the quarantine table: the bytes are kept, never deleted."""
-        found = utc_now().isoformat()
+    ) -> dict[str, Lost]:
+        """Move damaged rows to the quarantine table: the bytes are kept, never deleted.
+
+        Returns:
+            For each session, the events quarantined: why each was lost and where it went.
+        """
+        events: dict[str, Lost] = {}
         for table, key, damage in damaged:
             if table == "events":
                 where, column = "session_id = ? AND seq = ?", "line"
@@ -963,13 +1093,34 @@ class SqliteStore:
                 continue
             if table == "leases":
                 self._reseal_lease(conn, str(key[0]))
-            cursor = conn.execute(
-                "INSERT INTO quarantine (source, key, found, reason, data) VALUES (?, ?, ?, ?, ?)",
-                (table, "/".join(str(k) for k in key), found, damage.detail, row[0]),
-            )
+            kept = self._keep(conn, table, "/".join(str(k) for k in key), damage.detail, row[0])
             if table != "leases":
                 conn.execute(f"DELETE FROM {table} WHERE {where}", key)
-            report.quarantined.append(self._loc("quarantine", cursor.lastrowid))
+            if table == "events":
+                reason = "torn" if codec.cut_short(row[0]) else "checksum"
+                events.setdefault(str(key[0]), {})[int(str(key[1]))] = (reason, kept)
+            report.quarantined.append(kept)
+        return events
+
+    def _close_gaps(
+        self, conn: sqlite3.Connection, session_id: str, kept: Lost, report: VerifyReport
+    ) -> None:
+        """Put a tombstone at every number the journal lost (damaged rows already quarantined)."""
+        read = self.read_events(session_id)
+        present = [e.seq for e in read.events]
+        lost: Lost = {
+            seq: kept.get(seq, ("missing", None))
+            for seq in lost_numbers(present, max([*present, *kept], default=0))
+        }
+        stones = tombstones(read.events, lost, utc_now())
+        conn.executemany(
+            _INSERT_EVENT, [(session_id, e.seq, codec.encode_event(e)) for e in stones]
+        )
+        if stones:
+            numbers = ", ".join(str(e.seq) for e in stones)
+            report.repaired.append(
+                f"{self._loc('events', session_id)}: closed lost event(s) {numbers} with tombstones"
+            )
 
     def _reseal_lease(self, conn: sqlite3.Connection, session_id: str) -> None:
         """Replace a damaged lease by an expired one that keeps the highest token seen,
@@ -991,14 +1142,8 @@ class SqliteStore:
 
     def _rebuild(self, conn: sqlite3.Connection, session_id: str, report: VerifyReport) -> None:
         """Rebuild a registry entry from the newest valid point and the journal after it."""
-        start: RecoveryPoint | None = None
-        for info in reversed(self.list_points(session_id)):
-            with suppress(CorruptRecord):
-                start = self.load_point(info.id)
-                break
-        read = self.read_events(session_id, after_seq=start.seq if start else 0)
         try:
-            record = SessionView.replay(read.events, start).record
+            record = derive_record(self, session_id)
         except CorruptRecord as exc:
             detail = f"cannot rebuild {session_id}: {exc}"
             report.damage.append(_damage(self._loc("sessions", session_id), "missing", detail))

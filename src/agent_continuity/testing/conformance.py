@@ -660,6 +660,55 @@ class StoreConformance:
         assert read.damage and all(d.location for d in read.damage)
         assert not store.verify().ok
 
+    def test_repair_closes_a_lost_event_with_a_tombstone_naming_the_quarantine(
+        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
+    ) -> None:
+        record, lease = session
+        store.append(lease, [message("four"), message("five")])
+        before = store.read_events(record.id).events
+        store_factory.flip_journal_byte(store, record.id, 3)
+
+        report = store.verify(repair=True)
+
+        assert report.damage and report.quarantined
+        assert store.verify().ok, store.verify().damage
+        read = store.read_events(record.id)
+        assert not read.damage
+        assert [e.seq for e in read.events] == [1, 2, 3, 4, 5]
+        assert [e for e in read.events if e.seq != 3] == [e for e in before if e.seq != 3]
+        stone = read.events[2]
+        assert stone.kind is EventKind.NOTE
+        assert stone.payload["lost"]["reason"] == "checksum"
+        assert stone.payload["lost"]["quarantine"] in report.quarantined
+        assert stone.at == before[1].at  # no later than what it stands between
+        assert [e.seq for e in store.append(lease, [message("six")])] == [6]
+        assert store_factory().read_events(record.id).events[2] == stone
+
+    def test_repair_closes_a_torn_last_event_and_the_journal_goes_on(
+        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
+    ) -> None:
+        record, lease = session
+        store.append(lease, [message("the last words")])
+        store_factory.truncate_journal(store, record.id, 7)
+
+        report = store.verify(repair=True)
+
+        assert store.verify().ok, store.verify().damage
+        read = store.read_events(record.id)
+        assert [e.seq for e in read.events] == [1, 2, 3, 4]
+        lost = read.events[3].payload["lost"]
+        assert lost["reason"] == "torn" and lost["quarantine"] in report.quarantined
+        assert [e.seq for e in store.append(lease, [message("after repair")])] == [5]
+
+    def test_repairing_a_sound_journal_writes_no_tombstone(
+        self, store: Store, session: tuple[SessionRecord, Lease]
+    ) -> None:
+        record, _ = session
+        before = store.read_events(record.id).events
+        report = store.verify(repair=True)
+        assert report.ok and not report.quarantined
+        assert store.read_events(record.id).events == before
+
     # -- concurrency -----------------------------------------------------------
 
     def test_ids_are_unique_under_concurrent_creators(
