@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -196,6 +195,10 @@ _ENV = {
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: most projects have no configuration file, and every command
+    # starts by loading the configuration.
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
