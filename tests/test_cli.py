@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from agent_continuity.cli.main import cli
 
@@ -220,3 +222,32 @@ def test_every_command_has_help_that_explains_it() -> None:
             timeout=60,
         )
         assert result.returncode == 0 and "Usage: continuity" in result.stdout, name
+
+
+def test_a_batched_command_makes_its_appends_durable_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In batched mode a background thread syncs the journal; a command's process
+    # ends right after it returns, and that thread with it.
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    env = {"CONTINUITY_USER": "alice", "CONTINUITY_DURABILITY": "batched"}
+    runner = CliRunner()
+    started = runner.invoke(cli, ["start", "--json"], env=env)
+    assert started.exit_code == 0, started.output
+    synced: list[int] = []
+    fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    said = runner.invoke(cli, ["message", "--role", "user", "hello"], env=env)
+    assert said.exit_code == 0, said.output
+
+    session_id = json.loads(started.output)["sessionId"]
+    [journal] = (tmp_path / TRACKING / "snapshots/conversation-history").glob(f"{session_id}*")
+    assert journal.stat().st_ino in synced
+    flushers = [t for t in threading.enumerate() if str(tmp_path) in t.name]
+    assert flushers == []

@@ -73,7 +73,11 @@ def manager(store: str | None = None, user: str | None = None) -> SessionManager
     root_opts = ctx.find_root().params
     root = find_project_root(_cwd())
     config = load_config(root, store=store or root_opts.get("store"), user=user)
-    return SessionManager(project_dir=root, config=config)
+    mgr = SessionManager(project_dir=root, config=config)
+    # Closed when the command ends, so batched appends are flushed here and not
+    # left to a daemon thread that dies with the process.
+    ctx.call_on_close(mgr.close)
+    return mgr
 
 
 def _cwd() -> Any:
