@@ -6,6 +6,7 @@ runs, so ``continuity --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -116,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line; exit 1 with one line on stderr on any error."""
     from agent_continuity.cli.errors import run
 
-    sys.exit(
-        run(cli, argv if argv is not None else sys.argv[1:], debug="CONTINUITY_DEBUG" in os.environ)
+    status = run(
+        cli, argv if argv is not None else sys.argv[1:], debug="CONTINUITY_DEBUG" in os.environ
     )
+    # What is left is nearly all module state (pydantic's schemas, click's
+    # commands) that dies with the process; the collections the interpreter runs
+    # over it while shutting down cost ~25 ms, a tenth of `continuity list`.
+    # Frozen objects are skipped. Nothing waits on a finaliser: the command has
+    # closed its store, and stores write with os.write, never through Python buffers.
+    gc.freeze()
+    sys.exit(status)
