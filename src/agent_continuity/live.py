@@ -337,10 +337,12 @@ class LiveSession:
         if self._auto_number is None:
             # Listing a long session's points costs milliseconds, so only a handle
             # that names an AUTO-SAVE point pays for it, and only once.
+            # The store hands out only valid ids, so the number is simply the last field.
             self._auto_number = 1 + max(
                 (
-                    ids.parse_recovery_id(p.id).auto_save or 0
+                    int(p.id.rsplit("-", 1)[1])
                     for p in self._manager.store.list_points(self.id)
+                    if "-AUTO-SAVE-" in p.id
                 ),
                 default=0,
             )
