@@ -7,12 +7,14 @@ The engine (:mod:`agent_continuity.recovery`) decides; this module does.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity.errors import (
     ConfigError,
+    ContinuityError,
     CorruptRecord,
     InvalidInput,
     LeaseHeld,
@@ -24,7 +26,9 @@ from agent_continuity.model import (
     CodeContext,
     Damage,
     EmergencyBackup,
+    Event,
     EventKind,
+    Lease,
     ProjectObservation,
     RecoveryPoint,
     SessionRecord,
@@ -44,10 +48,11 @@ from agent_continuity.recovery import (
     reference_time,
     resume_task,
 )
+from agent_continuity.replay import SessionView
+from agent_continuity.storage import JournalRead
 
 if TYPE_CHECKING:
     from agent_continuity.session import SessionManager
-    from agent_continuity.storage import JournalRead
 
 #: Called with the result when the decision is "prompt" and no answer was given;
 #: returns the user's answer (True: resume), or None to leave everything as it is.
@@ -93,9 +98,10 @@ def pick_session(mgr: SessionManager, session_id: str | None, user: str | None) 
     return max(candidates, key=lambda r: (reference_time(r), r.id))
 
 
-def _newest_valid_point(
+def newest_valid_point(
     mgr: SessionManager, session_id: str
 ) -> tuple[RecoveryPoint | None, list[Damage]]:
+    """The newest recovery point that passes verification, and the newer ones that failed."""
     damage: list[Damage] = []
     for info in reversed(mgr.store.list_points(session_id)):
         try:
@@ -108,14 +114,31 @@ def _newest_valid_point(
 
 
 def load_saved_state(
-    mgr: SessionManager, record: SessionRecord, *, whole_journal: bool, progress: Progress
+    mgr: SessionManager,
+    record: SessionRecord,
+    point: RecoveryPoint | None,
+    point_damage: list[Damage],
+    *,
+    whole_journal: bool,
+    lease: Lease | None = None,
 ) -> SavedState:
-    """Everything that survived of a session, damage included."""
-    progress(STAGES[0])
-    point, point_damage = _newest_valid_point(mgr, record.id)
-    progress(STAGES[1])
+    """Everything that survived of a session, damage included.
+
+    Args:
+        mgr: The project's session manager.
+        record: The session's registry entry.
+        point: Its newest valid recovery point (see :func:`newest_valid_point`).
+        point_damage: The newer points that failed verification.
+        whole_journal: Read the journal from seq 1 (full recovery).
+        lease: The lease this process took over after finding ``point``, if it
+            did: the journal is then read as it was before that takeover
+            (without the ``lease`` event it appended).
+    """
     after = point.seq if point is not None else 0
     read = mgr.store.read_events(record.id, after_seq=0 if whole_journal else after)
+    own = _own_lease_event(read, lease)
+    if own is not None:
+        read = _before(read, own)
     events = [e for e in read.events if e.seq > after]
     emergency: EmergencyBackup | None = None
     try:
@@ -124,7 +147,9 @@ def load_saved_state(
         point_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
     journal_damage = list(read.damage)
     if not journal_damage:
-        journal_damage += _journal_cut(mgr, record, point, read, emergency)
+        journal_damage += _journal_cut(
+            mgr, record, point, read, emergency, own.seq if own is not None else None
+        )
     return SavedState(
         record=record,
         point=point,
@@ -136,24 +161,53 @@ def load_saved_state(
     )
 
 
+def _own_lease_event(read: JournalRead, lease: Lease | None) -> Event | None:
+    """The ``lease`` event that taking ``lease`` appended, if the read ends with it.
+
+    Nothing can follow it: only the lease holder appends, and that is us.
+    """
+    if lease is None or not read.events:
+        return None
+    last = read.events[-1]
+    payload = last.payload
+    if (
+        last.kind is EventKind.LEASE
+        and payload.get("token") == lease.token
+        and payload.get("holder") == lease.holder
+    ):
+        return last
+    return None
+
+
+def _before(read: JournalRead, own: Event) -> JournalRead:
+    """``read`` as the journal was before ``own`` was appended to it."""
+    events = read.events[:-1]
+    # Undamaged, the journal numbers its events 1, 2, 3...: it ended just before ours.
+    end = own.seq - 1 if not read.damage else max((e.seq for e in events), default=0)
+    return JournalRead(events=events, damage=list(read.damage), end_seq=end)
+
+
 def _journal_cut(
     mgr: SessionManager,
     record: SessionRecord,
     point: RecoveryPoint | None,
     read: JournalRead,
     emergency: EmergencyBackup | None,
+    own_seq: int | None = None,
 ) -> list[Damage]:
     """The damage of a journal that ends before an event other records saw.
 
     A journal cut at a line boundary (an older copy put back) has no damaged
     line to show, but its registry entry, recovery point and emergency backup
-    still know how far it went.
+    still know how far it went. ``own_seq`` is the ``lease`` event this process
+    appended when it took the session over: the journal is judged without it.
     """
     covered = point.seq if point is not None else 0
     end = max(read.last_seq, read.end_seq)
     if end <= covered and not read.end_seq:
         # Nothing after the point: the point's own event must still be there.
-        end = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).last_seq
+        again = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).events
+        end = max((e.seq for e in again if own_seq is None or e.seq < own_seq), default=0)
     seen, source = max(
         (record.last_seq, "the registry"),
         (covered, "the recovery point"),
@@ -185,23 +239,85 @@ def analyse(
     progress: Progress | None = None,
 ) -> RecoveryResult:
     """Run recovery for one session without changing anything."""
+    return _analysed(mgr, record, mode, progress)[0]
+
+
+def _analysed(
+    mgr: SessionManager,
+    record: SessionRecord,
+    mode: str,
+    progress: Progress | None,
+    take_lease: Callable[[], Lease] | None = None,
+) -> tuple[RecoveryResult, SavedState, Lease | None]:
+    """Analyse, after taking the lease with ``take_lease`` if given (returned, held)."""
     step = progress or (lambda _stage: None)
     settings = recovery_settings(mgr)
     now = mgr.now()
     chosen = choose_mode(reference_time(record), now, settings, mode)
-    saved = load_saved_state(mgr, record, whole_journal=chosen == "full", progress=step)
-    step(STAGES[2])
-    code = saved.point.code_context if saved.point is not None else None
-    active = sorted(
-        {
-            *record.context.active_files,
-            *(saved.point.session.context.active_files if saved.point else []),
-        }
-    )
-    observation = observe_since(mgr, code, active)
-    step(STAGES[3])
+    step(STAGES[0])
+    point, point_damage = newest_valid_point(mgr, record.id)
+    active = {*record.context.active_files, *(point.session.context.active_files if point else [])}
+    observing = _Observing(mgr, point.code_context if point else None, sorted(active))
+    lease = None
+    try:
+        # A point is never changed once written, so it may be found before the
+        # lease is taken; the journal is read after, under it.
+        if take_lease is not None:
+            lease = take_lease()
+        step(STAGES[1])
+        saved = load_saved_state(
+            mgr, record, point, point_damage, whole_journal=chosen == "full", lease=lease
+        )
+        step(STAGES[2])
+        observation = observing.result()
+        step(STAGES[3])
+        result = recover(saved, observation, now, settings, mode)
+    except BaseException:
+        observing.wait()
+        if lease is not None:
+            _give_back(mgr, lease)
+        raise
     observed = observation.code if mgr.observer is not None else None
-    return recover(saved, observation, now, settings, mode).attach_observation(observed)
+    return result.attach_observation(observed), saved, lease
+
+
+class _Observing:
+    """Observes the project on a thread of its own while the journal is read.
+
+    Observing is mostly waiting on git, reading is mostly checksums; a
+    recovery pays for the longer of the two instead of both.
+    """
+
+    def __init__(self, mgr: SessionManager, code: CodeContext | None, paths: list[str]) -> None:
+        self._observation: ProjectObservation | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if mgr.observer is None:
+            self._observation = observe_since(mgr, code, paths)
+            return
+        self._thread = threading.Thread(
+            target=self._run, args=(mgr, code, paths), name="continuity-observe", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, mgr: SessionManager, code: CodeContext | None, paths: list[str]) -> None:
+        try:
+            self._observation = observe_since(mgr, code, paths)
+        except BaseException as exc:  # handed to the thread that waits for the result
+            self._error = exc
+
+    def wait(self) -> None:
+        """Wait until the observation is done (or failed)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> ProjectObservation:
+        """The observation; raises what observing raised."""
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._observation is not None
+        return self._observation
 
 
 def recover_session(
@@ -216,6 +332,11 @@ def recover_session(
 ) -> RecoveryResult:
     """RECOVER_SESSION: analyse, decide, act on the decision, log it.
 
+    Without an answer, the analysis changes nothing, and a session it resumes
+    is read again under the lease taken then. With one, the session is taken
+    over first and analysed under its new lease: no other writer can append
+    after that read, so resuming or archiving continues from it directly.
+
     Args:
         mgr: The project's session manager.
         session_id: The session; default: the user's most recent interrupted one.
@@ -227,26 +348,37 @@ def recover_session(
     """
     mgr.detect_interruptions()
     record = pick_session(mgr, session_id, user)
-    result = analyse(mgr, record, mode, progress)
-    if result.status == "failed":
-        result.outcome = "none"
-    elif (
+    still_active = (
         record.status is SessionStatus.ACTIVE
         and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
-    ):
-        result.outcome = "still-active"
-        result.warnings.append(
-            f"{record.id} is still active and owned by a live writer; nothing was restored"
-        )
-    else:
-        resume = _resolve(result, answer, confirm)
-        if resume is None:
-            result.outcome = "awaiting-answer"
-        elif resume:
-            restore(mgr, record, result)
+    )
+    take_over = answer is not None and not still_active
+    result, saved, lease = _analysed(
+        mgr, record, mode, progress, (lambda: _take_lease(mgr, record)) if take_over else None
+    )
+    try:
+        if result.status == "failed":
+            result.outcome = "none"
+        elif still_active:
+            result.outcome = "still-active"
+            result.warnings.append(
+                f"{record.id} is still active and owned by a live writer; nothing was restored"
+            )
         else:
-            result.new_session_id = archive_and_start(mgr, record)
-            result.outcome = "new-session"
+            resume = _resolve(result, answer, confirm)
+            if resume is None:
+                result.outcome = "awaiting-answer"
+            else:
+                taken = _resumed(mgr, saved, lease) if lease is not None else None
+                lease = None  # the handle has it now: kept by a restore, given back by archive
+                if resume:
+                    restore(mgr, record, result, taken)
+                else:
+                    result.new_session_id = archive_and_start(mgr, record, taken)
+                    result.outcome = "new-session"
+    finally:
+        if lease is not None:
+            _give_back(mgr, lease)
     log_recovery(mgr, record, result, mode, answer)
     return result
 
@@ -261,7 +393,7 @@ def _resolve(result: RecoveryResult, answer: bool | None, confirm: Confirm | Non
     return confirm(result) if confirm is not None else None
 
 
-def _take_over(mgr: SessionManager, record: SessionRecord) -> LiveSession:
+def _take_lease(mgr: SessionManager, record: SessionRecord) -> Lease:
     now = mgr.now()
     current = mgr.store.read_lease(record.id)
     if (
@@ -270,18 +402,60 @@ def _take_over(mgr: SessionManager, record: SessionRecord) -> LiveSession:
         and record.status is (SessionStatus.ACTIVE)
     ):
         raise LeaseHeld(f"{record.id} is being written by {current.holder}", current.holder)
-    lease = mgr.store.acquire_lease(
+    return mgr.store.acquire_lease(
         record.id,
         Owner.cli(mgr.config.cli_lease_ttl).request(now),
         steal=True,
         expect_token=current.token if current is not None else 0,
     )
+
+
+def _take_over(mgr: SessionManager, record: SessionRecord) -> LiveSession:
+    lease = _take_lease(mgr, record)
     return LiveSession(mgr, mgr.load(record.id).view, lease, owned_by_process=False)
 
 
-def restore(mgr: SessionManager, record: SessionRecord, result: RecoveryResult) -> None:
-    """Make the session active again under a new lease, with its repairs and continuation id."""
-    session = _take_over(mgr, record)
+def _resumed(mgr: SessionManager, saved: SavedState, lease: Lease) -> LiveSession:
+    """A handle on the session as ``saved`` holds it, read under ``lease``.
+
+    The same state :meth:`SessionManager.load` would rebuild (the newest valid
+    point and the journal after it), without reading the journal again.
+    """
+    if saved.point is not None:
+        view = SessionView.replay(saved.events, start=saved.point)
+    elif saved.events:
+        view = SessionView.replay(saved.events)
+    else:
+        raise CorruptRecord(
+            f"{saved.record.id}: neither a valid recovery point nor a readable journal start; "
+            "`continuity emergency` shows what the emergency backups still hold"
+        )
+    return LiveSession(mgr, view, lease, owned_by_process=False)
+
+
+def _give_back(mgr: SessionManager, lease: Lease) -> None:
+    try:
+        mgr.store.release_lease(lease)
+    except ContinuityError:
+        pass  # it expires by itself; nothing was written under it
+
+
+def restore(
+    mgr: SessionManager,
+    record: SessionRecord,
+    result: RecoveryResult,
+    session: LiveSession | None = None,
+) -> None:
+    """Make the session active again under a new lease, with its repairs and continuation id.
+
+    Args:
+        mgr: The project's session manager.
+        record: The session's registry entry.
+        result: The analysis that decided to resume it.
+        session: A handle already holding the new lease, on the state that
+            ``result`` analysed; None to take the session over (and read it) now.
+    """
+    session = session or _take_over(mgr, record)
     drafts = [session.draft(d.kind, d.payload) for d in result.repairs]
     drafts.append(
         session.draft(
@@ -298,20 +472,27 @@ def restore(mgr: SessionManager, record: SessionRecord, result: RecoveryResult) 
     result.outcome = "restored"
 
 
-def archive(mgr: SessionManager, record: SessionRecord) -> None:
-    """Mark a session archived (its history stays; it will not be offered again)."""
+def archive(mgr: SessionManager, record: SessionRecord, session: LiveSession | None = None) -> None:
+    """Mark a session archived (its history stays; it will not be offered again).
+
+    ``session``: a handle already holding its lease (see :func:`restore`).
+    """
     if record.status is SessionStatus.ARCHIVED:
+        if session is not None:
+            _give_back(mgr, session.lease)
         return
-    session = _take_over(mgr, record)
+    session = session or _take_over(mgr, record)
     session.append_group(
         [session.draft(EventKind.LIFECYCLE, {"status": SessionStatus.ARCHIVED.value})]
     )
     mgr.store.release_lease(session.lease)
 
 
-def archive_and_start(mgr: SessionManager, record: SessionRecord) -> str:
+def archive_and_start(
+    mgr: SessionManager, record: SessionRecord, session: LiveSession | None = None
+) -> str:
     """Decline: archive the old session and start a fresh one. Returns the new id."""
-    archive(mgr, record)
+    archive(mgr, record, session)
     fresh = mgr.start(type=record.type, owned_by_process=False, auto_save=False)
     return fresh.id
 
