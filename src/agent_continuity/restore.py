@@ -141,10 +141,11 @@ def load_saved_state(
         read = _before(read, own)
     events = [e for e in read.events if e.seq > after]
     emergency: EmergencyBackup | None = None
+    emergency_damage: list[Damage] = []
     try:
         emergency = mgr.store.load_emergency(record.id)
     except CorruptRecord as exc:
-        point_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
+        emergency_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
     journal_damage = list(read.damage)
     if not journal_damage:
         journal_damage += _journal_cut(
@@ -158,6 +159,7 @@ def load_saved_state(
         journal_damage=journal_damage,
         point_damage=point_damage,
         emergency=emergency,
+        emergency_damage=emergency_damage,
     )
 
 

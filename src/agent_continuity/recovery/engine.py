@@ -177,8 +177,10 @@ def recover(
     # Measure before repairing: the repairs are ours, not something the agent did.
     reference = reference_time(view.record)
     last_action = view.last_action
-    integrity = assess_integrity(view, saved.journal_damage, saved.point_damage)
-    warnings.extend(integrity.problems())
+    integrity = assess_integrity(
+        view, saved.journal_damage, saved.point_damage, saved.emergency_damage
+    )
+    warnings.extend(integrity.problems(kept_in=loaded.source if loaded.from_journal else None))
     if observation.code.index_limit_exceeded:
         warnings.append(
             "the project is not a git repository and holds too many files to index, so "
@@ -388,7 +390,11 @@ def _nothing_recovered(
     record = saved.record
     reason = "no valid recovery point, no readable journal event and no emergency backup"
     warnings = [f"nothing of {record.id} could be recovered: {reason}"]
-    warnings.extend(assess_integrity(None, saved.journal_damage, saved.point_damage).problems())
+    warnings.extend(
+        assess_integrity(
+            None, saved.journal_damage, saved.point_damage, saved.emergency_damage
+        ).problems()
+    )
     diff = diff_state(observation, None)
     registry = (
         f"The registry entry alone says: task {record.context.current_task or 'none'}, "

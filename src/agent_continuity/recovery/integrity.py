@@ -20,6 +20,8 @@ INTERRUPTED_TOOL_OUTPUT = "interrupted: the session ended before this tool call 
 # Damage kinds that mean a record failed verification, as opposed to records
 # that are simply absent (a torn tail, a gap in the sequence numbers).
 _CHECKSUM_KINDS = frozenset({"checksum", "decode"})
+# What an emergency backup keeps (see EmergencyBackup), in a user's words.
+_CRITICAL_FACTS = "task, phase, step, progress, next steps, blockers, last decision"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class Integrity:
     Attributes:
         journal_damage: Damage met reading the journal.
         point_damage: Newer recovery points that failed their checksum.
+        emergency_damage: The emergency backup, when it failed its checksum.
         dangling_calls: Tool calls that never received a result, oldest first.
         partial_message_seq: Sequence number of a half-written last assistant
             message, or None.
@@ -36,14 +39,17 @@ class Integrity:
 
     journal_damage: tuple[Damage, ...] = ()
     point_damage: tuple[Damage, ...] = ()
+    emergency_damage: tuple[Damage, ...] = ()
     dangling_calls: tuple[ToolCall, ...] = ()
     partial_message_seq: int | None = None
 
     @property
     def checksums_ok(self) -> bool:
-        """No journal record and no recovery point failed its checksum."""
-        return not self.point_damage and not any(
-            d.kind in _CHECKSUM_KINDS for d in self.journal_damage
+        """No journal record, recovery point or emergency backup failed its checksum."""
+        return (
+            not self.point_damage
+            and not self.emergency_damage
+            and not any(d.kind in _CHECKSUM_KINDS for d in self.journal_damage)
         )
 
     @property
@@ -60,8 +66,13 @@ class Integrity:
         """Nothing at all is wrong."""
         return self.checksums_ok and self.journal_intact
 
-    def problems(self) -> list[str]:
-        """One warning per problem, in the words a user needs to act on it."""
+    def problems(self, kept_in: str | None = None) -> list[str]:
+        """One warning per problem, in the words a user needs to act on it.
+
+        Args:
+            kept_in: What still holds the critical facts of a damaged emergency
+                backup (a recovery point, the journal); None when nothing does.
+        """
         found: list[str] = []
         for damage in self.journal_damage:
             found.append(
@@ -72,6 +83,17 @@ class Integrity:
             found.append(
                 f"recovery point {damage.location} failed verification ({damage.kind}: "
                 f"{damage.detail}) and was skipped; an older point and the journal were used"
+            )
+        for damage in self.emergency_damage:
+            found.append(
+                f"the emergency backup {damage.location} failed verification ({damage.kind}: "
+                f"{damage.detail}) and was not used; "
+                + (
+                    f"its critical information ({_CRITICAL_FACTS}) is still recoverable from "
+                    f"{kept_in}"
+                    if kept_in
+                    else f"nothing else holds its critical information ({_CRITICAL_FACTS})"
+                )
             )
         for call in self.dangling_calls:
             found.append(
@@ -90,6 +112,7 @@ def assess_integrity(
     view: SessionView | None,
     journal_damage: Sequence[Damage] = (),
     point_damage: Sequence[Damage] = (),
+    emergency_damage: Sequence[Damage] = (),
 ) -> Integrity:
     """Collect every integrity problem of a recovered view and the records behind it."""
     calls: tuple[ToolCall, ...] = ()
@@ -100,6 +123,7 @@ def assess_integrity(
     return Integrity(
         journal_damage=tuple(journal_damage),
         point_damage=tuple(point_damage),
+        emergency_damage=tuple(emergency_damage),
         dangling_calls=calls,
         partial_message_seq=partial,
     )

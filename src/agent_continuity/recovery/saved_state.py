@@ -22,6 +22,8 @@ class SavedState:
         journal_damage: Torn tail, checksum failures and gaps met reading the journal.
         point_damage: Newer recovery points that failed their checksum and were skipped.
         emergency: The session's emergency backup, if one could be read.
+        emergency_damage: The emergency backup, when it failed verification (and
+            ``emergency`` is therefore None).
     """
 
     record: SessionRecord
@@ -31,3 +33,4 @@ class SavedState:
     journal_damage: Sequence[Damage] = field(default_factory=tuple)
     point_damage: Sequence[Damage] = field(default_factory=tuple)
     emergency: EmergencyBackup | None = None
+    emergency_damage: Sequence[Damage] = field(default_factory=tuple)

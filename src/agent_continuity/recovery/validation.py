@@ -197,6 +197,8 @@ def check_conversation(integrity: Integrity) -> ValidationCheck:
         parts.append(f"{len(integrity.journal_damage)} damaged journal part(s)")
     if integrity.point_damage:
         parts.append(f"{len(integrity.point_damage)} damaged recovery point(s) skipped")
+    if integrity.emergency_damage:
+        parts.append("the emergency backup failed verification")
     if integrity.dangling_calls:
         parts.append(f"{len(integrity.dangling_calls)} tool call(s) without a result (repaired)")
     if integrity.partial_message_seq is not None:
