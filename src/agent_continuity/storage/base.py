@@ -148,7 +148,8 @@ class Store(Protocol):
         ``draft.created``, NNN one more than the highest number of that day,
         never a duplicate even when many processes create sessions at once.
         The journal starts with one ``session`` event whose payload is
-        ``{"record": <the record's wire form>}``.
+        ``{"record": <the record's wire form>, "lease": {"token": 1, "holder": …}}``
+        (:func:`.leases.creation_payload`).
 
         Args:
             draft: The record to create; its ``id`` is ignored.

@@ -235,19 +235,19 @@ class FileStore:
             while True:
                 number += 1
                 session_id = ids.make_session_id(day, number)
-                record = draft.model_copy(update={"id": session_id, "last_seq": 1})
-                first = Event(
-                    seq=1,
-                    kind=EventKind.SESSION,
-                    at=draft.created,
-                    payload={"record": record.to_wire()},
-                )
-                line = codec.encode_event(first)
                 path = self.layout.journal(session_id)
                 if not path.exists():
                     break
                 # A journal without a registry entry still owns its number.
+            record = draft.model_copy(update={"id": session_id, "last_seq": 1})
             granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
+            first = Event(
+                seq=1,
+                kind=EventKind.SESSION,
+                at=draft.created,
+                payload=leases.creation_payload(record, granted),
+            )
+            line = codec.encode_event(first)
             # Lease first, then the journal, whole, under its final name, then the
             # registry: a kill between two steps leaves a journal that is either
             # absent or complete and leased, which the next open indexes.

@@ -133,7 +133,7 @@ def _note_registry(store: FileStore, problem: CorruptRecord) -> None:
     store._index_damage.note(
         location,
         "checksum" if Path(location).exists() else "missing",
-        f"{reason(problem)}; sessions were read from their journals until a write or "
+        f"{reason(problem)}; the sessions were derived from their journals until a write or "
         "`continuity verify --repair` rebuilds it",
     )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from agent_continuity.errors import LeaseHeld
-from agent_continuity.model import Event, EventKind, Lease
+from agent_continuity.model import Event, EventKind, Lease, SessionRecord
 
 from .base import LeaseRequest
 
@@ -105,9 +106,11 @@ def from_journal(session_id: str, events: Sequence[Event], *, floor_token: int =
       higher one elsewhere. Appends under that token go on; any other is
       refused. A takeover gets a higher token still, so whoever held the
       session before is fenced off, whatever the timing.
-    * **Holder.** The newest ``lease`` event names it; ``pid@host`` gives the
-      process, so an owner that died on this host is seen dead at once. The
-      creator of a session never taken over is :data:`UNKNOWN_HOLDER`.
+    * **Holder.** The newest ``lease`` event names it, or for a session never
+      taken over, the ``lease`` its ``session`` event records (see
+      :func:`creation_payload`; :data:`UNKNOWN_HOLDER` in journals older than
+      that). ``pid@host`` gives the process, so an owner that died on this
+      host is seen dead at once.
     * **Expiry.** Heartbeats leave no trace in the journal, so the last sign of
       life is the journal's last event: the lease counts as held until
       :data:`DAMAGED_LEASE_HOLD` after it. A live holder renews well before
@@ -124,6 +127,10 @@ def from_journal(session_id: str, events: Sequence[Event], *, floor_token: int =
         floor_token: The lowest token to assume (a token the store kept apart).
     """
     taken = [e for e in events if e.kind is EventKind.LEASE]
+    if not taken and events and events[0].kind is EventKind.SESSION:
+        created = events[0].payload.get("lease")  # the creator's lease (token 1)
+        if isinstance(created, dict):
+            taken = [events[0].model_copy(update={"payload": created})]
     newest = taken[-1] if taken else None
     token = max([floor_token, 1, *(_token(e) for e in taken)])
     holder = str(newest.payload.get("holder") or UNKNOWN_HOLDER) if newest else UNKNOWN_HOLDER
@@ -141,6 +148,16 @@ def from_journal(session_id: str, events: Sequence[Event], *, floor_token: int =
         heartbeat=seen,
         expires=seen + DAMAGED_LEASE_HOLD,
     )
+
+
+def creation_payload(record: SessionRecord, granted: Lease) -> dict[str, Any]:
+    """The payload of a journal's first (``session``) event.
+
+    ``{"record": <the record's wire form>, "lease": {"token": 1, "holder": …}}``:
+    the creator's lease is recorded as every later takeover's is, so the
+    journal alone can say who holds a session (:func:`from_journal`).
+    """
+    return {"record": record.to_wire(), "lease": {"token": granted.token, "holder": granted.holder}}
 
 
 def _token(event: Event) -> int:

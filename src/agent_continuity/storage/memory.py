@@ -70,16 +70,16 @@ class MemoryStore:
             taken = [ids.parse_session_id(s).number for s in self._sessions if s.startswith(prefix)]
             session_id = ids.make_session_id(day, max(taken, default=0) + 1)
             record = draft.model_copy(update={"id": session_id, "last_seq": 1})
+            granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
             first = Event(
                 seq=1,
                 kind=EventKind.SESSION,
                 at=draft.created,
-                payload={"record": record.to_wire()},
+                payload=leases.creation_payload(record, granted),
             )
             self._journals[session_id] = [codec.encode_event(first)]
             self._last_seq[session_id] = 1
             self._sessions[session_id] = record
-            granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
             self._leases[session_id] = granted
             return record, granted
 

@@ -571,9 +571,9 @@ class SqliteStore:
                 number += 1
                 session_id = ids.make_session_id(day, number)
             record = draft.model_copy(update={"id": session_id, "last_seq": 1})
-            payload = {"record": record.to_wire()}
-            first = Event(seq=1, kind=EventKind.SESSION, at=draft.created, payload=payload)
             granted = leases.grant(session_id, None, lease, steal=False, expect_token=None)
+            payload = leases.creation_payload(record, granted)
+            first = Event(seq=1, kind=EventKind.SESSION, at=draft.created, payload=payload)
             self._put_session(conn, record)
             conn.execute(_INSERT_EVENT, (session_id, 1, codec.encode_event(first)))
             self._put_lease(conn, granted)
