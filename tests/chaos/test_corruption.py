@@ -8,12 +8,13 @@ bytes. For each damage that changes what the record means:
 * reading it through the API never returns altered data;
 * ``continuity verify`` exits 1 and names the file or row;
 * ``continuity recover`` of the session falls back to the newest valid
-  recovery point plus the intact journal and says so in its warnings, or,
-  where the damaged record is the index or the lease, refuses in one line
-  that names the record and says to run ``continuity verify --repair``;
+  recovery point plus the intact journal and says so in its warnings; where
+  the damaged record is the index (the registry, the lease), reads derive it
+  from the journal and the write that replaces it keeps the damaged bytes in
+  the quarantine first;
 * ``continuity verify --repair`` rebuilds what is derivable, moves the
-  damaged bytes to the quarantine (they are never deleted), and leaves a store
-  that verifies, or, when events are really lost, one that keeps naming them;
+  damaged bytes to the quarantine (they are never deleted), puts a tombstone
+  at each event number really lost, and leaves a store that verifies clean;
   recovery then works.
 
 A damage that leaves the meaning intact (JSON whitespace, a gzip header's
@@ -43,7 +44,6 @@ from chaos_support import (
     FIGURES,
     HERE,
     CliResult,
-    assert_one_clear_error_line,
     cli_in_process,
     manager,
     store_url,
@@ -53,9 +53,10 @@ from chaos_support import (
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import Event
 from agent_continuity.storage import Store
+from agent_continuity.storage.index import derive_record
+from agent_continuity.storage.tombstones import LOST_REASONS, lost_of
 
 DAMAGES = int(os.environ.get("CONTINUITY_CHAOS_DAMAGES") or 3)  # per record kind and type
-LOSS_KINDS = {"gap", "truncated"}  # what verify keeps naming when events are really gone
 
 FILE_RECORDS = (
     "registry",
@@ -77,9 +78,8 @@ ROW_RECORDS = (
     "recovery-log",
     "lease",
 )
-# Records recovery needs in order to find and take over a session: damage to
-# them is refused with a pointer to `verify --repair`, never guessed around.
-REFUSED = {"registry", "lease"}
+# The index over the journals: damage to them is derived around, never refused.
+INDEX = {"registry", "lease"}
 # Records recovery reads: damage to them must show in its warnings.
 WARNED = {"journal", "recovery-point", "emergency-backup"}
 LINES = {"journal", "recovery-log"}  # files of one checksummed line per record
@@ -327,7 +327,12 @@ def assert_never_read_as_valid(
         assert value == original[record], f"damaged {record} was read as valid data"
 
     if record == "registry":
-        refused(lambda: [r.to_wire() for r in mgr_store.list_sessions()])
+        # Each entry as it was, or as its journal rebuilds it; never the damaged bytes.
+        listed = {r.id: r.to_wire() for r in mgr_store.list_sessions()}
+        assert sorted(listed) == sorted(r["id"] for r in original["registry"])
+        for entry in original["registry"]:
+            derived = derive_record(mgr_store, entry["id"]).to_wire()
+            assert listed[entry["id"]] in (entry, derived), "damaged registry read as valid"
     elif record == "journal":
         events, damage = events_of(mgr_store, sid)
         assert damage or len(events) < len(original["journal"]), "lost events went unnoticed"
@@ -347,7 +352,14 @@ def assert_never_read_as_valid(
         assert len(entries) < len(original["recovery-log"])
         assert all(e in original["recovery-log"] for e in entries)
     elif record == "lease":
-        refused(lambda: _wire(mgr_store.read_lease(sid)))
+        # As it was, or as the journal tells it: the same token, so fencing holds.
+        lease = mgr_store.read_lease(sid)
+        assert lease is not None, "a damaged lease was read as no lease"
+        was = original["lease"]
+        assert lease.to_wire() == was or (lease.token, lease.holder) == (
+            was["token"],
+            was["holder"],
+        )
     # active list and archive: nothing reads them but verify, checked next.
 
 
@@ -420,46 +432,52 @@ def check_damage(pristine: Pristine, case_dir: Path, record: str, how: str, case
     assert named, f"verify did not name {target.name}: {report['damage']}"
     FIGURES["damages detected and named by verify"] += 1
 
-    # 3. recovery falls back and says so, or refuses in one clear line.
+    # 3. recovery falls back (around the index: derives it) and says so.
     recover = ["--store", store.url, "recover", store.session, "--yes", "--json"]
     recovered = cli_in_process(recover, store.project)
-    if record in REFUSED:
-        assert_one_clear_error_line(recovered)
-        assert target.name in recovered.stderr, recovered.stderr
-        assert "continuity verify --repair" in recovered.stderr, recovered.stderr
-    else:
-        assert recovered.code == 0, recovered
-        outcome = recovered.json()
-        assert outcome["status"] != "failed", outcome["warnings"]
-        assert outcome["outcome"] == "restored", outcome
-        if record in WARNED:
-            assert outcome["status"] == "partial", outcome
-            named_by = (target.name, f"journal of {store.session}")
-            assert any(n in w for w in outcome["warnings"] for n in named_by), outcome["warnings"]
-        FIGURES["recoveries that fell back past the damage"] += 1
+    assert recovered.code == 0, recovered
+    outcome = recovered.json()
+    assert outcome["status"] != "failed", outcome["warnings"]
+    assert outcome["outcome"] == "restored", outcome
+    if record in WARNED:
+        assert outcome["status"] == "partial", outcome
+        named_by = (target.name, f"journal of {store.session}")
+        assert any(n in w for w in outcome["warnings"] for n in named_by), outcome["warnings"]
+    if record in INDEX and current_bytes(store, target) != target.after:
+        # The takeover's write replaced the damaged record: its bytes went to the quarantine.
+        assert_in_quarantine(store, target)
+        FIGURES["damaged index records kept aside by the write that replaced them"] += 1
+    FIGURES["recoveries that fell back past the damage"] += 1
 
     # 4. repair: rebuild what is derivable, quarantine the rest, delete nothing.
     # (Recovery may already have replaced a damaged backup or snapshot with a
     # fresh one: those are copies of what the journal holds.)
     still_damaged = current_bytes(store, target) == target.after
-    repaired, _ = verify(store, "--repair")
+    repaired, report = verify(store, "--repair")
     left = verify(store)[1]["damage"]
-    assert all(d["kind"] in LOSS_KINDS and record == "journal" for d in left), left
-    assert repaired.code == (1 if left else 0), (repaired, left)
+    assert not left and repaired.code == 0, (repaired, left)
     if still_damaged:
         assert_in_quarantine(store, target)
     with manager(store.url, store.project) as mgr:
-        events, _ = events_of(mgr.store, store.session)
-        survivors = {e.seq for e in events}
+        events, damage = events_of(mgr.store, store.session)
+        assert not damage
+        stones = {e.seq: lost_of(e) for e in events if lost_of(e) is not None}
+        survivors = {e.seq for e in events if e.seq not in stones}
         lost = [e.seq for e in original["journal"] if e.seq not in survivors]
         if record != "journal":
-            assert not lost, f"repair lost events {lost}"
+            assert not lost and not stones, f"repair lost events {lost}"
+        # Every event lost is on record at its number, naming where its bytes went.
+        assert set(lost) <= set(stones), (lost, stones)
+        for why in stones.values():
+            assert why is not None and why["reason"] in LOST_REASONS, why
+            assert why["quarantine"] in [None, *report["quarantined"]], why
         assert mgr.get(store.session).id == store.session
-    if record in REFUSED:
+    if record in INDEX:
         again = cli_in_process(recover, store.project)
         assert again.code == 0, again
         assert again.json()["status"] != "failed"
     FIGURES["damages repaired or quarantined"] += 1
+    FIGURES["lost events closed by a tombstone"] += len(stones)
 
 
 def cases(records: tuple[str, ...]) -> list[tuple[str, str, int]]:

@@ -60,15 +60,28 @@ def test_a_damaged_file_says_which_and_what_to_do(tmp_path: Path, record: str) -
         "snapshot": root / "snapshots" / "context-snapshots" / f"{sid}.json",
     }[record]
     path.write_bytes(path.read_bytes()[:-9])
-    with manager(url, tmp_path) as mgr, pytest.raises(CorruptRecord) as caught:
+    with manager(url, tmp_path) as mgr:
+        if record == "snapshot":
+            with pytest.raises(CorruptRecord) as caught:
+                mgr.store.load_context_snapshot(sid)
+            assert str(path) in str(caught.value)
+            assert "`continuity verify --repair`" in str(caught.value)
+            return
+        # The registry and the lease are an index over the journal: it answers instead.
         if record == "registry":
-            mgr.get(sid)
-        elif record == "lease":
-            mgr.store.read_lease(sid)
+            assert mgr.get(sid).context.current_task == "TASK-1"
         else:
-            mgr.store.load_context_snapshot(sid)
-    assert str(path) in str(caught.value)
-    assert "`continuity verify --repair`" in str(caught.value)
+            lease = mgr.store.read_lease(sid)
+            assert lease is not None and (lease.token, lease.holder) == (1, "cli")
+        [noted] = mgr.store.index_damage()
+        assert noted.location == str(path) and "derived from" in noted.detail
+        assert [d["location"] for d in mgr.verify()["damage"]] == [str(path)]
+        # The session's own next command goes on, and its writes mend the record.
+        mgr.attach(sid).set_phase("phase-2")
+        assert mgr.verify()["damage"] == []
+        assert mgr.get(sid).context.current_phase == "phase-2"
+        assert "moved to" in mgr.store.index_damage()[0].detail
+    assert len(list((root / "quarantine").iterdir())) == 1
 
 
 def test_a_journal_cut_short_never_hands_out_numbers_a_point_covers(tmp_path: Path) -> None:
@@ -163,7 +176,8 @@ def test_an_append_cut_by_sigkill_mid_write_stays_visible_and_loses_nothing_ackn
 ) -> None:
     """SIGKILL can stop a long write() between pages. The first pages of that append
     (which never returned) are never read as an event, stay reported until repair
-    quarantines them, and nothing acknowledged is lost or renumbered."""
+    quarantines them and puts a tombstone at their number, and nothing acknowledged
+    is lost or renumbered."""
     url = store_url("files", tmp_path)
     died = subprocess.run(
         [sys.executable, "-c", TORN_WRITER, url, str(tmp_path)],
@@ -187,7 +201,16 @@ def test_an_append_cut_by_sigkill_mid_write_stays_visible_and_loses_nothing_ackn
         assert {d.kind for d in read.damage} == {"checksum", "gap"}
         assert [e.seq for e in read.events][:whole] == list(range(1, whole + 1))
         assert read.events[whole].seq == whole + 2  # the torn append's number is not reused
+        assert mgr.verify()["damage"]  # the gap is named until repair
+        before = read.events
         report = mgr.verify(repair=True)
         assert any(fragment in Path(q).read_bytes() for q in report["quarantined"])
-        left = mgr.verify()["damage"]
-        assert [(d["kind"], d["location"]) for d in left] == [("gap", str(journal))]
+        assert mgr.verify()["damage"] == []
+        read = mgr.store.read_events(sid)
+        assert not read.damage
+        assert [e.seq for e in read.events] == list(range(1, len(before) + 2))
+        stone = read.events[whole]
+        assert stone.kind is EventKind.NOTE and stone.seq == whole + 1
+        assert stone.payload["lost"]["reason"] == "torn"
+        assert fragment in Path(stone.payload["lost"]["quarantine"]).read_bytes()
+        assert [e for e in read.events if e.seq != whole + 1] == before
