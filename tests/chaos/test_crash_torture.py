@@ -9,7 +9,9 @@ must pass ``continuity verify``; the dead writer's session must be found
 interrupted with the cause ``lease-expired``; and ``recover`` must bring it
 back. Between kills the suite varies who finds the dead session: this test,
 the next writer's ``start()`` (which may itself be killed while marking it),
-or a writer that takes the dead session over directly.
+or a writer that takes the dead session over directly. At the end of a
+round, ``continuity verify --repair`` closes every number an append torn by
+a kill left behind with a tombstone, and the store verifies clean.
 
 ``CONTINUITY_CHAOS_KILLS`` raises the number of kills per store (default 200).
 """
@@ -49,6 +51,7 @@ from chaos_support import (
 
 from agent_continuity import SessionManager
 from agent_continuity.model import EventKind, SessionStatus
+from agent_continuity.storage.tombstones import lost_of
 
 KILLS = int(os.environ.get("CONTINUITY_CHAOS_KILLS") or 200)  # per store
 PER_ROUND = 25
@@ -371,11 +374,38 @@ class Torture:
             for ledger in self.ledgers.values():
                 self.check_journal(mgr, ledger)
         self.check_store(run_cli)
+        self.check_repair()
         FIGURES["killed sessions found interrupted and recovered"] += 1
         FIGURES["distinct acknowledged events, all found at the end"] += sum(
             len(ledger.acks) + len(ledger.decisions) + len(ledger.steps)
             for ledger in self.ledgers.values()
         )
+
+    def check_repair(self) -> None:
+        """``verify --repair`` (a real process) leaves a store that verifies clean.
+
+        Each number an append torn by a kill used up now holds a tombstone that
+        names the quarantine file keeping the torn bytes; every acknowledged
+        event is still there, unchanged.
+        """
+        repaired = run_cli(["--store", self.url, "verify", "--repair", "--json"], self.project)
+        assert repaired.code == 0, repaired
+        clean = run_cli(["--store", self.url, "verify", "--json"], self.project)
+        assert clean.code == 0 and clean.json()["damage"] == [], clean
+        with manager(self.url, self.project) as mgr:
+            for ledger in self.ledgers.values():
+                self.check_journal(mgr, ledger)
+                read = mgr.store.read_events(ledger.session_id)
+                assert not read.damage, read.damage
+                assert [e.seq for e in read.events] == list(range(1, len(read.events) + 1))
+                stones = [lost for e in read.events if (lost := lost_of(e)) is not None]
+                assert len(stones) <= len(self.torn.get(ledger.session_id, ())), stones
+                for lost in stones:
+                    assert lost["reason"] == "torn", lost
+                    assert lost["quarantine"] in repaired.json()["quarantined"], lost
+                    assert Path(lost["quarantine"]).stat().st_size > 0
+                FIGURES["numbers torn by a kill, closed by a tombstone on repair"] += len(stones)
+        FIGURES["verify passes after repair"] += 1
 
 
 @pytest.mark.slow
