@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -251,3 +252,24 @@ def test_a_batched_command_makes_its_appends_durable_before_it_returns(
     assert journal.stat().st_ino in synced
     flushers = [t for t in threading.enumerate() if str(tmp_path) in t.name]
     assert flushers == []
+
+
+def test_a_bug_is_one_line_and_continuity_debug_shows_its_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agent_continuity.cli.errors import run as run_group
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command()
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    assert run_group(group, ["crash"]) == 1
+    quiet = capsys.readouterr().err
+    assert quiet.count("\n") == 1 and "RuntimeError: boom" in quiet and "CONTINUITY_DEBUG" in quiet
+    assert run_group(group, ["crash"], debug=True) == 1
+    loud = capsys.readouterr().err
+    assert loud.startswith("Traceback") and 'raise RuntimeError("boom")' in loud

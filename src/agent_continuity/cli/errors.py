@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -52,6 +51,8 @@ def run(group: click.Group, argv: Sequence[str], *, debug: bool = False) -> int:
         return 1
     except Exception as exc:
         if debug:
+            import traceback  # only for this rare path: every command imports this module
+
             traceback.print_exc()
         _say(
             f"internal error: {type(exc).__name__}: {exc}. This is a bug; rerun with "
