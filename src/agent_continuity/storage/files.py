@@ -796,7 +796,11 @@ class FileStore:
                 append_durably(fd, path, os.fstat(fd).st_size, line, sync=True)
                 if created:
                     fsync_folder(path.parent)
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
+                if created:  # a failed write leaves the store as it was: no empty log
+                    path.unlink(missing_ok=True)
+                if isinstance(exc, StoreError):
+                    raise
                 raise store_error(exc, "append to", path) from exc
             finally:
                 os.close(fd)
