@@ -89,6 +89,41 @@ class DuplicateRecord(StoreError):
     code = "duplicate-record"
 
 
+class IncompleteWrite(StoreError):
+    """A write failed after an earlier part of the same operation was made durable.
+
+    ``s.decide(...)`` appends the decision, then writes the emergency backup and
+    the recovery point its trigger asks for. When one of those later writes
+    fails, the decision is still in the journal: this error says so, and
+    recording it again would record it twice. What is missing is derived from
+    the journal, so the next recovery point (``continuity save``) writes it.
+
+    Attributes:
+        kept_seq: The sequence number of the last event the operation recorded
+            durably, or None when it recorded none (a recovery point alone).
+        kept_point: The id of the recovery point it saved, if it saved one.
+        missing: What was not written, e.g. ``["the major-decision recovery point"]``.
+        cause: The error that stopped it (also its ``__cause__``).
+    """
+
+    code = "incomplete-write"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kept_seq: int | None = None,
+        kept_point: str | None = None,
+        missing: tuple[str, ...] = (),
+        cause: ContinuityError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kept_seq = kept_seq
+        self.kept_point = kept_point
+        self.missing = missing
+        self.cause = cause
+
+
 class StoreUnavailable(StoreError):
     """The store URL names a backend whose driver is not installed or cannot connect."""
 

@@ -14,9 +14,11 @@ from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
     DuplicateRecord,
+    IncompleteWrite,
     InvalidInput,
     LeaseHeld,
 )
+from agent_continuity.incomplete import Step, finish_after, recorded
 from agent_continuity.model import (
     ContextSnapshot,
     EmergencyBackup,
@@ -59,6 +61,11 @@ class LiveSession:
     Obtain one from :meth:`SessionManager.start` or :meth:`SessionManager.attach`.
     Used as a context manager, leaving the block ends the session, and an
     exception (or a termination signal) marks it ``interrupted`` instead.
+
+    A method that records an event and then writes more (the emergency backup,
+    the registry entry, the recovery point its trigger asks for) raises
+    :class:`~agent_continuity.errors.IncompleteWrite` when one of the later
+    writes fails: the event is kept (``kept_seq``), so do not record it again.
     """
 
     def __init__(
@@ -259,7 +266,12 @@ class LiveSession:
     def _one(self, kind: EventKind, payload: dict[str, Any], trigger: Trigger | None = None) -> int:
         return self._append([self.draft(kind, payload)], trigger)[-1].seq
 
-    def _append(self, drafts: list[EventDraft], trigger: Trigger | None) -> list[Event]:
+    def _append(
+        self,
+        drafts: list[EventDraft],
+        trigger: Trigger | None,
+        then: Sequence[Step] = (),
+    ) -> list[Event]:
         with self._lock:
             if self._closed:
                 raise ContinuityError(
@@ -270,12 +282,19 @@ class LiveSession:
             for event in events:
                 self._view.apply(event)
             kinds = {d.kind for d in drafts}
+            # The events are durable from here on: a later write that fails must
+            # say they were kept, or the caller records them a second time.
+            steps: list[Step] = []
             if kinds & _CRITICAL_KINDS:
-                self.save_emergency()
+                steps.append(("the emergency backup", self.save_emergency))
             if kinds & _REGISTRY_KINDS:
-                self._put_session()
+                steps.append(("the registry entry", self._put_session))
             if trigger is not None and trigger.value in self._manager.config.triggers:
-                self.checkpoint(trigger)
+                point = f"the {trigger.value} recovery point"
+                steps.append((point, lambda: self.checkpoint(trigger)))
+            steps += then
+            if steps:
+                finish_after(recorded(events), events[-1].seq, None, steps)
             return events
 
     # -- saving ---------------------------------------------------------
@@ -293,6 +312,10 @@ class LiveSession:
 
         Returns:
             The recovery point id.
+
+        Raises:
+            IncompleteWrite: If the point was saved but a write after it (registry
+                entry, emergency backup, pruning) failed; ``kept_point`` names it.
         """
         trigger = Trigger(trigger)
         with self._lock:
@@ -318,12 +341,24 @@ class LiveSession:
                     continue
             if point is None:
                 raise ContinuityError(f"could not allocate a recovery point id for {self.id}")
-            self._refresh_registry()
-            self._refresh_emergency()
+            steps: list[Step] = [
+                ("the registry entry", self._refresh_registry),
+                ("the emergency backup", self._refresh_emergency),
+            ]
+            finish_after(f"recovery point {point.id} saved", None, point.id, steps)
             if trigger.automatic:
-                self._manager.store.prune_points(
-                    self.id, self._view.record.persistence.backup_count
-                )
+                try:
+                    self._manager.store.prune_points(
+                        self.id, self._view.record.persistence.backup_count
+                    )
+                except ContinuityError as exc:
+                    raise IncompleteWrite(
+                        f"recovery point {point.id} saved, but older automatic points were not "
+                        f"pruned: {exc}. Nothing is lost: the next automatic save prunes them",
+                        kept_point=point.id,
+                        missing=("the pruning of older automatic points",),
+                        cause=exc,
+                    ) from exc
             return point.id
 
     def _next_point_id(self, now: datetime, trigger: Trigger) -> str:
@@ -497,11 +532,18 @@ class LiveSession:
             payload: dict[str, Any] = {"status": status.value}
             if cause:
                 payload["cause"] = cause
+            steps: list[Step] = [
+                ("the final recovery point", lambda: self.checkpoint(trigger, observe=observe))
+            ]
+            if cause:
+                steps.append(
+                    (
+                        "the recovery log line",
+                        lambda: self._manager.log_interruption(self._view.record, cause),
+                    )
+                )
             try:
-                self._append([self.draft(EventKind.LIFECYCLE, payload)], None)
-                self.checkpoint(trigger, observe=observe)
-                if cause:
-                    self._manager.log_interruption(self._view.record, cause)
+                self._append([self.draft(EventKind.LIFECYCLE, payload)], None, then=steps)
             finally:
                 self._stop(release=True)
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import (
+    ContinuityError,
     CorruptRecord,
+    IncompleteWrite,
     InvalidInput,
     LeaseHeld,
     NoActiveSession,
@@ -63,6 +65,35 @@ class LoadedSession:
         self.events_after_point = events_after_point
         self.journal_damage = journal_damage
         self.point_damage = point_damage
+
+
+def _started_but(
+    record: SessionRecord, exc: ContinuityError, task: str | None, phase: str | None
+) -> IncompleteWrite:
+    """The error of a start whose session was created but whose next write failed."""
+    if isinstance(exc, IncompleteWrite):
+        return IncompleteWrite(
+            f"session {record.id} created and {exc}",
+            kept_seq=exc.kept_seq,
+            kept_point=exc.kept_point,
+            missing=exc.missing,
+            cause=exc.cause,
+        )
+    what = f"its task {task}" if task else f"its phase {phase}" if phase else "its emergency backup"
+    redo = (
+        f"`continuity update --session {record.id} --task {task}` records the task"
+        if task
+        else f"`continuity update --session {record.id} --phase {phase}` records the phase"
+        if phase
+        else f"`continuity save --session {record.id}` writes the backup"
+    )
+    return IncompleteWrite(
+        f"session {record.id} created (event 1), but {what} was not written: {exc}. The "
+        f"session is kept: do not start another; once that is fixed, {redo}",
+        kept_seq=1,
+        missing=(what,),
+        cause=exc,
+    )
 
 
 class SessionManager:
@@ -227,12 +258,16 @@ class SessionManager:
         first = self.store.read_events(record.id).events
         view = SessionView.replay(first)
         session = LiveSession(self, view, lease, owned_by_process=owned_by_process)
-        if task:
-            session.set_task(task, phase=phase)
-        elif phase:
-            session.set_phase(phase)
-        else:
-            session.save_emergency()
+        try:
+            if task:
+                session.set_task(task, phase=phase)
+            elif phase:
+                session.set_phase(phase)
+            else:
+                session.save_emergency()
+        except ContinuityError as exc:
+            session._stop(release=False)  # never handed out; its lease lapses by itself
+            raise _started_but(record, exc, task, phase) from exc
         if owned_by_process:
             # The heartbeat runs even without auto-save: a live owner's lease
             # must never expire under it.

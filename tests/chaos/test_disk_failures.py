@@ -33,7 +33,8 @@ from chaos_support import (
     store_url,
 )
 
-from agent_continuity.errors import StoreError
+from agent_continuity import LiveSession
+from agent_continuity.errors import IncompleteWrite, NoActiveSession, StoreError
 from agent_continuity.storage import Store
 from agent_continuity.storage.base import WRITE_METHODS
 
@@ -243,6 +244,11 @@ def full_disk_trial(
         message = str(refused.value)
         assert "disk is full" in message or "no space left" in message, message
         assert recorder.failures, "the refusal did not come from a store write"
+        if isinstance(refused.value, IncompleteWrite):
+            # The decision was appended before the write after it failed: it is there.
+            kept = mgr.store.read_events(session.id).events[-1]
+            assert (kept.seq, kept.payload["text"]) == (refused.value.kept_seq, text)
+            FIGURES["events kept and said so when the disk filled up after them"] += 1
 
         # Everything acknowledged before the disk filled up is there, in order.
         events = {e.seq: e for e in mgr.store.read_events(session.id).events}
@@ -270,6 +276,164 @@ def full_disk_trial(
         assert [e.seq for e in read.events] == list(range(1, seq + 1))
         assert mgr.verify()["ok"], mgr.verify()["damage"]
     return recorder.failures[0][0]
+
+
+# What each compound operation writes after its event is durable.
+AFTER_THE_EVENT: dict[str, Callable[[LiveSession, str], object]] = {
+    "decide": lambda s, text: s.decide(text),  # the emergency backup, then a point
+    "complete_step": lambda s, text: s.complete_step(text),  # the same
+    "set_task": lambda s, text: s.set_task("TASK-2", title=text, status="done"),  # + registry
+    "touch_file": lambda s, text: s.touch_file(text),  # a point only
+    "interrupt": lambda s, text: s.interrupt(text),  # backup, registry, final point, log
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("operation", list(AFTER_THE_EVENT))
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_disk_that_fills_up_after_the_event_is_durable_says_the_event_was_kept(
+    kind: str, operation: str, disk: Disk, tmp_path: Path
+) -> None:
+    """``s.decide(...)`` appends the decision, then writes what its trigger asks
+    for. A disk that fills up in between must not look like a lost decision (the
+    user would record it twice): the error says it was kept, as which event, and
+    what was not written; ``continuity save`` then writes what is missing."""
+    project = tmp_path / "project"
+    project.mkdir()
+    rng = random.Random(zlib.crc32(f"{kind}/{operation}".encode()))
+    outcomes: list[str] = []
+    for leftover in range(1024, 128 * 1024, 1024):
+        base = disk.path / f"trial-{leftover}"
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            outcome = fill_up_during(
+                kind, operation, disk, base, project, leftover, rng, monkeypatch
+            )
+        outcomes.append(outcome)
+        disk.make_writable()
+        shutil.rmtree(base)
+        (disk.path / "filler").unlink(missing_ok=True)
+        if outcome == "done":
+            break
+    assert "kept" in outcomes, f"the disk never filled up right after the event: {outcomes}"
+    FIGURES["events kept and said so when the disk filled up after them"] += outcomes.count("kept")
+
+
+def fill_up_during(
+    kind: str,
+    operation: str,
+    disk: Disk,
+    base: Path,
+    project: Path,
+    leftover: int,
+    rng: random.Random,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    url = store_url(kind, base)
+    # Small enough that SQLite's log still fits the real 256 KiB disk once it is emptied;
+    # when simulated, SQLite is capped in whole pages, so the text spans several.
+    size = 2500 if disk.real else 9000
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(size))
+    with manager(url, project) as mgr:
+        session = mgr.start(task="TASK-1", owned_by_process=False, auto_save=False)
+        before = len(mgr.store.read_events(session.id).events)
+        recorder = WriteRecorder(kind, base, mgr.store, monkeypatch)
+        disk.fill(leftover)
+        if not disk.real and kind == "sqlite":
+            conn = mgr.store._connection()  # type: ignore[attr-defined]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0] + leftover // 4096
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+        try:
+            AFTER_THE_EVENT[operation](session, text)
+        except IncompleteWrite as exc:
+            kept = exc
+        except StoreError as exc:
+            message = str(exc)
+            assert "disk is full" in message or "no space left" in message, message
+            # Refused before anything was kept: the event is not there, so doing it again is right.
+            events = mgr.store.read_events(session.id).events
+            assert len(events) == before, [e.kind.value for e in events[before:]]
+            return "refused"
+        else:
+            return "done"
+        message = str(kept)
+        assert "disk is full" in message or "no space left" in message, message
+        assert f"recorded as event {kept.kept_seq}" in message, message
+        assert "do not record it again" in message, message
+        assert kept.missing and all(name in message for name in kept.missing), message
+        assert recorder.failures, "the refusal did not come from a store write"
+        events = mgr.store.read_events(session.id).events
+        assert [e.seq for e in events] == list(range(1, before + 2))  # exactly one event added
+        assert events[-1].seq == kept.kept_seq
+        assert text in str(events[-1].payload)
+
+    # Space again: the next recovery point writes what was missing, and the event
+    # is in the session once.
+    disk.make_writable()
+    (disk.path / "filler").unlink(missing_ok=True)
+    with manager(url, project) as mgr:
+        try:
+            mgr.save(session.id)
+        except NoActiveSession:
+            # The interruption's lease was given back before the disk filled: this
+            # command found the session closed in its journal and said so.
+            assert operation == "interrupt"
+        events = mgr.events(session.id)
+        assert sum(text in str(e.payload) for e in events) == 1
+        assert mgr.verify()["ok"], mgr.verify()["damage"]
+        journal_says = mgr.load(session.id).view.record
+        assert mgr.get(session.id).status is journal_says.status
+        backup = mgr.store.load_emergency(session.id)
+        assert backup is not None and backup.status is journal_says.status
+    return "kept"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_disk_that_fills_up_while_a_session_starts_says_the_session_exists(
+    kind: str, disk: Disk, tmp_path: Path
+) -> None:
+    """``start`` creates the session, then records its task: when the disk fills up
+    in between, the error names the session, so the user does not start another."""
+    project = tmp_path / "project"
+    project.mkdir()
+    # A long phase: each record of the start needs pages of its own, also in SQLite.
+    phase = "phase-" + "".join(random.Random(7).choice("abcdefgh") for _ in range(3000))
+    outcomes: list[str] = []
+    for leftover in range(0, 128 * 1024, 1024):
+        base = disk.path / f"trial-{leftover}"
+        url = store_url(kind, base)
+        with pytest.MonkeyPatch.context() as monkeypatch, manager(url, project) as mgr:
+            mgr.start(task="TASK-0", owned_by_process=False, auto_save=False).end()
+            WriteRecorder(kind, base, mgr.store, monkeypatch)
+            disk.fill(leftover)
+            if not disk.real and kind == "sqlite":
+                conn = mgr.store._connection()  # type: ignore[attr-defined]
+                pages = conn.execute("PRAGMA page_count").fetchone()[0] + leftover // 4096
+                conn.execute(f"PRAGMA max_page_count = {pages}")
+            try:
+                mgr.start(task="TASK-1", phase=phase, owned_by_process=False, auto_save=False)
+            except IncompleteWrite as exc:
+                message = str(exc)
+                (started,) = mgr.store.list_sessions()[1:]
+                assert message.startswith(f"session {started.id} created"), message
+                assert "disk is full" in message or "no space left" in message, message
+                assert "do not start another" in message or "do not record it" in message
+                outcomes.append("kept")
+            except StoreError as exc:
+                assert "disk is full" in str(exc) or "no space left" in str(exc), exc
+                assert len(mgr.store.list_sessions()) == 1  # nothing was created
+                outcomes.append("refused")
+            else:
+                outcomes.append("done")
+        disk.make_writable()
+        shutil.rmtree(base)
+        (disk.path / "filler").unlink(missing_ok=True)
+        if outcomes[-1] == "done":
+            break
+    assert "kept" in outcomes, f"the disk never filled up right after the session: {outcomes}"
+    FIGURES["sessions kept and said so when the disk filled up as they started"] += outcomes.count(
+        "kept"
+    )
 
 
 @pytest.mark.slow
