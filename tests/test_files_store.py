@@ -26,7 +26,7 @@ from agent_continuity.model import (
     SessionRecord,
     SessionStatus,
 )
-from agent_continuity.storage import codec, files
+from agent_continuity.storage import codec, files_flusher
 from agent_continuity.storage.files import FileStore
 from agent_continuity.testing.conformance import (
     BOB,
@@ -578,7 +578,7 @@ def _spy_fdatasync(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_batched_appends_are_written_at_once_and_synced_later(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(files, "FLUSH_INTERVAL", 3600.0)  # the flusher waits; we watch
+    monkeypatch.setattr(files_flusher, "FLUSH_INTERVAL", 3600.0)  # the flusher waits; we watch
     store = FileStore(root, durability="batched")
     record, lease = store.create_session(draft_record(), lease_request())
     synced = _spy_fdatasync(monkeypatch)

@@ -7,12 +7,15 @@ crash-safe:
   cached descriptor opened with ``O_APPEND``. With ``durability="sync"`` an
   append returns after ``fdatasync``. With ``"batched"`` it returns after the
   ``write`` (so ``kill -9`` loses nothing: the bytes are in the kernel) and a
-  background thread calls ``fdatasync`` at most :data:`FLUSH_INTERVAL` later;
-  a power failure can lose the appends of the last ~50 ms plus the flush in
-  progress. Recovery points, leases and documents are always synced, and a
-  point first flushes the journal it covers.
+  background thread (:mod:`.files_flusher`) calls ``fdatasync`` at most
+  50 ms later; a power failure can lose the appends of the last ~50 ms plus
+  the flush in progress. Recovery points (:mod:`.files_points`), leases and
+  documents are always synced, and a point first flushes the journal it
+  covers.
 * **Documents** (registry, snapshots, leases, backups, points) are replaced
-  atomically: temporary file, fsync, rename, fsync of the folder.
+  atomically: temporary file, fsync, rename, fsync of the folder. The
+  registry and active list live in :mod:`.files_registry`, the other
+  documents and the recovery log in :mod:`.files_documents`.
 * **Fencing**: a writer holds ``sessions/leases/ID.lock`` (``flock``) while it
   checks the lease token and writes. Every takeover appends a ``lease``
   event, so a writer whose journal is still the size it left it knows the
@@ -29,25 +32,17 @@ crash-safe:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from agent_continuity import ids
 from agent_continuity.errors import (
     ConfigError,
     CorruptRecord,
-    DuplicateRecord,
-    InvalidIdentifier,
-    InvalidInput,
-    RecoveryPointNotFound,
     SessionNotFound,
     StoreError,
 )
@@ -65,7 +60,7 @@ from agent_continuity.model import (
     SessionStatus,
 )
 
-from . import codec, leases, retention
+from . import codec, leases
 from .atomic import (
     FileLock,
     append_durably,
@@ -76,24 +71,25 @@ from .atomic import (
     store_error,
 )
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
+from .files_documents import append_log_line, read_log, read_model
+from .files_flusher import JournalFlusher
 from .files_layout import (
     RECOVERY_PROTOCOLS,
-    Entries,
     Layout,
-    active_document,
-    parse_point_file_name,
-    parse_point_name,
-    parse_registry,
-    point_file_name,
-    registry_document,
+)
+from .files_points import PointFiles
+from .files_registry import (
+    RegistryCopy,
+    entries_for_write,
+    finish_interrupted_writes,
+    highest_number,
+    read_registry,
+    session_record,
+    write_registry,
 )
 from .index import IndexDamage
-from .journal_file import JournalHandle, read_journal, split_lines
+from .journal_file import JournalHandle, read_journal
 
-FLUSH_INTERVAL = 0.05  # seconds between fdatasync calls in batched mode
-_MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
-
-_Model = TypeVar("_Model", bound=BaseModel)
 _ARCHIVED = (SessionStatus.COMPLETED, SessionStatus.ARCHIVED)
 
 
@@ -106,15 +102,6 @@ class _Session:
     journal: JournalHandle
     lease: Lease | None = None
     lease_known: bool = False
-
-
-@dataclass(slots=True)
-class _Registry:
-    """The registry as last read: its bytes, wire entries, and records validated on first use."""
-
-    data: bytes
-    entries: Entries
-    records: dict[str, SessionRecord] = field(default_factory=dict)
 
 
 class FileStore:
@@ -150,16 +137,10 @@ class FileStore:
         self._mutex = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._registry_lock = FileLock(self.layout.registry_lock)
-        self._registry_cache: _Registry | None = None
-        self._dirty: set[str] = set()
-        # Point file name -> its parsed listing. A name says everything about the
-        # point's listing, so entries never go stale; recovery lists a long
-        # session's thousands of points several times.
-        self._point_names: dict[tuple[str, str], RecoveryPointInfo] = {}
-        self._flush_error: StoreError | None = None
+        self._registry_cache: RegistryCopy | None = None
+        self._points = PointFiles(self.layout, self.url, self._session)
         self._index_damage = IndexDamage()
-        self._flusher: threading.Thread | None = None
-        self._stop_flusher = threading.Event()
+        self._flusher = JournalFlusher(f"continuity-flush {self.root}", self._flush_journal)
         for folder in self.layout.folders():
             ensure_folder(folder)
         if not self.layout.protocols.exists():
@@ -168,53 +149,16 @@ class FileStore:
             # A missing registry is written empty only for a new store; with journals
             # present it must be rebuilt (verify --repair), never silently emptied.
             if not self.layout.registry.exists() and not self.layout.journal_ids():
-                self._write_registry({}, None)
+                write_registry(self, {}, None)
             else:
-                self._finish_interrupted_writes()
-
-    def _finish_interrupted_writes(self) -> None:
-        """Complete the registry updates of a writer killed half-way (registry lock held).
-
-        A new session's journal appears before its registry entry, and the
-        active list is replaced after the registry; ``kill -9`` between the two
-        leaves the index behind the journals. That is a crash, not damage, so
-        the next process to open the store finishes the job: a journal holding
-        exactly one whole creation event is indexed, and an active list that is
-        missing or disagrees with the registry is rewritten. Anything else (a damaged
-        registry, a registry entry lost with later events) is damage, left for
-        ``continuity verify`` to report and ``--repair`` to rebuild.
-        """
-        try:
-            entries = self._registry().entries
-            listed = self._read_document(self.layout.active)
-        except CorruptRecord:
-            return
-        created: Entries = {}
-        for session_id in self.layout.journal_ids():
-            if session_id in entries:
-                continue
-            read, damaged = read_journal(self.layout.journal(session_id))
-            if damaged or len(read.events) != 1 or read.events[0].kind is not EventKind.SESSION:
-                continue
-            record = read.events[0].payload.get("record")
-            if isinstance(record, dict) and record.get("id") == session_id:
-                created[session_id] = record
-        if created:
-            self._write_registry({**entries, **created}, None)
-        elif listed != active_document(entries):
-            replace_atomically(self.layout.active, codec.dump_document(active_document(entries)))
+                finish_interrupted_writes(self)
 
     def close(self) -> None:
         """Flush batched appends and close every descriptor. Safe to call twice.
 
         The store stays usable: descriptors are reopened when next needed.
         """
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            self._stop_flusher.set()
-            flusher.join()
-            self._stop_flusher.clear()
-        self._flush_dirty()
+        self._flusher.stop()
         with self._mutex:
             sessions, self._sessions = self._sessions, {}
         for entry in sessions.values():
@@ -230,8 +174,8 @@ class FileStore:
     ) -> tuple[SessionRecord, Lease]:
         day = draft.created.date()
         with self._registry_lock.exclusive():
-            entries = self._entries_for_write()
-            number = self._highest_number(day, entries)
+            entries = entries_for_write(self)
+            number = highest_number(self.layout, day, entries)
             while True:
                 number += 1
                 session_id = ids.make_session_id(day, number)
@@ -262,7 +206,7 @@ class FileStore:
                     fsync_folder(path.parent)
                 except OSError as exc:
                     raise store_error(exc, "create", path) from exc
-                self._write_registry({**entries, session_id: record.to_wire()}, entries)
+                write_registry(self, {**entries, session_id: record.to_wire()}, entries)
             except BaseException:
                 if fd >= 0:
                     os.close(fd)
@@ -288,26 +232,10 @@ class FileStore:
             except OSError:
                 pass
 
-    def _highest_number(self, day: date, entries: Entries) -> int:
-        prefix = f"SESSION-{ids.day_code(day)}-"
-        try:
-            names = os.listdir(self.layout.journals)
-        except OSError as exc:
-            raise store_error(exc, "list", self.layout.journals) from exc
-        taken = [n.removesuffix(".jsonl") for n in names if n.startswith(prefix)]
-        taken += [s for s in entries if s.startswith(prefix)]
-        numbers = [0]
-        for session_id in taken:
-            try:
-                numbers.append(ids.parse_session_id(session_id).number)
-            except InvalidIdentifier:
-                continue
-        return max(numbers)
-
     def get_session(self, session_id: str) -> SessionRecord:
         ids.validate_session_id(session_id)
         try:
-            registry = self._registry()
+            registry = read_registry(self)
         except CorruptRecord as exc:
             from .files_index import derived_record
 
@@ -316,24 +244,26 @@ class FileStore:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
             )
-        return self._record(registry, session_id)
+        return session_record(self, registry, session_id)
 
     def list_sessions(self) -> list[SessionRecord]:
         try:
-            registry = self._registry()
+            registry = read_registry(self)
         except CorruptRecord as exc:
             from .files_index import derived_records
 
             records = derived_records(self, exc)
         else:
-            records = [self._record(registry, session_id) for session_id in registry.entries]
+            records = [
+                session_record(self, registry, session_id) for session_id in registry.entries
+            ]
         return sorted(records, key=lambda r: (r.created, r.id))
 
     def put_session(self, record: SessionRecord) -> None:
         ids.validate_session_id(record.id)
         entry = record.to_wire()
         with self._registry_lock.exclusive():
-            entries = self._entries_for_write()
+            entries = entries_for_write(self)
             if record.id not in entries and not self.layout.journal(record.id).exists():
                 raise SessionNotFound(
                     f"no session {record.id} in {self.url}; create it before updating it"
@@ -342,88 +272,7 @@ class FileStore:
                 return  # nothing changed: spare the rewrite and its fsyncs
             if record.status in _ARCHIVED:
                 replace_atomically(self.layout.archived(record.id), codec.dump_document(entry))
-            self._write_registry({**entries, record.id: entry}, entries)
-
-    def _registry(self) -> _Registry:
-        """The registry as on disk now; parsed again only when its bytes changed.
-
-        The bytes are compared rather than size and mtime: two rewrites within
-        one timestamp tick can reuse the inode and keep the size, and a stale
-        copy under the lock would lose another process's update.
-        """
-        path = self.layout.registry
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CorruptRecord(
-                f"{path} is missing; run `continuity verify --repair` to rebuild it from the "
-                "journals",
-                str(path),
-            ) from None
-        except OSError as exc:
-            raise store_error(exc, "read", path) from exc
-        cache = self._registry_cache
-        if cache is not None and cache.data == data:
-            return cache
-        try:
-            doc = codec.load_document(data, str(path))
-        except CorruptRecord as exc:
-            raise CorruptRecord(
-                f"{exc.message}; run `continuity verify --repair` to rebuild it from the journals",
-                str(path),
-            ) from None
-        entries = parse_registry(doc, str(path))
-        self._registry_cache = _Registry(data, entries)
-        return self._registry_cache
-
-    def _entries_for_write(self) -> Entries:
-        """The registry's entries, for a write to build on (registry lock held).
-
-        A damaged or missing registry is first moved to the quarantine and
-        rebuilt from the journals: rewriting it from what is readable would
-        drop every session it lost.
-        """
-        try:
-            return self._registry().entries
-        except CorruptRecord as exc:
-            from .files_index import rebuild_registry
-
-            return rebuild_registry(self, exc)
-
-    def _record(self, registry: _Registry, session_id: str) -> SessionRecord:
-        record = registry.records.get(session_id)
-        if record is None:
-            try:
-                record = self._validate(
-                    SessionRecord, registry.entries[session_id], self.layout.registry
-                )
-            except CorruptRecord as exc:
-                from .files_index import derived_record
-
-                return derived_record(self, session_id, exc)  # one bad entry, the rest stands
-            registry.records[session_id] = record
-        return record
-
-    def _write_registry(self, entries: Entries, previous: Entries | None) -> None:
-        """Replace the registry (registry lock held) and the active list if it moved.
-
-        ``previous`` is the registry as read; None rewrites the active list unconditionally.
-        """
-        replace_atomically(self.layout.registry, codec.dump_document(registry_document(entries)))
-        active = active_document(entries)
-        if (
-            previous is None
-            or active != active_document(previous)
-            or not self.layout.active.exists()
-        ):
-            try:
-                self._read_document(self.layout.active)
-            except CorruptRecord as exc:
-                from .files_index import set_aside
-
-                set_aside(self, self.layout.active, exc)
-            replace_atomically(self.layout.active, codec.dump_document(active))
-        self._registry_cache = None
+            write_registry(self, {**entries, record.id: entry}, entries)
 
     # -- leases ---------------------------------------------------------
 
@@ -510,7 +359,7 @@ class FileStore:
         return derived, derived is not None
 
     def _read_lease_file(self, session_id: str) -> Lease | None:
-        return self._read_model(self.layout.lease(session_id), Lease)
+        return read_model(self.layout.lease(session_id), Lease)
 
     def _write_lease(self, lease: Lease, replaces_damage: bool = False) -> None:
         if replaces_damage:
@@ -561,9 +410,9 @@ class FileStore:
     def _append_locked(
         self, entry: _Session, drafts: Sequence[EventDraft], *, sync: bool
     ) -> list[Event]:
-        if self._flush_error is not None:
+        if self._flusher.error is not None:
             raise StoreError(
-                f"an earlier batched append could not be made durable ({self._flush_error}); "
+                f"an earlier batched append could not be made durable ({self._flusher.error}); "
                 "run `continuity verify`, then reopen the store"
             )
         seq = entry.journal.last_seq
@@ -579,7 +428,7 @@ class FileStore:
         entry.journal.append(data, sync=sync)
         entry.journal.last_seq = events[-1].seq
         if not sync:
-            self._mark_dirty(entry.session_id)
+            self._flusher.mark(entry.session_id)
         return events
 
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
@@ -591,157 +440,25 @@ class FileStore:
                 read, _ = read_journal(path, after_seq)
         return read
 
-    # -- batched mode ---------------------------------------------------
-
-    def _mark_dirty(self, session_id: str) -> None:
-        if session_id in self._dirty:
-            return  # already queued; the flusher swaps the set under the mutex
-        with self._mutex:
-            self._dirty.add(session_id)
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name=f"continuity-flush {self.root}", daemon=True
-                )
-                self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        while not self._stop_flusher.wait(FLUSH_INTERVAL):
-            self._flush_dirty()
-
-    def _flush_dirty(self) -> None:
-        with self._mutex:
-            dirty, self._dirty = self._dirty, set()
-            entries = [self._sessions[s] for s in dirty if s in self._sessions]
-        for entry in entries:
+    def _flush_journal(self, session_id: str) -> None:
+        entry = self._sessions.get(session_id)
+        if entry is not None:
             with entry.lock.exclusive():
-                try:
-                    entry.journal.flush()
-                except StoreError as exc:
-                    self._flush_error = exc
+                entry.journal.flush()
 
     # -- recovery points ------------------------------------------------
 
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
-        ids.validate_recovery_id(point.id)
-        if ids.session_of_recovery_id(point.id) != point.session_id:
-            raise InvalidInput(
-                f"recovery point {point.id} names another session than {point.session_id}; "
-                "build its id with make_recovery_id(session_id, ...)"
-            )
-        data = codec.dump_compressed(point.to_wire())
-        folder = self.layout.point_folder(point.session_id)
-        info = RecoveryPointInfo(
-            id=point.id,
-            session_id=point.session_id,
-            seq=point.seq,
-            created=point.created,
-            trigger=point.trigger,
-        )
-        path = folder / point_file_name(info)
-        entry = self._session(point.session_id)
-        with entry.lock.exclusive():
-            if not entry.journal.path.exists():
-                raise SessionNotFound(f"no session {point.session_id} in {self.url}")
-            # The point must never cover events that a power failure could still take back.
-            entry.journal.flush()
-            ensure_folder(folder)
-            existing = self._find_point(point.session_id, point.id)
-            if existing is not None:
-                raise DuplicateRecord(
-                    f"recovery point {point.id} exists already ({existing[1]}); points are "
-                    "never overwritten, save under a new id"
-                )
-            replace_atomically(path, data)
-        parsed = parse_point_file_name(point.session_id, path)
-        assert parsed is not None  # we just built this name
-        return parsed
+        return self._points.save(point)
 
     def load_point(self, point_id: str) -> RecoveryPoint:
-        session_id = ids.session_of_recovery_id(point_id)
-        found = self._find_point(session_id, point_id)
-        if found is None:
-            raise RecoveryPointNotFound(f"no recovery point {point_id} in {self.url}")
-        return self._read_point(*found)
-
-    def _read_point(self, info: RecoveryPointInfo, path: Path) -> RecoveryPoint:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RecoveryPointNotFound(f"recovery point {info.id} was just pruned") from None
-        except OSError as exc:
-            raise store_error(exc, "read", path) from exc
-        point = self._validate(RecoveryPoint, codec.load_compressed(data, str(path)), path)
-        if (point.id, point.session_id, point.seq) != (info.id, info.session_id, info.seq):
-            raise CorruptRecord(f"{path}: the point inside does not match its file name", str(path))
-        return point
+        return self._points.load(point_id)
 
     def list_points(self, session_id: str) -> list[RecoveryPointInfo]:
-        infos = self._scan_points(session_id)
-        return sorted(infos, key=lambda i: (i.seq, i.created, i.id))
+        return self._points.listing(session_id)
 
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
-        entry = self._session(session_id)
-        with entry.lock.exclusive():
-            doomed = retention.prunable(
-                self.list_points(session_id), keep_automatic, self._is_valid
-            )
-            folder = self.layout.point_folder(session_id)
-            # No fsync of the folder: an unlink that a power failure undoes brings
-            # back an old, valid point, which the next pruning removes again. Only
-            # what is kept must be durable, and it already is.
-            try:
-                for info in doomed:
-                    Path(info.location).unlink(missing_ok=True)
-            except OSError as exc:
-                raise store_error(exc, "delete old recovery points in", folder) from exc
-        return [info.id for info in doomed]
-
-    def _is_valid(self, info: RecoveryPointInfo) -> bool:
-        try:
-            self.load_point(info.id)
-        except (CorruptRecord, RecoveryPointNotFound):
-            return False
-        return True
-
-    def _scan_points(self, session_id: str) -> list[RecoveryPointInfo]:
-        folder = self.layout.point_folder(session_id)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise store_error(exc, "list", folder) from exc
-        if len(self._point_names) > _MAX_POINT_NAMES:
-            self._point_names.clear()
-        found = []
-        folder_text = str(folder)
-        for name in names:
-            known = self._point_names.get((session_id, name))
-            if known is None:
-                known = parse_point_name(session_id, folder_text, name)
-                if known is None:
-                    continue
-                self._point_names[(session_id, name)] = known
-            found.append(known)
-        return found
-
-    def _find_point(self, session_id: str, point_id: str) -> tuple[RecoveryPointInfo, Path] | None:
-        # Only the names starting with the id are parsed: a long session has
-        # thousands of points, and every save and load looks one up.
-        folder = self.layout.point_folder(session_id)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise store_error(exc, "list", folder) from exc
-        prefix = point_id + "."
-        for name in names:
-            if name.startswith(prefix):
-                info = parse_point_file_name(session_id, folder / name)
-                if info is not None and info.id == point_id:
-                    return info, folder / name
-        return None
+        return self._points.prune(session_id, keep_automatic)
 
     # -- snapshots, emergency backups, log -----------------------------
 
@@ -753,14 +470,14 @@ class FileStore:
         replace_atomically(path, data)
 
     def load_context_snapshot(self, session_id: str) -> ContextSnapshot | None:
-        return self._read_model(self.layout.snapshot(session_id), ContextSnapshot)
+        return read_model(self.layout.snapshot(session_id), ContextSnapshot)
 
     def save_emergency(self, backup: EmergencyBackup) -> None:
         path = self.layout.emergency_backup(backup.session_id)
         replace_atomically(path, codec.dump_document(backup.to_wire()))
 
     def load_emergency(self, session_id: str) -> EmergencyBackup | None:
-        return self._read_model(self.layout.emergency_backup(session_id), EmergencyBackup)
+        return read_model(self.layout.emergency_backup(session_id), EmergencyBackup)
 
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
         backups: list[EmergencyBackup] = []
@@ -773,7 +490,7 @@ class FileStore:
             if is_temp_name(path.name):
                 continue
             try:
-                backup = self._read_model(path, EmergencyBackup)
+                backup = read_model(path, EmergencyBackup)
             except CorruptRecord as exc:
                 damage.append(Damage(location=str(path), kind="checksum", detail=exc.message))
                 continue
@@ -782,86 +499,12 @@ class FileStore:
         return backups, damage
 
     def log_recovery(self, entry: dict[str, Any]) -> None:
-        # One line per entry, checksummed the way the codec seals documents.
-        sealed = json.loads(codec.dump_document(entry))
-        line = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        path = self.layout.log
         with self._registry_lock.exclusive():
-            try:
-                created = not path.exists()
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise store_error(exc, "open", path) from exc
-            try:
-                append_durably(fd, path, os.fstat(fd).st_size, line, sync=True)
-                if created:
-                    fsync_folder(path.parent)
-            except (OSError, StoreError) as exc:
-                if created:  # a failed write leaves the store as it was: no empty log
-                    path.unlink(missing_ok=True)
-                if isinstance(exc, StoreError):
-                    raise
-                raise store_error(exc, "append to", path) from exc
-            finally:
-                os.close(fd)
+            append_log_line(self.layout.log, entry)
 
     def read_recovery_log(self) -> list[dict[str, Any]]:
-        entries, _ = self._read_log()
+        entries, _ = read_log(self.layout.log)
         return entries
-
-    def _read_log(self) -> tuple[list[dict[str, Any]], list[Damage]]:
-        path = self.layout.log
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return [], []
-        except OSError as exc:
-            raise store_error(exc, "read", path) from exc
-        entries: list[dict[str, Any]] = []
-        damage: list[Damage] = []
-        for line in split_lines(data):
-            try:
-                entries.append(codec.load_document(line.data, str(path)))
-            except CorruptRecord as exc:
-                damage.append(
-                    Damage(
-                        location=str(path), kind="checksum", detail=exc.message, offset=line.offset
-                    )
-                )
-        return entries, damage
-
-    # -- shared helpers -------------------------------------------------
-
-    def _read_model(self, path: Path, model: type[_Model]) -> _Model | None:
-        """A checksummed document as ``model``; None when absent, CorruptRecord when damaged."""
-        doc = self._read_document(path)
-        return None if doc is None else self._validate(model, doc, path)
-
-    @staticmethod
-    def _read_document(path: Path) -> dict[str, Any] | None:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise store_error(exc, "read", path) from exc
-        try:
-            return codec.load_document(data, str(path))
-        except CorruptRecord as exc:
-            raise CorruptRecord(
-                f"{exc.message}; run `continuity verify --repair` to move it aside", str(path)
-            ) from None
-
-    @staticmethod
-    def _validate(model: type[_Model], doc: dict[str, Any], path: Path) -> _Model:
-        try:
-            return model.model_validate(doc)
-        except ValidationError as exc:
-            raise CorruptRecord(
-                f"{path}: passes its checksum but is not a {model.__name__} "
-                f"({exc.error_count()} problems); run `continuity verify --repair`",
-                str(path),
-            ) from None
 
     # -- maintenance ----------------------------------------------------
 

@@ -22,6 +22,7 @@ from agent_continuity.model import Lease, SessionRecord, format_time
 from . import leases
 from .atomic import ensure_folder, replace_atomically, store_error
 from .files_layout import Entries, Layout
+from .files_registry import write_registry
 from .index import derive_record
 from .journal_file import read_journal
 
@@ -104,7 +105,7 @@ def rebuild_registry(store: FileStore, problem: CorruptRecord) -> Entries:
         raise store_error(exc, "read", path) from exc
     kept = quarantine_copy(store.layout, path, data) if data is not None else None
     entries: Entries = {r.id: r.to_wire() for r in derived_records(store, problem)}
-    store._write_registry(entries, None)  # and the active list with it
+    write_registry(store, entries, None)  # and the active list with it
     moved = f"its bytes were moved to {kept}; " if kept is not None else ""
     store._index_damage.note(
         str(path),

@@ -39,8 +39,10 @@ from agent_continuity.model import (
 from . import codec
 from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
 from .base import VerifyReport
+from .files_documents import read_document, read_log, read_model, validate
 from .files_index import quarantine_copy, quarantine_target
 from .files_layout import RECOVERY_PROTOCOLS, Entries, active_document, parse_point_file_name
+from .files_registry import read_registry, write_registry
 from .index import derive_record
 from .journal_file import parse_lines, read_journal, split_lines
 from .tombstones import interleave, lost_in_order, tombstones
@@ -173,7 +175,7 @@ class _Verifier:
         """
         known: list[tuple[int, str]] = [(0, "")]
         try:
-            entry = self.store._registry().entries.get(session_id, {})
+            entry = read_registry(self.store).entries.get(session_id, {})
             known.append((int(entry.get("lastSeq", 0)), "the registry"))
         except (CorruptRecord, TypeError, ValueError):
             pass  # reported with the registry
@@ -236,7 +238,7 @@ class _Verifier:
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
         lines = split_lines(data)
-        bad = {d.offset for d in self.store._read_log()[1]}
+        bad = {d.offset for d in read_log(self.layout.log)[1]}
         target = self.quarantine_bytes(
             path, b"".join(line.data + b"\n" for line in lines if line.offset in bad)
         )
@@ -266,7 +268,7 @@ class _Verifier:
                     )
                     continue
                 try:
-                    self.store._read_point(info, path)
+                    self.store._points.read(info, path)
                 except (CorruptRecord, RecoveryPointNotFound) as exc:
                     self.damage(path, "checksum", exc.message)
                     if self.repair:
@@ -277,7 +279,7 @@ class _Verifier:
             self.report.checked += 1
             try:
                 ids.validate_session_id(path.name.removesuffix(".json"))
-                self.store._read_model(path, model)
+                read_model(path, model)
             except InvalidIdentifier:
                 self.damage(path, "decode", "file name is not SESSION-YYMMDD-NNN.json")
             except CorruptRecord as exc:
@@ -325,7 +327,7 @@ class _Verifier:
         self.report.repaired.append(f"{path}: rebuilt from the journal (token {token}, expired)")
 
     def log(self) -> None:
-        entries, damage = self.store._read_log()
+        entries, damage = read_log(self.layout.log)
         self.report.checked += len(entries) + len(damage)
         self.report.damage.extend(damage)
         if damage and self.repair:
@@ -335,7 +337,7 @@ class _Verifier:
         path = self.layout.protocols
         self.report.checked += 1
         try:
-            if self.store._read_document(path) == RECOVERY_PROTOCOLS:
+            if read_document(path) == RECOVERY_PROTOCOLS:
                 return
             self.damage(
                 path,
@@ -357,9 +359,9 @@ class _Verifier:
         self.report.checked += 1
         entries: Entries | None
         try:
-            entries = self.store._registry().entries
+            entries = read_registry(self.store).entries
             for entry in entries.values():  # every entry must also be a valid record
-                self.store._validate(SessionRecord, entry, path)
+                validate(SessionRecord, entry, path)
         except CorruptRecord as exc:
             self.damage(path, "checksum" if path.exists() else "missing", exc.message)
             entries = None
@@ -384,7 +386,7 @@ class _Verifier:
             record = self.rebuild_record(session_id)
             if record is not None:
                 rebuilt[session_id] = record.to_wire()
-        self.store._write_registry(rebuilt, None)  # and the active list with it
+        write_registry(self.store, rebuilt, None)  # and the active list with it
         self.report.repaired.append(
             f"{path}: rebuilt from the journals ({len(rebuilt)} sessions, {len(missing)} restored)"
         )
@@ -395,7 +397,7 @@ class _Verifier:
         path = self.layout.active
         self.report.checked += 1
         try:
-            doc = self.store._read_document(path)
+            doc = read_document(path)
             if entries is None and doc is not None:
                 return
             if entries is not None and doc == active_document(entries):
