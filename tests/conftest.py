@@ -138,20 +138,23 @@ class SqliteFactory(StoreFactory):
     def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
         with sqlite3.connect(self.path) as conn:
             (seq,) = conn.execute(
-                "SELECT max(seq) FROM events WHERE session_id = ?", (session_id,)
+                "SELECT max(seq) FROM events WHERE journal = "
+                "(SELECT id FROM journals WHERE session_id = ?)",
+                (session_id,),
             ).fetchone()
         conn.close()
 
         def cut(data: bytearray) -> None:
             del data[-nbytes:]
 
-        self._rewrite("events", "line", "session_id = ? AND seq = ?", (session_id, seq), cut)
+        where = "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?"
+        self._rewrite("events", "line", where, (session_id, seq), cut)
 
     def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
         self._rewrite(
             "events",
             "line",
-            "session_id = ? AND seq = ?",
+            "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?",
             (session_id, seq),
             lambda data: _flip_letter(data, 0, len(data)),
         )

@@ -45,6 +45,8 @@ from agent_continuity.storage import LeaseRequest, open_store
 from agent_continuity.storage.sqlite import MIGRATIONS, SqliteStore
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+# The events table keys each journal by a small integer, filed in ``journals``.
+JOURNAL_OF = "(SELECT id FROM journals WHERE session_id = ?)"
 
 
 def request(holder: str = "111@alpha", now: datetime = NOW) -> LeaseRequest:
@@ -111,6 +113,77 @@ def test_an_older_schema_is_upgraded_and_a_newer_one_refused(db: Path) -> None:
     with raw(db) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
     assert SqliteStore(db).get_session(record.id).id == record.id
+
+
+def as_version_1(db: Path, old: Path) -> None:
+    """Copy every row of the store ``db`` into ``old``, laid out as schema version 1 was."""
+    with raw(old) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("ATTACH DATABASE ? AS new", (str(db),))
+        conn.execute("BEGIN")
+        for table in ("sessions", "leases", "points", "snapshots", "emergency", "recovery_log"):
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM new.{table}")
+        conn.execute(
+            "INSERT INTO main.events (session_id, seq, line) SELECT j.session_id, e.seq, e.line"
+            " FROM new.events AS e JOIN new.journals AS j ON j.id = e.journal"
+        )
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE new")
+
+
+def test_a_version_1_store_is_migrated_with_every_record_intact(tmp_path: Path) -> None:
+    made = tmp_path / "made.db"
+    store = SqliteStore(made)
+    first, alice = new_session(store)
+    second, _ = new_session(store, holder="222@beta")
+    store.append(alice, [note(f"first {n}") for n in range(5)])
+    bob = store.acquire_lease(first.id, request("333@gamma"), steal=True)
+    store.append(bob, [note("after the takeover")])
+    view = SessionView.replay(store.read_events(first.id).events)
+    point = view.to_point(ids.make_recovery_id(first.id, auto_save=1), NOW, Trigger.AUTO)
+    store.save_point(point)
+    store.save_context_snapshot(ContextSnapshot(session_id=first.id, timestamp=NOW, seq=8))
+    store.save_emergency(EmergencyBackup(session_id=first.id, updated=NOW, status="active"))
+    store.log_recovery({"sessionId": first.id, "decision": "prompt"})
+    before = {
+        sid: (store.get_session(sid), store.read_events(sid).events, store.read_lease(sid))
+        for sid in (first.id, second.id)
+    }
+    store.close()
+    old = tmp_path / "old.db"
+    as_version_1(made, old)
+
+    migrated = SqliteStore(old)
+
+    with raw(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert conn.execute("SELECT session_id FROM journals ORDER BY id").fetchall() == [
+            (first.id,),
+            (second.id,),
+        ]
+    for sid, (record, events, lease) in before.items():
+        read = migrated.read_events(sid)
+        assert read.damage == [] and read.events == events
+        assert migrated.get_session(sid) == record
+        assert migrated.read_lease(sid) == lease
+    assert migrated.load_point(point.id).to_wire() == point.to_wire()
+    assert migrated.load_context_snapshot(first.id) is not None
+    assert migrated.load_emergency(first.id) is not None
+    assert migrated.read_recovery_log() == [{"sessionId": first.id, "decision": "prompt"}]
+    report = migrated.verify()
+    assert report.ok and report.checked > len(before[first.id][1]) + len(before[second.id][1])
+    # Fencing survives: the journal goes on where it stopped, the old holder stays out.
+    assert [e.seq for e in migrated.append(bob, [note("goes on")])] == [
+        len(before[first.id][1]) + 1
+    ]
+    with pytest.raises(LeaseHeld):
+        migrated.append(alice, [note("fenced")])
+    migrated.close()
+    with raw(old) as upgraded, raw(made) as fresh:
+        layout = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"
+        assert upgraded.execute(layout).fetchall() == fresh.execute(layout).fetchall()
 
 
 def test_sync_mode_syncs_every_commit_and_batched_mode_leaves_it_to_the_flusher(db: Path) -> None:
@@ -199,7 +272,7 @@ def test_a_flipped_byte_in_an_event_row_is_reported_and_quarantined(
 ) -> None:
     record, lease = new_session(store)
     store.append(lease, [note("first"), note("second"), note("third")])  # seqs 2, 3, 4
-    damaged = flip_byte(db, "events", "line", "session_id = ? AND seq = 3", (record.id,))
+    damaged = flip_byte(db, "events", "line", f"journal = {JOURNAL_OF} AND seq = 3", (record.id,))
 
     read = store.read_events(record.id)
     assert [e.payload.get("text") for e in read.events[1:]] == ["first", "third"]
@@ -251,6 +324,34 @@ def test_a_damaged_registry_entry_is_read_from_the_journal_then_rebuilt(
     assert rebuilt.context.key_decisions == ["use SQLite"]  # from the point
     assert rebuilt.state.next_steps == ["ship"]  # from the journal after it
     assert store.verify().ok
+
+
+def test_a_journal_filed_under_a_wrong_session_id_is_reported_and_refiled(
+    store: SqliteStore, db: Path
+) -> None:
+    record, lease = new_session(store)
+    other, _ = new_session(store, holder="222@beta")
+    store.append(lease, [note("kept")])
+    wrong = ids.make_session_id(NOW.date(), 7)
+    with raw(db) as conn:  # a flipped digit in the key column: "...-001" -> "...-007"
+        conn.execute("UPDATE journals SET session_id = ? WHERE session_id = ?", (wrong, record.id))
+
+    report = store.verify()
+    assert [(d.location, d.kind) for d in report.damage][:1] == [(f"{db}:journals/1", "missing")]
+    assert f"filed under {wrong!r}, but its first event is session {record.id}" in (
+        report.damage[0].detail
+    )
+    assert f"{db}:events/{record.id}" in [d.location for d in report.damage]
+
+    repaired = store.verify(repair=True)
+    assert f"{db}:journals/1: filed under {record.id}" in repaired.repaired
+    assert store.verify().ok
+    assert [e.payload.get("text") for e in store.read_events(record.id).events[1:]] == ["kept"]
+    assert store.read_events(other.id).last_seq == 1
+    with raw(db) as conn:
+        assert conn.execute("SELECT source, key, data FROM quarantine").fetchall() == [
+            ("journals", "1", wrong.encode())
+        ]
 
 
 def test_damaged_documents_are_reported_then_moved_aside_by_repair(

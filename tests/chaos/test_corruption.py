@@ -244,12 +244,14 @@ def row_target(
     with sqlite3.connect(store.database) as conn:
         if record == "journal":
             (last,) = conn.execute(
-                "SELECT max(seq) FROM events WHERE session_id = ?", (store.session,)
+                "SELECT max(seq) FROM events"
+                " WHERE journal = (SELECT id FROM journals WHERE session_id = ?)",
+                (store.session,),
             ).fetchone()
             seq = rng.randint(1, last)
             found: tuple[str, str, tuple[Any, ...]] = (
                 f"events/{store.session}/{seq}",
-                "session_id = ? AND seq = ?",
+                "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?",
                 (store.session, seq),
             )
         elif record == "recovery-point":

@@ -134,13 +134,15 @@ def test_damage_under_a_point_made_by_whoever_found_the_dead_writer_is_still_rep
     else:
         with sqlite3.connect(tmp_path / "continuity.db") as conn:
             seq, line = conn.execute(
-                "SELECT seq, line FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, line FROM events WHERE journal ="
+                " (SELECT id FROM journals WHERE session_id = ?) ORDER BY seq DESC LIMIT 1",
                 (sid,),
             ).fetchone()
             damaged = bytearray(line)
             damaged[len(damaged) // 2] ^= 0x01
             conn.execute(
-                "UPDATE events SET line = ? WHERE session_id = ? AND seq = ?",
+                "UPDATE events SET line = ?"
+                " WHERE journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?",
                 (bytes(damaged), sid, seq),
             )
         conn.close()
