@@ -212,6 +212,27 @@ def test_a_flipped_byte_in_a_point_is_caught_by_load_and_verify(
     assert [d.location for d in store.verify().damage] == [info.location]
 
 
+def test_pruning_trusts_a_point_it_wrote_only_while_the_file_holds_what_it_wrote(
+    store: FileStore, session: tuple[SessionRecord, Lease], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record, _ = session
+    saved = [store.save_point(make_point(store, record.id, n)) for n in (1, 2)]
+    real_load = codec.load_compressed
+    monkeypatch.setattr(codec, "load_compressed", None)  # the newest is this store's own write
+    assert store.prune_points(record.id, keep_automatic=1) == [saved[0].id]
+    monkeypatch.setattr(codec, "load_compressed", real_load)
+    third = store.save_point(make_point(store, record.id, 3))
+    # Replaced behind the store's back (a new file, as `cp` or a git checkout leaves
+    # it): a valid gzip point, but not the one its name promises.
+    swapped = Path(third.location).with_name(".swap.tmp")
+    swapped.write_bytes(Path(saved[1].location).read_bytes())
+    os.replace(swapped, third.location)
+    assert store.prune_points(record.id, keep_automatic=1) == []  # the newest valid is kept
+    assert store.load_point(saved[1].id).seq == 6
+    with pytest.raises(CorruptRecord):
+        store.load_point(third.id)
+
+
 def quarantined(root: Path) -> list[bytes]:
     folder = root / "quarantine"
     return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.exists() else []

@@ -220,9 +220,14 @@ def session_sort_key(session_id: str) -> tuple[datetime, int]:
 
 def point_file_name(info: RecoveryPointInfo) -> str:
     """``RECOVERY-….seqN.YYYYMMDDTHHMMSSmmmZ.TRIGGER.json.gz`` for a point."""
-    created = info.created.astimezone(UTC)
+    return point_name(info.id, info.seq, info.created, info.trigger)
+
+
+def point_name(point_id: str, seq: int, created: datetime, trigger: Trigger) -> str:
+    """:func:`point_file_name` from the listing's parts."""
+    created = created.astimezone(UTC)
     stamp = created.strftime("%Y%m%dT%H%M%S") + f"{created.microsecond // 1000:03d}Z"
-    return f"{info.id}.seq{info.seq}.{stamp}.{info.trigger.value}{POINT_SUFFIX}"
+    return f"{point_id}.seq{seq}.{stamp}.{trigger.value}{POINT_SUFFIX}"
 
 
 def parse_point_file_name(session_id: str, path: Path) -> RecoveryPointInfo | None:

@@ -9,6 +9,7 @@ the journal it covers is flushed, and never overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,12 @@ from agent_continuity.model import RecoveryPoint, RecoveryPointInfo
 from . import codec, retention
 from .atomic import FileLock, ensure_folder, replace_atomically, store_error
 from .files_documents import validate
-from .files_layout import Layout, parse_point_file_name, parse_point_name, point_file_name
+from .files_layout import Layout, parse_point_name, point_name
 from .journal_file import JournalHandle
 
 _MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
+_MAX_WRITTEN = 10_000  # digests of the point files this store wrote
+_MAX_FOLDERS = 10_000  # session point folders remembered
 
 
 class SessionFiles(Protocol):
@@ -57,6 +60,15 @@ class PointFiles:
         # point's listing, so entries never go stale; recovery lists a long
         # session's thousands of points several times.
         self._names: dict[tuple[str, str], RecoveryPointInfo] = {}
+        # Point file -> the SHA-256 of the bytes this store wrote there. Pruning must
+        # not delete the newest valid point, so it must know that point is valid; a
+        # file still holding exactly what this store wrote is, and comparing a digest
+        # costs a fraction of decompressing, checking and validating it again. Any
+        # change since (in place, replaced, cut short) gives another digest, and the
+        # file is then checked like any other. Timestamps would not do: two writes
+        # within one clock tick leave the same mtime.
+        self._written: dict[str, bytes] = {}
+        self._folders: dict[str, Path] = {}
 
     def save(self, point: RecoveryPoint) -> RecoveryPointInfo:
         """See :meth:`~.base.Store.save_point`."""
@@ -67,15 +79,18 @@ class PointFiles:
                 "build its id with make_recovery_id(session_id, ...)"
             )
         data = codec.dump_compressed(point.to_wire())
-        folder = self.layout.point_folder(point.session_id)
+        folder = self._folder(point.session_id)
+        name = point_name(point.id, point.seq, point.created, point.trigger)
+        path = folder / name
         info = RecoveryPointInfo(
             id=point.id,
             session_id=point.session_id,
             seq=point.seq,
-            created=point.created,
+            # What the listing will read back from the file name: milliseconds.
+            created=point.created.replace(microsecond=point.created.microsecond // 1000 * 1000),
             trigger=point.trigger,
+            location=str(path),
         )
-        path = folder / point_file_name(info)
         entry = self._session(point.session_id)
         with entry.lock.exclusive():
             if not entry.journal.path.exists():
@@ -90,9 +105,11 @@ class PointFiles:
                     "never overwritten, save under a new id"
                 )
             replace_atomically(path, data)
-        parsed = parse_point_file_name(point.session_id, path)
-        assert parsed is not None  # we just built this name
-        return parsed
+            if len(self._written) >= _MAX_WRITTEN:
+                self._written.clear()
+            self._written[info.location] = hashlib.sha256(data).digest()
+        self._names[(point.session_id, name)] = info  # the listing need not parse it
+        return info
 
     def load(self, point_id: str) -> RecoveryPoint:
         """See :meth:`~.base.Store.load_point`."""
@@ -109,12 +126,19 @@ class PointFiles:
             RecoveryPointNotFound: If the file is gone.
             CorruptRecord: If it is damaged or holds another point.
         """
+        return self._decode(info, path, self._read_bytes(info, path))
+
+    @staticmethod
+    def _read_bytes(info: RecoveryPointInfo, path: Path) -> bytes:
         try:
-            data = path.read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise RecoveryPointNotFound(f"recovery point {info.id} was just pruned") from None
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
+
+    @staticmethod
+    def _decode(info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
         point = validate(RecoveryPoint, codec.load_compressed(data, str(path)), path)
         if (point.id, point.session_id, point.seq) != (info.id, info.session_id, info.seq):
             raise CorruptRecord(f"{path}: the point inside does not match its file name", str(path))
@@ -130,26 +154,52 @@ class PointFiles:
         entry = self._session(session_id)
         with entry.lock.exclusive():
             doomed = retention.prunable(self.listing(session_id), keep_automatic, self._is_valid)
-            folder = self.layout.point_folder(session_id)
+            folder = self._folder(session_id)
             # No fsync of the folder: an unlink that a power failure undoes brings
             # back an old, valid point, which the next pruning removes again. Only
             # what is kept must be durable, and it already is.
-            try:
-                for info in doomed:
-                    Path(info.location).unlink(missing_ok=True)
-            except OSError as exc:
-                raise store_error(exc, "delete old recovery points in", folder) from exc
+            for info in doomed:
+                self._written.pop(info.location, None)
+                try:
+                    os.unlink(info.location)
+                except FileNotFoundError:
+                    continue  # gone already: what retention wanted
+                except OSError as exc:
+                    raise store_error(exc, "delete old recovery points in", folder) from exc
         return [info.id for info in doomed]
 
     def _is_valid(self, info: RecoveryPointInfo) -> bool:
+        path = Path(info.location)
         try:
-            self.load(info.id)
-        except (CorruptRecord, RecoveryPointNotFound):
+            data = self._read_bytes(info, path)
+        except RecoveryPointNotFound:
+            return False
+        if self._written.get(info.location) == hashlib.sha256(data).digest():
+            return True
+        try:
+            self._decode(info, path, data)
+        except CorruptRecord:
             return False
         return True
 
+    def _folder(self, session_id: str) -> Path:
+        folder = self._folders.get(session_id)
+        if folder is None:
+            if len(self._folders) >= _MAX_FOLDERS:
+                self._folders.clear()
+            folder = self._folders[session_id] = self.layout.point_folder(session_id)
+        return folder
+
+    def _parse(self, session_id: str, folder: str, name: str) -> RecoveryPointInfo | None:
+        known = self._names.get((session_id, name))
+        if known is None:
+            known = parse_point_name(session_id, folder, name)
+            if known is not None:
+                self._names[(session_id, name)] = known
+        return known
+
     def _scan(self, session_id: str) -> list[RecoveryPointInfo]:
-        folder = self.layout.point_folder(session_id)
+        folder = self._folder(session_id)
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -161,20 +211,16 @@ class PointFiles:
         found = []
         folder_text = str(folder)
         for name in names:
-            known = self._names.get((session_id, name))
-            if known is None:
-                known = parse_point_name(session_id, folder_text, name)
-                if known is None:
-                    continue
-                self._names[(session_id, name)] = known
-            found.append(known)
+            known = self._parse(session_id, folder_text, name)
+            if known is not None:
+                found.append(known)
         return found
 
     def find(self, session_id: str, point_id: str) -> tuple[RecoveryPointInfo, Path] | None:
         """The listing and file of point ``point_id``, or None if it has none."""
         # Only the names starting with the id are parsed: a long session has
         # thousands of points, and every save and load looks one up.
-        folder = self.layout.point_folder(session_id)
+        folder = self._folder(session_id)
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -184,7 +230,7 @@ class PointFiles:
         prefix = point_id + "."
         for name in names:
             if name.startswith(prefix):
-                info = parse_point_file_name(session_id, folder / name)
+                info = self._parse(session_id, str(folder), name)
                 if info is not None and info.id == point_id:
                     return info, folder / name
         return None

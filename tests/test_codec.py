@@ -1,0 +1,62 @@
+"""The byte format of compressed records (recovery points): readable, checked, compatible."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from agent_continuity.errors import CorruptRecord, InvalidInput
+from agent_continuity.storage import codec
+
+# Keys deliberately out of order, nested, and with text beyond ASCII.
+DOC: dict[str, Any] = {
+    "sessionId": "SESSION-241124-001",
+    "seq": 12,
+    "recentMessages": [{"text": "naïve café — 東京", "role": "user", "seq": 11}],
+    "codeContext": {"vcs": "git", "files": {"b.py": 2, "a.py": 1}},
+    "ratio": 0.25,
+}
+
+
+def canonical_checksum(doc: dict[str, Any]) -> str:
+    """The documented rule: SHA-256 of the canonical JSON (sorted keys, compact) of the rest."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_point_is_gzip_json_that_verifies_by_the_documented_rule() -> None:
+    stored = json.loads(gzip.decompress(codec.dump_compressed(DOC)))  # what zcat | jq sees
+    checksum = stored.pop("checksum")
+    assert stored == DOC
+    assert checksum == canonical_checksum(DOC)
+    assert codec.load_compressed(codec.dump_compressed(DOC)) == DOC
+
+
+def test_a_point_written_by_an_earlier_version_still_loads() -> None:
+    # Earlier versions stored the keys in insertion order, not sorted.
+    old = json.dumps({**DOC, "checksum": canonical_checksum(DOC)}, ensure_ascii=False)
+    assert codec.load_compressed(gzip.compress(old.encode(), 6, mtime=0)) == DOC
+
+
+@pytest.mark.parametrize("where", ["body", "checksum"])
+def test_a_changed_byte_in_a_point_is_caught(where: str) -> None:
+    raw = bytearray(gzip.decompress(codec.dump_compressed(DOC)))
+    at = raw.index(b"caf") if where == "body" else len(raw) - 10
+    raw[at] = ord("d") if raw[at] != ord("d") else ord("e")
+    with pytest.raises(CorruptRecord, match="fails its checksum"):
+        codec.load_compressed(gzip.compress(bytes(raw)), "point.json.gz")
+
+
+def test_a_point_cut_short_is_caught() -> None:
+    data = codec.dump_compressed(DOC)
+    with pytest.raises(CorruptRecord, match="damaged"):
+        codec.load_compressed(data[: len(data) - 12], "point.json.gz")
+
+
+def test_a_document_may_not_bring_its_own_checksum() -> None:
+    with pytest.raises(InvalidInput, match="checksum"):
+        codec.dump_compressed({**DOC, "checksum": "sha256:0"})
