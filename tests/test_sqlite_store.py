@@ -42,7 +42,8 @@ from agent_continuity.model import (
 )
 from agent_continuity.replay import SessionView
 from agent_continuity.storage import LeaseRequest, open_store
-from agent_continuity.storage.sqlite import MIGRATIONS, SqliteStore
+from agent_continuity.storage.sqlite import SqliteStore
+from agent_continuity.storage.sqlite_schema import MIGRATIONS
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 # The events table keys each journal by a small integer, filed in ``journals``.

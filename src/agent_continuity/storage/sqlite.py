@@ -1,17 +1,11 @@
 """``sqlite:///PATH``: every session of a project in one SQLite database.
 
-Schema (version 2; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
-upgrades a database from version ``v`` to ``v + 1``)::
-
-    sessions(id PK, day, number, doc)          registry entries; UNIQUE(day, number)
-    journals(id PK, session_id UNIQUE)         each journal's small key, so events need no text
-    events(journal, seq, line)                 journals; PK(journal, seq), WITHOUT ROWID
-    leases(session_id PK, token, doc)          fencing token, and the lease as a document
-    points(id PK, session_id, seq, created, trigger, body)
-    snapshots(session_id PK, doc)              latest context snapshot
-    emergency(session_id PK, doc)              emergency backups
-    recovery_log(id PK, doc)
-    quarantine(id PK, source, key, found, reason, data)   damaged rows moved by repair
+This module holds the store, its connections and transactions, the registry
+and the append path. The tables and their migrations are in
+:mod:`.sqlite_schema`; leases in :mod:`.sqlite_leases`; reading a journal in
+:mod:`.sqlite_journal`; recovery points in :mod:`.sqlite_points`; ``verify``
+and repair in :mod:`.sqlite_repair`; batched mode's flusher thread in
+:mod:`.sqlite_flusher`.
 
 Every record carries its own checksum, in the byte formats of :mod:`.codec`:
 ``line`` is the exact journal line of the files store, ``doc`` a checksummed
@@ -41,11 +35,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -57,9 +49,6 @@ from agent_continuity.errors import (
     ConfigError,
     ContinuityError,
     CorruptRecord,
-    DuplicateRecord,
-    InvalidIdentifier,
-    RecoveryPointNotFound,
     SessionNotFound,
     StoreError,
 )
@@ -74,69 +63,19 @@ from agent_continuity.model import (
     RecoveryPoint,
     RecoveryPointInfo,
     SessionRecord,
-    Trigger,
-    utc_now,
 )
 
-from . import codec, leases, retention
+from . import codec, leases, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .index import IndexDamage, derive_record
-from .tombstones import Lost, lost_numbers, tombstones
+from .sqlite_flusher import WalFlusher
+from .sqlite_leases import current_lease
+from .sqlite_repair import damage_at, keep, reason, verify_store
+from .sqlite_schema import HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
 
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        "CREATE TABLE sessions (id TEXT PRIMARY KEY, day TEXT NOT NULL, number INTEGER NOT NULL,"
-        " doc BLOB NOT NULL, UNIQUE (day, number))",
-        # Most events are a few hundred bytes, where a clustered key is the
-        # cheapest layout for both the append and the in-order read.
-        "CREATE TABLE events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, line BLOB NOT NULL,"
-        " PRIMARY KEY (session_id, seq)) WITHOUT ROWID",
-        "CREATE TABLE leases (session_id TEXT PRIMARY KEY, token INTEGER NOT NULL,"
-        " doc BLOB NOT NULL)",
-        "CREATE TABLE points (id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " created TEXT NOT NULL, trigger TEXT NOT NULL, body BLOB NOT NULL)",
-        "CREATE INDEX points_by_session ON points (session_id)",
-        "CREATE TABLE snapshots (session_id TEXT PRIMARY KEY, doc BLOB NOT NULL)",
-        "CREATE TABLE emergency (session_id TEXT PRIMARY KEY, doc BLOB NOT NULL)",
-        "CREATE TABLE recovery_log (id INTEGER PRIMARY KEY, doc BLOB NOT NULL)",
-        "CREATE TABLE quarantine (id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL,"
-        " found TEXT NOT NULL, reason TEXT NOT NULL, data BLOB)",
-    ),
-    (
-        # Version 2: every event row repeated its session's 22-byte text id in its
-        # key; a small integer instead takes the file from x1.53 to under x1.5 of
-        # the transcript. The keys are handed out in id order, oldest first.
-        "CREATE TABLE journals (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE)",
-        "INSERT INTO journals (session_id) SELECT DISTINCT session_id FROM events ORDER BY 1",
-        "CREATE TABLE events_v2 (journal INTEGER NOT NULL REFERENCES journals (id),"
-        " seq INTEGER NOT NULL, line BLOB NOT NULL, PRIMARY KEY (journal, seq)) WITHOUT ROWID",
-        "INSERT INTO events_v2 (journal, seq, line) SELECT journals.id, events.seq, events.line"
-        " FROM events JOIN journals USING (session_id) ORDER BY 1, 2",
-        "DROP TABLE events",
-        "ALTER TABLE events_v2 RENAME TO events",
-    ),
-]
-
-# Checksummed document columns that verify() reads: table -> (key column, value column).
-_DOCUMENTS = {
-    "sessions": ("id", "doc"),
-    "leases": ("session_id", "doc"),
-    "points": ("id", "body"),
-    "snapshots": ("session_id", "doc"),
-    "emergency": ("session_id", "doc"),
-    "recovery_log": ("id", "doc"),
-}
-# A session's journal key, for a statement whose first parameter is the session id.
-_JOURNAL = "(SELECT id FROM journals WHERE session_id = ?1)"
-# Fencing, the journal key and the last sequence number, in one statement on the append path.
-_HEAD = (
-    f"SELECT (SELECT token FROM leases WHERE session_id = ?1), {_JOURNAL},"
-    f" (SELECT MAX(seq) FROM events WHERE journal = {_JOURNAL})"
-)
-_INSERT_EVENT = "INSERT INTO events (journal, seq, line) VALUES (?, ?, ?)"
 # What to do about each SQLite result code that is not damage.
 _ADVICE = (
     (
@@ -177,45 +116,6 @@ def _translated(
     return wrapper
 
 
-def _damage(location: str, kind: str, detail: str) -> Damage:
-    return Damage(location=location, kind=kind, detail=detail)
-
-
-def _reason(problem: CorruptRecord | None) -> str:
-    """What is wrong with a record, without the advice its message ends with."""
-    if problem is None:
-        return "it is missing"
-    return str(problem).split("; run `continuity verify", 1)[0]
-
-
-def _is_session_id(value: object) -> bool:
-    try:
-        ids.validate_session_id(value)
-    except InvalidIdentifier:
-        return False
-    return True
-
-
-def _named(first: bytes | None) -> str | None:
-    """The session id a journal's first event names, or None if it is lost or names none."""
-    if first is None:
-        return None
-    try:
-        event = codec.decode_event(first)
-        named = event.payload["record"]["id"] if event.kind is EventKind.SESSION else None
-    except (CorruptRecord, KeyError, TypeError):
-        return None
-    return named if _is_session_id(named) else None
-
-
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _ThreadConnection:
     """One thread's connection, closed when the thread ends and its locals are dropped.
 
@@ -231,65 +131,6 @@ class _ThreadConnection:
     def __del__(self) -> None:
         with suppress(sqlite3.Error):
             self.conn.close()
-
-
-class _WalFlusher:
-    """Bounds what ``batched`` mode can lose to power failure.
-
-    With ``synchronous=NORMAL`` SQLite writes each commit to the WAL but
-    fsyncs it only at checkpoints, which may be minutes apart for a quiet
-    session. This thread fsyncs the WAL at most ``interval`` seconds after a
-    commit. Any file descriptor works: fsync flushes the file, not the handle.
-    """
-
-    def __init__(self, wal: Path, interval: float) -> None:
-        self.wal = wal
-        self.interval = interval
-        self.error: OSError | None = None
-        self._dirty = threading.Event()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def committed(self) -> None:
-        """Note a commit; the WAL is fsynced within ``interval``."""
-        if self._dirty.is_set():
-            return  # a flush is already due; setting the event again costs a lock
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name=f"continuity-wal-flush:{self.wal.name}", daemon=True
-                    )
-                    self._thread.start()
-        self._dirty.set()
-
-    def close(self) -> None:
-        """Flush what is pending and stop the thread."""
-        self._closing.set()
-        self._dirty.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            self._dirty.wait()
-            closing = self._closing.wait(self.interval)
-            self._dirty.clear()
-            self._flush()
-            if closing:
-                return
-
-    def _flush(self) -> None:
-        try:
-            _fsync_path(self.wal)
-            # The WAL may be new since the last flush; its name must survive too.
-            _fsync_path(self.wal.parent, directory=True)
-        except FileNotFoundError:
-            pass  # the last connection checkpointed (and synced) it into the database
-        except OSError as exc:
-            # Nobody waits for this thread; the next write reports it instead.
-            self.error = exc
 
 
 class SqliteStore:
@@ -348,16 +189,16 @@ class SqliteStore:
 
     # -- connections and transactions ------------------------------------
 
-    def _new_flusher(self) -> _WalFlusher | None:
+    def _new_flusher(self) -> WalFlusher | None:
         if self.durability != "batched":
             return None
-        return _WalFlusher(self.path.with_name(self.path.name + "-wal"), self.batch_interval)
+        return WalFlusher(self.path.with_name(self.path.name + "-wal"), self.batch_interval)
 
     @_translated
     def _open(self) -> None:
         try:
             if not self.path.exists():
-                self._create_file()
+                create_database(self.path)
             elif self.path.stat().st_size == 0:
                 # Only truncation empties a file that _create_file made whole.
                 raise CorruptRecord(
@@ -377,61 +218,7 @@ class SqliteStore:
                 f"{self.path} cannot use write-ahead logging (journal mode {mode!r}); "
                 "put the store on a local file system"
             )
-        self._migrate(conn)
-
-    def _create_file(self) -> None:
-        """Create the database whole under a temporary name, then link it in place.
-
-        A store file therefore never exists half-made, so an empty one can
-        only be a damaged one, and two processes creating it at once both end
-        up with the same complete file.
-        """
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new"
-        try:
-            conn = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                self._migrate(conn)
-            finally:
-                conn.close()  # checkpoints the WAL into the file
-            _fsync_path(tmp)
-            try:
-                os.link(tmp, self.path)
-            except FileExistsError:
-                pass  # another process created it first; its file is as good as ours
-            except OSError:
-                # No hard links here (some network or FAT file systems).
-                if not self.path.exists():
-                    os.replace(tmp, self.path)
-            _fsync_path(folder, directory=True)
-        finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        target = len(MIGRATIONS)
-        if conn.execute("PRAGMA user_version").fetchone()[0] == target:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > target:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this agent-continuity "
-                    f"understands ({target}); upgrade agent-continuity"
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {target}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        migrate(conn, self.path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -552,7 +339,7 @@ class SqliteStore:
         ids.validate_session_id(session_id)
         if not conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
-            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {_JOURNAL})",
+            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})",
             (session_id,),
         ).fetchone()[0]:
             raise SessionNotFound(
@@ -588,9 +375,9 @@ class SqliteStore:
         ]
         rows = [(journal, e.seq, codec.encode_event(e)) for e in events]
         if len(rows) == 1:
-            conn.execute(_INSERT_EVENT, rows[0])
+            conn.execute(INSERT_EVENT, rows[0])
         else:
-            conn.executemany(_INSERT_EVENT, rows)
+            conn.executemany(INSERT_EVENT, rows)
         return events
 
     # -- sessions ---------------------------------------------------------
@@ -620,7 +407,7 @@ class SqliteStore:
             first = Event(seq=1, kind=EventKind.SESSION, at=draft.created, payload=payload)
             self._put_session(conn, record)
             journal = self._journal(conn, session_id, None)
-            conn.execute(_INSERT_EVENT, (journal, 1, codec.encode_event(first)))
+            conn.execute(INSERT_EVENT, (journal, 1, codec.encode_event(first)))
             self._put_lease(conn, granted)
         return record, granted
 
@@ -655,7 +442,7 @@ class SqliteStore:
             self._index_damage.note(
                 location,
                 "checksum",
-                f"{_reason(exc)}; the entry was derived from the journal until a write or "
+                f"{reason(exc)}; the entry was derived from the journal until a write or "
                 "`continuity verify --repair` rebuilds it",
             )
             return record
@@ -673,11 +460,11 @@ class SqliteStore:
                 if row is not None:
                     codec.load_document(row[0], location)
             except CorruptRecord as exc:
-                kept = self._keep(conn, "sessions", record.id, _reason(exc), row[0])
+                kept = keep(self, conn, "sessions", record.id, reason(exc), row[0])
                 self._index_damage.note(
                     location,
                     "checksum",
-                    f"{_reason(exc)}; its bytes were moved to {kept} and the entry was rewritten",
+                    f"{reason(exc)}; its bytes were moved to {kept} and the entry was rewritten",
                 )
             self._put_session(conn, record)
 
@@ -685,55 +472,7 @@ class SqliteStore:
 
     @_translated
     def read_lease(self, session_id: str) -> Lease | None:
-        return self._lease(session_id)[0]
-
-    def _lease(self, session_id: str) -> tuple[Lease | None, bytes | None]:
-        """The session's lease, and the bytes of its document if they were damaged.
-
-        A damaged or missing lease document of a session with a journal does
-        not stop it: the lease is derived from the journal
-        (:func:`.leases.from_journal`), never below the token column, which is
-        what appends are fenced by.
-        """
-        ids.validate_session_id(session_id)
-        row = self._one(
-            "SELECT token, CAST(doc AS BLOB) FROM leases WHERE session_id = ?", session_id
-        )
-        location = self._loc("leases", session_id)
-        problem: CorruptRecord | None = None
-        if row is not None:
-            try:
-                return self._document(row[1], location, Lease), None
-            except CorruptRecord as exc:
-                problem = exc
-        first = self._one(f"SELECT 1 FROM events WHERE journal = {_JOURNAL} LIMIT 1", session_id)
-        if first is None:
-            return None, None
-        floor = row[0] if row is not None and isinstance(row[0], int) else 1
-        lease = leases.from_journal(
-            session_id, self.read_events(session_id).events, floor_token=floor
-        )
-        self._index_damage.note(
-            location,
-            "checksum" if problem is not None else "missing",
-            f"{_reason(problem)}; the lease was derived from the journal (token {lease.token}, "
-            f"holder {lease.holder}, held until {lease.to_wire()['expires']} unless renewed)",
-        )
-        return lease, (row[1] if row is not None else b"")
-
-    def _replace_lease(self, conn: sqlite3.Connection, lease: Lease, damaged: bytes | None) -> None:
-        """Write ``lease``; damaged bytes it replaces are kept in the quarantine first."""
-        if damaged is not None:
-            moved = "it was missing"
-            if damaged:
-                kept = self._keep(conn, "leases", lease.session_id, "damaged lease", damaged)
-                moved = f"its bytes were moved to {kept}"
-            self._index_damage.note(
-                self._loc("leases", lease.session_id),
-                "checksum" if damaged else "missing",
-                f"{moved}; a new lease was written (token {lease.token}, holder {lease.holder})",
-            )
-        self._put_lease(conn, lease)
+        return current_lease(self, session_id)[0]
 
     @_translated
     def acquire_lease(
@@ -744,51 +483,26 @@ class SqliteStore:
         steal: bool = False,
         expect_token: int | None = None,
     ) -> Lease:
-        with self._write() as conn:
-            self._require(conn, session_id)
-            current, damaged = self._lease(session_id)
-            _, journal, last = self._one(_HEAD, session_id)
-            granted = leases.grant(
-                session_id,
-                current,
-                request,
-                steal=steal,
-                expect_token=expect_token,
-                fence_above=(last or 0) if damaged is not None else 0,
-            )
-            self._replace_lease(conn, granted, damaged)
-            payload = {"token": granted.token, "holder": granted.holder}
-            draft = EventDraft(kind=EventKind.LEASE, at=request.now, payload=payload)
-            self._append_in(conn, self._journal(conn, session_id, journal), last or 0, [draft])
-        return granted
+        return sqlite_leases.acquire_lease(
+            self, session_id, request, steal=steal, expect_token=expect_token
+        )
 
     @_translated
     def renew_lease(self, lease: Lease, request: LeaseRequest) -> Lease:
-        with self._write() as conn:
-            current, damaged = self._lease(lease.session_id)
-            renewed = leases.renewed(current, lease, request)
-            self._replace_lease(conn, renewed, damaged)  # a live holder's heartbeat mends it
-        return renewed
+        return sqlite_leases.renew_lease(self, lease, request)
 
     @_translated
     def release_lease(self, lease: Lease) -> None:
-        with self._write() as conn:
-            current, damaged = self._lease(lease.session_id)
-            if current is not None and current.token == lease.token:
-                # Keep the token so the next holder still gets a higher one.
-                kept = lease if damaged is not None else current
-                self._replace_lease(
-                    conn, kept.model_copy(update={"expires": kept.heartbeat}), damaged
-                )
+        sqlite_leases.release_lease(self, lease)
 
     # -- journal ----------------------------------------------------------
 
     @_translated
     def append(self, lease: Lease, drafts: Sequence[EventDraft]) -> list[Event]:
         with self._write() as conn:
-            token, journal, last = conn.execute(_HEAD, (lease.session_id,)).fetchone()
+            token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
             if token != lease.token:
-                leases.check_current(self._lease(lease.session_id)[0], lease)
+                leases.check_current(current_lease(self, lease.session_id)[0], lease)
                 location = self._loc("leases", lease.session_id)
                 raise CorruptRecord(
                     f"{location}: the lease row disagrees with its document; "
@@ -800,178 +514,25 @@ class SqliteStore:
 
     @_translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
-        ids.validate_session_id(session_id)
-        conn = self._connection()
-        # Every row, as the files store reads every line: damage before a recovery
-        # point is still damage, and a point made over it must not hide it.
-        rows = conn.execute(
-            f"SELECT seq, CAST(line AS BLOB) FROM events WHERE journal = {_JOURNAL} ORDER BY seq",
-            (session_id,),
-        ).fetchall()
-        if not rows:
-            self._require(conn, session_id)
-        clean = self._read_clean(session_id, rows, after_seq)
-        if clean is not None:
-            return clean
-        result = JournalRead(events=[])
-        expected = 1
-        for seq, line in rows:
-            location = self._loc("events", session_id, seq)
-            if seq > expected:
-                missing = str(expected) if seq == expected + 1 else f"{expected}-{seq - 1}"
-                detail = f"events {missing} of {session_id} are missing from the journal"
-                result.damage.append(
-                    _damage(self._loc("events", session_id, missing), "gap", detail)
-                )
-            expected = seq + 1
-            try:
-                if seq <= after_seq:
-                    # Checked (checksum, number) but not decoded, as in the files store.
-                    if codec.event_seq(line, location) != seq:
-                        detail = f"{location}: row {seq} holds another event"
-                        result.damage.append(_damage(location, "decode", detail))
-                    else:
-                        result.end_seq = seq
-                    continue
-                event = codec.decode_event(line, location)
-            except CorruptRecord as exc:
-                result.damage.append(_damage(location, "checksum", str(exc)))
-                continue
-            if event.seq != seq:
-                detail = f"{location}: row {seq} holds event {event.seq}"
-                result.damage.append(_damage(location, "decode", detail))
-                continue
-            result.events.append(event)
-            result.end_seq = seq
-        return result
-
-    def _read_clean(
-        self, session_id: str, rows: list[tuple[int, bytes]], after_seq: int
-    ) -> JournalRead | None:
-        """The events after ``after_seq`` of an undamaged journal; None for any doubt.
-
-        As in the files store: one tight checksum loop proves every row intact
-        and numbered 1, 2, 3, ...; the loop above reports whatever is not.
-        """
-        seqs = [seq for seq, _ in rows]
-        if seqs != list(range(1, len(rows) + 1)):
-            return None
-        # Rows hold whole lines, newline included; a row without one fails the check.
-        if codec.intact_seqs([line[:-1] for _, line in rows]) != seqs:
-            return None
-        start = max(after_seq, 0)
-        try:
-            events = [
-                codec.decode_event(line, self._loc("events", session_id, seq))
-                for seq, line in rows[start:]
-            ]
-        except CorruptRecord:
-            return None
-        return JournalRead(events=events, end_seq=len(rows))
+        return sqlite_journal.read_events(self, session_id, after_seq)
 
     # -- recovery points --------------------------------------------------
 
     @_translated
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
-        ids.validate_recovery_id(point.id)
-        body = codec.dump_compressed(point.to_wire())
-        # Full precision, so the listing orders points exactly as their bodies would.
-        row = (
-            point.id,
-            point.session_id,
-            point.seq,
-            point.created.isoformat(),
-            point.trigger.value,
-        )
-        with self._write() as conn:
-            self._require(conn, point.session_id)
-            try:
-                conn.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?)", (*row, body))
-            except sqlite3.IntegrityError:
-                raise DuplicateRecord(
-                    f"recovery point {point.id} exists already in {self.url}; points are never "
-                    "overwritten, save under a new id"
-                ) from None
-        return RecoveryPointInfo(
-            id=point.id,
-            session_id=point.session_id,
-            seq=point.seq,
-            created=point.created,
-            trigger=point.trigger,
-            location=self._loc("points", point.id),
-        )
+        return sqlite_points.save_point(self, point)
 
     @_translated
     def load_point(self, point_id: str) -> RecoveryPoint:
-        ids.validate_recovery_id(point_id)
-        row = self._one(
-            "SELECT session_id, seq, trigger, CAST(body AS BLOB) FROM points WHERE id = ?", point_id
-        )
-        if row is None:
-            raise RecoveryPointNotFound(f"no recovery point {point_id} in {self.url}")
-        location = self._loc("points", point_id)
-        try:
-            point = RecoveryPoint.model_validate(codec.load_compressed(row[3], location))
-        except ValidationError as exc:
-            raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
-        # The listing columns sit outside the checksum; a point must agree with them.
-        if (point.id, point.session_id, point.seq, point.trigger.value) != (point_id, *row[:3]):
-            raise CorruptRecord(f"{location}: listing columns disagree with the point", location)
-        return point
+        return sqlite_points.load_point(self, point_id)
 
     @_translated
     def list_points(self, session_id: str) -> list[RecoveryPointInfo]:
-        ids.validate_session_id(session_id)
-        rows = self._all(
-            "SELECT id, seq, created, trigger FROM points WHERE session_id = ?", session_id
-        )
-        infos = []
-        prefix = f"{self.path}:points/"
-        for point_id, seq, created, trigger in rows:
-            location = prefix + str(point_id)
-            try:
-                at, kind = datetime.fromisoformat(created), Trigger(trigger)
-                infos.append(
-                    RecoveryPointInfo(
-                        id=point_id,
-                        session_id=session_id,
-                        seq=seq,
-                        created=at,
-                        trigger=kind,
-                        location=location,
-                    )
-                )
-            except (ValueError, TypeError) as exc:
-                raise CorruptRecord(f"{location}: listing is damaged ({exc})", location) from None
-        return sorted(infos, key=lambda i: (i.seq, i.created, i.id))
+        return sqlite_points.list_points(self, session_id)
 
     @_translated
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
-        conn = self._connection()
-        if self.durability == "sync":
-            # Deleting needs no fsync of its own: the commit is in the WAL (it survives
-            # kill -9), the next synced commit makes it durable too, and a power
-            # failure before that only brings back old, valid points that the next
-            # pruning removes. What is kept is durable already.
-            conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            with self._write() as conn:
-                doomed = retention.prunable(
-                    self.list_points(session_id), keep_automatic, self._valid
-                )
-                conn.executemany("DELETE FROM points WHERE id = ?", [(p.id,) for p in doomed])
-        finally:
-            if self.durability == "sync":
-                with suppress(sqlite3.Error):  # a broken connection is replaced anyway
-                    conn.execute("PRAGMA synchronous = FULL")
-        return [p.id for p in doomed]
-
-    def _valid(self, info: RecoveryPointInfo) -> bool:
-        try:
-            self.load_point(info.id)
-        except CorruptRecord:
-            return False
-        return True
+        return sqlite_points.prune_points(self, session_id, keep_automatic)
 
     # -- snapshots, emergency backups, log --------------------------------
 
@@ -1011,7 +572,7 @@ class SqliteStore:
             try:
                 backups.append(self._document(doc, self._loc("emergency", key), EmergencyBackup))
             except CorruptRecord as exc:
-                damage.append(_damage(exc.location, "checksum", str(exc)))
+                damage.append(damage_at(exc.location, "checksum", str(exc)))
         return backups, damage
 
     @_translated
@@ -1034,214 +595,7 @@ class SqliteStore:
 
     @_translated
     def verify(self, repair: bool = False) -> VerifyReport:
-        report = VerifyReport()
-        conn = self._connection()
-        try:
-            problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                report.damage.extend(_damage(str(self.path), "integrity", p) for p in problems)
-            journals, misfiled = self._check_journals(conn, report)
-            damaged, rebuild, mend = self._check_rows(conn, journals, report)
-        except (sqlite3.DatabaseError, CorruptRecord) as exc:
-            # SQLite cannot read its own pages: no row-level repair is safe.
-            detail = (
-                f"{exc}; restore {self.path} from a backup, or salvage what is readable "
-                f"with `sqlite3 {self.path} .recover`"
-            )
-            report.damage.append(_damage(str(self.path), "integrity", detail))
-            return report
-        if repair and (damaged or rebuild or mend or misfiled):
-            with self._write() as conn:
-                self._relink(conn, misfiled, report)
-                kept = self._quarantine(conn, damaged, report)
-                for session_id in sorted(mend):
-                    self._close_gaps(conn, session_id, kept.get(session_id, {}), report)
-                for session_id in sorted(rebuild):
-                    self._rebuild(conn, session_id, report)
-        return report
+        return verify_store(self, repair=repair)
 
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()
-
-    def _check_journals(
-        self, conn: sqlite3.Connection, report: VerifyReport
-    ) -> tuple[set[str], list[tuple[int, str | None, str | None]]]:
-        """Check each journal key against the session its first event names.
-
-        Returns:
-            The sessions that have a journal, and the keys filed under no or the
-            wrong session id: (key, the id its first event names, the id it is filed under).
-        """
-        filed: dict[int, str] = dict(conn.execute("SELECT id, session_id FROM journals"))
-        firsts = dict(conn.execute("SELECT journal, CAST(line AS BLOB) FROM events WHERE seq = 1"))
-        journals: set[str] = set()
-        misfiled: list[tuple[int, str | None, str | None]] = []
-        for key in [r[0] for r in conn.execute("SELECT DISTINCT journal FROM events")]:
-            stored, named = filed.get(key), _named(firsts.get(key))
-            report.checked += 1
-            if stored is not None and _is_session_id(stored) and named in (None, stored):
-                journals.add(stored)
-                continue
-            where = f"filed under {stored!r}" if stored is not None else "filed under no session"
-            detail = f"journal {key} is {where}, but its first event is session {named}"
-            if named is None:
-                detail = f"journal {key} is {where}, and its first event is lost"
-            report.damage.append(_damage(self._loc("journals", key), "missing", detail))
-            misfiled.append((key, named, stored))
-        return journals, misfiled
-
-    def _relink(
-        self,
-        conn: sqlite3.Connection,
-        misfiled: list[tuple[int, str | None, str | None]],
-        report: VerifyReport,
-    ) -> None:
-        """File each misfiled journal under the session its first event names, if that
-        session has no other journal; the damaged id is kept in the quarantine."""
-        for key, named, stored in misfiled:
-            taken = conn.execute("SELECT 1 FROM journals WHERE session_id = ?", (named,))
-            if named is None or taken.fetchone() is not None:
-                continue
-            if stored is not None:
-                reason = f"journal {key} was filed under this id; its first event is {named}"
-                kept = self._keep(conn, "journals", str(key), reason, stored.encode())
-                report.quarantined.append(kept)
-            conn.execute(
-                "INSERT OR REPLACE INTO journals (id, session_id) VALUES (?, ?)", (key, named)
-            )
-            report.repaired.append(f"{self._loc('journals', key)}: filed under {named}")
-
-    def _check_rows(
-        self, conn: sqlite3.Connection, journals: set[str], report: VerifyReport
-    ) -> tuple[list[tuple[str, tuple[object, ...], Damage]], set[str], set[str]]:
-        """Check every row; return the damaged rows (table, key, damage), the
-        sessions whose registry entry must be rebuilt from the journal, and
-        those whose journal lost events."""
-        damaged: list[tuple[str, tuple[object, ...], Damage]] = []
-        for table, (key, column) in _DOCUMENTS.items():
-            for row_key, data in conn.execute(
-                f"SELECT {key}, CAST({column} AS BLOB) FROM {table}"
-            ).fetchall():
-                report.checked += 1
-                try:
-                    if table == "points":
-                        self.load_point(row_key)  # also checks the listing columns
-                    else:
-                        codec.load_document(data, self._loc(table, row_key))
-                except (CorruptRecord, InvalidIdentifier) as exc:
-                    damage = _damage(self._loc(table, row_key), "checksum", str(exc))
-                    report.damage.append(damage)
-                    damaged.append((table, (row_key,), damage))
-        registered = {r[0] for r in conn.execute("SELECT id FROM sessions")}
-        mend = set()
-        for session_id in sorted(journals):
-            read = self.read_events(session_id)
-            report.checked += len(read.events)
-            report.damage.extend(read.damage)
-            if read.damage:
-                mend.add(session_id)
-            for damage in read.damage:
-                if damage.kind != "gap":
-                    seq = int(damage.location.rsplit("/", 1)[1])
-                    damaged.append(("events", (session_id, seq), damage))
-        for sid in sorted(journals - registered):
-            detail = f"{sid} has a journal but no registry entry"
-            report.damage.append(_damage(self._loc("sessions", sid), "missing", detail))
-        for sid in sorted(registered - journals):
-            detail = f"{sid} has a registry entry but no journal"
-            report.damage.append(_damage(self._loc("events", sid), "missing", detail))
-        rebuild = (journals - registered) | {
-            str(key[0]) for table, key, _ in damaged if table == "sessions"
-        }
-        return damaged, rebuild & journals, mend
-
-    def _keep(
-        self, conn: sqlite3.Connection, source: str, key: str, reason: str, data: bytes
-    ) -> str:
-        """Copy damaged bytes to the quarantine table; returns where they are now."""
-        cursor = conn.execute(
-            "INSERT INTO quarantine (source, key, found, reason, data) VALUES (?, ?, ?, ?, ?)",
-            (source, key, utc_now().isoformat(), reason, data),
-        )
-        return self._loc("quarantine", cursor.lastrowid)
-
-    def _quarantine(
-        self,
-        conn: sqlite3.Connection,
-        damaged: list[tuple[str, tuple[object, ...], Damage]],
-        report: VerifyReport,
-    ) -> dict[str, Lost]:
-        """Move damaged rows to the quarantine table: the bytes are kept, never deleted.
-
-        Returns:
-            For each session, the events quarantined: why each was lost and where it went.
-        """
-        events: dict[str, Lost] = {}
-        for table, key, damage in damaged:
-            if table == "events":
-                where, column = f"journal = {_JOURNAL} AND seq = ?2", "line"
-            else:
-                where, column = f"{_DOCUMENTS[table][0]} = ?", _DOCUMENTS[table][1]
-            row = conn.execute(
-                f"SELECT CAST({column} AS BLOB) FROM {table} WHERE {where}", key
-            ).fetchone()
-            if row is None:
-                continue
-            if table == "leases":
-                self._reseal_lease(conn, str(key[0]))
-            kept = self._keep(conn, table, "/".join(str(k) for k in key), damage.detail, row[0])
-            if table != "leases":
-                conn.execute(f"DELETE FROM {table} WHERE {where}", key)
-            if table == "events":
-                reason = "torn" if codec.cut_short(row[0]) else "checksum"
-                events.setdefault(str(key[0]), {})[int(str(key[1]))] = (reason, kept)
-            report.quarantined.append(kept)
-        return events
-
-    def _close_gaps(
-        self, conn: sqlite3.Connection, session_id: str, kept: Lost, report: VerifyReport
-    ) -> None:
-        """Put a tombstone at every number the journal lost (damaged rows already quarantined)."""
-        read = self.read_events(session_id)
-        present = [e.seq for e in read.events]
-        lost: Lost = {
-            seq: kept.get(seq, ("missing", None))
-            for seq in lost_numbers(present, max([*present, *kept], default=0))
-        }
-        stones = tombstones(read.events, lost, utc_now())
-        journal = conn.execute(f"SELECT {_JOURNAL}", (session_id,)).fetchone()[0]
-        conn.executemany(_INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
-        if stones:
-            numbers = ", ".join(str(e.seq) for e in stones)
-            report.repaired.append(
-                f"{self._loc('events', session_id)}: closed lost event(s) {numbers} with tombstones"
-            )
-
-    def _reseal_lease(self, conn: sqlite3.Connection, session_id: str) -> None:
-        """Replace a damaged lease by an expired one that keeps the highest token seen,
-        so the next writer still fences out every earlier one."""
-        token = self._one("SELECT token FROM leases WHERE session_id = ?", session_id)[0]
-        for event in self.read_events(session_id).events:
-            if event.kind is EventKind.LEASE:
-                token = max(int(token), int(event.payload.get("token", 0)))
-        now = utc_now()
-        sealed = Lease(
-            session_id=session_id,
-            token=max(int(token), 1),
-            holder="verify --repair",
-            acquired=now,
-            heartbeat=now,
-            expires=now,
-        )
-        self._put_lease(conn, sealed)
-
-    def _rebuild(self, conn: sqlite3.Connection, session_id: str, report: VerifyReport) -> None:
-        """Rebuild a registry entry from the newest valid point and the journal after it."""
-        try:
-            record = derive_record(self, session_id)
-        except CorruptRecord as exc:
-            detail = f"cannot rebuild {session_id}: {exc}"
-            report.damage.append(_damage(self._loc("sessions", session_id), "missing", detail))
-            return
-        self._put_session(conn, record)
-        report.repaired.append(self._loc("sessions", session_id))
