@@ -282,6 +282,14 @@ class ToolCall(WireModel):
     seq: int = 0
 
 
+class LostEvent(WireModel):
+    """A journal event lost to damage, whose number ``verify --repair`` closed with a tombstone."""
+
+    seq: int
+    reason: str  # "checksum", "torn", "truncated" or "missing"
+    quarantine: str | None = None  # where the damaged bytes were moved, if any
+
+
 class ProjectState(WireModel):
     """The specification's projectState block."""
 
@@ -395,6 +403,8 @@ class RecoveryPoint(WireModel):
     last_action: str = ""
     message_count: int = 0
     recent_messages: list[dict[str, Any]] = Field(default_factory=list)
+    # Events the state above never saw: a later recovery still warns of them.
+    lost_events: list[LostEvent] = Field(default_factory=list)
 
     @property
     def automatic(self) -> bool:

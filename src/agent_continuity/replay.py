@@ -43,6 +43,7 @@ from agent_continuity.model import (
     Event,
     EventKind,
     Interruption,
+    LostEvent,
     ProjectState,
     RecoveryPoint,
     SessionRecord,
@@ -84,6 +85,7 @@ class SessionView:
     conversation_context: ConversationContext = field(default_factory=ConversationContext)
     code_context: CodeContext = field(default_factory=CodeContext)
     ai_agent_state: AiAgentState = field(default_factory=AiAgentState)
+    lost_events: list[LostEvent] = field(default_factory=list)
 
     # -- construction ---------------------------------------------------
 
@@ -115,6 +117,7 @@ class SessionView:
             conversation_context=point.conversation_context.model_copy(deep=True),
             code_context=point.code_context.model_copy(deep=True),
             ai_agent_state=point.ai_agent_state.model_copy(deep=True),
+            lost_events=list(point.lost_events),
         )
         view.recent_messages.extend(point.recent_messages)
         partial = [m for m in point.recent_messages if m.get("partial")]
@@ -180,6 +183,7 @@ class SessionView:
             last_action=self.last_action,
             message_count=self.message_count,
             recent_messages=list(self.recent_messages),
+            lost_events=list(self.lost_events),
         )
 
     def project_state_now(self) -> ProjectState:
@@ -357,6 +361,17 @@ def _on_tool_result(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 
 
 def _on_note(view: SessionView, p: dict[str, Any], at: datetime) -> None:
+    lost = p.get("lost")
+    if isinstance(lost, dict):  # a tombstone left by `verify --repair`: nothing the agent did
+        quarantine = lost.get("quarantine")
+        view.lost_events.append(
+            LostEvent(
+                seq=view.seq + 1,
+                reason=str(lost.get("reason", "missing")),
+                quarantine=str(quarantine) if quarantine else None,
+            )
+        )
+        return
     view.last_action = f"note: {_clip(str(p.get('text', '')))}"
 
 

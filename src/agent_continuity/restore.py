@@ -160,6 +160,7 @@ def load_saved_state(
         point_damage=point_damage,
         emergency=emergency,
         emergency_damage=emergency_damage,
+        index_damage=mgr.store.index_damage(),
     )
 
 

@@ -261,3 +261,68 @@ def test_a_live_writer_keeps_its_session_when_its_lease_document_is_damaged(
     # Nobody wrote the lease: verify still names it.
     assert lease in [d["location"] for d in store.cli("verify", "--json").json()["damage"]]
     FIGURES["live writers kept their session over a damaged lease"] += 1
+
+
+@pytest.mark.parametrize("kind", ["files", "sqlite"])
+def test_recovery_over_a_damaged_registry_warns_and_names_it(kind: str, tmp_path: Path) -> None:
+    store, _ = make_store(kind, tmp_path)
+    writer = Writer(store)
+    sid = writer.session_id
+    writer.kill()
+    [registry], _ = damage_index(store, sid, "flip", ("registry",))
+
+    recovered = store.cli("recover", sid, "--yes", "--json")
+
+    assert recovered.code == 0, recovered
+    result = recovered.json()
+    assert result["outcome"] == "restored", result
+    index_warnings = [w for w in result["warnings"] if registry in w]
+    assert index_warnings, result["warnings"]
+    assert "verify --repair" in index_warnings[0]
+
+
+@pytest.mark.parametrize("kind", ["files", "sqlite"])
+def test_an_event_lost_to_damage_stays_a_recovery_warning_after_repair(
+    kind: str, tmp_path: Path
+) -> None:
+    store, _ = make_store(kind, tmp_path)
+    writer = Writer(store)
+    sid = writer.session_id
+    lost = writer.message("the line that will be damaged")
+    writer.message("a later line")
+    writer.kill()
+    damage_event(store, "the line that will be damaged")
+    repaired = store.cli("verify", "--repair", "--json")
+    assert repaired.code == 0, repaired
+    assert store.cli("verify").code == 0
+
+    recovered = store.cli("recover", sid, "--yes", "--json")
+
+    assert recovered.code == 0, recovered
+    result = recovered.json()
+    lost_warnings = [w for w in result["warnings"] if f"event {lost} was lost" in w]
+    assert len(lost_warnings) == 1, result["warnings"]
+    assert "(checksum)" in lost_warnings[0] and "quarantine" in lost_warnings[0]
+    assert result["confidence"]["factors"]["completeness"] < 1.0, result["confidence"]
+    assert "lost to damage" in str(result["confidence"]), result["confidence"]
+    with manager(store.url, store.project) as mgr:
+        texts = [e.payload.get("text") for e in mgr.store.read_events(sid).events]
+    assert "the line that will be damaged" not in texts and "a later line" in texts
+
+
+def damage_event(store: Store, text: str) -> None:
+    """Flip one letter of the journal record holding ``text``, so that it fails its checksum."""
+    needle = text.encode()
+    if store.kind == "sqlite":
+        with sqlite3.connect(store.base / "continuity.db") as conn:
+            lines = [bytes(row[0]) for row in conn.execute("SELECT line FROM events")]
+            (line,) = [line for line in lines if needle in line]
+            conn.execute("UPDATE events SET line = ? WHERE line = ?", (flip(line), line))
+        conn.close()
+        return
+    journal = store.base / "tracking" / "snapshots" / "conversation-history"
+    (path,) = [p for p in journal.iterdir() if needle in p.read_bytes()]
+    lines = path.read_bytes().splitlines(keepends=True)
+    (index,) = [i for i, line in enumerate(lines) if needle in line]
+    lines[index] = flip(lines[index])
+    path.write_bytes(b"".join(lines))

@@ -26,7 +26,12 @@ from .confidence import (
 )
 from .emergency import emergency_context
 from .engine import choose_mode, recover, reference_time
-from .integrity import INTERRUPTED_TOOL_OUTPUT, Integrity, assess_integrity, repair_events
+from .integrity import (
+    INTERRUPTED_TOOL_OUTPUT,
+    Integrity,
+    assess_integrity,
+    repair_events,
+)
 from .prompt import DEFAULT_TEMPLATE, PLACEHOLDERS, render_prompt
 from .protocols import PROTOCOLS, RESTORATION_STEPS, ProtocolDefinition
 from .result import (

@@ -31,7 +31,13 @@ from .confidence import (
     no_confidence,
     task_status_factor,
 )
-from .integrity import Integrity, apply_repairs, assess_integrity, repair_events
+from .integrity import (
+    Integrity,
+    apply_repairs,
+    assess_integrity,
+    index_problems,
+    repair_events,
+)
 from .loading import LoadedState, load_state
 from .prompt import render_prompt
 from .protocols import protocol_report, restoration_steps
@@ -118,6 +124,10 @@ def _completeness_parts(
             for note, present in (
                 ("torn or gapped", any(k not in ("checksum", "decode") for k in damaged)),
                 (
+                    f"{len(integrity.lost_events)} event(s) lost to damage",
+                    bool(integrity.lost_events),
+                ),
+                (
                     f"{len(integrity.dangling_calls)} tool call(s) without a result",
                     bool(integrity.dangling_calls),
                 ),
@@ -181,6 +191,7 @@ def recover(
         view, saved.journal_damage, saved.point_damage, saved.emergency_damage
     )
     warnings.extend(integrity.problems(kept_in=loaded.source if loaded.from_journal else None))
+    warnings.extend(index_problems(saved.index_damage))
     if observation.code.index_limit_exceeded:
         warnings.append(
             "the project is not a git repository and holds too many files to index, so "
@@ -395,6 +406,7 @@ def _nothing_recovered(
             None, saved.journal_damage, saved.point_damage, saved.emergency_damage
         ).problems()
     )
+    warnings.extend(index_problems(saved.index_damage))
     diff = diff_state(observation, None)
     registry = (
         f"The registry entry alone says: task {record.context.current_task or 'none'}, "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent_continuity.model import Damage, Event, EventDraft, EventKind, ToolCall
+from agent_continuity.model import Damage, Event, EventDraft, EventKind, LostEvent, ToolCall
 from agent_continuity.replay import SessionView
 
 INTERRUPTED_TOOL_OUTPUT = "interrupted: the session ended before this tool call returned"
@@ -33,6 +33,8 @@ class Integrity:
         point_damage: Newer recovery points that failed their checksum.
         emergency_damage: The emergency backup, when it failed its checksum.
         dangling_calls: Tool calls that never received a result, oldest first.
+        lost_events: Events lost to damage that ``verify --repair`` replaced with
+            tombstones: the journal is whole again, but their content is gone.
         partial_message_seq: Sequence number of a half-written last assistant
             message, or None.
     """
@@ -42,6 +44,7 @@ class Integrity:
     emergency_damage: tuple[Damage, ...] = ()
     dangling_calls: tuple[ToolCall, ...] = ()
     partial_message_seq: int | None = None
+    lost_events: tuple[LostEvent, ...] = ()
 
     @property
     def checksums_ok(self) -> bool:
@@ -54,9 +57,10 @@ class Integrity:
 
     @property
     def journal_intact(self) -> bool:
-        """No torn tail or gap, no dangling tool call, no half-written assistant turn."""
+        """No torn tail, gap or lost event, no dangling tool call, no half-written turn."""
         return (
             not any(d.kind not in _CHECKSUM_KINDS for d in self.journal_damage)
+            and not self.lost_events
             and not self.dangling_calls
             and self.partial_message_seq is None
         )
@@ -95,6 +99,12 @@ class Integrity:
                     else f"nothing else holds its critical information ({_CRITICAL_FACTS})"
                 )
             )
+        for lost in self.lost_events:
+            kept = f"; its damaged bytes are in {lost.quarantine}" if lost.quarantine else ""
+            found.append(
+                f"event {lost.seq} was lost to damage ({lost.reason}) and `continuity verify "
+                f"--repair` left a tombstone in its place{kept}; what it recorded is missing"
+            )
         for call in self.dangling_calls:
             found.append(
                 f"tool call {call.name or '?'} (callId {call.call_id}, seq {call.seq}) never "
@@ -108,6 +118,15 @@ class Integrity:
         return found
 
 
+def index_problems(damage: Sequence[Damage]) -> list[str]:
+    """One warning per damaged index record (registry, active list, lease) worked around."""
+    return [
+        f"the session index {d.location} is damaged ({d.kind}): {d.detail}; sessions are "
+        "read from their journals, which are intact; `continuity verify --repair` rebuilds it"
+        for d in damage
+    ]
+
+
 def assess_integrity(
     view: SessionView | None,
     journal_damage: Sequence[Damage] = (),
@@ -117,15 +136,18 @@ def assess_integrity(
     """Collect every integrity problem of a recovered view and the records behind it."""
     calls: tuple[ToolCall, ...] = ()
     partial: int | None = None
+    lost: tuple[LostEvent, ...] = ()
     if view is not None:
         calls = tuple(sorted(view.pending_calls.values(), key=lambda c: (c.seq, c.call_id)))
         partial = view.partial_message_seq
+        lost = tuple(view.lost_events)
     return Integrity(
         journal_damage=tuple(journal_damage),
         point_damage=tuple(point_damage),
         emergency_damage=tuple(emergency_damage),
         dangling_calls=calls,
         partial_message_seq=partial,
+        lost_events=lost,
     )
 
 

@@ -24,6 +24,8 @@ class SavedState:
         emergency: The session's emergency backup, if one could be read.
         emergency_damage: The emergency backup, when it failed verification (and
             ``emergency`` is therefore None).
+        index_damage: The store's index records (registry, active list, leases)
+            found damaged or missing and worked around by reading the journals.
     """
 
     record: SessionRecord
@@ -34,3 +36,4 @@ class SavedState:
     point_damage: Sequence[Damage] = field(default_factory=tuple)
     emergency: EmergencyBackup | None = None
     emergency_damage: Sequence[Damage] = field(default_factory=tuple)
+    index_damage: Sequence[Damage] = field(default_factory=tuple)
