@@ -193,6 +193,29 @@ def test_commands_without_a_session_act_on_the_newest_active_one(make: Make, clo
     assert mgr.attach().id == first.id
 
 
+def test_a_session_the_journal_ended_is_not_written_to_even_if_the_registry_missed_it(
+    make: Make, clock: Clock
+) -> None:
+    """An ``end`` whose registry write failed (a full disk) left the registry saying
+    active; the journal says completed, and a command must not append after the end."""
+    mgr = make()
+    session = mgr.start(owned_by_process=False, auto_save=False)
+    stale = mgr.get(session.id)
+    session.add_message("user", "the last words")
+    session.end()
+    # What a full disk leaves behind: the registry entry and a command-line lease as
+    # they were before the end, whose writes failed after the journal recorded it.
+    mgr.store.put_session(stale)
+    mgr._cli_lease(session.id)
+    events_before = len(mgr.events(session.id))
+
+    with pytest.raises(NoActiveSession, match="completed"):
+        make().attach(session.id)
+
+    assert len(mgr.events(session.id)) == events_before
+    assert mgr.get(session.id).status is SessionStatus.COMPLETED  # the registry was mended
+
+
 def test_update_records_everything_as_one_group(make: Make, clock: Clock) -> None:
     mgr = make()
     s = mgr.start(owned_by_process=False, auto_save=False)

@@ -291,9 +291,29 @@ class SessionManager:
                 f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
                 "continues it, `continuity start` begins a new one"
             )
+        # The journal, not the registry, says whether the session is still going:
+        # an end whose registry write failed (a full disk) left the registry behind.
+        view = self.load(record.id).view
+        self._refuse_ended(view)
         lease = self._cli_lease(record.id)
-        loaded = self.load(record.id)
-        return LiveSession(self, loaded.view, lease, owned_by_process=False)
+        for event in self.store.read_events(record.id, after_seq=view.seq).events:
+            view.apply(event)  # our lease event, and whatever came before it
+        if view.record.status is not SessionStatus.ACTIVE:
+            self.store.release_lease(lease)
+            self._refuse_ended(view)
+        return LiveSession(self, view, lease, owned_by_process=False)
+
+    def _refuse_ended(self, view: SessionView) -> None:
+        """Raise NoActiveSession if the journal ended the session, mending its registry entry."""
+        status = view.record.status
+        if status is SessionStatus.ACTIVE:
+            return
+        if self.get(view.record.id).status is SessionStatus.ACTIVE:
+            self.store.put_session(view.record)
+        raise NoActiveSession(
+            f"{view.record.id} is {status.value}; `continuity recover {view.record.id}` "
+            "continues it, `continuity start` begins a new one"
+        )
 
     def adopt(self, session_id: str) -> LiveSession:
         """Make this process the owner of an active session (``continuity run --session``).
