@@ -27,6 +27,7 @@ from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
     DuplicateRecord,
+    InvalidInput,
     LeaseHeld,
     SessionNotFound,
     StoreError,
@@ -159,7 +160,7 @@ def test_a_version_1_store_is_migrated_with_every_record_intact(tmp_path: Path) 
     migrated = SqliteStore(old)
 
     with raw(old) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
         assert conn.execute("SELECT session_id FROM journals ORDER BY id").fetchall() == [
             (first.id,),
             (second.id,),
@@ -491,6 +492,35 @@ def test_a_damaged_point_is_still_listed_but_never_loaded(store: SqliteStore, db
     with pytest.raises(CorruptRecord) as caught:
         store.load_point(point.id)
     assert caught.value.location == f"{db}:points/{point.id}"
+
+
+def test_pruning_checks_the_point_it_just_saved_once_its_row_has_changed(
+    store: SqliteStore, db: Path
+) -> None:
+    record, lease = new_session(store)
+    saved = []
+    for number in (1, 2):
+        store.append(lease, [note(f"n{number}")])
+        view = SessionView.replay(store.read_events(record.id).events)
+        point_id = ids.make_recovery_id(record.id, auto_save=number)
+        saved.append(view.to_point(point_id, NOW, Trigger.AUTO))
+        store.save_point(saved[-1])
+    # The body is intact, but its listing now claims another position in the journal.
+    with raw(db) as conn:
+        conn.execute("UPDATE points SET seq = 1 WHERE id = ?", (saved[1].id,))
+
+    assert store.prune_points(record.id, keep_automatic=0) == [saved[1].id]
+    assert [p.id for p in store.list_points(record.id)] == [saved[0].id]
+
+
+def test_a_point_named_after_another_session_is_refused(store: SqliteStore) -> None:
+    record, _ = new_session(store)
+    other, _ = new_session(store, holder="222@beta")
+    view = SessionView.replay(store.read_events(record.id).events)
+    point = view.to_point(ids.make_recovery_id(other.id, auto_save=1), NOW, Trigger.AUTO)
+    with pytest.raises(InvalidInput, match="names another session"):
+        store.save_point(point)
+    assert store.list_points(record.id) == store.list_points(other.id) == []
 
 
 def test_a_truncated_database_file_is_reported_as_damage(db: Path) -> None:

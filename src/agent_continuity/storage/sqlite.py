@@ -14,8 +14,9 @@ therefore reported as damage, never read as valid. The columns beside them
 exist only to index and fence; a journal's first event names its session, so
 ``verify`` checks the ``journals`` row against it.
 
-Durability. The database runs in WAL mode and every write is one
-``BEGIN IMMEDIATE`` transaction that is committed before the method returns.
+Durability. The database runs in WAL mode and every write is one transaction
+(``BEGIN IMMEDIATE``, or a single statement, which SQLite runs as one) that is
+committed before the method returns.
 A committed transaction is in the WAL file, so it survives ``kill -9`` in both
 modes. ``durability="sync"`` adds ``synchronous=FULL``: each commit fsyncs the
 WAL, so it also survives power loss. ``durability="batched"`` uses
@@ -70,8 +71,9 @@ from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .index import IndexDamage, derive_record
 from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
+from .sqlite_points import WrittenPoints
 from .sqlite_repair import damage_at, keep, reason, verify_store
-from .sqlite_schema import HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
+from .sqlite_schema import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
@@ -181,6 +183,10 @@ class SqliteStore:
         self._inherited: list[_ThreadConnection] = []
         self._flusher = self._new_flusher()
         self._index_damage = IndexDamage()
+        # The last sequence number this handle wrote or saw in each journal: the
+        # guess that lets an append go in one statement (which checks it).
+        self._last_seq: dict[str, int] = {}
+        self._written_points = WrittenPoints()
         try:
             self._open()
         except BaseException:
@@ -255,28 +261,54 @@ class SqliteStore:
         check can never be overtaken by another process between its read and
         its write.
         """
-        if self._flusher is not None and self._flusher.error is not None:
-            exc, self._flusher.error = self._flusher.error, None
-            raise StoreError(
-                f"flushing {self.path} to disk failed ({exc.strerror}); writes made in the last "
-                f"{self.batch_interval:g} s may not survive a power failure. Check the disk"
-            ) from exc
+        self._check_flushed()
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException:
-            # SQLite already rolled back after some errors (disk full, I/O).
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    # Unusable now; the next call in this thread opens a fresh one.
-                    self._local.held = None
+            self._roll_back(conn)
             raise
         if self._flusher is not None:
             self._flusher.committed()
+
+    def _write_one(self, sql: str, params: Sequence[object]) -> sqlite3.Cursor:
+        """One statement in a transaction of its own, committed before it returns.
+
+        SQLite takes the write lock as the statement starts (waiting up to the
+        busy timeout), so a statement that reads and writes (``INSERT ...
+        SELECT ... WHERE``) is as safe from other processes as a ``BEGIN
+        IMMEDIATE`` transaction, at a third of the round trips.
+        """
+        self._check_flushed()
+        conn = self._connection()
+        try:
+            cursor = conn.execute(sql, params)
+        except BaseException:
+            self._roll_back(conn)
+            raise
+        if self._flusher is not None:
+            self._flusher.committed()
+        return cursor
+
+    def _check_flushed(self) -> None:
+        """Report a failed flush of batched mode to the next writer: nobody waits for it."""
+        if self._flusher is not None and self._flusher.error is not None:
+            exc, self._flusher.error = self._flusher.error, None
+            raise StoreError(
+                f"flushing {self.path} to disk failed ({exc.strerror}); writes made in the last "
+                f"{self.batch_interval:g} s may not survive a power failure. Check the disk"
+            ) from exc
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        # SQLite already rolled back after some errors (disk full, I/O).
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                # Unusable now; the next call in this thread opens a fresh one.
+                self._local.held = None
 
     def _translate(self, exc: sqlite3.Error) -> ContinuityError:
         where = str(self.path)
@@ -367,8 +399,15 @@ class SqliteStore:
         return int(cursor.lastrowid or 0)
 
     def _append_in(
-        self, conn: sqlite3.Connection, journal: int, last: int, drafts: Sequence[EventDraft]
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        journal: int | None,
+        last: int,
+        drafts: Sequence[EventDraft],
     ) -> list[Event]:
+        """Append ``drafts`` after ``last`` inside the caller's write transaction."""
+        journal = self._journal(conn, session_id, journal)
         events = [
             Event(seq=last + n, kind=d.kind, at=d.at, payload=d.payload)
             for n, d in enumerate(drafts, 1)
@@ -378,6 +417,7 @@ class SqliteStore:
             conn.execute(INSERT_EVENT, rows[0])
         else:
             conn.executemany(INSERT_EVENT, rows)
+        self._last_seq[session_id] = events[-1].seq
         return events
 
     # -- sessions ---------------------------------------------------------
@@ -408,6 +448,7 @@ class SqliteStore:
             self._put_session(conn, record)
             journal = self._journal(conn, session_id, None)
             conn.execute(INSERT_EVENT, (journal, 1, codec.encode_event(first)))
+            self._last_seq[session_id] = 1
             self._put_lease(conn, granted)
         return record, granted
 
@@ -499,6 +540,18 @@ class SqliteStore:
 
     @_translated
     def append(self, lease: Lease, drafts: Sequence[EventDraft]) -> list[Event]:
+        last = self._last_seq.get(lease.session_id)
+        if last is not None and len(drafts) == 1:
+            # The everyday append in one statement: the event goes in only if the
+            # lease is still current and the journal still ends where this handle
+            # last saw it. Otherwise nothing is written and the transaction below
+            # finds out why, step by step.
+            draft = drafts[0]
+            event = Event(seq=last + 1, kind=draft.kind, at=draft.at, payload=draft.payload)
+            params = (lease.session_id, lease.token, event.seq, codec.encode_event(event))
+            if self._write_one(APPEND_AFTER, params).rowcount == 1:
+                self._last_seq[lease.session_id] = event.seq
+                return [event]
         with self._write() as conn:
             token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
             if token != lease.token:
@@ -509,8 +562,7 @@ class SqliteStore:
                     "run `continuity verify --repair`",
                     location,
                 )
-            journal = self._journal(conn, lease.session_id, journal)
-            return self._append_in(conn, journal, last or 0, drafts)
+            return self._append_in(conn, lease.session_id, journal, last or 0, drafts)
 
     @_translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:

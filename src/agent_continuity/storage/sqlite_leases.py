@@ -97,7 +97,7 @@ def acquire_lease(
         replace_lease(store, conn, granted, damaged)
         payload = {"token": granted.token, "holder": granted.holder}
         draft = EventDraft(kind=EventKind.LEASE, at=request.now, payload=payload)
-        store._append_in(conn, store._journal(conn, session_id, journal), last or 0, [draft])
+        store._append_in(conn, session_id, journal, last or 0, [draft])
     return granted
 
 

@@ -7,6 +7,7 @@ point must agree with them.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from contextlib import suppress
 from datetime import datetime
@@ -15,36 +16,103 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from agent_continuity import ids
-from agent_continuity.errors import CorruptRecord, DuplicateRecord, RecoveryPointNotFound
+from agent_continuity.errors import (
+    CorruptRecord,
+    DuplicateRecord,
+    InvalidInput,
+    RecoveryPointNotFound,
+    SessionNotFound,
+)
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
 from . import codec, retention
+from .sqlite_schema import JOURNAL
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
+
+# The point goes in only if its session exists (a registry entry or a journal).
+_SAVE = (
+    "INSERT INTO points (id, session_id, seq, created, trigger, body)"
+    " SELECT ?2, ?1, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
+    f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})"
+)
+_ROW = "SELECT session_id, seq, trigger, CAST(body AS BLOB) FROM points WHERE id = ?"
+# A session's points are the ids from ?2 up to ?3 (every point id starts with its
+# session's part, so the primary key finds them without an index of its own); the
+# body only of point ?4, the one to check.
+_LIST = (
+    "SELECT id, seq, created, trigger, CASE WHEN id = ?4 THEN CAST(body AS BLOB) END"
+    " FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
+)
+_MAX_WRITTEN = 10_000  # sessions whose last saved point a handle remembers
+
+
+class WrittenPoints:
+    """The last point a store handle saved in each session, as its row should read.
+
+    Pruning never deletes the newest valid point, so it checks the newest
+    point, which is nearly always the one this handle has just saved. Comparing
+    the row with what was written (its listing columns and the SHA-256 of its
+    body) proves it unchanged without decompressing, hashing and validating it
+    again; a row that differs in any byte is loaded and checked like any other.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[str, int, str, bytes]] = {}
+
+    def saved(self, point: RecoveryPoint, body: bytes) -> None:
+        """Remember the row just written for ``point``."""
+        if len(self._rows) >= _MAX_WRITTEN:
+            self._rows.pop(next(iter(self._rows)))
+        self._rows.pop(point.session_id, None)  # keep the dict in the order of saving
+        digest = hashlib.sha256(body).digest()
+        self._rows[point.session_id] = (point.id, point.seq, point.trigger.value, digest)
+
+    def last(self, session_id: str) -> str | None:
+        """The id of the last point saved here in the session, if any."""
+        remembered = self._rows.get(session_id)
+        return None if remembered is None else remembered[0]
+
+    def unchanged(self, info: RecoveryPointInfo, body: bytes | None) -> bool:
+        """Whether ``info`` (its row's body ``body``) reads exactly as it was saved here."""
+        remembered = self._rows.get(info.session_id)
+        return (
+            remembered is not None
+            and isinstance(body, bytes)
+            and (info.id, info.seq, info.trigger.value, hashlib.sha256(body).digest()) == remembered
+        )
 
 
 def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
     """See :meth:`~.base.Store.save_point`."""
     ids.validate_recovery_id(point.id)
+    if ids.session_of_recovery_id(point.id) != point.session_id:
+        raise InvalidInput(
+            f"recovery point {point.id} names another session than {point.session_id}; "
+            "build its id with make_recovery_id(session_id, ...)"
+        )
     body = codec.dump_compressed(point.to_wire())
     # Full precision, so the listing orders points exactly as their bodies would.
     row = (
-        point.id,
         point.session_id,
+        point.id,
         point.seq,
         point.created.isoformat(),
         point.trigger.value,
     )
-    with store._write() as conn:
-        store._require(conn, point.session_id)
-        try:
-            conn.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?)", (*row, body))
-        except sqlite3.IntegrityError:
-            raise DuplicateRecord(
-                f"recovery point {point.id} exists already in {store.url}; points are never "
-                "overwritten, save under a new id"
-            ) from None
+    try:
+        inserted = store._write_one(_SAVE, (*row, body)).rowcount
+    except sqlite3.IntegrityError:
+        raise DuplicateRecord(
+            f"recovery point {point.id} exists already in {store.url}; points are never "
+            "overwritten, save under a new id"
+        ) from None
+    if inserted != 1:
+        raise SessionNotFound(
+            f"no session {point.session_id} in {store.url}; `continuity list` shows the sessions"
+        )
+    store._written_points.saved(point, body)
     return RecoveryPointInfo(
         id=point.id,
         session_id=point.session_id,
@@ -58,9 +126,7 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
 def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     """See :meth:`~.base.Store.load_point`."""
     ids.validate_recovery_id(point_id)
-    row = store._one(
-        "SELECT session_id, seq, trigger, CAST(body AS BLOB) FROM points WHERE id = ?", point_id
-    )
+    row = store._one(_ROW, point_id)
     if row is None:
         raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
     location = store._loc("points", point_id)
@@ -76,13 +142,20 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
 
 def list_points(store: SqliteStore, session_id: str) -> list[RecoveryPointInfo]:
     """See :meth:`~.base.Store.list_points`."""
+    return _listing(store, session_id, None)[0]
+
+
+def _listing(
+    store: SqliteStore, session_id: str, check: str | None
+) -> tuple[list[RecoveryPointInfo], bytes | None]:
+    """The session's points, oldest first, and the body of point ``check`` if listed."""
     ids.validate_session_id(session_id)
-    rows = store._all(
-        "SELECT id, seq, created, trigger FROM points WHERE session_id = ?", session_id
-    )
+    low = "RECOVERY-" + session_id[len("SESSION-") :] + "-"
+    rows = store._all(_LIST, session_id, low, low[:-1] + ".", check)
     infos = []
+    body = None
     prefix = f"{store.path}:points/"
-    for point_id, seq, created, trigger in rows:
+    for point_id, seq, created, trigger, data in rows:
         location = prefix + str(point_id)
         try:
             at, kind = datetime.fromisoformat(created), Trigger(trigger)
@@ -98,11 +171,31 @@ def list_points(store: SqliteStore, session_id: str) -> list[RecoveryPointInfo]:
             )
         except (ValueError, TypeError) as exc:
             raise CorruptRecord(f"{location}: listing is damaged ({exc})", location) from None
-    return sorted(infos, key=lambda i: (i.seq, i.created, i.id))
+        if data is not None:
+            body = data
+    return sorted(infos, key=lambda i: (i.seq, i.created, i.id)), body
 
 
 def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> list[str]:
     """See :meth:`~.base.Store.prune_points`."""
+    # Deciding outside the write lock is safe: other writers only add points,
+    # newer than every one doomed here, or prune the same ones. The newest valid
+    # point seen here is kept, and whatever comes after it is newer still.
+    written = store._written_points
+    infos, body = _listing(store, session_id, written.last(session_id))
+
+    def valid(info: RecoveryPointInfo) -> bool:
+        if written.unchanged(info, body):
+            return True
+        try:
+            load_point(store, info.id)
+        except CorruptRecord:
+            return False
+        return True
+
+    doomed = [p.id for p in retention.prunable(infos, keep_automatic, valid)]
+    if not doomed:
+        return []
     conn = store._connection()
     if store.durability == "sync":
         # Deleting needs no fsync of its own: the commit is in the WAL (it survives
@@ -111,21 +204,10 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
         # pruning removes. What is kept is durable already.
         conn.execute("PRAGMA synchronous = NORMAL")
     try:
-        with store._write() as conn:
-            doomed = retention.prunable(
-                store.list_points(session_id), keep_automatic, lambda info: _valid(store, info)
-            )
-            conn.executemany("DELETE FROM points WHERE id = ?", [(p.id,) for p in doomed])
+        marks = ", ".join("?" * len(doomed))
+        store._write_one(f"DELETE FROM points WHERE id IN ({marks})", doomed)
     finally:
         if store.durability == "sync":
             with suppress(sqlite3.Error):  # a broken connection is replaced anyway
                 conn.execute("PRAGMA synchronous = FULL")
-    return [p.id for p in doomed]
-
-
-def _valid(store: SqliteStore, info: RecoveryPointInfo) -> bool:
-    try:
-        store.load_point(info.id)
-    except CorruptRecord:
-        return False
-    return True
+    return doomed

@@ -1,13 +1,13 @@
 """The SQLite store's schema, its migrations, and the making of a new database file.
 
-Schema (version 2; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
+Schema (version 3; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
 upgrades a database from version ``v`` to ``v + 1``; a new file runs them all)::
 
     sessions(id PK, day, number, doc)          registry entries; UNIQUE(day, number)
     journals(id PK, session_id UNIQUE)         each journal's small key, so events need no text
     events(journal, seq, line)                 journals; PK(journal, seq), WITHOUT ROWID
     leases(session_id PK, token, doc)          fencing token, and the lease as a document
-    points(id PK, session_id, seq, created, trigger, body)
+    points(id PK, session_id, seq, created, trigger, body)    id begins with the session's part
     snapshots(session_id PK, doc)              latest context snapshot
     emergency(session_id PK, doc)              emergency backups
     recovery_log(id PK, doc)
@@ -57,6 +57,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "DROP TABLE events",
         "ALTER TABLE events_v2 RENAME TO events",
     ),
+    (
+        # Version 3: a session's points are listed by the range of their ids, which
+        # all begin with the session's part; the index by session cost a page and
+        # a write on every save and prune.
+        "DROP INDEX points_by_session",
+    ),
 ]
 
 # Checksummed document columns that verify() reads: table -> (key column, value column).
@@ -76,6 +82,13 @@ HEAD = (
     f" (SELECT MAX(seq) FROM events WHERE journal = {JOURNAL})"
 )
 INSERT_EVENT = "INSERT INTO events (journal, seq, line) VALUES (?, ?, ?)"
+# One event, fenced and numbered in the same statement: (session id, token, seq, line)
+# goes in only if the token is the lease's and the journal ends at seq - 1.
+APPEND_AFTER = (
+    "INSERT INTO events (journal, seq, line) SELECT id, ?3, ?4 FROM journals"
+    " WHERE session_id = ?1 AND (SELECT token FROM leases WHERE session_id = ?1) = ?2"
+    " AND (SELECT MAX(seq) FROM events WHERE journal = journals.id) = ?3 - 1"
+)
 
 
 def create_database(path: Path) -> None:
