@@ -1,15 +1,20 @@
-"""The byte format of compressed records (recovery points): readable, checked, compatible."""
+"""The byte formats of the codec: journal lines and compressed records, readable and checked."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+import zlib
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_continuity.errors import CorruptRecord, InvalidInput
+from agent_continuity.model import Event, EventKind, format_time
 from agent_continuity.storage import codec
 
 # Keys deliberately out of order, nested, and with text beyond ASCII.
@@ -60,3 +65,42 @@ def test_a_point_cut_short_is_caught() -> None:
 def test_a_document_may_not_bring_its_own_checksum() -> None:
     with pytest.raises(InvalidInput, match="checksum"):
         codec.dump_compressed({**DOC, "checksum": "sha256:0"})
+
+
+# -- journal lines ----------------------------------------------------------------
+
+
+@given(
+    at=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30)), None]),
+    ),
+    kind=st.sampled_from(list(EventKind)),
+    seq=st.integers(min_value=1, max_value=10**12),
+)
+def test_a_journal_line_is_the_events_json_with_its_checksum(
+    at: datetime, kind: EventKind, seq: int
+) -> None:
+    event = Event(seq=seq, kind=kind, at=at, payload={"text": "x", "args": {"n": [1, {"k": None}]}})
+    line = codec.encode_event(event)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    fields = json.loads(line)
+    crc = fields.pop("crc")
+    assert fields == {
+        "seq": seq,
+        "kind": kind.value,
+        "at": format_time(event.at),  # milliseconds, UTC, "Z"
+        "payload": event.payload,
+    }
+    compact = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    assert crc == f"{zlib.crc32(compact):08x}"
+    assert codec.decode_event(line).at == datetime.fromisoformat(format_time(event.at))
+
+
+@pytest.mark.parametrize("payload", [{1: "x"}, {"ok": [{"deep": {(1, 2): "x"}}]}])
+def test_a_payload_key_that_is_not_text_is_refused(payload: dict[Any, Any]) -> None:
+    event = Event.model_construct(
+        seq=1, kind=EventKind.NOTE, at=datetime(2026, 1, 1, tzinfo=UTC), payload=payload
+    )
+    with pytest.raises(InvalidInput, match="keys must be text"):
+        codec.encode_event(event)

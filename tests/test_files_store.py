@@ -691,7 +691,7 @@ TAKEOVER_SCRIPT = textwrap.dedent(
     from agent_continuity.storage.files import FileStore
     from agent_continuity.testing.conformance import T0, lease_request
     root, session_id, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    store = FileStore(root)
+    store = FileStore(root, durability=sys.argv[4])
     for round_ in range(40):
         lease = store.acquire_lease(session_id, lease_request(name), steal=True)
         for n in range(5):
@@ -705,10 +705,17 @@ TAKEOVER_SCRIPT = textwrap.dedent(
 )
 
 
-def test_writers_stealing_from_each_other_never_interleave(root: Path, store: FileStore) -> None:
+@pytest.mark.parametrize("durability", ["sync", "batched"])
+def test_writers_stealing_from_each_other_never_interleave(
+    root: Path, store: FileStore, durability: str
+) -> None:
+    # Batched writers keep the session's lock between appends: a takeover must
+    # still get it, and the writer it took the session from must be fenced.
     record, _ = store.create_session(draft_record(), lease_request())
     writers = [
-        subprocess.Popen([sys.executable, "-c", TAKEOVER_SCRIPT, str(root), record.id, name])
+        subprocess.Popen(
+            [sys.executable, "-c", TAKEOVER_SCRIPT, str(root), record.id, name, durability]
+        )
         for name in ("w1@a", "w2@b", "w3@c")
     ]
     assert [w.wait(120) for w in writers] == [0, 0, 0]

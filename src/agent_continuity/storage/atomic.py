@@ -181,6 +181,11 @@ class FileLock:
     The re-entrant mutex in front prevents both; nested use by the holding
     thread is allowed and keeps the outer mode. ``with lock:`` holds it
     exclusively (this sits on the append path, hence no generator).
+
+    ``release(keep=True)`` lets other threads in but keeps the ``flock``, so
+    no other process can take it until :meth:`relinquish` (or any plain
+    release); the next ``acquire`` then costs no system call and sets
+    :attr:`resumed`: nobody outside this process held the lock in between.
     """
 
     def __init__(self, path: Path) -> None:
@@ -188,6 +193,10 @@ class FileLock:
         self._mutex = threading.RLock()
         self._fd: int | None = None
         self._depth = 0
+        self._mode = fcntl.LOCK_UN
+        self._kept = False  # the flock is held though no thread holds the lock
+        # Set by acquire: the flock was kept since the last release, held without a gap.
+        self.resumed = False
 
     def acquire(self, mode: int = fcntl.LOCK_EX) -> None:
         """Take the lock (``fcntl.LOCK_EX`` or ``fcntl.LOCK_SH``); wait while others hold it.
@@ -197,21 +206,39 @@ class FileLock:
         """
         self._mutex.acquire()
         if self._depth == 0:
-            try:
-                if self._fd is None:
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._fd, mode)
-            except OSError as exc:
-                self._mutex.release()
-                raise store_error(exc, "lock", self.path) from exc
+            # A kept lock is exclusive, which serves a shared request as well.
+            self.resumed = self._kept
+            if not self._kept:
+                try:
+                    if self._fd is None:
+                        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                    fcntl.flock(self._fd, mode)
+                except OSError as exc:
+                    self._mutex.release()
+                    raise store_error(exc, "lock", self.path) from exc
+                self._mode = mode
         self._depth += 1
 
-    def release(self) -> None:
-        """Give back one level of :meth:`acquire`."""
+    def release(self, keep: bool = False) -> None:
+        """Give back one level of :meth:`acquire`.
+
+        Args:
+            keep: Keep holding an exclusive ``flock`` for this process when the
+                last level goes (see the class documentation).
+        """
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._kept = keep and self._mode == fcntl.LOCK_EX
+            if not self._kept:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._mutex.release()
+
+    def relinquish(self) -> None:
+        """Let other processes have a lock kept by ``release(keep=True)``."""
+        with self._mutex:
+            if self._depth == 0 and self._kept and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._kept = False
 
     def __enter__(self) -> FileLock:
         self.acquire()
@@ -237,5 +264,6 @@ class FileLock:
         """Close the lock file (the lock must not be held)."""
         with self._mutex:
             if self._fd is not None and self._depth == 0:
-                os.close(self._fd)
+                os.close(self._fd)  # which gives up a kept flock too
                 self._fd = None
+                self._kept = False

@@ -21,7 +21,7 @@ import gzip
 import hashlib
 import json
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -78,6 +78,9 @@ def _canonical(obj: Any) -> bytes:
     return _compact(obj, sort_keys=True)
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _require_text_keys(value: Any) -> None:
     """Refuse object keys that are not text: JSON would hand ``1`` back as ``"1"``,
     and ``{1: a, "1": b}`` back as ``{"1": b}``. Iterative, so depth is no limit here."""
@@ -85,15 +88,35 @@ def _require_text_keys(value: Any) -> None:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            for key in item:
+            for key, child in item.items():
                 if not isinstance(key, str):
                     raise InvalidInput(
                         f"object keys must be text, not {key!r} ({type(key).__name__}): "
                         "JSON would give it back changed; convert the key to a string"
                     )
-            stack.extend(item.values())
+                if isinstance(child, _CONTAINERS):
+                    stack.append(child)
         elif isinstance(item, list | tuple):
-            stack.extend(item)
+            stack.extend(child for child in item if isinstance(child, _CONTAINERS))
+
+
+_KINDS = {kind: kind.value.encode() for kind in EventKind}
+
+
+def _time_text(at: datetime) -> str:
+    """:func:`~agent_continuity.model.format_time`, in half the time for the usual case."""
+    if at.tzinfo is UTC and at.microsecond:
+        # %-formatting: twice as fast here as an f-string with format specs.
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+            at.year,
+            at.month,
+            at.day,
+            at.hour,
+            at.minute,
+            at.second,
+            at.microsecond // 1000,
+        )
+    return format_time(at)
 
 
 def encode_event(event: Event) -> bytes:
@@ -102,17 +125,18 @@ def encode_event(event: Event) -> bytes:
     Raises:
         InvalidInput: If the payload cannot be stored exactly as JSON.
     """
-    _require_text_keys(event.payload)
-    body = _compact(
-        {
-            "seq": event.seq,
-            "kind": event.kind.value,
-            "at": format_time(event.at),
-            "payload": event.payload,
-        }
+    # Every append runs this, so the envelope is laid out by hand (its keys and
+    # values never need escaping) and only the payload goes through the encoder.
+    payload = event.payload
+    _require_text_keys(payload)
+    head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
+        event.seq,
+        _KINDS[event.kind],
+        _time_text(event.at).encode(),
+        _compact(payload),
     )
-    crc = zlib.crc32(body)
-    return body[:-1] + b',"crc":"%08x"}\n' % crc
+    # The checksum covers the event's compact JSON, that is ``head`` closed by "}".
+    return head + b',"crc":"%08x"}\n' % zlib.crc32(b"}", zlib.crc32(head))
 
 
 def _verified_body(line: bytes, location: str) -> bytes:
