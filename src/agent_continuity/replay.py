@@ -67,9 +67,13 @@ def _clip(text: str, limit: int = _ACTION_CHARS) -> str:
 
 @dataclass
 class SessionView:
-    """A session's state as of journal sequence ``seq``."""
+    """A session's state as of journal sequence ``seq``.
 
-    record: SessionRecord
+    Build one with :meth:`starting_at`, :meth:`from_first_event`,
+    :meth:`from_point` or :meth:`replay`.
+    """
+
+    _record: SessionRecord
     seq: int = 0
     tasks: dict[str, Task] = field(default_factory=dict)
     pending_calls: dict[str, ToolCall] = field(default_factory=dict)
@@ -86,8 +90,33 @@ class SessionView:
     code_context: CodeContext = field(default_factory=CodeContext)
     ai_agent_state: AiAgentState = field(default_factory=AiAgentState)
     lost_events: list[LostEvent] = field(default_factory=list)
+    # Appends move the record's lastSeq and lastActivity on every event; they are
+    # folded into the (immutable) record only when someone reads it, not per event.
+    _stamp_pending: bool = field(default=False, repr=False)
+    _activity: datetime | None = field(default=None, repr=False)
+
+    @property
+    def record(self) -> SessionRecord:
+        """The session's registry entry as of ``seq``."""
+        if self._stamp_pending:
+            updates: dict[str, Any] = {"last_seq": self.seq}
+            if self._activity is not None:
+                updates["last_activity"] = self._activity
+            self._record = self._record.model_copy(update=updates)
+            self._stamp_pending, self._activity = False, None
+        return self._record
+
+    @record.setter
+    def record(self, value: SessionRecord) -> None:
+        self._record = value
+        self._stamp_pending, self._activity = False, None
 
     # -- construction ---------------------------------------------------
+
+    @classmethod
+    def starting_at(cls, record: SessionRecord, seq: int) -> SessionView:
+        """A view of ``record`` taken to hold every event up to ``seq``."""
+        return cls(_record=record, seq=seq)
 
     @classmethod
     def from_first_event(cls, event: Event) -> SessionView:
@@ -99,14 +128,14 @@ class SessionView:
         if event.kind is not EventKind.SESSION or "record" not in event.payload:
             raise CorruptRecord(f"journal does not start with a session event (seq {event.seq})")
         record = SessionRecord.model_validate(event.payload["record"])
-        view = cls(record=record.model_copy(update={"last_seq": event.seq}), seq=event.seq)
+        view = cls(_record=record.model_copy(update={"last_seq": event.seq}), seq=event.seq)
         return view
 
     @classmethod
     def from_point(cls, point: RecoveryPoint) -> SessionView:
         """Start a view from a recovery point."""
         view = cls(
-            record=point.session.model_copy(deep=True),
+            _record=point.session.model_copy(deep=True),
             seq=point.seq,
             tasks={t.id: t.model_copy() for t in point.tasks},
             pending_calls={c.call_id: c.model_copy() for c in point.pending_operations},
@@ -151,10 +180,9 @@ class SessionView:
         if handler is not None:
             handler(self, event.payload, event.at)
         self.seq = event.seq
-        updates: dict[str, Any] = {"last_seq": event.seq}
         if event.kind not in (EventKind.LEASE, EventKind.LIFECYCLE):
-            updates["last_activity"] = event.at
-        self.record = self.record.model_copy(update=updates)
+            self._activity = event.at
+        self._stamp_pending = True
 
     # -- outputs --------------------------------------------------------
 

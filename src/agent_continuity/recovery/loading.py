@@ -44,7 +44,7 @@ class LoadedState:
 
 def view_from_backup(record: SessionRecord, backup: EmergencyBackup) -> SessionView:
     """A minimal view built from the registry entry and an emergency backup."""
-    return SessionView(record=_with_backup(record, backup), seq=backup.seq)
+    return SessionView.starting_at(_with_backup(record, backup), backup.seq)
 
 
 def _with_backup(record: SessionRecord, backup: EmergencyBackup) -> SessionRecord:
@@ -74,7 +74,7 @@ def _with_backup(record: SessionRecord, backup: EmergencyBackup) -> SessionRecor
 def _registry_view(record: SessionRecord, events: Sequence[Event]) -> SessionView:
     # The registry entry already reflects events up to its last_seq; starting
     # there keeps decisions and steps from being applied twice.
-    view = SessionView(record=record.model_copy(deep=True), seq=record.last_seq)
+    view = SessionView.starting_at(record.model_copy(deep=True), record.last_seq)
     for event in events:
         view.apply(event)
     return view
