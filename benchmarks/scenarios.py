@@ -415,9 +415,10 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         "project folder holds only the store and no git), after one untimed run that "
         "imports the recovery engine: `analyse(id)` loads the newest valid point and the "
         "journal after it (checking every line of the journal), observes the project, "
-        "validates and scores, changing nothing; `recover(id, answer=True)` does the same "
-        "and then resumes the session (lease taken over, journal read again under it, "
-        "lifecycle event, recovery point, registry, log). Process: wall time of "
+        "validates and scores, changing nothing; `recover(id, answer=True)` takes the lease "
+        "over first (the answer is known), then does the same reading once under it, and "
+        "resumes the session (lifecycle event, recovery point, registry, log). Process: wall "
+        "time of "
         "`continuity --store URL recover ID --json --yes`, start-up included. Medians.",
     ]
     return rows, notes
