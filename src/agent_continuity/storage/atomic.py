@@ -183,9 +183,10 @@ class FileLock:
     exclusively (this sits on the append path, hence no generator).
 
     ``release(keep=True)`` lets other threads in but keeps the ``flock``, so
-    no other process can take it until :meth:`relinquish` (or any plain
-    release); the next ``acquire`` then costs no system call and sets
-    :attr:`resumed`: nobody outside this process held the lock in between.
+    no other process can take it until the next plain release (the owner
+    must make sure one comes soon); the next ``acquire`` then costs no
+    system call and sets :attr:`resumed`: nobody outside this process held
+    the lock in between.
     """
 
     def __init__(self, path: Path) -> None:
@@ -232,13 +233,6 @@ class FileLock:
             if not self._kept:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._mutex.release()
-
-    def relinquish(self) -> None:
-        """Let other processes have a lock kept by ``release(keep=True)``."""
-        with self._mutex:
-            if self._depth == 0 and self._kept and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                self._kept = False
 
     def __enter__(self) -> FileLock:
         self.acquire()
