@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,11 +39,12 @@ from agent_continuity.model import (
     EventDraft,
     EventKind,
     Lease,
+    RecoveryPointInfo,
     SessionRecord,
     Trigger,
 )
 from agent_continuity.replay import SessionView
-from agent_continuity.storage import LeaseRequest, open_store
+from agent_continuity.storage import LeaseRequest, open_store, sqlite_points
 from agent_continuity.storage.sqlite import SqliteStore
 from agent_continuity.storage.sqlite_schema import MIGRATIONS
 
@@ -511,6 +513,35 @@ def test_pruning_checks_the_point_it_just_saved_once_its_row_has_changed(
 
     assert store.prune_points(record.id, keep_automatic=0) == [saved[1].id]
     assert [p.id for p in store.list_points(record.id)] == [saved[0].id]
+
+
+def test_pruning_copes_with_a_point_another_process_pruned_meanwhile(
+    store: SqliteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record, lease = new_session(store)
+    saved = []
+    for number in (1, 2):
+        store.append(lease, [note(f"n{number}")])
+        view = SessionView.replay(store.read_events(record.id).events)
+        point_id = ids.make_recovery_id(record.id, auto_save=number)
+        saved.append(view.to_point(point_id, NOW, Trigger.AUTO))
+        store.save_point(saved[-1])
+    listing = sqlite_points._listing
+
+    def listed_then_pruned_elsewhere(
+        *args: Any,
+    ) -> tuple[list[RecoveryPointInfo], bytes | None]:
+        found = listing(*args)
+        with raw(db) as conn:  # another process prunes between the listing and the check
+            conn.execute("DELETE FROM points WHERE id = ?", (saved[1].id,))
+        return found
+
+    monkeypatch.setattr(sqlite_points, "_listing", listed_then_pruned_elsewhere)
+    other = SqliteStore(db)  # remembers no point: it loads each one it checks
+    assert other.prune_points(record.id, keep_automatic=0) == [saved[1].id]
+    monkeypatch.setattr(sqlite_points, "_listing", listing)
+    assert [p.id for p in other.list_points(record.id)] == [saved[0].id]
+    other.close()
 
 
 def test_a_point_named_after_another_session_is_refused(store: SqliteStore) -> None:

@@ -179,8 +179,8 @@ def _listing(
 def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> list[str]:
     """See :meth:`~.base.Store.prune_points`."""
     # Deciding outside the write lock is safe: other writers only add points,
-    # newer than every one doomed here, or prune the same ones. The newest valid
-    # point seen here is kept, and whatever comes after it is newer still.
+    # which this pruning does not touch, or prune too. The newest valid point
+    # listed here is kept whatever was added since.
     written = store._written_points
     infos, body = _listing(store, session_id, written.last(session_id))
 
@@ -189,7 +189,7 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
             return True
         try:
             load_point(store, info.id)
-        except CorruptRecord:
+        except (CorruptRecord, RecoveryPointNotFound):  # damaged, or pruned meanwhile
             return False
         return True
 
