@@ -77,6 +77,7 @@ from .sqlite_schema import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, create_dat
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
+_MAX_REMEMBERED = 10_000  # journals whose end a handle remembers
 
 # What to do about each SQLite result code that is not damage.
 _ADVICE = (
@@ -391,6 +392,12 @@ class SqliteStore:
             (lease.session_id, lease.token, codec.dump_document(lease.to_wire())),
         )
 
+    def _saw_end(self, session_id: str, seq: int) -> None:
+        """Remember where a journal ends, as a guess for the next append (which checks it)."""
+        if len(self._last_seq) >= _MAX_REMEMBERED and session_id not in self._last_seq:
+            self._last_seq.clear()  # only a guess: a server touching many sessions starts over
+        self._last_seq[session_id] = seq
+
     def _journal(self, conn: sqlite3.Connection, session_id: str, journal: int | None) -> int:
         """The session's journal key; a new one when it has none yet."""
         if journal is not None:
@@ -417,7 +424,7 @@ class SqliteStore:
             conn.execute(INSERT_EVENT, rows[0])
         else:
             conn.executemany(INSERT_EVENT, rows)
-        self._last_seq[session_id] = events[-1].seq
+        self._saw_end(session_id, events[-1].seq)
         return events
 
     # -- sessions ---------------------------------------------------------
@@ -448,7 +455,7 @@ class SqliteStore:
             self._put_session(conn, record)
             journal = self._journal(conn, session_id, None)
             conn.execute(INSERT_EVENT, (journal, 1, codec.encode_event(first)))
-            self._last_seq[session_id] = 1
+            self._saw_end(session_id, 1)
             self._put_lease(conn, granted)
         return record, granted
 
@@ -550,7 +557,7 @@ class SqliteStore:
             event = Event(seq=last + 1, kind=draft.kind, at=draft.at, payload=draft.payload)
             params = (lease.session_id, lease.token, event.seq, codec.encode_event(event))
             if self._write_one(APPEND_AFTER, params).rowcount == 1:
-                self._last_seq[lease.session_id] = event.seq
+                self._saw_end(lease.session_id, event.seq)
                 return [event]
         with self._write() as conn:
             token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
