@@ -3,9 +3,11 @@
 This module holds the store, its connections and transactions, the registry
 and the append path. The tables and their migrations are in
 :mod:`.sqlite_schema`; leases in :mod:`.sqlite_leases`; reading a journal in
-:mod:`.sqlite_journal`; recovery points in :mod:`.sqlite_points`; ``verify``
-and repair in :mod:`.sqlite_repair`; batched mode's flusher thread in
-:mod:`.sqlite_flusher`.
+:mod:`.sqlite_journal`; recovery points in :mod:`.sqlite_points`; snapshots,
+emergency backups and the log in :mod:`.sqlite_documents`; ``verify`` and
+repair in :mod:`.sqlite_repair`; batched mode's flusher thread in
+:mod:`.sqlite_flusher`; what each SQLite failure tells the user in
+:mod:`.sqlite_errors`.
 
 Every record carries its own checksum, in the byte formats of :mod:`.codec`:
 ``line`` is the exact journal line of the files store, ``doc`` a checksummed
@@ -66,38 +68,19 @@ from agent_continuity.model import (
     SessionRecord,
 )
 
-from . import codec, leases, sqlite_journal, sqlite_leases, sqlite_points
+from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .index import IndexDamage, derive_record
+from .sqlite_errors import translate
 from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
 from .sqlite_points import WrittenPoints
-from .sqlite_repair import damage_at, keep, reason, verify_store
+from .sqlite_repair import keep, reason, verify_store
 from .sqlite_schema import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
 _MAX_REMEMBERED = 10_000  # journals whose end a handle remembers
-
-# What to do about each SQLite result code that is not damage.
-_ADVICE = (
-    (
-        {sqlite3.SQLITE_FULL},
-        "no space left for {where} ({exc}); nothing was written. "
-        "Free disk space and run the command again",
-    ),
-    (
-        {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED},
-        "{where} stayed locked by another process for {timeout:g} s ({exc}); "
-        "run the command again, or stop the process holding it",
-    ),
-    (
-        {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN},
-        "cannot write {where} ({exc}); check that the file and its folder exist and are "
-        "writable by this user, or choose another --store",
-    ),
-    ({sqlite3.SQLITE_IOERR}, "I/O error on {where} ({exc}); check the disk, then run again"),
-)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -312,18 +295,7 @@ class SqliteStore:
                 self._local.held = None
 
     def _translate(self, exc: sqlite3.Error) -> ContinuityError:
-        where = str(self.path)
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            return CorruptRecord(
-                f"{where} is damaged ({exc}); restore the file from a backup, or salvage what "
-                f"is readable with `sqlite3 {where} .recover`",
-                where,
-            )
-        advice = next(
-            (a for codes, a in _ADVICE if code in codes), "SQLite failed on {where} ({exc})"
-        )
-        return StoreError(advice.format(where=where, exc=exc, timeout=self.busy_timeout))
+        return translate(exc, self.path, self.busy_timeout)
 
     def close(self) -> None:
         """Flush pending writes and close every connection. Safe to call twice."""
@@ -597,58 +569,31 @@ class SqliteStore:
 
     @_translated
     def save_context_snapshot(self, snapshot: ContextSnapshot) -> None:
-        doc = codec.dump_document(snapshot.to_wire())
-        with self._write() as conn:
-            self._require(conn, snapshot.session_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (session_id, doc) VALUES (?, ?)",
-                (snapshot.session_id, doc),
-            )
+        sqlite_documents.save_context_snapshot(self, snapshot)
 
     @_translated
     def load_context_snapshot(self, session_id: str) -> ContextSnapshot | None:
-        return self._load("snapshots", session_id, ContextSnapshot)
+        return sqlite_documents.load_context_snapshot(self, session_id)
 
     @_translated
     def save_emergency(self, backup: EmergencyBackup) -> None:
-        ids.validate_session_id(backup.session_id)
-        doc = codec.dump_document(backup.to_wire())
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO emergency (session_id, doc) VALUES (?, ?)",
-                (backup.session_id, doc),
-            )
+        sqlite_documents.save_emergency(self, backup)
 
     @_translated
     def load_emergency(self, session_id: str) -> EmergencyBackup | None:
-        return self._load("emergency", session_id, EmergencyBackup)
+        return sqlite_documents.load_emergency(self, session_id)
 
     @_translated
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
-        rows = self._all("SELECT session_id, CAST(doc AS BLOB) FROM emergency ORDER BY session_id")
-        backups, damage = [], []
-        for key, doc in rows:
-            try:
-                backups.append(self._document(doc, self._loc("emergency", key), EmergencyBackup))
-            except CorruptRecord as exc:
-                damage.append(damage_at(exc.location, "checksum", str(exc)))
-        return backups, damage
+        return sqlite_documents.list_emergency(self)
 
     @_translated
     def log_recovery(self, entry: dict[str, Any]) -> None:
-        doc = codec.dump_document(entry)
-        with self._write() as conn:
-            conn.execute("INSERT INTO recovery_log (doc) VALUES (?)", (doc,))
+        sqlite_documents.log_recovery(self, entry)
 
     @_translated
     def read_recovery_log(self) -> list[dict[str, Any]]:
-        rows = self._all("SELECT id, CAST(doc AS BLOB) FROM recovery_log ORDER BY id")
-        entries = []
-        for entry_id, doc in rows:
-            # Damaged entries are reported by verify(); the rest stay readable.
-            with suppress(CorruptRecord):
-                entries.append(codec.load_document(doc, self._loc("recovery_log", entry_id)))
-        return entries
+        return sqlite_documents.read_recovery_log(self)
 
     # -- maintenance ------------------------------------------------------
 
