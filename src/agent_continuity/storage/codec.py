@@ -22,60 +22,18 @@ import hashlib
 import json
 import zlib
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+from agent_continuity.checksums import canonical as _canonical
+from agent_continuity.checksums import compact as _compact
+from agent_continuity.checksums import document_checksum as _checksum
+from agent_continuity.checksums import load_document as load_document
 from agent_continuity.errors import CorruptRecord, InvalidInput
 from agent_continuity.model import Event, EventKind, format_time
 
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
 _CRC_PREFIX = b',"crc":"'
 _SEQ_PREFIX = b'{"seq":'
-
-
-def _not_json(value: object) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _c_encoder(sort_keys: bool) -> Any:
-    # json.dumps with arguments builds a new encoder on every call, which is half
-    # the cost of encoding an event; these are built once. No circular-reference
-    # markers: a cycle ends in RecursionError, translated below like the rest.
-    if c_make_encoder is None:  # pragma: no cover - interpreters without the C accelerator
-        return None
-    return c_make_encoder(
-        None, _not_json, encode_basestring, None, ":", ",", sort_keys, False, False
-    )
-
-
-_ENCODERS = {False: _c_encoder(False), True: _c_encoder(True)}
-
-
-def _compact(obj: Any, *, sort_keys: bool = False) -> bytes:
-    try:
-        encoder = _ENCODERS[sort_keys]
-        if encoder is None:  # pragma: no cover
-            text = json.dumps(
-                obj, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False
-            )
-        else:
-            text = "".join(encoder(obj, 0))
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(
-            "text contains a lone surrogate character that cannot be stored as UTF-8; "
-            "decode the text properly before recording it"
-        ) from exc
-    except RecursionError:
-        raise InvalidInput(
-            "value cannot be stored as JSON: it contains itself, or nests too deeply"
-        ) from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"value cannot be stored as JSON: {exc}") from exc
-
-
-def _canonical(obj: Any) -> bytes:
-    return _compact(obj, sort_keys=True)
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -231,10 +189,6 @@ def intact_seqs(lines: list[bytes]) -> list[int] | None:
     return seqs
 
 
-def _checksum(doc: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(doc)).hexdigest()
-
-
 def dump_document(doc: dict[str, Any]) -> bytes:
     """Pretty JSON of ``doc`` with a ``checksum`` key added."""
     if "checksum" in doc:
@@ -263,24 +217,6 @@ def _layout(value: Any, depth: int) -> str:
         for key, item in value.items()
     )
     return "{\n" + items + "\n" + "  " * depth + "}"
-
-
-def load_document(data: bytes, location: str = "") -> dict[str, Any]:
-    """Parse ``data`` and verify its checksum; return it without the checksum key.
-
-    Raises:
-        CorruptRecord: If it is truncated, not JSON, or fails its checksum.
-    """
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRecord(f"{location}: not valid JSON ({exc})", location) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("checksum"), str):
-        raise CorruptRecord(f"{location}: document has no checksum", location)
-    stored = doc.pop("checksum")
-    if stored != _checksum(doc):
-        raise CorruptRecord(f"{location}: document fails its checksum", location)
-    return doc
 
 
 _SEAL = b',"checksum":"sha256:'
