@@ -6,9 +6,13 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from agent_continuity.model import Lease
-from agent_continuity.storage.base import LeaseRequest
+if TYPE_CHECKING:
+    # Not at run time: `continuity list` judges leases from plain documents
+    # (agent_continuity.listing) and must not import the model and pydantic.
+    from agent_continuity.model import Lease
+    from agent_continuity.storage.base import LeaseRequest
 
 CLI_HOLDER = "cli"
 
@@ -36,6 +40,8 @@ class Owner:
 
     def request(self, now: datetime) -> LeaseRequest:
         """A lease request for this owner at ``now``."""
+        from agent_continuity.storage.base import LeaseRequest
+
         return LeaseRequest(self.holder, self.pid, self.host, self.ttl, now)
 
 
@@ -70,8 +76,13 @@ def owner_gone(lease: Lease | None, now: datetime) -> str | None:
     """
     if lease is None:
         return "lease-expired"
-    if lease.expires <= now:
+    return holder_gone(lease.expires, lease.pid, lease.host, now)
+
+
+def holder_gone(expires: datetime, pid: int | None, host: str, now: datetime) -> str | None:
+    """:func:`owner_gone` for a lease given by its parts (expiry, owner process and host)."""
+    if expires <= now:
         return "lease-expired"
-    if lease.pid is not None and lease.host == socket.gethostname() and not pid_alive(lease.pid):
+    if pid is not None and host == socket.gethostname() and not pid_alive(pid):
         return "lease-expired"
     return None
