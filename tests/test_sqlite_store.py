@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,8 +24,6 @@ from agent_continuity import ids
 from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
-    DuplicateRecord,
-    InvalidInput,
     LeaseHeld,
     SessionNotFound,
     StoreError,
@@ -39,31 +34,11 @@ from agent_continuity.model import (
     EventDraft,
     EventKind,
     Lease,
-    RecoveryPointInfo,
-    SessionRecord,
     Trigger,
 )
 from agent_continuity.replay import SessionView
-from agent_continuity.storage import LeaseRequest, open_store, sqlite_points
 from agent_continuity.storage.sqlite import SqliteStore
-from agent_continuity.storage.sqlite_schema import MIGRATIONS
-
-NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
-# The events table keys each journal by a small integer, filed in ``journals``.
-JOURNAL_OF = "(SELECT id FROM journals WHERE session_id = ?)"
-
-
-def request(holder: str = "111@alpha", now: datetime = NOW) -> LeaseRequest:
-    return LeaseRequest(holder=holder, pid=111, host="alpha", ttl=timedelta(minutes=5), now=now)
-
-
-def note(text: str) -> EventDraft:
-    return EventDraft(kind=EventKind.NOTE, at=NOW, payload={"text": text})
-
-
-def new_session(store: SqliteStore, holder: str = "111@alpha") -> tuple[SessionRecord, Lease]:
-    draft = SessionRecord(id="unset", type="task-execution", created=NOW, last_activity=NOW)
-    return store.create_session(draft, request(holder))
+from sqlite_support import JOURNAL_OF, NOW, flip_byte, new_session, note, raw, request
 
 
 @pytest.fixture
@@ -78,116 +53,7 @@ def store(db: Path) -> Iterator[SqliteStore]:
     opened.close()
 
 
-@contextmanager
-def raw(db: Path) -> Iterator[sqlite3.Connection]:
-    """A plain connection to the store file, as a person with `sqlite3` would open it."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 # -- the file -----------------------------------------------------------------
-
-
-def test_a_new_store_is_a_wal_database_at_the_current_schema_version(tmp_path: Path) -> None:
-    store = open_store("sqlite:///nested/folder/s.db", base_dir=tmp_path)
-    record, _ = new_session(store)
-    store.close()
-    with raw(tmp_path / "nested/folder/s.db") as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert conn.execute("SELECT id FROM sessions").fetchall() == [(record.id,)]
-    assert store.url == "sqlite:///nested/folder/s.db"
-    assert not list((tmp_path / "nested/folder").glob(".s.db.*")), "temporary file left behind"
-
-
-def test_an_older_schema_is_upgraded_and_a_newer_one_refused(db: Path) -> None:
-    with raw(db) as conn:  # version 0: a database this package has never touched
-        conn.execute("CREATE TABLE unrelated (x)")
-    store = SqliteStore(db)
-    record, _ = new_session(store)
-    store.close()
-    with raw(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(StoreError, match=r"schema version 99.*upgrade agent-continuity"):
-        SqliteStore(db)
-    with raw(db) as conn:
-        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-    assert SqliteStore(db).get_session(record.id).id == record.id
-
-
-def as_version_1(db: Path, old: Path) -> None:
-    """Copy every row of the store ``db`` into ``old``, laid out as schema version 1 was."""
-    with raw(old) as conn:
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version = 1")
-        conn.execute("ATTACH DATABASE ? AS new", (str(db),))
-        conn.execute("BEGIN")
-        for table in ("sessions", "leases", "points", "snapshots", "emergency", "recovery_log"):
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM new.{table}")
-        conn.execute(
-            "INSERT INTO main.events (session_id, seq, line) SELECT j.session_id, e.seq, e.line"
-            " FROM new.events AS e JOIN new.journals AS j ON j.id = e.journal"
-        )
-        conn.execute("COMMIT")
-        conn.execute("DETACH DATABASE new")
-
-
-def test_a_version_1_store_is_migrated_with_every_record_intact(tmp_path: Path) -> None:
-    made = tmp_path / "made.db"
-    store = SqliteStore(made)
-    first, alice = new_session(store)
-    second, _ = new_session(store, holder="222@beta")
-    store.append(alice, [note(f"first {n}") for n in range(5)])
-    bob = store.acquire_lease(first.id, request("333@gamma"), steal=True)
-    store.append(bob, [note("after the takeover")])
-    view = SessionView.replay(store.read_events(first.id).events)
-    point = view.to_point(ids.make_recovery_id(first.id, auto_save=1), NOW, Trigger.AUTO)
-    store.save_point(point)
-    store.save_context_snapshot(ContextSnapshot(session_id=first.id, timestamp=NOW, seq=8))
-    store.save_emergency(EmergencyBackup(session_id=first.id, updated=NOW, status="active"))
-    store.log_recovery({"sessionId": first.id, "decision": "prompt"})
-    before = {
-        sid: (store.get_session(sid), store.read_events(sid).events, store.read_lease(sid))
-        for sid in (first.id, second.id)
-    }
-    store.close()
-    old = tmp_path / "old.db"
-    as_version_1(made, old)
-
-    migrated = SqliteStore(old)
-
-    with raw(old) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
-        assert conn.execute("SELECT session_id FROM journals ORDER BY id").fetchall() == [
-            (first.id,),
-            (second.id,),
-        ]
-    for sid, (record, events, lease) in before.items():
-        read = migrated.read_events(sid)
-        assert read.damage == [] and read.events == events
-        assert migrated.get_session(sid) == record
-        assert migrated.read_lease(sid) == lease
-    assert migrated.load_point(point.id).to_wire() == point.to_wire()
-    assert migrated.load_context_snapshot(first.id) is not None
-    assert migrated.load_emergency(first.id) is not None
-    assert migrated.read_recovery_log() == [{"sessionId": first.id, "decision": "prompt"}]
-    report = migrated.verify()
-    assert report.ok and report.checked > len(before[first.id][1]) + len(before[second.id][1])
-    # Fencing survives: the journal goes on where it stopped, the old holder stays out.
-    assert [e.seq for e in migrated.append(bob, [note("goes on")])] == [
-        len(before[first.id][1]) + 1
-    ]
-    with pytest.raises(LeaseHeld):
-        migrated.append(alice, [note("fenced")])
-    migrated.close()
-    with raw(old) as upgraded, raw(made) as fresh:
-        layout = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"
-        assert upgraded.execute(layout).fetchall() == fresh.execute(layout).fetchall()
 
 
 def test_sync_mode_syncs_every_commit_and_batched_mode_leaves_it_to_the_flusher(db: Path) -> None:
@@ -261,16 +127,6 @@ def test_every_acknowledged_append_survives_kill_9(db: Path, durability: str) ->
 # -- damage -------------------------------------------------------------------
 
 
-def flip_byte(db: Path, table: str, column: str, where: str, key: tuple[object, ...]) -> bytes:
-    with raw(db) as conn:
-        data = bytearray(
-            conn.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()[0]
-        )
-        data[len(data) // 2] ^= 0x20
-        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (bytes(data), *key))
-    return bytes(data)
-
-
 def test_a_flipped_byte_in_an_event_row_is_reported_and_quarantined(
     store: SqliteStore, db: Path
 ) -> None:
@@ -328,34 +184,6 @@ def test_a_damaged_registry_entry_is_read_from_the_journal_then_rebuilt(
     assert rebuilt.context.key_decisions == ["use SQLite"]  # from the point
     assert rebuilt.state.next_steps == ["ship"]  # from the journal after it
     assert store.verify().ok
-
-
-def test_a_journal_filed_under_a_wrong_session_id_is_reported_and_refiled(
-    store: SqliteStore, db: Path
-) -> None:
-    record, lease = new_session(store)
-    other, _ = new_session(store, holder="222@beta")
-    store.append(lease, [note("kept")])
-    wrong = ids.make_session_id(NOW.date(), 7)
-    with raw(db) as conn:  # a flipped digit in the key column: "...-001" -> "...-007"
-        conn.execute("UPDATE journals SET session_id = ? WHERE session_id = ?", (wrong, record.id))
-
-    report = store.verify()
-    assert [(d.location, d.kind) for d in report.damage][:1] == [(f"{db}:journals/1", "missing")]
-    assert f"filed under {wrong!r}, but its first event is session {record.id}" in (
-        report.damage[0].detail
-    )
-    assert f"{db}:events/{record.id}" in [d.location for d in report.damage]
-
-    repaired = store.verify(repair=True)
-    assert f"{db}:journals/1: filed under {record.id}" in repaired.repaired
-    assert store.verify().ok
-    assert [e.payload.get("text") for e in store.read_events(record.id).events[1:]] == ["kept"]
-    assert store.read_events(other.id).last_seq == 1
-    with raw(db) as conn:
-        assert conn.execute("SELECT source, key, data FROM quarantine").fetchall() == [
-            ("journals", "1", wrong.encode())
-        ]
 
 
 def test_damaged_documents_are_reported_then_moved_aside_by_repair(
@@ -480,78 +308,6 @@ def test_connections_of_finished_threads_are_closed(store: SqliteStore) -> None:
         thread.start()
         thread.join()
     assert len(os.listdir("/proc/self/fd")) - open_files < 5  # not 30 connections of 3 files each
-
-
-def test_a_damaged_point_is_still_listed_but_never_loaded(store: SqliteStore, db: Path) -> None:
-    record, _ = new_session(store)
-    view = SessionView.replay(store.read_events(record.id).events)
-    point = view.to_point(ids.make_recovery_id(record.id, auto_save=1), NOW, Trigger.AUTO)
-    store.save_point(point)
-    with pytest.raises(DuplicateRecord):
-        store.save_point(point)
-    flip_byte(db, "points", "body", "id = ?", (point.id,))
-    assert [p.id for p in store.list_points(record.id)] == [point.id]
-    with pytest.raises(CorruptRecord) as caught:
-        store.load_point(point.id)
-    assert caught.value.location == f"{db}:points/{point.id}"
-
-
-def test_pruning_checks_the_point_it_just_saved_once_its_row_has_changed(
-    store: SqliteStore, db: Path
-) -> None:
-    record, lease = new_session(store)
-    saved = []
-    for number in (1, 2):
-        store.append(lease, [note(f"n{number}")])
-        view = SessionView.replay(store.read_events(record.id).events)
-        point_id = ids.make_recovery_id(record.id, auto_save=number)
-        saved.append(view.to_point(point_id, NOW, Trigger.AUTO))
-        store.save_point(saved[-1])
-    # The body is intact, but its listing now claims another position in the journal.
-    with raw(db) as conn:
-        conn.execute("UPDATE points SET seq = 1 WHERE id = ?", (saved[1].id,))
-
-    assert store.prune_points(record.id, keep_automatic=0) == [saved[1].id]
-    assert [p.id for p in store.list_points(record.id)] == [saved[0].id]
-
-
-def test_pruning_copes_with_a_point_another_process_pruned_meanwhile(
-    store: SqliteStore, db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record, lease = new_session(store)
-    saved = []
-    for number in (1, 2):
-        store.append(lease, [note(f"n{number}")])
-        view = SessionView.replay(store.read_events(record.id).events)
-        point_id = ids.make_recovery_id(record.id, auto_save=number)
-        saved.append(view.to_point(point_id, NOW, Trigger.AUTO))
-        store.save_point(saved[-1])
-    listing = sqlite_points._listing
-
-    def listed_then_pruned_elsewhere(
-        *args: Any,
-    ) -> tuple[list[RecoveryPointInfo], bytes | None]:
-        found = listing(*args)
-        with raw(db) as conn:  # another process prunes between the listing and the check
-            conn.execute("DELETE FROM points WHERE id = ?", (saved[1].id,))
-        return found
-
-    monkeypatch.setattr(sqlite_points, "_listing", listed_then_pruned_elsewhere)
-    other = SqliteStore(db)  # remembers no point: it loads each one it checks
-    assert other.prune_points(record.id, keep_automatic=0) == [saved[1].id]
-    monkeypatch.setattr(sqlite_points, "_listing", listing)
-    assert [p.id for p in other.list_points(record.id)] == [saved[0].id]
-    other.close()
-
-
-def test_a_point_named_after_another_session_is_refused(store: SqliteStore) -> None:
-    record, _ = new_session(store)
-    other, _ = new_session(store, holder="222@beta")
-    view = SessionView.replay(store.read_events(record.id).events)
-    point = view.to_point(ids.make_recovery_id(other.id, auto_save=1), NOW, Trigger.AUTO)
-    with pytest.raises(InvalidInput, match="names another session"):
-        store.save_point(point)
-    assert store.list_points(record.id) == store.list_points(other.id) == []
 
 
 def test_a_truncated_database_file_is_reported_as_damage(db: Path) -> None:
