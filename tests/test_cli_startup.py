@@ -95,6 +95,24 @@ def test_list_reads_the_registry_without_loading_recovery_or_capture(project: Pa
     assert heavy(modules) == []
 
 
+def pydantic_loaded(modules: set[str]) -> bool:
+    return any(m == "pydantic" or m.startswith("pydantic.") for m in modules)
+
+
+def test_list_json_on_the_files_store_loads_no_model(project: Path) -> None:
+    # `list --json` reads the registry and the leases as plain documents
+    # (agent_continuity.listing) when nothing needs marking interrupted.
+    stdout, modules = run_probe(project, "list", "--json")
+    assert len(json.loads(stdout)["sessions"]) == 3
+    assert "agent_continuity.model" not in modules
+    assert not pydantic_loaded(modules)
+    filtered, modules = run_probe(
+        project, "list", "--status", "active", "--user", "alice", "--json"
+    )
+    assert [s["context"]["currentTask"] for s in json.loads(filtered)["sessions"]] == ["TASK-3"]
+    assert not pydantic_loaded(modules)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -115,5 +133,5 @@ def test_help_loads_no_model(project: Path) -> None:
     helped, modules = run_probe(project, "--help")
     listed = {line.split()[0] for line in helped.split("Commands:")[1].splitlines() if line}
     assert {"start", "message", "list", "recover", "run"} <= listed
-    assert not any(m == "pydantic" or m.startswith("pydantic.") for m in modules)
+    assert not pydantic_loaded(modules)
     assert heavy(modules) == []

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from agent_continuity.config import Config
     from agent_continuity.session import SessionManager
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,15 +68,21 @@ def user_option(func: F) -> F:
     )(func)
 
 
+def project_config(store: str | None = None, user: str | None = None) -> tuple[Path, Config]:
+    """The project root of the current folder, and its configuration with the given options."""
+    from agent_continuity.config import find_project_root, load_config
+
+    root_opts = click.get_current_context().find_root().params
+    root = find_project_root(_cwd())
+    return root, load_config(root, store=store or root_opts.get("store"), user=user)
+
+
 def manager(store: str | None = None, user: str | None = None) -> SessionManager:
     """The SessionManager for the current folder and the given options."""
-    from agent_continuity.config import find_project_root, load_config
     from agent_continuity.session import SessionManager
 
     ctx = click.get_current_context()
-    root_opts = ctx.find_root().params
-    root = find_project_root(_cwd())
-    config = load_config(root, store=store or root_opts.get("store"), user=user)
+    root, config = project_config(store, user)
     mgr = SessionManager(project_dir=root, config=config)
     # Closed when the command ends, so batched appends are flushed here and not
     # left to a daemon thread that dies with the process.
@@ -81,7 +90,7 @@ def manager(store: str | None = None, user: str | None = None) -> SessionManager
     return mgr
 
 
-def _cwd() -> Any:
+def _cwd() -> Path:
     from pathlib import Path
 
     return Path.cwd()

@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from agent_continuity.cli import render
-from agent_continuity.cli.main import emit, json_option, manager, store_option, user_option
+from agent_continuity.cli.main import (
+    emit,
+    json_option,
+    manager,
+    project_config,
+    store_option,
+    user_option,
+)
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -211,11 +218,31 @@ def end(session_id: str | None, store: str | None, as_json: bool) -> None:
 @json_option
 def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
     """List sessions, oldest first (marks dead ones interrupted first)."""
+    if as_json:
+        listed = _listed_quickly(status, user, store)
+        if listed is not None:
+            emit(True, {"sessions": listed}, "")
+            return
     mgr = manager(store, user)
     mgr.detect_interruptions()
     records = mgr.sessions(status, user)
     emit(
         as_json, {"sessions": [r.to_wire() for r in records]}, lambda: render.session_table(records)
+    )
+
+
+def _listed_quickly(
+    status: str | None, user: str | None, store: str | None
+) -> list[dict[str, Any]] | None:
+    """The sessions as `list --json` prints them, read without the model; None if unsure."""
+    from datetime import UTC, datetime
+
+    from agent_continuity.config import resolve_store_url
+    from agent_continuity.listing import listed_sessions
+
+    root, config = project_config(store, user)
+    return listed_sessions(
+        resolve_store_url(config, root), root, datetime.now(UTC), status=status, user=user
     )
 
 
