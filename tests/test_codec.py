@@ -97,6 +97,13 @@ def test_a_journal_line_is_the_events_json_with_its_checksum(
     assert codec.decode_event(line).at == datetime.fromisoformat(format_time(event.at))
 
 
+@given(at=st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)))
+def test_a_time_read_back_is_written_back_the_same(at: datetime) -> None:
+    written = format_time(at)
+    assert format_time(datetime.fromisoformat(written)) == written
+    assert not written.endswith(".000Z")
+
+
 @pytest.mark.parametrize("payload", [{1: "x"}, {"ok": [{"deep": {(1, 2): "x"}}]}])
 def test_a_payload_key_that_is_not_text_is_refused(payload: dict[Any, Any]) -> None:
     event = Event.model_construct(

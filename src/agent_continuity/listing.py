@@ -37,8 +37,9 @@ SYSTEM_VERSION = "1.0"
 STATUSES = ("active", "interrupted", "completed", "archived")
 
 # Times as model.format_time writes them: to the millisecond when there are any.
-# It writes ".000Z" for a time with fewer than 1,000 microseconds, which the
-# model reads back as a whole second and writes without the fraction.
+# Earlier builds wrote ".000Z" for a time with fewer than 1,000
+# microseconds, which the model reads back as a whole second and writes
+# without the fraction.
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z")
 _PROGRESS = re.compile(r"(?:0|[1-9]\d{0,2})%")
 

@@ -35,10 +35,14 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def format_time(value: datetime) -> str:
-    """ISO 8601 UTC with ``Z``, to the millisecond when there are any."""
+    """ISO 8601 UTC with ``Z``, to the millisecond when there are any.
+
+    Less than a millisecond is written as the whole second, never as ``.000Z``:
+    what is read back must be written back the same.
+    """
     value = _as_utc(value)
     # isoformat is several times faster than strftime, and this runs for every event.
-    if value.microsecond:
+    if value.microsecond >= 1000:
         return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.isoformat(timespec="seconds")[:-6] + "Z"
 
