@@ -459,24 +459,7 @@ class LiveSession:
         self._emergency_written = (_critical_facts(backup), backup.updated)
 
     def _emergency_backup(self) -> EmergencyBackup:
-        record = self._view.record
-        decisions = record.context.key_decisions
-        return EmergencyBackup(
-            session_id=record.id,
-            updated=self._manager.now(),
-            status=record.status,
-            user_id=record.user_id,
-            project_dir=record.project_dir,
-            current_task=record.context.current_task,
-            current_phase=record.context.current_phase,
-            current_step=record.state.current_step,
-            progress=record.state.progress,
-            next_steps=record.state.next_steps,
-            blockers=record.state.blockers,
-            last_decision=decisions[-1] if decisions else None,
-            conversation_summary=record.context.conversation_summary,
-            seq=self._view.seq,
-        )
+        return emergency_backup(self._view, self._manager.now())
 
     # -- lease ----------------------------------------------------------
 
@@ -577,6 +560,28 @@ class LiveSession:
 def _registry_facts(record: SessionRecord) -> dict[str, Any]:
     return record.model_dump(
         exclude={"last_seq": True, "last_activity": True, "persistence": {"last_save"}}
+    )
+
+
+def emergency_backup(view: SessionView, now: datetime) -> EmergencyBackup:
+    """The critical facts of ``view``, as its emergency backup keeps them."""
+    record = view.record
+    decisions = record.context.key_decisions
+    return EmergencyBackup(
+        session_id=record.id,
+        updated=now,
+        status=record.status,
+        user_id=record.user_id,
+        project_dir=record.project_dir,
+        current_task=record.context.current_task,
+        current_phase=record.context.current_phase,
+        current_step=record.state.current_step,
+        progress=record.state.progress,
+        next_steps=record.state.next_steps,
+        blockers=record.state.blockers,
+        last_decision=decisions[-1] if decisions else None,
+        conversation_summary=record.context.conversation_summary,
+        seq=view.seq,
     )
 
 

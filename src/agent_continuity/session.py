@@ -18,7 +18,7 @@ from agent_continuity.errors import (
     NoActiveSession,
 )
 from agent_continuity.ids import validate_session_id
-from agent_continuity.live import LiveSession
+from agent_continuity.live import LiveSession, emergency_backup
 from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
 from agent_continuity.model import (
     AgentInfo,
@@ -304,12 +304,22 @@ class SessionManager:
         return LiveSession(self, view, lease, owned_by_process=False)
 
     def _refuse_ended(self, view: SessionView) -> None:
-        """Raise NoActiveSession if the journal ended the session, mending its registry entry."""
+        """Raise NoActiveSession if the journal ended the session.
+
+        What the end's own writes missed (a full disk) is mended first: the
+        registry entry, and the emergency backup, from the journal.
+        """
         status = view.record.status
         if status is SessionStatus.ACTIVE:
             return
         if self.get(view.record.id).status is SessionStatus.ACTIVE:
             self.store.put_session(view.record)
+        try:
+            backup = self.store.load_emergency(view.record.id)
+        except CorruptRecord:
+            backup = None
+        if backup is None or backup.status is not status or backup.seq < view.seq:
+            self.store.save_emergency(emergency_backup(view, self.now()))
         raise NoActiveSession(
             f"{view.record.id} is {status.value}; `continuity recover {view.record.id}` "
             "continues it, `continuity start` begins a new one"
