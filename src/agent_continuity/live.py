@@ -88,7 +88,7 @@ class LiveSession:
         # What the registry entry last written by this handle says, and when.
         self._registry_written: tuple[dict[str, Any], datetime] | None = None
         # The critical facts last written to the emergency backup, and when.
-        self._emergency_written: tuple[dict[str, Any], datetime] | None = None
+        self._emergency_written: tuple[tuple[Any, ...], datetime] | None = None
         if owned_by_process:
             interrupts.watch(self)
 
@@ -438,7 +438,7 @@ class LiveSession:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
         backup = self._emergency_backup()
         self._manager.store.save_emergency(backup)
-        self._emergency_written = (_critical_facts(backup), backup.updated)
+        self._emergency_written = (_critical_facts(self._view), backup.updated)
 
     def _refresh_emergency(self) -> None:
         # Every change of a critical fact rewrote the backup already (see _append).
@@ -446,17 +446,15 @@ class LiveSession:
         # is only refreshed here when its facts differ or it is older than the
         # context interval: agents that save after every turn do not pay two more
         # fsyncs per turn to restamp the same facts.
-        backup = self._emergency_backup()
         written = self._emergency_written
         if (
             written is not None
-            and written[0] == _critical_facts(backup)
-            and (backup.updated - written[1]).total_seconds()
+            and written[0] == _critical_facts(self._view)
+            and (self._manager.now() - written[1]).total_seconds()
             < self._manager.config.context_interval
         ):
             return
-        self._manager.store.save_emergency(backup)
-        self._emergency_written = (_critical_facts(backup), backup.updated)
+        self.save_emergency()
 
     def _emergency_backup(self) -> EmergencyBackup:
         return emergency_backup(self._view, self._manager.now())
@@ -585,8 +583,28 @@ def emergency_backup(view: SessionView, now: datetime) -> EmergencyBackup:
     )
 
 
-def _critical_facts(backup: EmergencyBackup) -> dict[str, Any]:
-    return backup.model_dump(exclude={"updated", "seq"})
+def _critical_facts(view: SessionView) -> tuple[Any, ...]:
+    """What :func:`emergency_backup` keeps of ``view``, but its time and ``seq``.
+
+    Compared at every recovery point, so read off the record rather than built
+    into a backup and dumped.
+    """
+    record = view.record
+    context, state = record.context, record.state
+    return (
+        record.id,
+        record.status,
+        record.user_id,
+        record.project_dir,
+        context.current_task,
+        context.current_phase,
+        state.current_step,
+        state.progress,
+        tuple(state.next_steps),
+        tuple(state.blockers),
+        context.key_decisions[-1] if context.key_decisions else None,
+        context.conversation_summary,
+    )
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:
