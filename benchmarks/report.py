@@ -221,8 +221,8 @@ def markdown(report: Report, workdir: Path, command: str) -> str:
         "other work running at the same time slows disk syncs and CPU alike, so absolute "
         "figures move between runs. Every comparison below is made inside one run, with "
         "the systems interleaved turn by turn, so they share the same conditions; the "
-        "disk is flushed (`os.sync()`) before each scenario so that one scenario's "
-        "write-back does not land in the next one's timings.",
+        "disk is flushed (`os.sync()`) before each scenario (and in scenario 1 before each "
+        "system's turn) so that one's write-back does not land in another's timings.",
         "",
         "## Results",
         "",

@@ -57,6 +57,9 @@ def per_turn_and_storage(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[R
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for number, (user, assistant) in enumerate(pairs):
         for contender in _rotated(contenders, number):
+            # Untimed: the previous system's write-back (LangGraph writes megabytes a
+            # turn by the end) must not land in this one's fsyncs.
+            os.sync()
             started = time.perf_counter()
             contender.turn(user, assistant)
             times[contender.name].append(time.perf_counter() - started)
@@ -128,7 +131,9 @@ def per_turn_and_storage(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[R
     notes = [
         f"Scenario 1: {sizes.turns:,} turns of one user and one assistant message (generated, "
         "varied developer talk, 200-400 bytes each, ~300 on average), every system fed the "
-        "same text, interleaved turn by turn in rotating order. Ours: two `add_message` calls, "
+        "same text, interleaved turn by turn in rotating order, the disk flushed (`os.sync()`, "
+        "untimed) before each system's turn so that none pays for another's write-back. "
+        "Ours: two `add_message` calls, "
         'each fsynced before it returns (`durability="sync"`), then `checkpoint(trigger='
         '"auto")`, a recovery point pruned to `backupCount` 5. `SessionManager(..., '
         "observer=False)` and `auto_save=False`: project observation is timed in scenario 5, "
