@@ -53,6 +53,7 @@ from agent_continuity.model import (
     ToolCall,
     Trigger,
 )
+from agent_continuity.storage.tombstones import lost_in
 
 RECENT_MESSAGES = 20
 RECENT_ERRORS = 10
@@ -389,8 +390,8 @@ def _on_tool_result(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 
 
 def _on_note(view: SessionView, p: dict[str, Any], at: datetime) -> None:
-    lost = p.get("lost")
-    if isinstance(lost, dict):  # a tombstone left by `verify --repair`: nothing the agent did
+    lost = lost_in(p)
+    if lost is not None:  # a tombstone left by `verify --repair`: nothing the agent did
         quarantine = lost.get("quarantine")
         view.lost_events.append(
             LostEvent(

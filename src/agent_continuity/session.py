@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import (
@@ -291,27 +291,22 @@ class SessionManager:
                 f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
                 "continues it, `continuity start` begins a new one"
             )
+        lease = self._cli_lease(record.id)
+        view = self.load(record.id).view
         # The journal, not the registry, says whether the session is still going:
         # an end whose registry write failed (a full disk) left the registry behind.
-        view = self.load(record.id).view
-        self._refuse_ended(view)
-        lease = self._cli_lease(record.id)
-        for event in self.store.read_events(record.id, after_seq=view.seq).events:
-            view.apply(event)  # our lease event, and whatever came before it
         if view.record.status is not SessionStatus.ACTIVE:
             self.store.release_lease(lease)
             self._refuse_ended(view)
         return LiveSession(self, view, lease, owned_by_process=False)
 
-    def _refuse_ended(self, view: SessionView) -> None:
-        """Raise NoActiveSession if the journal ended the session.
+    def _refuse_ended(self, view: SessionView) -> NoReturn:
+        """Raise NoActiveSession for a session the journal ended.
 
         What the end's own writes missed (a full disk) is mended first: the
         registry entry, and the emergency backup, from the journal.
         """
         status = view.record.status
-        if status is SessionStatus.ACTIVE:
-            return
         if self.get(view.record.id).status is SessionStatus.ACTIVE:
             self.store.put_session(view.record)
         try:

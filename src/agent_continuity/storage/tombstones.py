@@ -154,5 +154,10 @@ def tombstone(
 
 def lost_of(event: Event) -> dict[str, Any] | None:
     """The ``lost`` part of a tombstone's payload, or None for any other event."""
-    lost = event.payload.get("lost") if event.kind is EventKind.NOTE else None
+    return lost_in(event.payload) if event.kind is EventKind.NOTE else None
+
+
+def lost_in(note: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``lost`` part of a ``note`` event's payload if it is a tombstone, else None."""
+    lost = note.get("lost")
     return lost if isinstance(lost, dict) else None
