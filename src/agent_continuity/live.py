@@ -88,7 +88,7 @@ class LiveSession:
         # What the registry entry last written by this handle says, and when.
         self._registry_written: tuple[dict[str, Any], datetime] | None = None
         # The critical facts last written to the emergency backup, and when.
-        self._emergency_written: tuple[tuple[Any, ...], datetime] | None = None
+        self._emergency_written: tuple[dict[str, Any], datetime] | None = None
         if owned_by_process:
             interrupts.watch(self)
 
@@ -563,48 +563,31 @@ def _registry_facts(record: SessionRecord) -> dict[str, Any]:
 
 def emergency_backup(view: SessionView, now: datetime) -> EmergencyBackup:
     """The critical facts of ``view``, as its emergency backup keeps them."""
-    record = view.record
-    decisions = record.context.key_decisions
-    return EmergencyBackup(
-        session_id=record.id,
-        updated=now,
-        status=record.status,
-        user_id=record.user_id,
-        project_dir=record.project_dir,
-        current_task=record.context.current_task,
-        current_phase=record.context.current_phase,
-        current_step=record.state.current_step,
-        progress=record.state.progress,
-        next_steps=record.state.next_steps,
-        blockers=record.state.blockers,
-        last_decision=decisions[-1] if decisions else None,
-        conversation_summary=record.context.conversation_summary,
-        seq=view.seq,
-    )
+    return EmergencyBackup(**_critical_facts(view), updated=now, seq=view.seq)
 
 
-def _critical_facts(view: SessionView) -> tuple[Any, ...]:
-    """What :func:`emergency_backup` keeps of ``view``, but its time and ``seq``.
+def _critical_facts(view: SessionView) -> dict[str, Any]:
+    """What the emergency backup keeps of ``view``, but its time and ``seq``.
 
     Compared at every recovery point, so read off the record rather than built
     into a backup and dumped.
     """
     record = view.record
     context, state = record.context, record.state
-    return (
-        record.id,
-        record.status,
-        record.user_id,
-        record.project_dir,
-        context.current_task,
-        context.current_phase,
-        state.current_step,
-        state.progress,
-        tuple(state.next_steps),
-        tuple(state.blockers),
-        context.key_decisions[-1] if context.key_decisions else None,
-        context.conversation_summary,
-    )
+    return {
+        "session_id": record.id,
+        "status": record.status,
+        "user_id": record.user_id,
+        "project_dir": record.project_dir,
+        "current_task": context.current_task,
+        "current_phase": context.current_phase,
+        "current_step": state.current_step,
+        "progress": state.progress,
+        "next_steps": list(state.next_steps),
+        "blockers": list(state.blockers),
+        "last_decision": context.key_decisions[-1] if context.key_decisions else None,
+        "conversation_summary": context.conversation_summary,
+    }
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:
