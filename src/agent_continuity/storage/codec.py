@@ -164,20 +164,25 @@ def event_seq(line: bytes, location: str = "") -> int:
     return decode_event(line, location).seq
 
 
-def intact_seqs(lines: list[bytes]) -> list[int] | None:
+def intact_seqs(lines: list[bytes], first: int = 1) -> list[int] | None:
     """The sequence numbers of journal lines (without newlines), if every one is intact.
 
     The fast path of reading a journal: one tight loop that verifies each
     line's checksum and reads its ``seq`` without decoding the JSON. Returns
     None as soon as a line is damaged or not laid out by :func:`encode_event`;
     the caller then takes the careful path that reports each problem.
+
+    Args:
+        lines: The lines, without their newlines.
+        first: The number the first line most likely carries (the guess that
+            saves reading each number; any other numbering is still read).
     """
     crc32 = zlib.crc32
     cut = _CRC_SUFFIX_LEN - 1  # the suffix without the newline
     start = len(_SEQ_PREFIX)
     seqs: list[int] = []
     append = seqs.append
-    for expected, line in enumerate(lines, start=1):
+    for expected, line in enumerate(lines, start=first):
         if line[-cut : 8 - cut] != _CRC_PREFIX:
             return None
         if line[8 - cut : 16 - cut] != b"%08x" % crc32(b"}", crc32(line[:-cut])):

@@ -444,11 +444,19 @@ class FileStore:
 
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
         path = self.layout.journal(session_id)
-        read, _ = read_journal(path, after_seq)
+        # A point read from `after_seq` lends its mark: the lines it covers need no check.
+        mark = self._points.mark(session_id, after_seq)
+        entry = self._sessions.get(session_id)
+        # A writer here learns what it needs to mark its own points from this read.
+        seal = entry is not None and entry.journal.verified is None and entry.journal.fd >= 0
+        read, _, found = read_journal(path, after_seq, mark, seal=seal)
         if any(d.kind == "torn-tail" for d in read.damage):
             # Perhaps a write in progress rather than a torn one: look again with writers held off.
             with self._session(session_id).lock.shared():
-                read, _ = read_journal(path, after_seq)
+                read, _, found = read_journal(path, after_seq, mark, seal=seal)
+        if found is not None and entry is not None:
+            with entry.lock.shared():
+                entry.journal.seed(found)
         return read
 
     def _flush_journal(self, session_id: str) -> None:

@@ -5,6 +5,11 @@ the file name carries the point's listing, so listing a session's points
 reads a folder, not the points. A point is written atomically (temporary
 file, fsync, rename, fsync of the folder) under the session's lock, after
 the journal it covers is flushed, and never overwritten.
+
+A point also carries a ``journalMark`` when this store knows the journal
+it covers to be intact (see :class:`~.journal_file.JournalMark`): a reader
+of the events after the point then checks the lines before it with one
+CRC-32. Readers of the point ignore the key; it is inside the checksum.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from . import codec, retention
 from .atomic import FileLock, ensure_folder, replace_atomically, store_error
 from .files_documents import validate
 from .files_layout import Layout, parse_point_name, point_name
-from .journal_file import JournalHandle
+from .journal_file import JournalHandle, JournalMark
 
 _MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
 _MAX_WRITTEN = 10_000  # digests of the point files this store wrote
 _MAX_FOLDERS = 10_000  # session point folders remembered
+_MAX_MARKS = 10_000  # journal marks of the points read
+_MARK_KEY = "journalMark"
 
 
 class SessionFiles(Protocol):
@@ -69,6 +76,9 @@ class PointFiles:
         # within one clock tick leave the same mtime.
         self._written: dict[str, bytes] = {}
         self._folders: dict[str, Path] = {}
+        # (session, seq) -> the journal mark of a point read: what the next read
+        # of the events after that point may skip checking line by line.
+        self._marks: dict[tuple[str, int], JournalMark] = {}
 
     def save(self, point: RecoveryPoint) -> RecoveryPointInfo:
         """See :meth:`~.base.Store.save_point`."""
@@ -78,7 +88,7 @@ class PointFiles:
                 f"recovery point {point.id} names another session than {point.session_id}; "
                 "build its id with make_recovery_id(session_id, ...)"
             )
-        data = codec.dump_compressed(point.to_wire())
+        doc = point.to_wire()
         folder = self._folder(point.session_id)
         name = point_name(point.id, point.seq, point.created, point.trigger)
         path = folder / name
@@ -97,6 +107,10 @@ class PointFiles:
                 raise SessionNotFound(f"no session {point.session_id} in {self.url}")
             # The point must never cover events that a power failure could still take back.
             entry.journal.flush()
+            mark = entry.journal.mark(point.seq)
+            if mark is not None:
+                doc[_MARK_KEY] = {"seq": mark.seq, "bytes": mark.size, "crc32": mark.crc}
+            data = codec.dump_compressed(doc)
             ensure_folder(folder)
             existing = self.find(point.session_id, point.id)
             if existing is not None:
@@ -109,6 +123,8 @@ class PointFiles:
                 self._written.clear()
             self._written[info.location] = hashlib.sha256(data).digest()
         self._names[(point.session_id, name)] = info  # the listing need not parse it
+        if mark is not None:
+            self._remember(point.session_id, mark)
         return info
 
     def load(self, point_id: str) -> RecoveryPoint:
@@ -137,12 +153,26 @@ class PointFiles:
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
 
-    @staticmethod
-    def _decode(info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
-        point = validate(RecoveryPoint, codec.load_compressed(data, str(path)), path)
+    def _decode(self, info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
+        doc = codec.load_compressed(data, str(path))
+        mark = doc.pop(_MARK_KEY, None)
+        point = validate(RecoveryPoint, doc, path)
         if (point.id, point.session_id, point.seq) != (info.id, info.session_id, info.seq):
             raise CorruptRecord(f"{path}: the point inside does not match its file name", str(path))
+        if isinstance(mark, dict) and mark.get("seq") == point.seq:
+            size, crc = mark.get("bytes"), mark.get("crc32")
+            if type(size) is int and type(crc) is int:  # exactly int: not bool
+                self._remember(point.session_id, JournalMark(point.seq, size, crc))
         return point
+
+    def _remember(self, session_id: str, mark: JournalMark) -> None:
+        if len(self._marks) >= _MAX_MARKS:
+            self._marks.clear()
+        self._marks[(session_id, mark.seq)] = mark
+
+    def mark(self, session_id: str, seq: int) -> JournalMark | None:
+        """The journal mark of point at ``seq`` of the session, if this store read one."""
+        return self._marks.get((session_id, seq))
 
     def listing(self, session_id: str) -> list[RecoveryPointInfo]:
         """See :meth:`~.base.Store.list_points`."""

@@ -59,7 +59,7 @@ def finish_interrupted_writes(store: FileStore) -> None:
     for session_id in store.layout.journal_ids():
         if session_id in entries:
             continue
-        read, damaged = read_journal(store.layout.journal(session_id))
+        read, damaged, _ = read_journal(store.layout.journal(session_id))
         if damaged or len(read.events) != 1 or read.events[0].kind is not EventKind.SESSION:
             continue
         record = read.events[0].payload.get("record")

@@ -145,13 +145,13 @@ class _Verifier:
 
     def journal(self, session_id: str) -> None:
         path = self.layout.journal(session_id)
-        read, damaged = read_journal(path)
+        read, damaged, _ = read_journal(path)
         seen, source = self.journal_end(session_id)
         if read.damage or seen > read.last_seq:
             # Look again with writers held off: a torn tail may be a write in progress.
             lock = self.store._session(session_id).lock
             with lock.exclusive() if self.repair else lock.shared():
-                read, damaged = read_journal(path)
+                read, damaged, _ = read_journal(path)
                 seen, source = self.journal_end(session_id)
                 if self.repair and (read.damage or seen > read.last_seq):
                     self.mend_journal(path, seen)

@@ -5,11 +5,19 @@ The journal is ``snapshots/conversation-history/SESSION-….jsonl``, one
 reader gets every line that passes its checksum and a :class:`~.model.Damage`
 for everything else: a torn last line, a line failing its checksum, a gap in
 the sequence numbers.
+
+A recovery point saved by the process writing the journal carries a
+:class:`JournalMark`: the CRC-32 of the journal's bytes up to the point, which
+that process knew to be intact events 1..N. A reader that finds the same
+CRC over the same bytes knows those lines are still intact without checking
+them one by one (one ``crc32`` call instead of ten thousand); any other
+bytes fail the comparison and are checked line by line, as without a mark.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,46 +110,106 @@ def parse_lines(
     return result, damaged
 
 
-def read_journal(path: Path, after_seq: int = 0) -> tuple[JournalRead, list[JournalLine]]:
+@dataclass(frozen=True, slots=True)
+class JournalMark:
+    """The first ``size`` bytes of a journal were intact events 1..``seq`` with this CRC-32."""
+
+    seq: int
+    size: int
+    crc: int
+
+    def holds(self, data: bytes) -> bool:
+        """Whether ``data`` begins with exactly the bytes this mark was made of."""
+        if not (0 < self.size <= len(data) and data[self.size - 1] == 0x0A):
+            return False  # shorter, or not cut at a line's end
+        if zlib.crc32(memoryview(data)[: self.size]) != self.crc:
+            return False
+        # The bytes are what the mark's writer saw; their last line must be event `seq`.
+        last = data[data.rfind(b"\n", 0, self.size - 1) + 1 : self.size]
+        try:
+            return codec.event_seq(last) == self.seq
+        except CorruptRecord:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSeal:
+    """What a clean read saw: the file (inode), its length, last event and CRC-32."""
+
+    inode: int
+    size: int
+    seq: int
+    crc: int
+
+
+def read_journal(
+    path: Path, after_seq: int = 0, mark: JournalMark | None = None, *, seal: bool = False
+) -> tuple[JournalRead, list[JournalLine], JournalSeal | None]:
     """Read and check a whole journal file (see :func:`parse_lines`).
+
+    Args:
+        path: The journal.
+        after_seq: Return only the events after this number (all are checked).
+        mark: A mark of the journal's beginning; when the bytes still match it,
+            the lines it covers are known intact without checking each.
+        seal: Also return a :class:`JournalSeal` when the journal is undamaged.
+
+    Returns:
+        The read, the damaged lines (for quarantine), and the seal if asked for
+        and the journal is undamaged.
 
     Raises:
         SessionNotFound: If the file does not exist.
         StoreError: If it cannot be read.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            inode = os.fstat(file.fileno()).st_ino
+            data = file.read()
     except FileNotFoundError:
         raise SessionNotFound(
             f"no journal {path}; `continuity list` shows the sessions of this store"
         ) from None
     except OSError as exc:
         raise store_error(exc, "read", path) from exc
-    clean = _read_clean(data, str(path), after_seq)
+    clean = _read_clean(data, str(path), after_seq, mark, seal)
     if clean is not None:
-        return clean, []
-    return parse_lines(split_lines(data), str(path), after_seq)
+        read, crc = clean
+        found = None if crc is None else JournalSeal(inode, len(data), read.end_seq, crc)
+        return read, [], found
+    read, damaged = parse_lines(split_lines(data), str(path), after_seq)
+    return read, damaged, None
 
 
-def _read_clean(data: bytes, location: str, after_seq: int) -> JournalRead | None:
-    """The events after ``after_seq`` of an undamaged journal; None for any doubt.
+def _read_clean(
+    data: bytes, location: str, after_seq: int, mark: JournalMark | None, seal: bool
+) -> tuple[JournalRead, int | None] | None:
+    """The events after ``after_seq`` of an undamaged journal (and its CRC-32
+    if ``seal``); None for any doubt.
 
     Almost every journal is whole: every line intact, sequence numbers 1, 2,
-    3, ... This path proves that with one tight loop and decodes only the
-    events wanted; anything else (a torn tail, a bad checksum, a gap, a stray
-    empty line) goes to :func:`parse_lines`, which says what is wrong.
+    3, ... This path proves that with one tight loop (over the lines after
+    ``mark`` when it holds) and decodes only the events wanted; anything else
+    (a torn tail, a bad checksum, a gap, a stray empty line) goes to
+    :func:`parse_lines`, which says what is wrong.
     """
     if not data.endswith(b"\n"):
-        return None if data else JournalRead(events=[])
-    lines = data.split(b"\n")
+        return None if data else (JournalRead(events=[]), 0 if seal else None)
+    start, first, crc = 0, 1, 0
+    if mark is not None and mark.seq <= after_seq and mark.holds(data):
+        start, first, crc = mark.size, mark.seq + 1, mark.crc
+    lines = (data[start:] if start else data).split(b"\n")
     lines.pop()  # after the last newline
-    seqs = codec.intact_seqs(lines)
-    if seqs is None or seqs != list(range(1, len(seqs) + 1)):
+    seqs = codec.intact_seqs(lines, first)
+    if seqs is None or seqs != list(range(first, first + len(seqs))):
         return None
-    return JournalRead(
-        events=[codec.decode_event(line, location) for line in lines[max(after_seq, 0) :]],
-        end_seq=len(seqs),
+    read = JournalRead(
+        events=[
+            codec.decode_event(line, location) for line in lines[max(after_seq + 1 - first, 0) :]
+        ],
+        end_seq=first - 1 + len(seqs),
     )
+    return read, (zlib.crc32(memoryview(data)[start:], crc) if seal else None)
 
 
 def high_water_seq(fd: int, size: int) -> int:
@@ -186,6 +254,9 @@ class JournalHandle:
     last_seq: int = 0
     ends_clean: bool = True  # ends with a newline (or is empty)
     dirty: bool = False  # written but not yet fdatasync'ed (batched mode)
+    # CRC-32 of the first `size` bytes when they are known to be intact events
+    # 1..last_seq (read clean, then appended by this handle); None if unknown.
+    verified: int | None = None
 
     def refresh(self) -> bool:
         """Reopen or re-scan the journal if it changed behind our back.
@@ -201,6 +272,7 @@ class JournalHandle:
             st = os.stat(str(self.path))
             if st.st_ino == self.inode and st.st_size == self.size:
                 return False
+            self.verified = None
             if st.st_ino != self.inode:
                 # Replaced by `verify --repair`: write to the new file, never the old one.
                 self.close()
@@ -229,8 +301,10 @@ class JournalHandle:
                 self.fd, self.path, self.size, data, sync=sync, ends_clean=self.ends_clean
             )
         except BaseException:
-            self.size = -1  # unknown until the next refresh re-reads the tail
+            self.size, self.verified = -1, None  # unknown until the next refresh
             raise
+        if self.verified is not None:
+            self.verified = zlib.crc32(data, self.verified) if self.ends_clean else None
         self.ends_clean = True
         self.dirty = self.dirty or not sync
 
@@ -246,7 +320,7 @@ class JournalHandle:
         except OSError as exc:
             self.size = -1
             raise store_error(exc, "undo an append to", self.path) from exc
-        self.size = size
+        self.size, self.verified = size, None
 
     def flush(self) -> None:
         """Make appended lines durable (batched mode).
@@ -261,8 +335,24 @@ class JournalHandle:
                 raise store_error(exc, "flush", self.path) from exc
             self.dirty = False
 
+    def seed(self, seal: JournalSeal) -> None:
+        """Take the CRC of a clean read of this very file, as long as nothing changed since."""
+        if (seal.inode, seal.size, seal.seq) == (self.inode, self.size, self.last_seq):
+            self.verified = seal.crc
+
+    def mark(self, seq: int) -> JournalMark | None:
+        """A mark of the journal as it stands, if it ends at event ``seq`` and is known intact."""
+        if self.verified is None or self.last_seq != seq or self.size <= 0:
+            return None
+        try:
+            if os.fstat(self.fd).st_size != self.size:  # appended elsewhere since
+                return None
+        except OSError:
+            return None
+        return JournalMark(seq, self.size, self.verified)
+
     def close(self) -> None:
         """Close the descriptor; the next refresh reopens it."""
         if self.fd >= 0:
             os.close(self.fd)
-        self.fd, self.inode, self.size = -1, -1, 0
+        self.fd, self.inode, self.size, self.verified = -1, -1, 0, None
