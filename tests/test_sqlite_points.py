@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent_continuity import ids
+from agent_continuity import SessionManager, ids
 from agent_continuity.errors import CorruptRecord, DuplicateRecord, InvalidInput
 from agent_continuity.model import RecoveryPointInfo, Trigger
 from agent_continuity.replay import SessionView
@@ -99,3 +103,55 @@ def test_a_point_named_after_another_session_is_refused(store: SqliteStore) -> N
     with pytest.raises(InvalidInput, match="names another session"):
         store.save_point(point)
     assert store.list_points(record.id) == store.list_points(other.id) == []
+
+
+# -- automatic points in sync mode ---------------------------------------------
+
+
+def test_an_automatic_point_leaves_the_connection_syncing_every_commit(tmp_path: Path) -> None:
+    mgr = SessionManager(store="sqlite:///s.db", project_dir=tmp_path, user_id="u", observer=False)
+    session = mgr.start(type="test", auto_save=False)
+    store = mgr.store
+    assert isinstance(store, SqliteStore)
+    for trigger in ("auto", "user-request", "auto"):
+        session.add_message("user", f"before a {trigger} point")
+        session.checkpoint(trigger=trigger)
+        level = store._connection().execute("PRAGMA synchronous").fetchone()[0]
+        assert level == 2  # FULL: the next append is fsynced, and the point with it
+    session.end()
+    mgr.close()
+
+
+def test_every_acknowledged_automatic_point_survives_kill_9(tmp_path: Path) -> None:
+    writer = textwrap.dedent(
+        f"""
+        from agent_continuity import SessionManager
+        mgr = SessionManager(store="sqlite:///s.db", project_dir={str(tmp_path)!r},
+                             user_id="u", observer=False)
+        session = mgr.start(type="test", auto_save=False)
+        print(session.id, flush=True)
+        n = 0
+        while True:
+            n += 1
+            session.add_message("user", f"message {{n}}")
+            print(session.view.seq, session.checkpoint(trigger="auto"), flush=True)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    session_id = proc.stdout.readline().strip()
+    acked = [proc.stdout.readline().split() for _ in range(60)]
+    proc.send_signal(signal.SIGKILL)
+    acked += [line.split() for line in proc.stdout.read().splitlines() if len(line.split()) == 2]
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    store = SqliteStore(tmp_path / "s.db")
+    seq, newest = int(acked[-1][0]), acked[-1][1]
+    point = store.load_point(newest)  # the last one acknowledged is there, whole
+    assert (point.session_id, point.seq) == (session_id, seq)
+    kept = [p.id for p in store.list_points(session_id)]
+    assert newest in kept and len(kept) <= 6  # pruned to backupCount (5), plus a kill's leftover
+    store.close()

@@ -11,8 +11,10 @@ session and guarantee the durability rules of DESIGN.md §3:
 
 plus the session's **lease** (who may append) and the store-wide **recovery
 log**. A method returns only once what it wrote survives ``kill -9`` (with
-``durability="sync"``, also power loss). A failed write raises; nothing is
-ever silently skipped.
+``durability="sync"``, also power loss; a store may leave an *automatic*
+recovery point to its next synced write, since such a point only saves
+replaying the journal). A failed write raises; nothing is ever silently
+skipped.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ class Store(Protocol):
     # -- recovery points ------------------------------------------------
 
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
-        """Store a recovery point durably.
+        """Store a recovery point durably (an automatic one: see the module documentation).
 
         Raises:
             DuplicateRecord: If a point with that id exists (points are never overwritten).

@@ -21,7 +21,9 @@ Durability. The database runs in WAL mode and every write is one transaction
 committed before the method returns.
 A committed transaction is in the WAL file, so it survives ``kill -9`` in both
 modes. ``durability="sync"`` adds ``synchronous=FULL``: each commit fsyncs the
-WAL, so it also survives power loss. ``durability="batched"`` uses
+WAL, so it also survives power loss (automatic recovery points excepted: they
+are durable with the next synced commit, see :mod:`.sqlite_points`).
+``durability="batched"`` uses
 ``synchronous=NORMAL`` and a flusher thread that fsyncs the WAL at most
 ``batch_interval`` seconds after a commit: power loss (or a kernel crash) can
 lose the writes of the last ``batch_interval`` seconds, never a process kill.

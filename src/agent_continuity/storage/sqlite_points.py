@@ -3,13 +3,23 @@
 The columns beside ``body`` (session, seq, creation time, trigger) list the
 points without reading them; they sit outside the checksum, so a loaded
 point must agree with them.
+
+With ``durability="sync"`` a point made on request or by a trigger is
+fsynced before it returns. An automatic (interval) point, and the pruning
+of old ones, is committed without an fsync of its own: it survives ``kill
+-9`` at once, and power loss with the next synced commit (the session's next
+append) or WAL checkpoint. A power failure before that takes back only that
+point, never an event: recovery then starts from the point before it and
+replays the journal, which every append made durable. What such a failure
+can cost is the code context that one interval save observed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -102,7 +112,8 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
         point.trigger.value,
     )
     try:
-        inserted = store._write_one(_SAVE, (*row, body)).rowcount
+        with _unsynced(store, point.trigger.automatic):
+            inserted = store._write_one(_SAVE, (*row, body)).rowcount
     except sqlite3.IntegrityError:
         raise DuplicateRecord(
             f"recovery point {point.id} exists already in {store.url}; points are never "
@@ -196,18 +207,28 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
     doomed = [p.id for p in retention.prunable(infos, keep_automatic, valid)]
     if not doomed:
         return []
-    conn = store._connection()
-    if store.durability == "sync":
-        # Deleting needs no fsync of its own: the commit is in the WAL (it survives
-        # kill -9), the next synced commit makes it durable too, and a power
-        # failure before that only brings back old, valid points that the next
-        # pruning removes. What is kept is durable already.
-        conn.execute("PRAGMA synchronous = NORMAL")
-    try:
+    # A power failure before the next synced commit only brings back old, valid
+    # points, which the next pruning removes again.
+    with _unsynced(store):
         marks = ", ".join("?" * len(doomed))
         store._write_one(f"DELETE FROM points WHERE id IN ({marks})", doomed)
-    finally:
-        if store.durability == "sync":
-            with suppress(sqlite3.Error):  # a broken connection is replaced anyway
-                conn.execute("PRAGMA synchronous = FULL")
     return doomed
+
+
+@contextmanager
+def _unsynced(store: SqliteStore, when: bool = True) -> Iterator[None]:
+    """Commit without an fsync of its own (``synchronous=NORMAL``) in sync mode.
+
+    The commit is in the WAL when it returns (it survives ``kill -9``); the next
+    synced commit, or a WAL checkpoint, makes it survive power loss too.
+    """
+    if not (when and store.durability == "sync"):
+        yield
+        return
+    conn = store._connection()
+    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        with suppress(sqlite3.Error):  # a broken connection is replaced anyway
+            conn.execute("PRAGMA synchronous = FULL")
