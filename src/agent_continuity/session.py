@@ -38,6 +38,7 @@ from agent_continuity.model import (
 )
 from agent_continuity.replay import SessionView
 from agent_continuity.storage import Store, open_store
+from agent_continuity.updates import update_group
 
 if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
@@ -550,48 +551,19 @@ class SessionManager:
             InvalidInput: If nothing was given to record.
         """
         session = self.attach(session_id)
-        drafts: list[EventDraft] = []
-        if task:
-            drafts.append(
-                self.draft(
-                    EventKind.TASK,
-                    {"id": task, "current": True, **({"phase": phase} if phase else {})},
-                )
-            )
-        state: dict[str, Any] = {}
-        if phase and not task:
-            state["phase"] = phase
-        if step:
-            state["currentStep"] = step
-        if progress is not None:
-            state["progress"] = progress
-        if summary is not None:
-            state["summary"] = summary
-        if state:
-            drafts.append(self.draft(EventKind.STATE, state))
-        drafts += [self.draft(EventKind.STEP_COMPLETED, {"step": s}) for s in complete]
-        drafts += [self.draft(EventKind.NEXT_STEP, {"step": s}) for s in next_steps]
-        drafts += [self.draft(EventKind.BLOCKER, {"text": b, "resolved": False}) for b in blockers]
-        drafts += [self.draft(EventKind.BLOCKER, {"text": b, "resolved": True}) for b in unblock]
-        drafts += [self.draft(EventKind.DECISION, {"text": d}) for d in decisions]
-        drafts += [self.draft(EventKind.FILE, {"path": f, "change": "modified"}) for f in files]
-        if not drafts:
-            raise InvalidInput("nothing to record; give at least one option (see --help)")
-        if any(
-            not str(v).strip()
-            for d in drafts
-            for k, v in d.payload.items()
-            if k in ("step", "text", "path", "id")
-        ):
-            raise InvalidInput("steps, blockers, decisions, files and tasks must not be empty")
-        trigger = (
-            Trigger.TASK_COMPLETION
-            if complete
-            else Trigger.MAJOR_DECISION
-            if decisions
-            else Trigger.FILE_MODIFICATION
-            if files
-            else None
+        drafts, trigger = update_group(
+            self.draft,
+            task=task,
+            phase=phase,
+            step=step,
+            complete=complete,
+            next_steps=next_steps,
+            blockers=blockers,
+            unblock=unblock,
+            decisions=decisions,
+            progress=progress,
+            summary=summary,
+            files=files,
         )
         events = session.append_group(drafts, trigger)
         return session.record, events
