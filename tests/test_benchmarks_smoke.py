@@ -69,3 +69,27 @@ def test_help_does_not_import_pydantic() -> None:
 def test_observing_does_not_import_the_watcher() -> None:
     loaded = _imports_after("import agent_continuity.capture.observer")
     assert not any(name.startswith("watchdog") for name in loaded)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("measure", ["turn", "batched"])
+@pytest.mark.parametrize("store", ["files", "sqlite"])
+def test_the_profiler_shows_where_a_measure_spends_its_time(measure: str, store: str) -> None:
+    count = {"turn": "30", "batched": "1000"}[measure]
+    done = subprocess.run(
+        # Enough operations for the sampler (every 0.1 ms) to land in each layer.
+        [sys.executable, "benchmarks/profile.py", measure, store, "--count", count],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The call tree reaches from the live session down into the store it measured.
+    assert "LiveSession.add_message" in done.stdout
+    store_class = {"files": "FileStore.append", "sqlite": "SqliteStore.append"}[store]
+    assert store_class in done.stdout
+    if measure == "turn":
+        assert "LiveSession.checkpoint" in done.stdout
+    assert f"on {store}: " in done.stdout.splitlines()[-1]
