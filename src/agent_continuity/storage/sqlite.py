@@ -172,6 +172,8 @@ class SqliteStore:
         # The last sequence number this handle wrote or saw in each journal: the
         # guess that lets an append go in one statement (which checks it).
         self._last_seq: dict[str, int] = {}
+        # The journals this handle knows intact (to mark its points), and the marks of points read.
+        self._marks = sqlite_journal.JournalMarks()
         self._written_points = WrittenPoints()
         try:
             self._open()
@@ -386,8 +388,9 @@ class SqliteStore:
         journal: int | None,
         last: int,
         drafts: Sequence[EventDraft],
-    ) -> list[Event]:
-        """Append ``drafts`` after ``last`` inside the caller's write transaction."""
+    ) -> tuple[list[Event], list[bytes]]:
+        """Append ``drafts`` after ``last`` in the caller's write transaction: events, lines."""
+        self._marks.forget(session_id)  # a caller that committed may extend it again
         journal = self._journal(conn, session_id, journal)
         events = [
             Event(seq=last + n, kind=d.kind, at=d.at, payload=d.payload)
@@ -399,7 +402,7 @@ class SqliteStore:
         else:
             conn.executemany(INSERT_EVENT, rows)
         self._saw_end(session_id, events[-1].seq)
-        return events
+        return events, [row[2] for row in rows]
 
     # -- sessions ---------------------------------------------------------
 
@@ -428,9 +431,11 @@ class SqliteStore:
             first = Event(seq=1, kind=EventKind.SESSION, at=draft.created, payload=payload)
             self._put_session(conn, record)
             journal = self._journal(conn, session_id, None)
-            conn.execute(INSERT_EVENT, (journal, 1, codec.encode_event(first)))
+            line = codec.encode_event(first)
+            conn.execute(INSERT_EVENT, (journal, 1, line))
             self._saw_end(session_id, 1)
             self._put_lease(conn, granted)
+        self._marks.started(session_id, line)
         return record, granted
 
     @_translated
@@ -515,6 +520,7 @@ class SqliteStore:
 
     @_translated
     def release_lease(self, lease: Lease) -> None:
+        self._marks.forget(lease.session_id)
         sqlite_leases.release_lease(self, lease)
 
     # -- journal ----------------------------------------------------------
@@ -522,6 +528,7 @@ class SqliteStore:
     @_translated
     def append(self, lease: Lease, drafts: Sequence[EventDraft]) -> list[Event]:
         last = self._last_seq.get(lease.session_id)
+        known = self._marks.take(lease.session_id)  # put back extended once committed
         if last is not None and len(drafts) == 1:
             # The everyday append in one statement: the event goes in only if the
             # lease is still current and the journal still ends where this handle
@@ -532,7 +539,9 @@ class SqliteStore:
             params = (lease.session_id, lease.token, event.seq, codec.encode_event(event))
             if self._write_one(APPEND_AFTER, params).rowcount == 1:
                 self._saw_end(lease.session_id, event.seq)
+                self._marks.appended(lease.session_id, known, last, [params[3]])
                 return [event]
+            known = None  # the journal moved, or the lease did
         with self._write() as conn:
             token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
             if token != lease.token:
@@ -543,7 +552,9 @@ class SqliteStore:
                     "run `continuity verify --repair`",
                     location,
                 )
-            return self._append_in(conn, lease.session_id, journal, last or 0, drafts)
+            events, lines = self._append_in(conn, lease.session_id, journal, last or 0, drafts)
+        self._marks.appended(lease.session_id, known, last or 0, lines)
+        return events
 
     @_translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
@@ -601,7 +612,11 @@ class SqliteStore:
 
     @_translated
     def verify(self, repair: bool = False) -> VerifyReport:
-        return verify_store(self, repair=repair)
+        try:
+            return verify_store(self, repair=repair)
+        finally:
+            if repair:  # it may rewrite journals: vouch again after a clean read
+                self._marks.forget()
 
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()

@@ -2,10 +2,23 @@
 
 A row holds one journal line exactly as the files store writes it, checksum
 included, keyed by the journal's small integer and the event's number.
+
+Rows 1..N joined are therefore the bytes a files journal of those events
+would hold, and a recovery point saved by the journal's writer carries the
+same :class:`~.journal_file.JournalMark` (their CRC-32) as a files point: the
+writer keeps a running CRC of the rows it knows intact (appended itself, or
+read clean), see :class:`JournalMarks`. A reader of the events after such a
+point whose rows 1..N give the same CRC, one line per row, skips checking
+them one by one; any other rows take the check line by line, so damage
+before a point is still found and reported.
 """
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
@@ -13,11 +26,111 @@ from agent_continuity.errors import CorruptRecord
 
 from . import codec
 from .base import JournalRead
+from .journal_file import JournalMark
 from .sqlite_repair import damage_at
 from .sqlite_schema import JOURNAL
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
+
+_MAX_RUNNING = 10_000  # journals whose running mark a handle keeps
+_MAX_READ = 10_000  # marks of the points a handle read
+_EMPTY = JournalMark(0, 0, 0)  # a journal with no rows yet (the CRC-32 of no bytes is 0)
+_last_byte = itemgetter(-1)
+
+
+class JournalMarks:
+    """What one store handle knows of its journals' beginnings.
+
+    Two kinds of :class:`~.journal_file.JournalMark`:
+
+    - the *running* mark of each journal this handle writes: rows 1..N as it
+      knows them intact, because it read them clean or appended them itself.
+      ``save_point`` embeds it in a point at N. It is dropped whenever this
+      handle's view may be stale (an append that found the journal moved, a
+      lease taken or given up, a repair, any error); when unsure, no mark.
+    - the marks of the points this handle loaded, which ``read_events`` uses.
+
+    A mark only ever claims bytes that were intact events 1..N, and a reader
+    compares it with the rows it finds: a stale or wrong mark only costs the
+    shortcut (the rows are then checked one by one), it never hides damage.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, JournalMark] = {}
+        self._read: dict[str, dict[int, JournalMark]] = {}
+        self._read_count = 0
+
+    def running(self, session_id: str) -> JournalMark | None:
+        """The journal's rows as this handle knows them intact, if it does."""
+        return self._running.get(session_id)
+
+    def take(self, session_id: str) -> JournalMark | None:
+        """The running mark, forgotten until the caller puts one back (an append in flight)."""
+        with self._lock:
+            return self._running.pop(session_id, None)
+
+    def forget(self, session_id: str | None = None) -> None:
+        """Drop the running mark of one journal, or of all of them."""
+        with self._lock:
+            if session_id is None:
+                self._running.clear()
+            else:
+                self._running.pop(session_id, None)
+
+    def started(self, session_id: str, line: bytes) -> None:
+        """This handle created the journal with ``line``, event 1."""
+        self.appended(session_id, _EMPTY, 0, [line])
+
+    def appended(
+        self, session_id: str, known: JournalMark | None, last: int, lines: Sequence[bytes]
+    ) -> None:
+        """This handle committed ``lines`` as the events after ``last``.
+
+        The running mark becomes ``known`` extended by them if ``known``
+        covered exactly events 1..``last``; otherwise it is forgotten.
+        """
+        if known is None or known.seq != last or not lines:
+            self.forget(session_id)
+            return
+        data = b"".join(lines)
+        crc = zlib.crc32(data, known.crc)
+        self._keep(session_id, JournalMark(last + len(lines), known.size + len(data), crc))
+
+    def seen(self, session_id: str, mark: JournalMark, last_seq: int | None) -> None:
+        """A clean read found ``mark``: the running mark if the journal ends where the
+        writer believes it does (``last_seq``, its last append)."""
+        if last_seq == mark.seq:
+            self._keep(session_id, mark)
+
+    def _keep(self, session_id: str, mark: JournalMark) -> None:
+        with self._lock:
+            if len(self._running) >= _MAX_RUNNING and session_id not in self._running:
+                self._running.clear()  # only a shortcut: a server of many sessions starts over
+            self._running[session_id] = mark
+
+    def remember(self, session_id: str, mark: JournalMark) -> None:
+        """The mark of a point read (or saved) here, for the next read after it."""
+        with self._lock:
+            if self._read_count >= _MAX_READ:
+                self._read.clear()
+                self._read_count = 0
+            marks = self._read.setdefault(session_id, {})
+            self._read_count += mark.seq not in marks
+            marks[mark.seq] = mark
+
+    def for_read(self, session_id: str, after_seq: int) -> JournalMark | None:
+        """The newest remembered mark of the session at or before event ``after_seq``."""
+        with self._lock:
+            marks = self._read.get(session_id)
+            if not marks:
+                return None
+            mark = marks.get(after_seq)
+            if mark is None:
+                below = [seq for seq in marks if seq <= after_seq]
+                mark = marks[max(below)] if below else None
+            return mark
 
 
 def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> JournalRead:
@@ -32,9 +145,16 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
     ).fetchall()
     if not rows:
         store._require(conn, session_id)
-    clean = _read_clean(store, session_id, rows, after_seq)
+    # A writer learns from a clean read of its journal what it needs to mark its points.
+    writer = store._last_seq.get(session_id) == len(rows)
+    clean = _read_clean(
+        store, session_id, rows, after_seq, store._marks.for_read(session_id, after_seq), writer
+    )
     if clean is not None:
-        return clean
+        read, found = clean
+        if found is not None:
+            store._marks.seen(session_id, found, store._last_seq.get(session_id))
+        return read
     result = JournalRead(events=[])
     expected = 1
     for seq, line in rows:
@@ -69,18 +189,28 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
 
 
 def _read_clean(
-    store: SqliteStore, session_id: str, rows: list[tuple[int, bytes]], after_seq: int
-) -> JournalRead | None:
-    """The events after ``after_seq`` of an undamaged journal; None for any doubt.
+    store: SqliteStore,
+    session_id: str,
+    rows: list[tuple[int, bytes]],
+    after_seq: int,
+    mark: JournalMark | None,
+    seal: bool,
+) -> tuple[JournalRead, JournalMark | None] | None:
+    """The events after ``after_seq`` of an undamaged journal (and, if ``seal``,
+    the mark of all its rows); None for any doubt.
 
     As in the files store: one tight checksum loop proves every row intact
-    and numbered 1, 2, 3, ...; the loop above reports whatever is not.
+    and numbered 1, 2, 3, ... (the rows after ``mark`` only, when its rows
+    still match it); the loop above reports whatever is not.
     """
     seqs = [seq for seq, _ in rows]
     if seqs != list(range(1, len(rows) + 1)):
         return None
+    lines = [line for _, line in rows]
+    covered = _covered(lines, mark) if mark is not None and mark.seq <= after_seq else None
+    first = 1 if covered is None else covered.seq + 1
     # Rows hold whole lines, newline included; a row without one fails the check.
-    if codec.intact_seqs([line[:-1] for _, line in rows]) != seqs:
+    if codec.intact_seqs([line[:-1] for line in lines[first - 1 :]], first) != seqs[first - 1 :]:
         return None
     start = max(after_seq, 0)
     try:
@@ -90,4 +220,31 @@ def _read_clean(
         ]
     except CorruptRecord:
         return None
-    return JournalRead(events=events, end_seq=len(rows))
+    found = None
+    if seal and rows:
+        rest = b"".join(lines[first - 1 :])
+        known = _EMPTY if covered is None else covered
+        found = JournalMark(len(rows), known.size + len(rest), zlib.crc32(rest, known.crc))
+    return JournalRead(events=events, end_seq=len(rows)), found
+
+
+def _covered(lines: list[bytes], mark: JournalMark) -> JournalMark | None:
+    """``mark`` if rows 1..its seq (numbered so already) are still exactly what it was made of.
+
+    Each row must be one whole line: the same bytes cut at other row
+    boundaries would be damage that the check line by line reports.
+    """
+    if not 0 < mark.seq <= len(lines):
+        return None
+    covered = lines[: mark.seq]
+    try:
+        if bytes(map(_last_byte, covered)) != b"\n" * mark.seq:
+            return None  # a row not ending with its line's newline
+    except IndexError:
+        return None  # an empty row
+    data = b"".join(covered)
+    # The mark's bytes are N lines of one newline each, and each of the N rows ends
+    # with one: equal bytes are therefore those very lines, one per row.
+    if len(data) != mark.size or not mark.holds(data):
+        return None
+    return mark

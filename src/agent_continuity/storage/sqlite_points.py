@@ -12,6 +12,11 @@ append) or WAL checkpoint. A power failure before that takes back only that
 point, never an event: recovery then starts from the point before it and
 replays the journal, which every append made durable. What such a failure
 can cost is the code context that one interval save observed.
+
+A point saved by the journal's writer, when that writer knows rows 1..seq
+intact, carries their ``journalMark`` inside its checksummed body (see
+:mod:`.sqlite_journal`); a handle that loads the point remembers the mark
+for its next read of the events after it. The loaded model never holds it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from agent_continuity.errors import (
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
 from . import codec, retention
+from .journal_file import JournalMark
 from .sqlite_schema import JOURNAL
 
 if TYPE_CHECKING:
@@ -56,6 +62,7 @@ _LIST = (
     " FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
 )
 _MAX_WRITTEN = 10_000  # sessions whose last saved point a handle remembers
+_MARK_KEY = "journalMark"
 
 
 class WrittenPoints:
@@ -102,7 +109,14 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
             f"recovery point {point.id} names another session than {point.session_id}; "
             "build its id with make_recovery_id(session_id, ...)"
         )
-    body = codec.dump_compressed(point.to_wire())
+    doc = point.to_wire()
+    # Only the writer's own knowledge of rows 1..seq, never a guess.
+    mark = store._marks.running(point.session_id)
+    if mark is not None and mark.seq == point.seq:
+        doc[_MARK_KEY] = {"seq": mark.seq, "bytes": mark.size, "crc32": mark.crc}
+    else:
+        mark = None
+    body = codec.dump_compressed(doc)
     # Full precision, so the listing orders points exactly as their bodies would.
     row = (
         point.session_id,
@@ -124,6 +138,8 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
             f"no session {point.session_id} in {store.url}; `continuity list` shows the sessions"
         )
     store._written_points.saved(point, body)
+    if mark is not None:
+        store._marks.remember(point.session_id, mark)
     return RecoveryPointInfo(
         id=point.id,
         session_id=point.session_id,
@@ -141,13 +157,19 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     if row is None:
         raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
     location = store._loc("points", point_id)
+    doc = codec.load_compressed(row[3], location)
+    mark = doc.pop(_MARK_KEY, None)
     try:
-        point = RecoveryPoint.model_validate(codec.load_compressed(row[3], location))
+        point = RecoveryPoint.model_validate(doc)
     except ValidationError as exc:
         raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
     # The listing columns sit outside the checksum; a point must agree with them.
     if (point.id, point.session_id, point.seq, point.trigger.value) != (point_id, *row[:3]):
         raise CorruptRecord(f"{location}: listing columns disagree with the point", location)
+    if isinstance(mark, dict) and mark.get("seq") == point.seq:
+        size, crc = mark.get("bytes"), mark.get("crc32")
+        if type(size) is int and type(crc) is int:  # exactly int: not bool
+            store._marks.remember(point.session_id, JournalMark(point.seq, size, crc))
     return point
 
 
