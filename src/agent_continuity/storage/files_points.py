@@ -40,7 +40,6 @@ _MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
 _MAX_WRITTEN = 10_000  # digests of the point files this store wrote
 _MAX_FOLDERS = 10_000  # session point folders remembered
 _MAX_MARKS = 10_000  # journal marks of the points read
-_MARK_KEY = "journalMark"
 
 
 class SessionFiles(Protocol):
@@ -109,7 +108,7 @@ class PointFiles:
             entry.journal.flush()
             mark = entry.journal.mark(point.seq)
             if mark is not None:
-                doc[_MARK_KEY] = {"seq": mark.seq, "bytes": mark.size, "crc32": mark.crc}
+                doc[JournalMark.KEY] = mark.to_doc()
             data = codec.dump_compressed(doc)
             ensure_folder(folder)
             existing = self.find(point.session_id, point.id)
@@ -155,14 +154,12 @@ class PointFiles:
 
     def _decode(self, info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
         doc = codec.load_compressed(data, str(path))
-        mark = doc.pop(_MARK_KEY, None)
+        mark = JournalMark.take_from(doc, info.seq)
         point = validate(RecoveryPoint, doc, path)
         if (point.id, point.session_id, point.seq) != (info.id, info.session_id, info.seq):
             raise CorruptRecord(f"{path}: the point inside does not match its file name", str(path))
-        if isinstance(mark, dict) and mark.get("seq") == point.seq:
-            size, crc = mark.get("bytes"), mark.get("crc32")
-            if type(size) is int and type(crc) is int:  # exactly int: not bool
-                self._remember(point.session_id, JournalMark(point.seq, size, crc))
+        if mark is not None:
+            self._remember(point.session_id, mark)
         return point
 
     def _remember(self, session_id: str, mark: JournalMark) -> None:

@@ -118,6 +118,27 @@ class JournalMark:
     size: int
     crc: int
 
+    #: The key under which a recovery point's document carries its mark.
+    KEY = "journalMark"
+
+    def to_doc(self) -> dict[str, int]:
+        """The mark as a point document carries it (inside the point's checksum)."""
+        return {"seq": self.seq, "bytes": self.size, "crc32": self.crc}
+
+    @classmethod
+    def take_from(cls, doc: dict[str, object], seq: int) -> JournalMark | None:
+        """Remove the mark from a point's document; return it if it is one for event ``seq``.
+
+        A missing or malformed mark is no mark: the journal is then checked line by line.
+        """
+        value = doc.pop(cls.KEY, None)
+        if not isinstance(value, dict) or value.get("seq") != seq:
+            return None
+        size, crc = value.get("bytes"), value.get("crc32")
+        if type(size) is not int or type(crc) is not int:  # exactly int: not bool
+            return None
+        return cls(seq, size, crc)
+
     def holds(self, data: bytes) -> bool:
         """Whether ``data`` begins with exactly the bytes this mark was made of."""
         if not (0 < self.size <= len(data) and data[self.size - 1] == 0x0A):

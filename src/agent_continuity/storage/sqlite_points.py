@@ -62,7 +62,6 @@ _LIST = (
     " FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
 )
 _MAX_WRITTEN = 10_000  # sessions whose last saved point a handle remembers
-_MARK_KEY = "journalMark"
 
 
 class WrittenPoints:
@@ -113,7 +112,7 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
     # Only the writer's own knowledge of rows 1..seq, never a guess.
     mark = store._marks.running(point.session_id)
     if mark is not None and mark.seq == point.seq:
-        doc[_MARK_KEY] = {"seq": mark.seq, "bytes": mark.size, "crc32": mark.crc}
+        doc[JournalMark.KEY] = mark.to_doc()
     else:
         mark = None
     body = codec.dump_compressed(doc)
@@ -158,7 +157,7 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
         raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
     location = store._loc("points", point_id)
     doc = codec.load_compressed(row[3], location)
-    mark = doc.pop(_MARK_KEY, None)
+    mark = JournalMark.take_from(doc, row[1])
     try:
         point = RecoveryPoint.model_validate(doc)
     except ValidationError as exc:
@@ -166,10 +165,8 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     # The listing columns sit outside the checksum; a point must agree with them.
     if (point.id, point.session_id, point.seq, point.trigger.value) != (point_id, *row[:3]):
         raise CorruptRecord(f"{location}: listing columns disagree with the point", location)
-    if isinstance(mark, dict) and mark.get("seq") == point.seq:
-        size, crc = mark.get("bytes"), mark.get("crc32")
-        if type(size) is int and type(crc) is int:  # exactly int: not bool
-            store._marks.remember(point.session_id, JournalMark(point.seq, size, crc))
+    if mark is not None:
+        store._marks.remember(point.session_id, mark)
     return point
 
 
