@@ -61,8 +61,19 @@ MAX_ACTIVE_FILES = 50
 _ACTION_CHARS = 160
 
 
-def _clip(text: str, limit: int = _ACTION_CHARS) -> str:
-    text = " ".join(str(text).split())
+def clip(text: str, limit: int = _ACTION_CHARS) -> str:
+    """``text`` with its runs of white space made one space, cut to ``limit`` with an ellipsis."""
+    text = str(text)
+    if len(text) > 4 * limit:
+        # A long message (an assistant's answer may be 100 KB) is only read as far
+        # as the clip needs: the words of a prefix, less the last one (which the
+        # cut may have split), are the start of the whole text's words; once they
+        # reach the limit the result is the same as splitting everything.
+        words = text[: 4 * limit].split()
+        start = " ".join(words[:-1])
+        if len(start) >= limit:
+            return start[: limit - 1] + "…"
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -259,13 +270,13 @@ def _on_lifecycle(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 def _on_message(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     view.message_count += 1
     role, text = str(p.get("role", "user")), str(p.get("text", ""))
-    entry: dict[str, Any] = {"seq": view.seq + 1, "role": role, "text": _clip(text, 2000)}
+    entry: dict[str, Any] = {"seq": view.seq + 1, "role": role, "text": clip(text, 2000)}
     partial = bool(p.get("partial"))
     if partial:
         entry["partial"] = True
     # Sequence numbers are set by apply(); record the real one after the fact.
     view.recent_messages.append(entry)
-    view.last_action = f"{role}: {_clip(text)}"
+    view.last_action = f"{role}: {clip(text)}"
     if role == "assistant":
         view.partial_message_seq = entry["seq"] if partial else None
 
@@ -273,7 +284,7 @@ def _on_message(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 def _on_decision(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     text = str(p.get("text", ""))
     _context(view, key_decisions=[*view.record.context.key_decisions, text])
-    view.last_action = f"decided: {_clip(text)}"
+    view.last_action = f"decided: {clip(text)}"
 
 
 def _on_step_completed(view: SessionView, p: dict[str, Any], at: datetime) -> None:
@@ -302,9 +313,9 @@ def _on_blocker(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     blockers = [b for b in view.record.state.blockers if b != text]
     if not p.get("resolved"):
         blockers.append(text)
-        view.last_action = f"blocked: {_clip(text)}"
+        view.last_action = f"blocked: {clip(text)}"
     else:
-        view.last_action = f"unblocked: {_clip(text)}"
+        view.last_action = f"unblocked: {clip(text)}"
     _state(view, blockers=blockers)
 
 
@@ -370,7 +381,7 @@ def _on_file(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 
 
 def _on_error(view: SessionView, p: dict[str, Any], at: datetime) -> None:
-    message = _clip(str(p.get("message", "")))
+    message = clip(str(p.get("message", "")))
     view.recent_errors.append(message)
     view.last_action = f"error: {message}"
 
@@ -401,7 +412,7 @@ def _on_note(view: SessionView, p: dict[str, Any], at: datetime) -> None:
             )
         )
         return
-    view.last_action = f"note: {_clip(str(p.get('text', '')))}"
+    view.last_action = f"note: {clip(str(p.get('text', '')))}"
 
 
 _HANDLERS = {
