@@ -136,7 +136,10 @@ def per_turn_and_storage(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[R
         "untimed) before each system's turn so that none pays for another's write-back. "
         "Ours: two `add_message` calls, "
         'each fsynced before it returns (`durability="sync"`), then `checkpoint(trigger='
-        '"auto")`, a recovery point pruned to `backupCount` 5. `SessionManager(..., '
+        '"auto")`, a recovery point pruned to `backupCount` 5 (the files store fsyncs the '
+        "point's file and its folder; SQLite commits an automatic point without an fsync of "
+        "its own: it survives kill -9 at once and power loss with the next append's fsync). "
+        "`SessionManager(..., "
         "observer=False)` and `auto_save=False`: project observation is timed in scenario 5, "
         "and the per-turn point stands in for the interval saves. `memory:` keeps nothing on "
         "disk: it is our CPU floor, not a durable contender. The `, no points` rows do only "
@@ -448,7 +451,9 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         "state. In process, on a fresh `SessionManager` with its default observer (the "
         "project folder holds only the store and no git), after one untimed run that "
         "imports the recovery engine: `analyse(id)` loads the newest valid point and the "
-        "journal after it (checking every line of the journal), observes the project, "
+        "journal after it (checking every line of the journal: the lines the point covers "
+        "with one CRC-32 against the point's journal mark when the bytes still match it, "
+        "line by line otherwise), observes the project, "
         "validates and scores, changing nothing; `recover(id, answer=True)` takes the lease "
         "over first (the answer is known), then does the same reading once under it, and "
         "resumes the session (lifecycle event, recovery point, registry, log). Process: wall "
