@@ -355,3 +355,28 @@ def test_a_read_with_a_mark_equals_the_read_without(
         assert (firsts == [_COVERED + 1]) == holds
     plain.close()
     marked.close()
+
+
+def test_a_row_whose_newline_was_damaged_is_reported_before_the_point_too(
+    tmp_path: Path,
+) -> None:
+    # The checksum covers the event's JSON, not the newline after it: a row that
+    # lost its newline must still read as damage, wherever it is.
+    session_id, _ = _session_with_point(tmp_path)
+    db = tmp_path / "store.db"
+    with raw(db) as conn:
+        line = bytes(
+            conn.execute(f"SELECT line FROM events WHERE {_ROW}", (session_id, 5)).fetchone()[0]
+        )
+        conn.execute(f"UPDATE events SET line = ? WHERE {_ROW}", (line[:-1] + b" ", session_id, 5))
+    mgr = _manager(tmp_path)
+
+    result = mgr.analyse(session_id)
+
+    assert any(f"events/{session_id}/5" in warning for warning in result.warnings)
+    mgr.recover(session_id, answer=True)
+    session = mgr.attach(session_id)
+    session.add_message("user", "resumed over the damage")
+    assert _mark_of(db, session.checkpoint()) is None  # nobody vouches for the damaged row
+    session.end()
+    mgr.close()

@@ -209,8 +209,13 @@ def _read_clean(
     lines = [line for _, line in rows]
     covered = _covered(lines, mark) if mark is not None and mark.seq <= after_seq else None
     first = 1 if covered is None else covered.seq + 1
-    # Rows hold whole lines, newline included; a row without one fails the check.
-    if codec.intact_seqs([line[:-1] for line in lines[first - 1 :]], first) != seqs[first - 1 :]:
+    # Rows hold whole lines, newline included: a row whose last byte is not its
+    # newline is damaged even where its checksum (which does not cover the
+    # newline) holds, so the check goes line by line.
+    rest = lines[first - 1 :]
+    if not _whole_lines(rest):
+        return None
+    if codec.intact_seqs([line[:-1] for line in rest], first) != seqs[first - 1 :]:
         return None
     start = max(after_seq, 0)
     try:
@@ -222,9 +227,9 @@ def _read_clean(
         return None
     found = None
     if seal and rows:
-        rest = b"".join(lines[first - 1 :])
+        data = b"".join(rest)
         known = _EMPTY if covered is None else covered
-        found = JournalMark(len(rows), known.size + len(rest), zlib.crc32(rest, known.crc))
+        found = JournalMark(len(rows), known.size + len(data), zlib.crc32(data, known.crc))
     return JournalRead(events=events, end_seq=len(rows)), found
 
 
@@ -237,14 +242,19 @@ def _covered(lines: list[bytes], mark: JournalMark) -> JournalMark | None:
     if not 0 < mark.seq <= len(lines):
         return None
     covered = lines[: mark.seq]
-    try:
-        if bytes(map(_last_byte, covered)) != b"\n" * mark.seq:
-            return None  # a row not ending with its line's newline
-    except IndexError:
-        return None  # an empty row
+    if not _whole_lines(covered):
+        return None
     data = b"".join(covered)
     # The mark's bytes are N lines of one newline each, and each of the N rows ends
     # with one: equal bytes are therefore those very lines, one per row.
     if len(data) != mark.size or not mark.holds(data):
         return None
     return mark
+
+
+def _whole_lines(rows: list[bytes]) -> bool:
+    """Whether every row ends with its line's newline (an empty row does not)."""
+    try:
+        return bytes(map(_last_byte, rows)) == b"\n" * len(rows)
+    except IndexError:
+        return False  # an empty row
