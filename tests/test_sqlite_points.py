@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,27 @@ def test_every_acknowledged_automatic_point_survives_kill_9(tmp_path: Path) -> N
     kept = [p.id for p in store.list_points(session_id)]
     assert newest in kept and len(kept) <= 6  # pruned to backupCount (5), plus a kill's leftover
     store.close()
+
+
+def test_a_connection_that_cannot_sync_again_is_never_used_again(tmp_path: Path) -> None:
+    mgr = SessionManager(store="sqlite:///s.db", project_dir=tmp_path, user_id="u", observer=False)
+    session = mgr.start(type="test", auto_save=False)
+    store = mgr.store
+    assert isinstance(store, SqliteStore)
+    unsynced = store._connection()
+
+    def refuse_full(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+        refused = action == sqlite3.SQLITE_PRAGMA and arg1 == "synchronous" and arg2 == "FULL"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    unsynced.set_authorizer(refuse_full)  # SQLite itself refuses to go back to FULL
+    point = session.checkpoint(trigger="auto")
+
+    assert store.load_point(point).id == point  # the point was saved
+    fresh = store._connection()
+    assert fresh is not unsynced
+    assert fresh.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: appends fsync again
+    session.add_message("user", "after the refused pragma")
+    assert mgr.events(session.id)[-1].payload["text"] == "after the refused pragma"
+    session.end()
+    mgr.close()

@@ -12,9 +12,10 @@ session and guarantee the durability rules of DESIGN.md §3:
 plus the session's **lease** (who may append) and the store-wide **recovery
 log**. A method returns only once what it wrote survives ``kill -9`` (with
 ``durability="sync"``, also power loss; a store may leave an *automatic*
-recovery point to its next synced write, since such a point only saves
-replaying the journal). A failed write raises; nothing is ever silently
-skipped.
+recovery point's power-safety to its next synced write: losing one to power
+failure loses no event, only the code context that interval save observed,
+since recovery falls back to the point before and replays the journal). A
+failed write raises; nothing is ever silently skipped.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ class Store(Protocol):
 
     Attributes:
         url: The URL the store was opened from.
-        durability: ``"sync"`` (each write is durable when it returns) or
+        durability: ``"sync"`` (each write is durable when it returns, but
+            for automatic points, see the module documentation) or
             ``"batched"`` (writes are grouped; up to ``batch_interval`` of
             acknowledged work can be lost to power failure, none to ``kill -9``).
         shared_across_processes: Whether two processes opening the same URL

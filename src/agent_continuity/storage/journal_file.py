@@ -9,8 +9,9 @@ the sequence numbers.
 A recovery point saved by the process writing the journal carries a
 :class:`JournalMark`: the CRC-32 of the journal's bytes up to the point, which
 that process knew to be intact events 1..N. A reader that finds the same
-CRC over the same bytes knows those lines are still intact without checking
-them one by one (one ``crc32`` call instead of ten thousand); any other
+CRC over the same bytes takes those lines as still intact without checking
+them one by one (one ``crc32`` call instead of ten thousand, with the same
+1 in 2**32 chance of missing damage as each line's own CRC-32); any other
 bytes fail the comparison and are checked line by line, as without a mark.
 """
 

@@ -249,5 +249,11 @@ def _unsynced(store: SqliteStore, when: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        with suppress(sqlite3.Error):  # a broken connection is replaced anyway
+        try:
             conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error:
+            # Never keep a connection that would acknowledge appends without an
+            # fsync: this thread's next call opens a fresh one.
+            store._local.held = None
+            with suppress(sqlite3.Error):
+                conn.close()
