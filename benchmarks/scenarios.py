@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from workload import Sizes, conversation, transcript_bytes
 
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
-from agent_continuity.model import EventKind
+from agent_continuity.model import Event, EventKind, utc_now
+from agent_continuity.storage import codec
 
 STORES = (("files", "files:store"), ("sqlite", "sqlite:///store.db"))
 Timed = Callable[[], object]
@@ -240,6 +242,21 @@ def append_latency(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
                 _judge(sizes, rate >= 50_000),
             )
         )
+    floors = {
+        "files": ("raw os.write of the line (files' floor)", _raw_write_rate),
+        "sqlite": ("raw autocommit INSERT, WAL, NORMAL (SQLite's floor)", _raw_insert_rate),
+    }
+    for label, (system, rate_of) in floors.items():
+        rate = rate_of(_fresh(folder / f"{label}-floor"), texts, sizes.batched_events)
+        rows.append(
+            Row(
+                3,
+                "one write per event reaching the kernel, nothing else",
+                system,
+                f"{rate:,.0f} events/s",
+                "reference: what a batched append must at least do",
+            )
+        )
     for label, url in STORES:
         rate = _batched_rate(
             url, _fresh(folder / f"{label}-grouped"), texts, sizes.batched_events, group=GROUP
@@ -260,7 +277,11 @@ def append_latency(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         "after the WAL commit with `synchronous=FULL`, SQLite). Batched: "
         f"{sizes.batched_events:,} `add_message` calls with `SessionManager(config="
         'Config(durability="batched"))`, timed until the session is ended and the store '
-        "closed, which flushes what is still waiting for its fsync. Grouped: the same "
+        "closed, which flushes what is still waiting for its fsync. Floors: what a batched "
+        "append must do at least to survive kill -9 when it returns, timed alone over the "
+        "same texts (one `os.write` of a checksummed line to an `O_APPEND` file; one "
+        "autocommit `INSERT` into a `WITHOUT ROWID` table like our journal's, in WAL mode "
+        "with `synchronous=NORMAL`). Grouped: the same "
         f"messages, {GROUP} per `append_group` call (one write or commit per group).",
     ]
     return rows, notes
@@ -295,6 +316,50 @@ def _batched_rate(url: str, project: Path, texts: list[str], count: int, group: 
     session.end()
     mgr.close()  # flushes what is still waiting for its fsync
     return count / (time.perf_counter() - started)
+
+
+def _journal_lines(texts: list[str]) -> list[bytes]:
+    """The texts as the journal lines of user messages."""
+    return [
+        codec.encode_event(
+            Event(seq=1, kind=EventKind.MESSAGE, at=utc_now(), payload={"role": "user", "text": t})
+        )
+        for t in texts
+    ]
+
+
+def _raw_write_rate(folder: Path, texts: list[str], count: int) -> float:
+    lines = _journal_lines(texts)
+    fd = os.open(folder / "journal.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        started = time.perf_counter()
+        for number in range(count):
+            os.write(fd, lines[number % len(lines)])
+        os.fdatasync(fd)
+        return count / (time.perf_counter() - started)
+    finally:
+        os.close(fd)
+
+
+def _raw_insert_rate(folder: Path, texts: list[str], count: int) -> float:
+    lines = _journal_lines(texts)
+    conn = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(
+            "CREATE TABLE events (journal INTEGER, seq INTEGER, line BLOB,"
+            " PRIMARY KEY (journal, seq)) WITHOUT ROWID"
+        )
+        started = time.perf_counter()
+        for number in range(count):
+            conn.execute(
+                "INSERT INTO events VALUES (1, ?, ?)", (number, lines[number % len(lines)])
+            )
+        conn.execute("PRAGMA wal_checkpoint(FULL)")
+        return count / (time.perf_counter() - started)
+    finally:
+        conn.close()
 
 
 # -- 4: recovery time ---------------------------------------------------------

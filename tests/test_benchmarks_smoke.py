@@ -30,6 +30,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         (2, "bytes on disk after scenario 1"),
         (3, "durable append (add_message, sync)"),
         (3, "batched appends"),
+        (3, "one write per event reaching the kernel"),
         (3, "physical floor"),
         (4, "recover in process"),
         (4, "`continuity recover --json --yes` process"),
