@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scenarios import STORES, _build_long_session, _reset, _store_path
-from workload import FULL, conversation
+from workload import FULL, QUICK, Sizes, conversation
 
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
@@ -30,10 +30,10 @@ from agent_continuity.config import Config
 Work = Callable[[], None]
 _WARM_UP = 5  # untimed operations first: pydantic builds each validator on first use
 # Each measure: (operations, set-up) where set-up returns the timed work and its tear-down.
-Setup = Callable[[str, Path, int], tuple[Work, Work]]
+Setup = Callable[[str, Path, int, Sizes], tuple[Work, Work]]
 
 
-def _turns(url: str, project: Path, count: int) -> tuple[Work, Work]:
+def _turns(url: str, project: Path, count: int, sizes: Sizes) -> tuple[Work, Work]:
     mgr = SessionManager(store=url, project_dir=project, user_id="bench", observer=False)
     session = mgr.start(type="benchmark", auto_save=False)
     pairs = list(conversation(count + _WARM_UP))
@@ -48,7 +48,7 @@ def _turns(url: str, project: Path, count: int) -> tuple[Work, Work]:
     return lambda: turns(pairs[_WARM_UP:]), lambda: (session.end(), mgr.close())
 
 
-def _batched(url: str, project: Path, count: int) -> tuple[Work, Work]:
+def _batched(url: str, project: Path, count: int, sizes: Sizes) -> tuple[Work, Work]:
     config = Config(durability="batched", user="bench")
     mgr = SessionManager(store=url, project_dir=project, config=config, observer=False)
     session = mgr.start(type="benchmark", auto_save=False)
@@ -65,8 +65,8 @@ def _batched(url: str, project: Path, count: int) -> tuple[Work, Work]:
     return work, lambda: None
 
 
-def _recover(url: str, project: Path, count: int) -> tuple[Work, Work]:
-    session_id = _build_long_session(url, project, FULL)
+def _recover(url: str, project: Path, count: int, sizes: Sizes) -> tuple[Work, Work]:
+    session_id = _build_long_session(url, project, sizes)
     live = _store_path(url, project)
     pristine = project.parent / "pristine" / live.name
     pristine.parent.mkdir()
@@ -87,7 +87,7 @@ def _recover(url: str, project: Path, count: int) -> tuple[Work, Work]:
 MEASURES: dict[str, tuple[str, Setup, int]] = {
     "turn": ("turns (two durable messages and an automatic point)", _turns, 300),
     "batched": ('add_message calls (durability="batched")', _batched, 50_000),
-    "recover": ("mgr.recover runs (10,000 messages, 1,000 points)", _recover, 7),
+    "recover": ("mgr.recover runs of the scenario-4 session", _recover, 7),
 }
 
 
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, help="operations to profile (default: as run.py)")
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML page here")
     parser.add_argument("--interval", type=float, default=0.0001, help="sampling interval, s")
+    parser.add_argument(
+        "--quick", action="store_true", help="run.py's quick sizes for the recovered session"
+    )
     args = parser.parse_args(argv)
     try:
         from pyinstrument import Profiler
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         project = workdir / "project"
         project.mkdir()
-        work, teardown = setup(url, project, count)
+        work, teardown = setup(url, project, count, QUICK if args.quick else FULL)
         profiler = Profiler(interval=args.interval)
         started = time.perf_counter()
         profiler.start()

@@ -94,3 +94,19 @@ def test_the_profiler_shows_where_a_measure_spends_its_time(measure: str, store:
     if measure == "turn":
         assert "LiveSession.checkpoint" in done.stdout
     assert f"on {store}: " in done.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_the_profiler_shows_a_recovery() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/profile.py", "recover", "files", "--quick", "--count", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SessionManager.recover" in done.stdout
+    assert "FileStore.read_events" in done.stdout
+    assert "3 mgr.recover runs" in done.stdout.splitlines()[-1]
