@@ -22,7 +22,7 @@ from agent_continuity import SessionManager, ids
 from agent_continuity.config import Config
 from agent_continuity.model import Trigger
 from agent_continuity.replay import SessionView
-from agent_continuity.storage import codec
+from agent_continuity.storage import sqlite_journal
 from agent_continuity.storage.journal_file import JournalMark
 from agent_continuity.storage.sqlite import SqliteStore
 from sqlite_support import JOURNAL_OF, NOW, flip_byte, new_session, note, raw, request
@@ -334,25 +334,27 @@ def test_a_read_with_a_mark_equals_the_read_without(
         _DAMAGE[damage](conn, session_id, lines)
     plain, marked = SqliteStore(db), SqliteStore(db)
     marked._marks.remember(session_id, mark)
-    firsts: list[int] = []
-    check = codec.intact_seqs
+    accepted: list[JournalMark] = []
+    covered = sqlite_journal._covered
 
-    def spy(checked: list[bytes], first: int = 1) -> list[int] | None:
-        firsts.append(first)
-        return check(checked, first)
+    def spy(lines: list[bytes], offered: JournalMark) -> JournalMark | None:
+        found = covered(lines, offered)
+        if found is not None:
+            accepted.append(found)
+        return found
 
-    monkeypatch.setattr(codec, "intact_seqs", spy)
+    monkeypatch.setattr(sqlite_journal, "_covered", spy)
 
     for after in (0, 11, 12, 15, 25):
         expected = plain.read_events(session_id, after)
-        firsts.clear()
+        accepted.clear()
         read = marked.read_events(session_id, after)
         assert read.events == expected.events
         assert read.damage == expected.damage
         assert read.end_seq == expected.end_seq
-        # Used (its rows not checked one by one) exactly when it still holds.
+        # Taken (its rows not checked one by one) exactly when it still holds.
         holds = wrong == "true mark" and damage in _COVERED_INTACT and after >= _COVERED
-        assert (firsts == [_COVERED + 1]) == holds
+        assert (accepted == [true]) == holds
     plain.close()
     marked.close()
 
