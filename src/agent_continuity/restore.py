@@ -22,6 +22,7 @@ from agent_continuity.errors import (
 )
 from agent_continuity.live import LiveSession
 from agent_continuity.liveness import Owner, owner_gone
+from agent_continuity.materialise import newest_valid_point
 from agent_continuity.model import (
     CodeContext,
     Damage,
@@ -96,21 +97,6 @@ def pick_session(mgr: SessionManager, session_id: str | None, user: str | None) 
             "sessions, `continuity start` begins a new one"
         )
     return max(candidates, key=lambda r: (reference_time(r), r.id))
-
-
-def newest_valid_point(
-    mgr: SessionManager, session_id: str
-) -> tuple[RecoveryPoint | None, list[Damage]]:
-    """The newest recovery point that passes verification, and the newer ones that failed."""
-    damage: list[Damage] = []
-    for info in reversed(mgr.store.list_points(session_id)):
-        try:
-            return mgr.store.load_point(info.id), damage
-        except CorruptRecord as exc:
-            damage.append(
-                Damage(location=exc.location or info.location, kind="checksum", detail=str(exc))
-            )
-    return None, damage
 
 
 def load_saved_state(
@@ -258,7 +244,7 @@ def _analysed(
     now = mgr.now()
     chosen = choose_mode(reference_time(record), now, settings, mode)
     step(STAGES[0])
-    point, point_damage = newest_valid_point(mgr, record.id)
+    point, point_damage = newest_valid_point(mgr.store, record.id)
     active = {*record.context.active_files, *(point.session.context.active_files if point else [])}
     observing = _Observing(mgr, point.code_context if point else None, sorted(active))
     lease = None

@@ -20,15 +20,14 @@ from agent_continuity.errors import (
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession, emergency_backup
 from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
+from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
     AgentInfo,
-    Damage,
     Event,
     EventDraft,
     EventKind,
     Lease,
     PersistenceSettings,
-    RecoveryPoint,
     SessionContext,
     SessionRecord,
     SessionStatus,
@@ -48,24 +47,6 @@ if TYPE_CHECKING:
 #: Environment variable through which `continuity run` lets the agent it runs
 #: write to the session it owns: ``SESSION-ID:TOKEN``.
 LEASE_ENV = "CONTINUITY_LEASE"
-
-
-class LoadedSession:
-    """A session read back from the store: its state and what was damaged on the way."""
-
-    def __init__(
-        self,
-        view: SessionView,
-        point: RecoveryPoint | None,
-        events_after_point: list[Event],
-        journal_damage: list[Damage],
-        point_damage: list[Damage],
-    ) -> None:
-        self.view = view
-        self.point = point
-        self.events_after_point = events_after_point
-        self.journal_damage = journal_damage
-        self.point_damage = point_damage
 
 
 def _started_but(
@@ -433,31 +414,7 @@ class SessionManager:
         Damaged points are skipped (and reported); a damaged journal yields
         what precedes and follows the damage (and reports it).
         """
-        validate_session_id(session_id)
-        point: RecoveryPoint | None = None
-        point_damage: list[Damage] = []
-        for info in reversed(self.store.list_points(session_id)):
-            try:
-                point = self.store.load_point(info.id)
-                break
-            except CorruptRecord as exc:
-                point_damage.append(
-                    Damage(location=exc.location or info.location, kind="checksum", detail=str(exc))
-                )
-        after = 0 if point is None or whole_journal else point.seq
-        read = self.store.read_events(session_id, after_seq=after)
-        events = read.events
-        if point is not None and not whole_journal:
-            view = SessionView.replay(events, start=point)
-        elif events:
-            view = SessionView.replay(events)
-        else:
-            raise CorruptRecord(
-                f"{session_id}: neither a valid recovery point nor a readable journal start; "
-                "`continuity emergency` shows what the emergency backups still hold"
-            )
-        tail = [e for e in events if point is None or e.seq > point.seq]
-        return LoadedSession(view, point, tail, read.damage, point_damage)
+        return load_session(self.store, session_id, whole_journal=whole_journal)
 
     # -- liveness -------------------------------------------------------
 
