@@ -99,7 +99,7 @@ def test_the_profiler_shows_where_a_measure_spends_its_time(measure: str, store:
 @pytest.mark.slow
 def test_the_profiler_shows_a_recovery() -> None:
     done = subprocess.run(
-        [sys.executable, "benchmarks/profile.py", "recover", "files", "--quick", "--count", "3"],
+        [sys.executable, "benchmarks/profile.py", "recover", "files", "--quick", "--count", "5"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -107,6 +107,8 @@ def test_the_profiler_shows_a_recovery() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # The tree reaches from the recovery into the store (a small session's reads
+    # are too quick to be sampled every time; its fsyncs are not).
     assert "SessionManager.recover" in done.stdout
-    assert "FileStore.read_events" in done.stdout
-    assert "3 mgr.recover runs" in done.stdout.splitlines()[-1]
+    assert "FileStore." in done.stdout
+    assert "5 mgr.recover runs" in done.stdout.splitlines()[-1]

@@ -275,7 +275,8 @@ def test_repair_reseals_a_damaged_lease_so_fencing_still_holds(
     resealed = store.read_lease(record.id)
     assert resealed is not None and resealed.token == taken.token
     assert resealed.expires <= datetime.now(UTC)  # expired: the next writer may take it
-    third = store.acquire_lease(record.id, request("333@gamma"))
+    # The next writer asks at the real time: the repair sealed it expired as of then.
+    third = store.acquire_lease(record.id, request("333@gamma", now=datetime.now(UTC)))
     assert third.token == taken.token + 1
     for stale in (lease, taken):
         with pytest.raises(LeaseHeld):
