@@ -11,19 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _script(*args: str) -> str:
+    """Run a script of benchmarks/ from the project root; its standard output."""
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--quick", "--out", str(out), "--tmp", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    table = done.stdout
+    table = _script("benchmarks/run.py", "--quick", "--out", str(out), "--tmp", str(tmp_path))
     markdown = out.read_text()
     for scenario, measure in [
         (1, "median per turn"),
@@ -77,38 +77,22 @@ def test_observing_does_not_import_the_watcher() -> None:
 @pytest.mark.parametrize("store", ["files", "sqlite"])
 def test_the_profiler_shows_where_a_measure_spends_its_time(measure: str, store: str) -> None:
     count = {"turn": "30", "batched": "1000"}[measure]
-    done = subprocess.run(
-        # Enough operations for the sampler (every 0.1 ms) to land in each layer.
-        [sys.executable, "benchmarks/profile.py", measure, store, "--count", count],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Enough operations for the sampler (every 0.1 ms) to land in each layer.
+    tree = _script("benchmarks/profile.py", measure, store, "--count", count)
     # The call tree reaches from the live session down into the store it measured.
-    assert "LiveSession.add_message" in done.stdout
+    assert "LiveSession.add_message" in tree
     store_class = {"files": "FileStore.append", "sqlite": "SqliteStore.append"}[store]
-    assert store_class in done.stdout
+    assert store_class in tree
     if measure == "turn":
-        assert "LiveSession.checkpoint" in done.stdout
-    assert f"on {store}: " in done.stdout.splitlines()[-1]
+        assert "LiveSession.checkpoint" in tree
+    assert f"on {store}: " in tree.splitlines()[-1]
 
 
 @pytest.mark.slow
 def test_the_profiler_shows_a_recovery() -> None:
-    done = subprocess.run(
-        [sys.executable, "benchmarks/profile.py", "recover", "files", "--quick", "--count", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    tree = _script("benchmarks/profile.py", "recover", "files", "--quick", "--count", "5")
     # The tree reaches from the recovery into the store (a small session's reads
     # are too quick to be sampled every time; its fsyncs are not).
-    assert "SessionManager.recover" in done.stdout
-    assert "FileStore." in done.stdout
-    assert "5 mgr.recover runs" in done.stdout.splitlines()[-1]
+    assert "SessionManager.recover" in tree
+    assert "FileStore." in tree
+    assert "5 mgr.recover runs" in tree.splitlines()[-1]

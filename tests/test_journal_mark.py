@@ -18,6 +18,7 @@ import pytest
 from agent_continuity import SessionManager, ids
 from agent_continuity.storage.files import FileStore
 from agent_continuity.storage.journal_file import JournalMark, read_journal
+from journal_support import session_with_point
 
 
 def _manager(tmp_path: Path) -> SessionManager:
@@ -37,20 +38,6 @@ def _mark_of(mgr: SessionManager, point_id: str) -> dict[str, int] | None:
     return mark
 
 
-def _session_with_point(tmp_path: Path, before: int = 30, after: int = 5) -> tuple[str, str]:
-    """A closed session: ``before`` messages, a recovery point, ``after`` more messages."""
-    mgr = _manager(tmp_path)
-    session = mgr.start(type="test", auto_save=False)
-    for number in range(before):
-        session.add_message("user", f"message {number}")
-    point = session.checkpoint()
-    for number in range(after):
-        session.add_message("assistant", f"reply {number}")
-    session.end()
-    mgr.close()
-    return session.id, point
-
-
 def test_a_point_carries_the_crc_of_the_journal_it_covers(tmp_path: Path) -> None:
     mgr = _manager(tmp_path)
     session = mgr.start(type="test", auto_save=False)
@@ -67,7 +54,7 @@ def test_a_point_carries_the_crc_of_the_journal_it_covers(tmp_path: Path) -> Non
 
 
 def test_damage_before_a_marked_point_is_still_reported_by_recovery(tmp_path: Path) -> None:
-    session_id, point = _session_with_point(tmp_path)
+    session_id, point = session_with_point(_manager(tmp_path))
     mgr = _manager(tmp_path)
     assert _mark_of(mgr, point) is not None
     path = _files(mgr).layout.journal(session_id)
@@ -85,7 +72,7 @@ def test_damage_before_a_marked_point_is_still_reported_by_recovery(tmp_path: Pa
 
 
 def test_a_writer_that_found_damage_does_not_vouch_for_it(tmp_path: Path) -> None:
-    session_id, _ = _session_with_point(tmp_path)
+    session_id, _ = session_with_point(_manager(tmp_path))
     mgr = _manager(tmp_path)
     path = _files(mgr).layout.journal(session_id)
     lines = path.read_bytes().splitlines(keepends=True)
@@ -107,7 +94,7 @@ def test_a_writer_that_found_damage_does_not_vouch_for_it(tmp_path: Path) -> Non
 
 
 def test_a_resumed_writer_marks_its_points_after_a_clean_read(tmp_path: Path) -> None:
-    session_id, _ = _session_with_point(tmp_path)
+    session_id, _ = session_with_point(_manager(tmp_path))
     mgr = _manager(tmp_path)
     mgr.recover(session_id, answer=True)
     session = mgr.attach(session_id)

@@ -25,6 +25,7 @@ from agent_continuity.replay import SessionView
 from agent_continuity.storage import sqlite_journal
 from agent_continuity.storage.journal_file import JournalMark
 from agent_continuity.storage.sqlite import SqliteStore
+from journal_support import session_with_point
 from sqlite_support import JOURNAL_OF, NOW, flip_byte, new_session, note, raw, request
 
 _ROW = f"journal = {JOURNAL_OF} AND seq = ?"
@@ -62,20 +63,6 @@ def _true_mark(db: Path, session_id: str, seq: int) -> dict[str, int]:
     return {"seq": seq, "bytes": len(data), "crc32": zlib.crc32(data)}
 
 
-def _session_with_point(tmp_path: Path, before: int = 30, after: int = 5) -> tuple[str, str]:
-    """A closed session: ``before`` messages, a recovery point, ``after`` more messages."""
-    mgr = _manager(tmp_path)
-    session = mgr.start(type="test", auto_save=False)
-    for number in range(before):
-        session.add_message("user", f"message {number}")
-    point = session.checkpoint()
-    for number in range(after):
-        session.add_message("assistant", f"reply {number}")
-    session.end()
-    mgr.close()
-    return session.id, point
-
-
 @pytest.mark.parametrize("durability", ["sync", "batched"])
 def test_a_point_carries_the_crc_of_the_rows_it_covers(tmp_path: Path, durability: str) -> None:
     mgr = _manager(tmp_path, durability)
@@ -96,7 +83,7 @@ def test_a_point_carries_the_crc_of_the_rows_it_covers(tmp_path: Path, durabilit
 
 
 def test_the_loaded_point_does_not_hold_the_mark(tmp_path: Path) -> None:
-    session_id, point_id = _session_with_point(tmp_path)
+    session_id, point_id = session_with_point(_manager(tmp_path))
     store = SqliteStore(tmp_path / "store.db")
     assert _mark_of(tmp_path / "store.db", point_id) is not None
 
@@ -108,7 +95,7 @@ def test_the_loaded_point_does_not_hold_the_mark(tmp_path: Path) -> None:
 
 
 def test_damage_before_a_marked_point_is_still_reported_by_recovery(tmp_path: Path) -> None:
-    session_id, point = _session_with_point(tmp_path)
+    session_id, point = session_with_point(_manager(tmp_path))
     db = tmp_path / "store.db"
     assert _mark_of(db, point) is not None
     flip_byte(db, "events", "line", _ROW, (session_id, 10))  # before the point
@@ -128,7 +115,7 @@ def test_damage_before_a_marked_point_is_still_reported_by_recovery(tmp_path: Pa
 
 
 def test_a_writer_that_found_damage_does_not_vouch_for_it(tmp_path: Path) -> None:
-    session_id, _ = _session_with_point(tmp_path)
+    session_id, _ = session_with_point(_manager(tmp_path))
     db = tmp_path / "store.db"
     flip_byte(db, "events", "line", _ROW, (session_id, 4))
     mgr = _manager(tmp_path)
@@ -149,7 +136,7 @@ def test_a_writer_that_found_damage_does_not_vouch_for_it(tmp_path: Path) -> Non
 
 
 def test_a_resumed_writer_marks_its_points_after_a_clean_read(tmp_path: Path) -> None:
-    session_id, _ = _session_with_point(tmp_path)
+    session_id, _ = session_with_point(_manager(tmp_path))
     db = tmp_path / "store.db"
     mgr = _manager(tmp_path)
     mgr.recover(session_id, answer=True)
@@ -364,7 +351,7 @@ def test_a_row_whose_newline_was_damaged_is_reported_before_the_point_too(
 ) -> None:
     # The checksum covers the event's JSON, not the newline after it: a row that
     # lost its newline must still read as damage, wherever it is.
-    session_id, _ = _session_with_point(tmp_path)
+    session_id, _ = session_with_point(_manager(tmp_path))
     db = tmp_path / "store.db"
     with raw(db) as conn:
         line = bytes(
