@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_continuity.errors import CorruptRecord
+from agent_continuity.lost_events import lost_in
 from agent_continuity.model import (
     AiAgentState,
     CodeContext,
@@ -53,7 +54,6 @@ from agent_continuity.model import (
     ToolCall,
     Trigger,
 )
-from agent_continuity.storage.tombstones import lost_in
 
 RECENT_MESSAGES = 20
 RECENT_ERRORS = 10
