@@ -4,9 +4,14 @@ The public API::
 
     from agent_continuity import SessionManager
     mgr = SessionManager(store="sqlite:///s.db", project_dir=".", user_id="alice")
-    with mgr.start(type="task-execution", task="TASK-6-004") as s:
-        s.add_message("user", "...")
+    s = mgr.start(type="task-execution", task="TASK-6-004")
+    s.add_message("user", "...")
+    s.interrupt("terminal closed")   # or the process dies; leaving `with s:` ends it
     result = mgr.recover()
+
+Everything named in ``__all__`` is public, and it is all a front end (the
+command line, and every later one) may use; the errors are in
+:mod:`agent_continuity.errors`.
 """
 
 from __future__ import annotations
@@ -14,42 +19,70 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "RECOVERY_STAGES",
     "Config",
     "ContinuityError",
+    "EmergencyResult",
     "Event",
     "LiveSession",
     "RecoveryPoint",
+    "RecoveryResult",
+    "ResumeTaskResult",
     "SessionManager",
     "SessionRecord",
     "Store",
+    "find_project_root",
+    "listed_sessions",
+    "load_config",
     "open_store",
+    "resolve_store_url",
+    "run_command",
+    "run_demo",
 ]
 
 if TYPE_CHECKING:
-    from agent_continuity.config import Config
+    from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
+    from agent_continuity.demo import run_demo
     from agent_continuity.errors import ContinuityError
+    from agent_continuity.listing import listed_sessions
     from agent_continuity.live import LiveSession
     from agent_continuity.model import Event, RecoveryPoint, SessionRecord
+    from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
+    from agent_continuity.restore import STAGES as RECOVERY_STAGES
+    from agent_continuity.runner import run_command
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
 
+# Public name -> (module, name there). Imported on first use, so that
+# `continuity --help` does not pay for pydantic and `continuity list --json`
+# pays only for what it reads.
 _WHERE = {
-    "Config": "agent_continuity.config",
-    "ContinuityError": "agent_continuity.errors",
-    "Event": "agent_continuity.model",
-    "LiveSession": "agent_continuity.live",
-    "RecoveryPoint": "agent_continuity.model",
-    "SessionManager": "agent_continuity.session",
-    "SessionRecord": "agent_continuity.model",
-    "Store": "agent_continuity.storage",
-    "open_store": "agent_continuity.storage",
+    "RECOVERY_STAGES": ("agent_continuity.restore", "STAGES"),
+    "Config": ("agent_continuity.config", "Config"),
+    "ContinuityError": ("agent_continuity.errors", "ContinuityError"),
+    "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
+    "Event": ("agent_continuity.model", "Event"),
+    "LiveSession": ("agent_continuity.live", "LiveSession"),
+    "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
+    "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
+    "ResumeTaskResult": ("agent_continuity.recovery", "ResumeTaskResult"),
+    "SessionManager": ("agent_continuity.session", "SessionManager"),
+    "SessionRecord": ("agent_continuity.model", "SessionRecord"),
+    "Store": ("agent_continuity.storage", "Store"),
+    "find_project_root": ("agent_continuity.config", "find_project_root"),
+    "listed_sessions": ("agent_continuity.listing", "listed_sessions"),
+    "load_config": ("agent_continuity.config", "load_config"),
+    "open_store": ("agent_continuity.storage", "open_store"),
+    "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),
+    "run_command": ("agent_continuity.runner", "run_command"),
+    "run_demo": ("agent_continuity.demo", "run_demo"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `continuity --help` does not pay for pydantic.
     if name in _WHERE:
         import importlib
 
-        return getattr(importlib.import_module(_WHERE[name]), name)
+        module, attribute = _WHERE[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'agent_continuity' has no attribute {name!r}")

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 from agent_continuity.cli import recovery_render
-from agent_continuity.cli.main import emit, json_option, manager, store_option, user_option
+from agent_continuity.cli.options import emit, json_option, manager, store_option, user_option
 
 if TYPE_CHECKING:
-    from agent_continuity.recovery import RecoveryResult
+    from agent_continuity import RecoveryResult
 
 
 def _confirm(as_json: bool) -> Callable[[RecoveryResult], bool | None] | None:
@@ -139,7 +139,7 @@ def emergency(user: str | None, store: str | None, as_json: bool) -> None:
 @click.option("--keep", is_flag=True, help="Keep the demo project folder and print its path.")
 def demo(keep: bool) -> None:
     """Watch a session die by kill -9 and come back: detection, diff, score, prompt."""
-    from agent_continuity.demo import run_demo
+    from agent_continuity import run_demo
 
     run_demo(
         click.echo, lambda result: recovery_render.recovery(result, with_prompt=True), keep=keep

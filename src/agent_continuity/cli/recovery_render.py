@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
+    from agent_continuity import EmergencyResult, RecoveryResult, ResumeTaskResult
 
 _DECISIONS = {
     "auto-resume": "resume automatically",
@@ -32,10 +32,10 @@ def progress(*, enabled: bool, mode: str) -> Iterator[Callable[[str], None] | No
     if not enabled:
         yield None
         return
-    from agent_continuity.restore import STAGES
+    from agent_continuity import RECOVERY_STAGES
 
     with click.progressbar(
-        length=len(STAGES), label="recovering", file=sys.stderr, show_eta=False
+        length=len(RECOVERY_STAGES), label="recovering", file=sys.stderr, show_eta=False
     ) as bar:
 
         def step(stage: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_continuity.model import SessionRecord
+    from agent_continuity import SessionRecord
 
 
 def started(record: SessionRecord) -> str:

@@ -8,11 +8,12 @@ from typing import Any
 import click
 
 from agent_continuity.cli import render
-from agent_continuity.cli.main import (
+from agent_continuity.cli.options import (
     emit,
     json_option,
     manager,
     project_config,
+    session_option,
     store_option,
     user_option,
 )
@@ -85,7 +86,7 @@ def start(
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@session_option
 @click.option("--task", metavar="T", help="Set the current task.")
 @click.option("--phase", metavar="P", help="Set the project phase.")
 @click.option("--step", metavar="CURRENT", help="Set the step being worked on.")
@@ -147,7 +148,7 @@ def update(
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@session_option
 @click.option("--role", type=click.Choice(ROLES), required=True, help="Who said it.")
 @click.argument("text")
 @store_option
@@ -163,7 +164,7 @@ def message(session_id: str | None, role: str, text: str, store: str | None, as_
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@session_option
 @click.option(
     "--trigger",
     default="user-request",
@@ -181,7 +182,7 @@ def save(session_id: str | None, trigger: str, store: str | None, as_json: bool)
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@session_option
 @click.option("--cause", required=True, metavar="TEXT", help="What happened.")
 @store_option
 @json_option
@@ -196,7 +197,7 @@ def interrupt(session_id: str | None, cause: str, store: str | None, as_json: bo
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="S", help="Session id (default: newest active).")
+@session_option
 @store_option
 @json_option
 def end(session_id: str | None, store: str | None, as_json: bool) -> None:
@@ -237,8 +238,7 @@ def _listed_quickly(
     """The sessions as `list --json` prints them, read without the model; None if unsure."""
     from datetime import UTC, datetime
 
-    from agent_continuity.config import resolve_store_url
-    from agent_continuity.listing import listed_sessions
+    from agent_continuity import listed_sessions, resolve_store_url
 
     root, config = project_config(store, user)
     return listed_sessions(
@@ -293,7 +293,7 @@ def run(session_id: str | None, store: str | None, command: tuple[str, ...]) -> 
     interrupted with the exit status or signal. The command sees
     CONTINUITY_SESSION and may record messages with `continuity message`.
     """
-    from agent_continuity.runner import run_command
+    from agent_continuity import run_command
 
     outcome = run_command(
         manager(store),
