@@ -172,28 +172,28 @@ def test_verify_names_a_torn_journal_and_a_flipped_recovery_point(repo: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("args", "fragment"),
+    ("args", "code", "fragment"),
     [
-        (("show", "../../etc/passwd"), "not a session id"),
-        (("show", "SESSION-2411-1"), "not a session id"),
-        (("show", "SESSION-241124-009"), "no session"),
-        (("message", "--role", "robot", "hi"), "robot"),
-        (("update",), "no active session"),
-        (("list", "--bogus"), "No such option"),
-        (("save", "--trigger", "whenever"), "unknown trigger"),
-        (("--store", "ftp://x", "list"), "unknown store URL"),
-        (("run",), "Missing argument"),
+        (("show", "../../etc/passwd"), "invalid-identifier", "not a session id"),
+        (("show", "SESSION-2411-1"), "invalid-identifier", "not a session id"),
+        (("show", "SESSION-241124-009"), "session-not-found", "no session"),
+        (("message", "--role", "robot", "hi"), "usage", "robot"),
+        (("update",), "no-active-session", "no active session"),
+        (("list", "--bogus"), "usage", "No such option"),
+        (("save", "--trigger", "whenever"), "invalid-input", "unknown trigger"),
+        (("--store", "ftp://x", "list"), "config-error", "unknown store URL"),
+        (("run",), "usage", "Missing argument"),
     ],
 )
 def test_errors_are_one_line_on_stderr_and_exit_1(
-    repo: Path, args: tuple[str, ...], fragment: str
+    repo: Path, args: tuple[str, ...], code: str, fragment: str
 ) -> None:
     result = run(repo, *args)
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("continuity: error: ")
+    assert lines[0].startswith(f"continuity: error [{code}]: ")
     assert fragment.lower() in lines[0].lower()
     assert "Traceback" not in result.stderr
 

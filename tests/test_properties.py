@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,7 +307,7 @@ def assert_clean_refusal(code: int, err: str) -> None:
     assert "Traceback" not in err and "internal error" not in err, err
     if code == 1:
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("continuity: error: "), err
+        assert len(lines) == 1 and re.match(r"continuity: error \[[a-z-]+\]: ", lines[0]), err
 
 
 @contextlib.contextmanager

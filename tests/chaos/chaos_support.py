@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -146,10 +147,10 @@ def cli_in_process(args: Sequence[str], cwd: Path) -> CliResult:
 
 
 def assert_one_clear_error_line(result: CliResult) -> None:
-    """Exit 1, one line on stderr starting ``continuity: error:``, no traceback."""
+    """Exit 1, one line on stderr starting ``continuity: error [CODE]:``, no traceback."""
     assert result.code == 1, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("continuity: error: "), result.stderr
+    assert re.match(r"continuity: error \[[a-z-]+\]: ", lines[0]), result.stderr
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr, result.stderr
