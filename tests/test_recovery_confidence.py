@@ -229,9 +229,9 @@ def test_settings_defaults_match_the_design() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"auto-resume-treshold": 0.9}, "auto_resume_treshold"),
+        ({"auto-resume-treshold": 0.9}, "unknown key 'auto-resume-treshold'"),
         ({"prompt-threshold": 0.9, "auto-resume-threshold": 0.8}, "must not exceed"),
-        ({"half-life-hours": 0}, "half_life_hours"),
+        ({"half-life-hours": 0}, "half-life-hours = 0"),
         (
             {"weights": {"elapsed": 0, "completeness": 0, "task-status": 0, "coherence": 0}},
             "at least one confidence weight",

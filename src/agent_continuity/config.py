@@ -168,6 +168,12 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
     if key == "recovery":
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{name} must be a table of recovery settings")
+        # Checked now, so that every command stops on a bad value, not only
+        # `recover`. Imported here: it brings pydantic, which most commands and
+        # most projects (without this table) never load.
+        from agent_continuity.recovery.settings import RecoverySettings
+
+        RecoverySettings.from_mapping(raw, source=name)
         return dict(raw)
     if not isinstance(raw, str):
         raise ConfigError(f"{name} must be text, not {raw!r}")

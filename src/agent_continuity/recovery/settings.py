@@ -8,11 +8,13 @@ environment variable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from agent_continuity.errors import ConfigError
 
@@ -92,8 +94,8 @@ class RecoverySettings(BaseModel):
     def _ordered_thresholds(self) -> RecoverySettings:
         if self.prompt_threshold > self.auto_resume_threshold:
             raise ValueError(
-                f"prompt_threshold ({self.prompt_threshold}) must not exceed "
-                f"auto_resume_threshold ({self.auto_resume_threshold})"
+                f"prompt-threshold ({self.prompt_threshold}) must not exceed "
+                f"auto-resume-threshold ({self.auto_resume_threshold})"
             )
         return self
 
@@ -121,13 +123,38 @@ class RecoverySettings(BaseModel):
         try:
             return cls.model_validate(_normalise_keys(values))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in error['loc']) or 'value'}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise ConfigError(
-                f"{source}: {problems}. Known keys: {', '.join(sorted(cls.model_fields))}"
-            ) from None
+            problems = "; ".join(_problem(error, values) for error in exc.errors())
+            raise ConfigError(f"{source}: {problems}") from None
+
+
+def _snake(name: str) -> str:
+    """``auto-resume-threshold`` and ``autoResumeThreshold`` -> ``auto_resume_threshold``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").lower()
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _problem(error: ErrorDetails, values: Mapping[str, Any]) -> str:
+    """One validation error, naming the key as the configuration spells it."""
+    written: list[str] = []
+    table: Any = values
+    for part in error["loc"]:
+        name = str(part)
+        if isinstance(table, Mapping):
+            name = next((str(k) for k in table if _snake(str(k)) == _snake(name)), name)
+            table = table.get(name)
+        written.append(name)
+    key = ".".join(written)
+    if error["type"] == "extra_forbidden":
+        model: type[BaseModel] = ConfidenceWeights if len(written) > 1 else RecoverySettings
+        known = ", ".join(_kebab(k) for k in model.model_fields)
+        return f"unknown key {key!r} (known: {known})"
+    message = error["msg"].removeprefix("Value error, ")
+    if not key:
+        return message
+    return f"{key} = {error['input']!r}: {message}"
 
 
 def _normalise_keys(values: Mapping[str, Any]) -> dict[str, Any]:
