@@ -43,6 +43,12 @@ class NoActiveSession(ContinuityError):
     code = "no-active-session"
 
 
+class SessionStillActive(ContinuityError):
+    """The session is still active (its owner is alive), so it cannot be copied or taken over."""
+
+    code = "session-still-active"
+
+
 class RecoveryPointNotFound(ContinuityError):
     """No recovery point with that id exists."""
 

@@ -19,6 +19,7 @@ from agent_continuity.errors import (
     InvalidInput,
     LeaseHeld,
     NoActiveSession,
+    SessionStillActive,
 )
 from agent_continuity.live import LiveSession
 from agent_continuity.liveness import Owner, owner_gone
@@ -342,6 +343,7 @@ def recover_session(
         and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
     )
     take_over = answer is not None and not still_active
+    logged_answer = answer
     result, saved, lease = _analysed(
         mgr, record, mode, progress, (lambda: _take_lease(mgr, record)) if take_over else None
     )
@@ -355,6 +357,8 @@ def recover_session(
             )
         else:
             resume = _resolve(result, answer, confirm)
+            if answer is None and result.decision == "prompt":
+                logged_answer = resume  # asked just now: the log keeps what the user said
             if resume is None:
                 result.outcome = "awaiting-answer"
             else:
@@ -368,7 +372,7 @@ def recover_session(
     finally:
         if lease is not None:
             _give_back(mgr, lease)
-    log_recovery(mgr, record, result, mode, answer)
+    log_recovery(mgr, record, result, mode, logged_answer)
     return result
 
 
@@ -492,6 +496,11 @@ def start_recovered(
     """``start --recover``: a new session seeded from a recovered one and linked to it."""
     mgr.detect_interruptions()
     old = pick_session(mgr, session_id, None)
+    if old.status is SessionStatus.ACTIVE:  # owner alive: a copy would be a second writer
+        raise SessionStillActive(
+            f"{old.id} is still active; `continuity end --session {old.id}` (or `interrupt "
+            f"--session {old.id} --cause TEXT`) first, or keep writing to it with --session"
+        )
     result = analyse(mgr, old)
     view = result.view
     if view is None:
