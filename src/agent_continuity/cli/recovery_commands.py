@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -15,16 +14,23 @@ if TYPE_CHECKING:
     from agent_continuity import RecoveryResult
 
 
-def _confirm(as_json: bool) -> Callable[[RecoveryResult], bool | None] | None:
+class _Question:
+    """Asks on a terminal whether to resume, after showing the summary; remembers it asked."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __call__(self, result: RecoveryResult) -> bool | None:
+        click.echo(recovery_render.recovery(result, with_prompt=False))
+        self.asked = True
+        return click.confirm("Would you like to resume your previous session?", default=True)
+
+
+def _confirm(as_json: bool) -> _Question | None:
     """Ask on a terminal; without one (or with --json) leave the decision open."""
     if as_json or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return None
-
-    def ask(result: RecoveryResult) -> bool | None:
-        click.echo(recovery_render.recovery(result, with_prompt=False))
-        return click.confirm("Would you like to resume your previous session?", default=True)
-
-    return ask
+    return _Question()
 
 
 @click.command()
@@ -65,6 +71,7 @@ def recover(
     is logged in the store's recovery log.
     """
     mgr = manager(store, user)
+    question = _confirm(as_json)
     with recovery_render.progress(
         enabled=not as_json and sys.stdout.isatty(), mode=mode
     ) as progress:
@@ -73,10 +80,13 @@ def recover(
             user=user,
             mode=mode,
             answer=answer,
-            confirm=_confirm(as_json),
+            confirm=question,
             progress=progress,
         )
-    emit(as_json, result.to_wire(), lambda: recovery_render.recovery(result, with_prompt=True))
+    if question is not None and question.asked:
+        emit(as_json, result.to_wire(), lambda: recovery_render.after_answer(result))
+    else:
+        emit(as_json, result.to_wire(), lambda: recovery_render.recovery(result, with_prompt=True))
 
 
 @click.command()

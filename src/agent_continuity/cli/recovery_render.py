@@ -86,14 +86,29 @@ def recovery(result: RecoveryResult, *, with_prompt: bool) -> str:
         lines += ["", "next steps:", *_bullets(result.next_steps)]
     if result.warnings:
         lines += ["", "warnings:", *_bullets(result.warnings)]
-    if result.outcome in _OUTCOMES and with_prompt:
+    if with_prompt:
+        lines += _outcome(result)
+    return "\n".join(lines)
+
+
+def _outcome(result: RecoveryResult) -> list[str]:
+    lines = []
+    if result.outcome in _OUTCOMES:
         lines += [
             "",
             _OUTCOMES[result.outcome].format(new=result.new_session_id, id=result.session_id),
         ]
-    if with_prompt and result.prompt and result.outcome in ("restored", "awaiting-answer"):
+    if result.prompt and result.outcome in ("restored", "awaiting-answer"):
         lines += ["", "-" * 72, result.prompt]
-    return "\n".join(lines)
+    return lines
+
+
+def after_answer(result: RecoveryResult) -> str:
+    """What `recover` prints once the user answered: the outcome and the prompt.
+
+    The summary was shown with the question; it is not printed again.
+    """
+    return "\n".join(_outcome(result)).lstrip("\n")
 
 
 def resume(result: ResumeTaskResult) -> str:
@@ -109,21 +124,41 @@ def resume(result: ResumeTaskResult) -> str:
 
 
 def emergency(result: EmergencyResult) -> str:
-    """What `emergency` prints."""
-    data = result.to_wire()
-    info = data["criticalInfo"]
+    """What `emergency` prints: each fact on its line, each list as bullets."""
+    info = result.critical_info
     lines = ["EMERGENCY RECOVERY - critical context only", ""]
-    lines += [f"{key}: {value}" for key, value in info.items() if value not in (None, [], "")]
-    if data["urgentTasks"]:
+    branch = info.working_branch or "-"
+    if info.head:
+        branch += f" at {info.head[:12]}"
+    lines += [
+        f"phase: {info.current_phase or '-'}",
+        f"project health: {info.project_health}",
+        f"branch: {branch}",
+        f"build: {info.build_status}",
+    ]
+    for title, items in (
+        ("critical issues", info.critical_issues),
+        ("recent completions", info.recent_completions),
+        ("last decisions", info.last_decisions),
+    ):
+        if items:
+            lines += [f"{title}:", *_bullets(items)]
+    if result.urgent_tasks:
         lines += ["", "urgent tasks:"]
-        lines += _bullets(
-            [
-                f"{t.get('task') or t['sessionId']}: {t.get('reason', '')}"
-                for t in data["urgentTasks"]
-            ]
-        )
-    if data["basicContext"]:
-        lines += ["", data["basicContext"]]
-    if data["warnings"]:
-        lines += ["", "warnings:", *_bullets(data["warnings"])]
+        for t in result.urgent_tasks[:12]:
+            where = ", ".join(p for p in (t.session_status, f"{t.progress}% done") if p)
+            lines.append(f"  - {t.task or '(no task)'} in {t.session_id} ({where}): {t.reason}")
+            details = [f"step {t.step}"] if t.step else []
+            details += [f"next {', '.join(t.next_steps)}"] if t.next_steps else []
+            details += [f"blocked by {', '.join(t.blockers)}"] if t.blockers else []
+            if details:
+                lines.append(f"    {'; '.join(details)}")
+        if len(result.urgent_tasks) > 12:
+            lines.append(f"  ... and {len(result.urgent_tasks) - 12} more")
+    if result.next_steps:
+        lines += ["", "next steps:", *_bullets(result.next_steps)]
+    if result.basic_context:
+        lines += ["", result.basic_context]
+    if result.warnings:
+        lines += ["", "warnings:", *_bullets(result.warnings)]
     return "\n".join(lines)

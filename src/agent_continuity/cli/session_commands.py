@@ -214,7 +214,9 @@ def end(session_id: str | None, store: str | None, as_json: bool) -> None:
     type=click.Choice(["active", "interrupted", "completed", "archived"]),
     help="Only sessions with this status.",
 )
-@user_option
+@click.option(
+    "--user", "user", metavar="U", help="Only this user's sessions (default: every user's)."
+)
 @store_option
 @json_option
 def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
