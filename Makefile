@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test quick lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The inner loop: no durability suites (tests/chaos, the Hypothesis properties)
+# and no slow tests, stop at the first failure. `make test` runs everything.
+quick: $(STAMP)
+	$(BIN)/pytest -x -q -m "not slow" --ignore=tests/chaos --ignore=tests/test_properties.py
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
