@@ -28,11 +28,13 @@ MODULES = sorted(
 )
 
 
-def fresh(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a new interpreter."""
-    return subprocess.run(
+def fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter, which must succeed; what it printed."""
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_the_walk_finds_the_modules_that_matter() -> None:
@@ -47,8 +49,7 @@ def test_the_walk_finds_the_modules_that_matter() -> None:
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
-    done = fresh(f"import {module}")
-    assert done.returncode == 0, done.stderr
+    fresh(f"import {module}")
 
 
 # What the command line may import: the package's public names (its __all__),
@@ -92,12 +93,11 @@ def test_the_command_line_imports_only_the_public_api(path: Path) -> None:
 
 
 def test_every_public_name_resolves() -> None:
-    done = fresh(
+    fresh(
         "import agent_continuity\n"
         "for name in agent_continuity.__all__:\n"
         "    getattr(agent_continuity, name)\n"
     )
-    assert done.returncode == 0, done.stderr
 
 
 # The engine decides from what it is given; it opens nothing.
@@ -121,13 +121,13 @@ NOT_IN_THE_ENGINE = (
 
 
 def test_the_recovery_engine_loads_the_core_only() -> None:
-    done = fresh(
-        "import json, sys\n"
-        "import agent_continuity.recovery\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+    loaded = json.loads(
+        fresh(
+            "import json, sys\n"
+            "import agent_continuity.recovery\n"
+            "print(json.dumps(sorted(sys.modules)))\n"
+        )
     )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout)
     impure = [m for m in loaded if any(m == p or m.startswith(p + ".") for p in NOT_IN_THE_ENGINE)]
     assert impure == []
     # It did load the engine and what it stands on.
