@@ -108,6 +108,7 @@ def test_interrupt_then_list_shows_the_cause(repo: Path) -> None:
     assert entry["interruption"]["cause"] == "laptop slept"
 
 
+@pytest.mark.slow  # eight processes at once: a durability stress test, left out of `make quick`
 def test_eight_processes_starting_25_sessions_each_get_200_distinct_ids(repo: Path) -> None:
     def burst(_: int) -> list[str]:
         script = (
