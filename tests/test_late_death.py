@@ -191,7 +191,7 @@ def test_the_engine_counts_from_the_last_alive_time_the_interruption_event_carri
     assert "was interrupted 3.0 days ago" in result.context_summary
 
 
-def test_an_older_journal_without_last_alive_counts_a_noticed_death_from_its_last_activity() -> None:
+def test_an_older_journal_counts_a_noticed_death_from_its_last_activity() -> None:
     j = sms_session()
     last_event = j.at
     j.interrupt("lease-expired", minutes=3 * 24 * 60)  # written before lastAlive existed
