@@ -387,11 +387,15 @@ class LiveSession:
         return ids.make_recovery_id(self.id, auto_save=number)
 
     def capture_code_context(self) -> None:
-        """Observe the project and keep its code context for the next point."""
+        """Observe the project and keep its code context for the next point.
+
+        A project-state save: it also starts the build command in the
+        background (never waiting for it) and records its latest result.
+        """
         observer = self._manager.observer
         if observer is None:
             return
-        self._view.code_context = observer.snapshot()
+        self._view.code_context = observer.snapshot(with_build=True)
 
     def save_context_snapshot(self, part: str = "context") -> None:
         """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
