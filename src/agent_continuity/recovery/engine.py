@@ -281,7 +281,7 @@ def recover(
             [
                 _identification(view, reference, saved),
                 f"loaded {loaded.source}; replayed {loaded.journal.describe()}",
-                f"{describe_diff(diff)}; build {describe_build(code)}",
+                describe_diff(diff) + (f"; build {describe_build(code)}" if code.build else ""),
                 knowledge,
                 plan,
             ]
