@@ -485,13 +485,23 @@ def python_command(code: str) -> str:
         (python_command("pass"), 30.0, "passing"),
         (python_command("import sys; sys.exit(3)"), 30.0, "failing"),
         (python_command("import time; time.sleep(30)"), 0.5, "timeout"),
-        ("no-such-command-anywhere --flag", 30.0, "unknown"),
+        # Through the shell, as in a terminal: a command that is not found fails (127).
+        ("no-such-command-anywhere --flag", 30.0, "failing"),
     ],
 )
 def test_build_status(folder: Path, command: str, timeout: float, expected: str) -> None:
-    observer = ProjectObserver(folder, build_command=command, build_timeout=timeout)
+    state = folder.parent / "build-state.json"
+    observer = ProjectObserver(
+        folder, build_command=command, build_timeout=timeout, build_state=state
+    )
     assert observer.snapshot().build_status == "unknown"  # not run unless asked
-    assert observer.snapshot(with_build=True).build_status == expected
+    # A project-state snapshot starts the build and does not wait for it.
+    assert observer.snapshot(with_build=True).build_status == "unknown"
+    assert observer.build is not None
+    observer.build.wait(timeout=60)
+    code = observer.snapshot()
+    assert code.build_status == expected
+    assert code.build is not None and code.build.command == command
 
 
 def test_build_runs_in_the_project_root(folder: Path) -> None:

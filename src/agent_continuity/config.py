@@ -85,7 +85,8 @@ class Config:
         cli_lease_ttl: Idle time after which a command-line session counts as abandoned.
         process_lease_ttl: How long a process owner's lease lasts without a heartbeat.
         heartbeat_interval: How often a process owner renews its lease.
-        build_command: Command whose exit status is the build status (optional).
+        build_command: Shell command whose exit status is the build status (optional);
+            run in the background on project-state saves.
         build_timeout: Seconds before the build command counts as timed out.
         watch_debounce: Quiet seconds that close a burst of file changes.
         prompt_template: Path of a custom recovery prompt template (optional).

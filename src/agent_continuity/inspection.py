@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity.errors import CorruptRecord
+from agent_continuity.model import BuildResult, CodeContext
+from agent_continuity.recovery.result import code_summary
 
 if TYPE_CHECKING:
     from agent_continuity.session import SessionManager
@@ -15,7 +17,8 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
 
     The state comes from the journal (newest valid recovery point plus the
     events after it), not from the registry, so it is current even when the
-    registry lags.
+    registry lags. ``codeContext`` is the newest point's, with the latest
+    build run known for the project.
     """
     record = mgr.get(session_id)
     damage = []
@@ -36,8 +39,25 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
         "messageCount": view.message_count,
         "recentMessages": list(view.recent_messages),
         "recoveryPoints": [p.to_wire() for p in mgr.store.list_points(record.id)],
+        "codeContext": code_summary(view.code_context, _latest_build(mgr)).to_wire(),
         "damage": damage,
     }
+
+
+def _latest_build(mgr: SessionManager) -> CodeContext | None:
+    """The project's latest finished build run, which may be newer than the session's last point.
+
+    Read from the build state file directly: ``show`` does not observe the project.
+    """
+    command = mgr.config.build_command
+    if not command:
+        return None
+    from agent_continuity.capture.build import default_state_file, read_result
+
+    run = read_result(default_state_file(mgr.project_root), command)
+    if run is None:
+        return None
+    return CodeContext(build=BuildResult.model_validate(run.to_wire()))
 
 
 def verify_store(mgr: SessionManager, *, repair: bool) -> dict[str, Any]:

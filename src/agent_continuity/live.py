@@ -31,6 +31,7 @@ from agent_continuity.model import (
     SessionStatus,
     TaskStatus,
     Trigger,
+    format_time,
 )
 from agent_continuity.replay import SessionView
 
@@ -386,11 +387,15 @@ class LiveSession:
         return ids.make_recovery_id(self.id, auto_save=number)
 
     def capture_code_context(self) -> None:
-        """Observe the project and keep its code context for the next point."""
+        """Observe the project and keep its code context for the next point.
+
+        A project-state save: it also starts the build command in the
+        background (never waiting for it) and records its latest result.
+        """
         observer = self._manager.observer
         if observer is None:
             return
-        self._view.code_context = observer.snapshot()
+        self._view.code_context = observer.snapshot(with_build=True)
 
     def save_context_snapshot(self, part: str = "context") -> None:
         """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
@@ -486,9 +491,11 @@ class LiveSession:
 
     def end(self) -> None:
         """Complete the session: a final recovery point, status ``completed``."""
-        self._finish(SessionStatus.COMPLETED, None, Trigger.END)
+        self._finish(SessionStatus.COMPLETED, {}, Trigger.END)
 
-    def interrupt(self, cause: str, *, observe: bool = True) -> None:
+    def interrupt(
+        self, cause: str, *, observe: bool = True, last_alive: datetime | None = None
+    ) -> None:
         """Mark the session ``interrupted`` with ``cause`` and save its final state.
 
         Args:
@@ -496,11 +503,22 @@ class LiveSession:
             observe: Capture the project as it is now in the final point. False
                 when another process marks a session whose owner died earlier:
                 the project as it is now is not what the dead owner saw.
+            last_alive: When the owner was last known alive, for a death noticed
+                later (default: now). The interruption counts from it, while
+                the event is stamped when it is written.
         """
-        self._finish(SessionStatus.INTERRUPTED, cause, Trigger.INTERRUPTION, observe=observe)
+        now = self._manager.now()
+        stopped = format_time(now if last_alive is None else min(last_alive, now))
+        extra = {"cause": cause, "lastAlive": stopped} if cause else {"lastAlive": stopped}
+        self._finish(SessionStatus.INTERRUPTED, extra, Trigger.INTERRUPTION, observe=observe)
 
     def _finish(
-        self, status: SessionStatus, cause: str | None, trigger: Trigger, *, observe: bool = True
+        self,
+        status: SessionStatus,
+        extra: dict[str, str],
+        trigger: Trigger,
+        *,
+        observe: bool = True,
     ) -> None:
         # Stop the background saver before taking the lock: a save or heartbeat it
         # is making waits for the lock, so joining it while holding the lock would
@@ -510,9 +528,8 @@ class LiveSession:
         with self._lock:
             if self._closed:
                 return
-            payload: dict[str, Any] = {"status": status.value}
-            if cause:
-                payload["cause"] = cause
+            payload: dict[str, Any] = {"status": status.value, **extra}
+            cause = extra.get("cause")
             steps: list[Step] = [
                 ("the final recovery point", lambda: self.checkpoint(trigger, observe=observe))
             ]

@@ -322,6 +322,26 @@ class FileStamp(WireModel):
     digest: str | None = None
 
 
+class BuildResult(WireModel):
+    """The latest finished run of the project's build command (``build-command``).
+
+    Attributes:
+        command: The command as configured (run through the shell).
+        status: ``passing``, ``failing``, ``timeout`` or ``unknown``.
+        exit_code: Its exit status; None on timeout or when it could not start.
+        started: When it started.
+        finished: When it finished (or was killed at the timeout).
+        fingerprint: The state of the project it built (HEAD and dirty files).
+    """
+
+    command: str
+    status: str
+    exit_code: int | None = None
+    started: UtcTime
+    finished: UtcTime
+    fingerprint: str = ""
+
+
 class CodeContext(WireModel):
     """The specification's codeContext block, plus what change detection needs."""
 
@@ -329,6 +349,7 @@ class CodeContext(WireModel):
     working_branch: str | None = None
     pending_changes: bool = False
     build_status: str = "unknown"
+    build: BuildResult | None = None
     vcs: str = "none"  # "git" or "none"
     head: str | None = None
     recent_commits: list[str] = Field(default_factory=list)

@@ -258,13 +258,35 @@ def _on_lifecycle(view: SessionView, p: dict[str, Any], at: datetime) -> None:
     status = SessionStatus(p["status"])
     updates: dict[str, Any] = {"status": status}
     if status is SessionStatus.INTERRUPTED:
-        updates["interruption"] = Interruption(cause=str(p.get("cause", "unknown")), at=at)
+        cause = str(p.get("cause", "unknown"))
+        updates["interruption"] = Interruption(cause=cause, at=_stopped_at(view, p, cause, at))
     elif status is SessionStatus.ACTIVE:
         updates["interruption"] = None
     for key, attr in (("continuationId", "continuation_id"), ("recoveredFrom", "recovered_from")):
         if p.get(key):
             updates[attr] = p[key]
     view.record = view.record.model_copy(update=updates)
+
+
+def _stopped_at(view: SessionView, p: dict[str, Any], cause: str, at: datetime) -> datetime:
+    """When an interrupted session stopped: its owner's last sign of life, never later than ``at``.
+
+    ``at`` is when the interruption was written, which for a death noticed by
+    another process may be days after the owner died. The payload's
+    ``lastAlive`` says when the owner was last known alive. Journals written
+    before it was recorded fall back, for a death noticed by another process
+    (``lease-expired``), to the session's last activity: the latest time it is
+    known to have been alive.
+    """
+    try:
+        stamped = datetime.fromisoformat(p["lastAlive"])
+    except (KeyError, TypeError, ValueError):
+        stamped = None  # absent or unreadable: as in an older journal
+    if stamped is not None and stamped.tzinfo is not None:
+        return min(stamped, at)
+    if cause == "lease-expired":
+        return min(view.record.last_activity, at)
+    return at
 
 
 def _on_message(view: SessionView, p: dict[str, Any], at: datetime) -> None:

@@ -460,8 +460,13 @@ class SessionManager:
             self.store.put_session(loaded.view.record)
             self.store.release_lease(taken)
             return None
+        # The owner was last known alive at its last event or its last lease
+        # renewal, whichever came later; not now, when its death is noticed.
+        last_alive = loaded.view.record.last_activity
+        if lease is not None:
+            last_alive = max(last_alive, lease.heartbeat)
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
-        session.interrupt(cause, observe=False)
+        session.interrupt(cause, observe=False, last_alive=min(last_alive, now))
         return session.record
 
     def log_interruption(self, record: SessionRecord, cause: str) -> None:
@@ -473,6 +478,7 @@ class SessionManager:
                 "sessionId": record.id,
                 "userId": record.user_id,
                 "cause": cause,
+                "lastAlive": format_time(record.interruption.at) if record.interruption else None,
                 "lastSeq": record.last_seq,
             }
         )

@@ -20,7 +20,9 @@ in Python, without filters.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import logging
 import os
 import threading
@@ -32,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from agent_continuity.capture.build import run_build
+from agent_continuity.capture.build import BuildMonitor
 from agent_continuity.capture.changes import classify, content_key, diff_indexes
 from agent_continuity.capture.file_index import (
     MAX_INDEXED_FILES,
@@ -48,7 +50,13 @@ from agent_continuity.capture.file_index import (
     stat_file,
 )
 from agent_continuity.capture.git import GitError, GitRepo, blob_id_of_file
-from agent_continuity.model import CodeContext, FileStamp, ProjectObservation, utc_now
+from agent_continuity.model import (
+    BuildResult,
+    CodeContext,
+    FileStamp,
+    ProjectObservation,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +89,12 @@ class ProjectObserver:
             and the default store folder (``projectDocs/tracking``) are
             always left out; pass the store's folder here when it lives
             elsewhere.
-        build_command: The command that builds or tests the project, run by
-            ``snapshot(with_build=True)``.
+        build_command: The command that builds or tests the project (through
+            the shell), started in the background by ``snapshot(with_build=True)``;
+            every code context carries its latest finished result.
         build_timeout: Seconds the build command may take.
+        build_state: Where the latest build result is kept (default: the
+            user's cache folder, see :func:`~agent_continuity.capture.build.default_state_file`).
         clock: Returns the current time (``observed_at``).
         max_files: Outside git, a folder with more files is not indexed at all
             (``CodeContext.index_limit_exceeded``), so that starting a session
@@ -97,6 +108,7 @@ class ProjectObserver:
         ignore: Sequence[str] = (),
         build_command: str | None = None,
         build_timeout: float = 60.0,
+        build_state: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_files: int = MAX_INDEXED_FILES,
     ) -> None:
@@ -104,6 +116,11 @@ class ProjectObserver:
         self.max_files = max_files
         self.build_command = build_command
         self.build_timeout = build_timeout
+        self.build = (
+            BuildMonitor(build_command, self.root, build_timeout, build_state)
+            if build_command
+            else None
+        )
         self._clock = clock
         self._skip = PathFilter.from_patterns(self.root, [DEFAULT_STORE_FOLDER, *ignore])
         self._sha256_cache = StampCache()
@@ -114,9 +131,11 @@ class ProjectObserver:
         """The project's current code context.
 
         Args:
-            with_build: Also run the build command (when one is configured)
-                and record its outcome; otherwise ``build_status`` is
-                ``"unknown"``.
+            with_build: A project-state save: also start the build command
+                (when one is configured and this state of the project was not
+                built yet) in the background. It never waits for the build;
+                ``build_status`` is the latest finished run's, ``"unknown"``
+                before the first.
 
         Returns:
             The code context. In git: HEAD, branch, the dirty files and the
@@ -124,9 +143,17 @@ class ProjectObserver:
         """
         with self._lock:
             code = self._capture(None).code
-        if with_build and self.build_command:
-            code.build_status = run_build(self.build_command, self.root, self.build_timeout).value
+        if with_build and self.build is not None:
+            self.build.request(_fingerprint(code))
+        self._with_build(code)
         return code
+
+    def _with_build(self, code: CodeContext) -> None:
+        """Record the build command's latest finished run in ``code``."""
+        run = self.build.latest() if self.build is not None else None
+        if run is not None:
+            code.build_status = run.status.value
+            code.build = BuildResult.model_validate(run.to_wire())
 
     def observe(
         self, since: CodeContext | None = None, check_paths: Sequence[str] = ()
@@ -146,6 +173,7 @@ class ProjectObserver:
             capture = self._capture(since)
             code = capture.code
             assert code.observed_at is not None  # set by _capture
+            self._with_build(code)
             observation = ProjectObservation(
                 observed_at=code.observed_at,
                 code=code,
@@ -390,6 +418,13 @@ def _saved_stamps(since: CodeContext | None, vcs: str) -> SavedStamps:
     moment = since.observed_at
     hashed_at = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
     return SavedStamps(since.files, hashed_at)
+
+
+def _fingerprint(code: CodeContext) -> str:
+    """The state of the project a build would see: HEAD and every dirty (or indexed) file."""
+    files = {path: [stamp.digest, stamp.size] for path, stamp in code.files.items()}
+    text = json.dumps([code.vcs, code.head, code.index_limit_exceeded, files], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _newest(files: Mapping[str, FileStamp]) -> list[str]:

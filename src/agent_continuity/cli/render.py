@@ -42,6 +42,14 @@ def _items(title: str, items: list[Any]) -> list[str]:
     return [f"{title}:"] + [f"  - {item}" for item in items]
 
 
+def _build_line(code: dict[str, Any]) -> str:
+    run = code.get("build")
+    if not run:
+        return str(code["buildStatus"])
+    how = "killed at the timeout" if run["status"] == "timeout" else f"exit {run['exitCode']}"
+    return f"{run['status']}, {how}: `{run['command']}`, finished {run['finished']}"
+
+
 def session_details(details: dict[str, Any]) -> str:
     """What `show` prints."""
     s = details["session"]
@@ -75,6 +83,8 @@ def session_details(details: dict[str, Any]) -> str:
             f"({points[-1]['trigger']}, seq {points[-1]['seq']})"
         )
     lines.append(f"messages: {details.get('messageCount', 0)}")
+    if details.get("codeContext"):
+        lines.append(f"build: {_build_line(details['codeContext'])}")
     lines += _items("DAMAGE", [f"{d['location']}: {d['detail']}" for d in details["damage"]])
     return "\n".join(lines)
 

@@ -41,7 +41,15 @@ from .integrity import (
 from .loading import LoadedState, load_state
 from .prompt import render_prompt
 from .protocols import protocol_report, restoration_steps
-from .result import Mode, RecoveryResult, StateDiff, Status, ValidationCheck
+from .result import (
+    Mode,
+    RecoveryResult,
+    StateDiff,
+    Status,
+    ValidationCheck,
+    code_summary,
+    describe_build,
+)
 from .saved_state import SavedState
 from .settings import RecoverySettings
 from .state_diff import describe_diff, describe_task_change, diff_state
@@ -237,6 +245,7 @@ def recover(
     )
     if mode == "emergency":
         summary = "Emergency recovery (minimal context). " + summary
+    code = code_summary(observation.code, saved_code)
     prompt = render_prompt(
         view,
         settings,
@@ -245,6 +254,7 @@ def recover(
         last_action=last_action,
         continuation_id=continuation_id,
         mode=mode,
+        build=describe_build(code),
     )
     knowledge = _knowledge_detail(view, diff, loaded, len(repairs), observation)
     state = view.record.state
@@ -265,12 +275,13 @@ def recover(
         next_steps=list(view.record.state.next_steps),
         warnings=warnings,
         state_diff=diff,
+        code_context=code,
         validation=checks,
         steps=restoration_steps(
             [
                 _identification(view, reference, saved),
                 f"loaded {loaded.source}; replayed {loaded.journal.describe()}",
-                describe_diff(diff),
+                describe_diff(diff) + (f"; build {describe_build(code)}" if code.build else ""),
                 knowledge,
                 plan,
             ]
@@ -424,6 +435,7 @@ def _nothing_recovered(
         next_steps=list(record.state.next_steps),
         warnings=warnings,
         state_diff=diff,
+        code_context=code_summary(observation.code),
         validation=[],
         steps=restoration_steps(
             [

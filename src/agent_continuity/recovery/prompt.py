@@ -38,6 +38,7 @@ You are resuming work from SESSION-{SESSION-ID}.
 
 ## Project State:
 - **Phase**: {CURRENT-PHASE}
+- **Build**: {BUILD-STATUS}
 - **Recent Changes**: {RECENT-CHANGES}
 - **Active Issues**: {ACTIVE-ISSUES}
 
@@ -71,6 +72,7 @@ PLACEHOLDERS = (
     "KEY-DECISIONS",
     "CONTINUATION-ID",
     "RECOVERY-MODE",
+    "BUILD-STATUS",
 )
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)\}")
@@ -198,6 +200,7 @@ def prompt_content(
     last_action: str | None = None,
     continuation_id: str | None = None,
     mode: str | None = None,
+    build: str | None = None,
 ) -> PromptContent:
     """Gather what the recovery prompt says about a session.
 
@@ -210,6 +213,7 @@ def prompt_content(
             before its own repairs, which are not something the agent did).
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
+        build: Fills ``{BUILD-STATUS}`` (the latest build run); ``unknown`` without.
     """
     limit = settings.prompt_item_chars
     record = view.record
@@ -223,6 +227,7 @@ def prompt_content(
         "CURRENT-PHASE": _clip(context.current_phase or "not set", limit),
         "CONTINUATION-ID": continuation_id or "",
         "RECOVERY-MODE": mode or "",
+        "BUILD-STATUS": _clip(build or "unknown", limit),
     }
     other_issues = [f"error: {e}" for e in view.recent_errors]
     other_issues.extend(issues)
@@ -374,6 +379,7 @@ def render_prompt(
     last_action: str | None = None,
     continuation_id: str | None = None,
     mode: str | None = None,
+    build: str | None = None,
 ) -> str:
     """The filled session recovery prompt for the next agent.
 
@@ -389,6 +395,7 @@ def render_prompt(
         last_action: What the agent did last, if not ``view.last_action``.
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
+        build: Fills ``{BUILD-STATUS}``: the latest build run, described.
 
     Returns:
         The prompt text, at most ``settings.prompt_budget_chars`` characters.
@@ -401,6 +408,7 @@ def render_prompt(
         last_action=last_action,
         continuation_id=continuation_id,
         mode=mode,
+        build=build,
     )
     template = settings.prompt_template if settings.prompt_template else DEFAULT_TEMPLATE
     return fill_template(template, content, settings.prompt_budget_chars)

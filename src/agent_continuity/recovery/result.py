@@ -14,12 +14,14 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr
 
 from agent_continuity.model import (
+    BuildResult,
     CodeContext,
     EventDraft,
     Progress,
     TaskStatus,
     UtcTime,
     WireModel,
+    format_time,
 )
 from agent_continuity.replay import SessionView
 
@@ -99,6 +101,50 @@ class StateDiff(WireModel):
         )
 
 
+class CodeSummary(WireModel):
+    """The specification's codeContext block of the project now, with the latest build run.
+
+    Attributes:
+        last_modified_files: The most recently modified dirty files.
+        working_branch: The branch checked out.
+        pending_changes: Whether there are uncommitted changes.
+        build_status: ``passing``, ``failing``, ``timeout`` or ``unknown``.
+        build: The latest finished run of the build command (command, exit
+            code, when), or None when none is known.
+    """
+
+    last_modified_files: list[str] = Field(default_factory=list)
+    working_branch: str | None = None
+    pending_changes: bool = False
+    build_status: str = "unknown"
+    build: BuildResult | None = None
+
+
+def code_summary(code: CodeContext, *also: CodeContext | None) -> CodeSummary:
+    """``code``'s codeContext block with the newest build run among ``code`` and ``also``."""
+    runs = [c.build for c in (code, *also) if c is not None and c.build is not None]
+    build = max(runs, key=lambda run: run.finished, default=None)
+    return CodeSummary(
+        last_modified_files=code.last_modified_files,
+        working_branch=code.working_branch,
+        pending_changes=code.pending_changes,
+        build_status=build.status if build is not None else code.build_status,
+        build=build,
+    )
+
+
+def describe_build(summary: CodeSummary) -> str:
+    """The build status in a line: ``failing (exit 3 from `make check` at 2026-…Z)``.
+
+    ``exit None`` means the command could not be started.
+    """
+    run = summary.build
+    if run is None:
+        return summary.build_status
+    how = "killed at the build timeout" if run.status == "timeout" else f"exit {run.exit_code}"
+    return f"{run.status} ({how} from `{run.command}` at {format_time(run.finished)})"
+
+
 class ValidationCheck(WireModel):
     """One context-validation check and its outcome."""
 
@@ -146,6 +192,7 @@ class RecoveryResult(WireModel):
         next_steps: What the session planned to do next.
         warnings: Everything a user should know before trusting the result.
         state_diff: What changed in the project since the save.
+        code_context: The project now (codeContext block) and its latest build.
         validation: The context-validation checks.
         steps: The five restoration steps, in order.
         prompt: The filled recovery prompt for the next agent.
@@ -170,6 +217,7 @@ class RecoveryResult(WireModel):
     next_steps: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     state_diff: StateDiff = Field(default_factory=StateDiff)
+    code_context: CodeSummary = Field(default_factory=CodeSummary)
     validation: list[ValidationCheck] = Field(default_factory=list)
     steps: list[RestorationStep] = Field(default_factory=list)
     prompt: str = ""
