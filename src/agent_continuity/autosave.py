@@ -94,10 +94,12 @@ class AutoSaver:
         session = self._session
         if session.closed:
             return False
-        view = session.view
         if kind == "heartbeat":
             session.heartbeat()
             return True
+        # What `continuity run`'s agent appended counts as a change to save.
+        session.catch_up()
+        view = session.view
         if kind == "context":
             if view.seq == self._marks.context:
                 return False

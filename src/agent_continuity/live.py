@@ -80,6 +80,8 @@ class LiveSession:
         self._view = view
         self._lease = lease
         self._owned = owned_by_process
+        # Whether other processes write under this lease (`continuity run`'s agent).
+        self._shared = False
         self._lock = threading.RLock()
         self._closed = False
         self._autosaver: AutoSaver | None = None
@@ -118,6 +120,34 @@ class LiveSession:
     def closed(self) -> bool:
         """Whether the session was ended or interrupted through this handle."""
         return self._closed
+
+    def share_lease(self) -> str:
+        """Let other processes write under this handle's lease, as ``continuity run``'s agent does.
+
+        From then on the handle reads what they appended before each recovery
+        point and context snapshot, so its own writes never hide their events.
+
+        Returns:
+            The ``SESSION-ID:TOKEN`` value of ``CONTINUITY_LEASE`` for them.
+        """
+        self._shared = True
+        return f"{self.id}:{self._lease.token}"
+
+    def catch_up(self) -> None:
+        """Fold in the events others appended under this handle's shared lease.
+
+        A no-op unless :meth:`share_lease` was called: nobody else can append.
+        """
+        with self._lock:
+            if self._shared and not self._closed:
+                self._fold_journal(before=None)
+
+    def _fold_journal(self, before: int | None) -> None:
+        read = self._manager.store.read_events(self.id, after_seq=self._view.seq)
+        for event in read.events:
+            if before is not None and event.seq >= before:
+                break
+            self._view.apply(event)
 
     # -- appends --------------------------------------------------------
 
@@ -279,6 +309,11 @@ class LiveSession:
                     "start or recover a session to record more"
                 )
             events = self._manager.store.append(self._lease, drafts)
+            if events and events[0].seq > self._view.seq + 1:
+                # Others appended under this lease since the view was taken (the
+                # agent `continuity run` runs): fold their events in first, or the
+                # points and backups written from this view would hide them.
+                self._fold_journal(before=events[0].seq)
             for event in events:
                 self._view.apply(event)
             kinds = {d.kind for d in drafts}
@@ -319,6 +354,7 @@ class LiveSession:
         """
         trigger = Trigger(trigger)
         with self._lock:
+            self.catch_up()
             now = self._manager.now()
             if observe:
                 self.capture_code_context()
@@ -395,6 +431,7 @@ class LiveSession:
     def save_context_snapshot(self, part: str = "context") -> None:
         """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
         with self._lock:
+            self.catch_up()
             now = self._manager.now()
             try:
                 previous = self._manager.store.load_context_snapshot(self.id)

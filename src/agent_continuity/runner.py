@@ -78,7 +78,7 @@ def run_command(
     env["CONTINUITY_SESSION"] = session.id
     # The agent's own `continuity` commands must reach the same store.
     env["CONTINUITY_STORE"] = mgr.store.url
-    env["CONTINUITY_LEASE"] = f"{session.id}:{session.lease.token}"
+    env["CONTINUITY_LEASE"] = session.share_lease()
     watcher = _watch(mgr, session)
     try:
         try:
