@@ -138,3 +138,73 @@ def test_a_point_made_without_an_append_holds_what_the_agent_wrote(
     session.end()
     owner.close()
     agent.close()
+
+
+def _real_interrupted_session(root: Path, url: str) -> str:
+    started = cli_json(root, url, "start", "--task", "TASK-7")
+    session_id: str = started["sessionId"]
+    assert cli(root, url, "message", "--role", "user", "add reminders").returncode == 0
+    assert cli(root, url, "interrupt", "--cause", "terminal closed").returncode == 0
+    return session_id
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("continuity: error")]
+    assert len(errors) == 1, result.stderr
+    assert all(w in errors[0] for w in words), errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_mistyped_command_starts_no_session_and_recovery_finds_the_real_one(
+    project: tuple[Path, str],
+) -> None:
+    root, url = project
+    real = _real_interrupted_session(root, url)
+    missing = cli(root, url, "run", "--", "no-such-agent-command", "--flag")
+    _one_error_line(missing, "no-such-agent-command", "command not found")
+    (root / "notes.txt").write_text("not a program\n")
+    denied = cli(root, url, "run", "--", "./notes.txt")
+    _one_error_line(denied, "./notes.txt", "permission denied")
+    listed = cli_json(root, url, "list")["sessions"]
+    assert [s["id"] for s in listed] == [real]
+    recovered = cli_json(root, url, "recover", "--no")
+    assert recovered["sessionId"] == real
+
+
+def test_a_command_whose_interpreter_is_missing_leaves_an_archived_session(
+    project: tuple[Path, str],
+) -> None:
+    root, url = project
+    real = _real_interrupted_session(root, url)
+    script = root / "agent.sh"
+    script.write_text("#!/no/such/interpreter\necho hi\n")
+    script.chmod(0o755)
+    result = cli(root, url, "run", "--", "./agent.sh")
+    _one_error_line(result, "./agent.sh", "interpreter", "archived")
+    statuses = {s["id"]: s["status"] for s in cli_json(root, url, "list")["sessions"]}
+    assert statuses[real] == "interrupted"
+    assert sorted(statuses.values()) == ["archived", "interrupted"]
+    assert cli_json(root, url, "recover", "--no")["sessionId"] == real
+
+
+def test_an_empty_interrupted_session_never_outranks_one_with_content(
+    project: tuple[Path, str],
+) -> None:
+    root, url = project
+    real = _real_interrupted_session(root, url)
+    # A command that ran but recorded nothing, and died: newer, and empty.
+    empty = cli(root, url, "run", "--", "sh", "-c", "exit 1")
+    assert empty.returncode == 1
+    empty_id = _session_of(empty)
+    assert cli_json(root, url, "show", empty_id)["session"]["status"] == "interrupted"
+    prompt = cli(root, url, "prompt")
+    assert prompt.returncode == 0, prompt.stderr
+    assert real in prompt.stdout
+    assert "add reminders" in prompt.stdout
+    assert cli_json(root, url, "summary")["sessionId"] == real
+    recovered = cli_json(root, url, "recover", "--no")
+    assert recovered["sessionId"] == real
+    # Named, the empty one is still there to look at.
+    assert cli_json(root, url, "recover", empty_id, "--no")["sessionId"] == empty_id

@@ -309,10 +309,11 @@ class LiveSession:
                     "start or recover a session to record more"
                 )
             events = self._manager.store.append(self._lease, drafts)
-            if events and events[0].seq > self._view.seq + 1:
+            if self._shared and events and events[0].seq > self._view.seq + 1:
                 # Others appended under this lease since the view was taken (the
                 # agent `continuity run` runs): fold their events in first, or the
-                # points and backups written from this view would hide them.
+                # points and backups written from this view would hide them. (An
+                # unshared handle's only gap is the lease event of its own takeover.)
                 self._fold_journal(before=events[0].seq)
             for event in events:
                 self._view.apply(event)
@@ -524,6 +525,10 @@ class LiveSession:
     def end(self) -> None:
         """Complete the session: a final recovery point, status ``completed``."""
         self._finish(SessionStatus.COMPLETED, None, Trigger.END)
+
+    def archive(self) -> None:
+        """Archive the session: kept, but never offered for recovery (nothing ran in it)."""
+        self._finish(SessionStatus.ARCHIVED, None, Trigger.END)
 
     def interrupt(self, cause: str, *, observe: bool = True) -> None:
         """Mark the session ``interrupted`` with ``cause`` and save its final state.

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from agent_continuity.choosing import most_recent
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import (
     ContinuityError,
@@ -614,7 +615,7 @@ class SessionManager:
                 "no active or interrupted session for this project and user; "
                 "give a session id (`continuity list` shows them)"
             )
-        return max(mine, key=lambda r: (r.last_activity, r.id))
+        return most_recent(self.store, mine, key=lambda r: (r.last_activity, r.id))
 
     def details(self, session_id: str) -> dict[str, Any]:
         """Everything ``continuity show`` prints, as a JSON-ready dict."""
