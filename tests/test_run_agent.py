@@ -19,8 +19,7 @@ import pytest
 # The agent's own `continuity` commands, as a shell script would run them.
 CLI = f"{sys.executable} -m agent_continuity.cli"
 AGENT_WORDS = (
-    f'{CLI} message --role assistant "I chose X" && '
-    f'{CLI} update --decision "use X" --next step-2'
+    f'{CLI} message --role assistant "I chose X" && {CLI} update --decision "use X" --next step-2'
 )
 
 
