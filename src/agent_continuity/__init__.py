@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "AgentInfo",
     "Config",
     "ContinuityError",
     "Event",
@@ -29,11 +30,12 @@ if TYPE_CHECKING:
     from agent_continuity.config import Config
     from agent_continuity.errors import ContinuityError
     from agent_continuity.live import LiveSession
-    from agent_continuity.model import Event, RecoveryPoint, SessionRecord
+    from agent_continuity.model import AgentInfo, Event, RecoveryPoint, SessionRecord
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
 
 _WHERE = {
+    "AgentInfo": "agent_continuity.model",
     "Config": "agent_continuity.config",
     "ContinuityError": "agent_continuity.errors",
     "Event": "agent_continuity.model",

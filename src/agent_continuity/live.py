@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity import ids, interrupts
+from agent_continuity.captured import ai_agent_state, conversation_context
 from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
@@ -51,6 +52,8 @@ _CRITICAL_KINDS = frozenset(
         EventKind.LIFECYCLE,
     }
 )
+# The parts of a context snapshot (see save_context_snapshot).
+_ALL = ("context", "conversation", "projectState")
 # Kinds whose effect the registry shows (current task, phase, status).
 _REGISTRY_KINDS = frozenset({EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE})
 
@@ -382,6 +385,10 @@ class LiveSession:
                 ("the registry entry", self._refresh_registry),
                 ("the emergency backup", self._refresh_emergency),
             ]
+            if not self._owned or trigger in (Trigger.END, Trigger.INTERRUPTION):
+                # No interval saver writes this handle's context snapshot (a
+                # command-line session), or this is the session's final state.
+                steps.append(("the context snapshot", lambda: self.save_context_snapshot(*_ALL)))
             finish_after(f"recovery point {point.id} saved", None, point.id, steps)
             if trigger.automatic:
                 try:
@@ -429,8 +436,12 @@ class LiveSession:
             return
         self._view.code_context = observer.snapshot()
 
-    def save_context_snapshot(self, part: str = "context") -> None:
-        """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
+    def save_context_snapshot(self, *parts: str) -> None:
+        """Write the latest context snapshot, stamping when each of ``parts`` was refreshed.
+
+        Args:
+            parts: ``context``, ``conversation``, ``projectState`` (default: ``context``).
+        """
         with self._lock:
             self.catch_up()
             now = self._manager.now()
@@ -439,16 +450,17 @@ class LiveSession:
             except CorruptRecord:
                 previous = None  # replaced below by a whole, valid snapshot
             updated = dict(previous.updated) if previous is not None else {}
-            updated[part] = now
+            for part in parts or ("context",):
+                updated[part] = now
             view = self._view
             snapshot = ContextSnapshot(
                 session_id=self.id,
                 timestamp=now,
                 seq=view.seq,
                 project_state=view.project_state_now(),
-                conversation_context=view.conversation_context,
+                conversation_context=conversation_context(view),
                 code_context=view.code_context,
-                ai_agent_state=view.ai_agent_state,
+                ai_agent_state=ai_agent_state(view),
                 updated=updated,
             )
             self._manager.store.save_context_snapshot(snapshot)

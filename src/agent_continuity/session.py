@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -198,6 +198,7 @@ class SessionManager:
         task: str | None = None,
         phase: str | None = None,
         agent: AgentInfo | None = None,
+        preferences: Mapping[str, Any] | None = None,
         owned_by_process: bool = True,
         auto_save: bool = True,
         recovered_from: str | None = None,
@@ -208,7 +209,8 @@ class SessionManager:
             type: The session type (``task-execution``, ``general``...).
             task: The current task id, if any.
             phase: The project phase, if any.
-            agent: Who the agent is.
+            agent: Who the agent is (type, capabilities, specialization).
+            preferences: The user's preferences for this session.
             owned_by_process: True (the API default): this process owns the
                 session, heartbeats its lease and marks it interrupted if it
                 stops without ``end()``. False: a command-line session whose
@@ -248,6 +250,8 @@ class SessionManager:
                 session.set_phase(phase)
             else:
                 session.save_emergency()
+            if preferences:
+                session.set_preferences(dict(preferences))
         except ContinuityError as exc:
             session._stop(release=False)  # never handed out; its lease lapses by itself
             raise _started_but(record, exc, task, phase) from exc
@@ -499,11 +503,16 @@ class SessionManager:
         progress: int | None = None,
         summary: str | None = None,
         files: Sequence[str] = (),
+        preferences: Mapping[str, Any] | None = None,
+        pending: Sequence[str] = (),
+        pending_done: Sequence[str] = (),
     ) -> tuple[SessionRecord, list[Event]]:
         """Record several changes to an active session as one atomic group.
 
         The strongest trigger among them (task completion, then a decision,
-        then a file) makes one recovery point afterwards.
+        then a file) makes one recovery point afterwards. ``preferences`` are
+        merged into the user's; ``pending`` declares operations begun and not
+        finished, ``pending_done`` those finished.
 
         Raises:
             InvalidInput: If nothing was given to record.
@@ -522,6 +531,9 @@ class SessionManager:
             progress=progress,
             summary=summary,
             files=files,
+            preferences=preferences,
+            pending=pending,
+            pending_done=pending_done,
         )
         events = session.append_group(drafts, trigger)
         return session.record, events
