@@ -10,9 +10,10 @@ snapshot, ``show`` and the recovery prompt agree.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity.model import AiAgentState, ConversationContext
+from agent_continuity.model import AiAgentState, ContextSnapshot, ConversationContext
 
 if TYPE_CHECKING:
     from agent_continuity.replay import SessionView
@@ -117,3 +118,25 @@ def describe_agent(view: SessionView) -> str:
         parts.append("can do " + ", ".join(agent.capabilities))
     parts.append(f"knowledge level {state.knowledge_level}")
     return "; ".join(parts)
+
+
+def context_snapshot(
+    view: SessionView, now: datetime, updated: dict[str, datetime]
+) -> ContextSnapshot:
+    """The latest context snapshot of the session ``view`` holds, taken at ``now``.
+
+    Args:
+        view: The session.
+        now: The snapshot's time.
+        updated: When each part (context, conversation, projectState) was refreshed.
+    """
+    return ContextSnapshot(
+        session_id=view.record.id,
+        timestamp=now,
+        seq=view.seq,
+        project_state=view.project_state_now(),
+        conversation_context=conversation_context(view),
+        code_context=view.code_context,
+        ai_agent_state=ai_agent_state(view),
+        updated=updated,
+    )

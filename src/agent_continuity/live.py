@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity import ids, interrupts
-from agent_continuity.captured import ai_agent_state, conversation_context
+from agent_continuity.captured import context_snapshot
 from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
@@ -21,7 +21,6 @@ from agent_continuity.errors import (
 )
 from agent_continuity.incomplete import Step, finish_after, recorded
 from agent_continuity.model import (
-    ContextSnapshot,
     EmergencyBackup,
     Event,
     EventDraft,
@@ -34,6 +33,7 @@ from agent_continuity.model import (
     Trigger,
 )
 from agent_continuity.replay import SessionView
+from agent_continuity.session_facts import critical_facts, emergency_backup, registry_facts
 
 if TYPE_CHECKING:
     from agent_continuity.autosave import AutoSaver
@@ -452,22 +452,11 @@ class LiveSession:
             updated = dict(previous.updated) if previous is not None else {}
             for part in parts or ("context",):
                 updated[part] = now
-            view = self._view
-            snapshot = ContextSnapshot(
-                session_id=self.id,
-                timestamp=now,
-                seq=view.seq,
-                project_state=view.project_state_now(),
-                conversation_context=conversation_context(view),
-                code_context=view.code_context,
-                ai_agent_state=ai_agent_state(view),
-                updated=updated,
-            )
-            self._manager.store.save_context_snapshot(snapshot)
+            self._manager.store.save_context_snapshot(context_snapshot(self._view, now, updated))
 
     def _put_session(self) -> None:
         self._manager.store.put_session(self._view.record)
-        self._registry_written = (_registry_facts(self._view.record), self._manager.now())
+        self._registry_written = (registry_facts(self._view.record), self._manager.now())
 
     def _refresh_registry(self) -> None:
         # The same reasoning as for the emergency backup: after messages alone the
@@ -477,7 +466,7 @@ class LiveSession:
         written = self._registry_written
         if (
             written is not None
-            and written[0] == _registry_facts(self._view.record)
+            and written[0] == registry_facts(self._view.record)
             and (self._manager.now() - written[1]).total_seconds()
             < self._manager.config.context_interval
         ):
@@ -488,7 +477,7 @@ class LiveSession:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
         backup = self._emergency_backup()
         self._manager.store.save_emergency(backup)
-        self._emergency_written = (_critical_facts(self._view), backup.updated)
+        self._emergency_written = (critical_facts(self._view), backup.updated)
 
     def _refresh_emergency(self) -> None:
         # Every change of a critical fact rewrote the backup already (see _append).
@@ -499,7 +488,7 @@ class LiveSession:
         written = self._emergency_written
         if (
             written is not None
-            and written[0] == _critical_facts(self._view)
+            and written[0] == critical_facts(self._view)
             and (self._manager.now() - written[1]).total_seconds()
             < self._manager.config.context_interval
         ):
@@ -607,41 +596,6 @@ class LiveSession:
             self.end()
         else:
             self.interrupt(cause)
-
-
-def _registry_facts(record: SessionRecord) -> dict[str, Any]:
-    return record.model_dump(
-        exclude={"last_seq": True, "last_activity": True, "persistence": {"last_save"}}
-    )
-
-
-def emergency_backup(view: SessionView, now: datetime) -> EmergencyBackup:
-    """The critical facts of ``view``, as its emergency backup keeps them."""
-    return EmergencyBackup(**_critical_facts(view), updated=now, seq=view.seq)
-
-
-def _critical_facts(view: SessionView) -> dict[str, Any]:
-    """What the emergency backup keeps of ``view``, but its time and ``seq``.
-
-    Compared at every recovery point, so read off the record rather than built
-    into a backup and dumped.
-    """
-    record = view.record
-    context, state = record.context, record.state
-    return {
-        "session_id": record.id,
-        "status": record.status,
-        "user_id": record.user_id,
-        "project_dir": record.project_dir,
-        "current_task": context.current_task,
-        "current_phase": context.current_phase,
-        "current_step": state.current_step,
-        "progress": state.progress,
-        "next_steps": list(state.next_steps),
-        "blockers": list(state.blockers),
-        "last_decision": context.key_decisions[-1] if context.key_decisions else None,
-        "conversation_summary": context.conversation_summary,
-    }
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:

@@ -19,7 +19,7 @@ from agent_continuity.errors import (
     NoActiveSession,
 )
 from agent_continuity.ids import validate_session_id
-from agent_continuity.live import LiveSession, emergency_backup
+from agent_continuity.live import LiveSession
 from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
 from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
@@ -37,6 +37,7 @@ from agent_continuity.model import (
     utc_now,
 )
 from agent_continuity.replay import SessionView
+from agent_continuity.session_facts import emergency_backup
 from agent_continuity.storage import Store, open_store
 from agent_continuity.updates import update_group
 
