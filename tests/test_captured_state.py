@@ -8,33 +8,13 @@ context snapshot on disk.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent_continuity import AgentInfo, SessionManager
-
-
-def cli(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": "alice"},
-    )
-
-
-def cli_json(root: Path, url: str, *args: str) -> dict[str, Any]:
-    result = cli(root, url, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
+from cli_support import cli, cli_json
 
 
 @pytest.fixture

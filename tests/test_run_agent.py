@@ -7,38 +7,19 @@ lease `run` lends it; every view of the session (default recovery, `show`,
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from cli_support import cli, cli_json
 
 # The agent's own `continuity` commands, as a shell script would run them.
 CLI = f"{sys.executable} -m agent_continuity.cli"
 AGENT_WORDS = (
     f'{CLI} message --role assistant "I chose X" && {CLI} update --decision "use X" --next step-2'
 )
-
-
-def cli(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": "alice"},
-    )
-
-
-def cli_json(root: Path, url: str, *args: str) -> dict[str, Any]:
-    result = cli(root, url, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
 
 
 @pytest.fixture(params=["files", "sqlite"])
