@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "RECOVERY_STAGES",
+    "AgentInfo",
     "Config",
     "ContinuityError",
     "EmergencyResult",
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from agent_continuity.errors import ContinuityError
     from agent_continuity.listing import listed_sessions
     from agent_continuity.live import LiveSession
-    from agent_continuity.model import Event, RecoveryPoint, SessionRecord
+    from agent_continuity.model import AgentInfo, Event, RecoveryPoint, SessionRecord
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import STAGES as RECOVERY_STAGES
     from agent_continuity.runner import run_command
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 # `continuity --help` does not pay for pydantic and `continuity list --json`
 # pays only for what it reads.
 _WHERE = {
+    "AgentInfo": ("agent_continuity.model", "AgentInfo"),
     "RECOVERY_STAGES": ("agent_continuity.restore", "STAGES"),
     "Config": ("agent_continuity.config", "Config"),
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),

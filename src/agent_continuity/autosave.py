@@ -94,10 +94,12 @@ class AutoSaver:
         session = self._session
         if session.closed:
             return False
-        view = session.view
         if kind == "heartbeat":
             session.heartbeat()
             return True
+        # What `continuity run`'s agent appended counts as a change to save.
+        session.catch_up()
+        view = session.view
         if kind == "context":
             if view.seq == self._marks.context:
                 return False
@@ -108,7 +110,7 @@ class AutoSaver:
             if view.message_count == self._marks.conversation:
                 return False
             self._marks.conversation = view.message_count
-            _refresh_conversation_context(session)
+            # The snapshot derives the conversation context from the view.
             session.save_context_snapshot("conversation")
             return True
         if kind == "projectState":
@@ -126,16 +128,3 @@ class AutoSaver:
             session.checkpoint(Trigger.AUTO, observe=False)
             return True
         raise ValueError(f"unknown auto-save kind {kind!r}")
-
-
-def _refresh_conversation_context(session: LiveSession) -> None:
-    view = session.view
-    recent = [m for m in view.recent_messages if m.get("role") == "user"][-5:]
-    context = view.conversation_context.model_copy(
-        update={
-            "topic": view.record.context.current_task or view.conversation_context.topic,
-            "sub_topic": view.record.state.current_step or view.conversation_context.sub_topic,
-            "recent_discussions": [str(m.get("text", ""))[:200] for m in recent],
-        }
-    )
-    view.conversation_context = context

@@ -146,3 +146,9 @@ class InvalidInput(ContinuityError):
     """A value given by the caller cannot be stored (wrong type, out of range)."""
 
     code = "invalid-input"
+
+
+class CommandNotStarted(InvalidInput):
+    """``continuity run`` could not start its command (not found, not executable)."""
+
+    code = "command-not-started"

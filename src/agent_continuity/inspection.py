@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent_continuity.captured import ai_agent_state, conversation_context, pending_operations
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import BuildResult, CodeContext
 from agent_continuity.recovery.result import code_summary
@@ -31,10 +32,19 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
         }
     view = loaded.view
     damage = [d.to_wire() for d in (*loaded.journal_damage, *loaded.point_damage)]
+    try:
+        snapshot = mgr.store.load_context_snapshot(record.id)
+    except CorruptRecord as exc:
+        snapshot = None
+        damage.append({"location": exc.location, "kind": "checksum", "detail": str(exc)})
     return {
         "session": view.record.to_wire(),
         "tasks": [t.to_wire() for t in view.tasks.values()],
-        "pendingOperations": [c.to_wire() for c in view.pending_calls.values()],
+        "pendingOperations": pending_operations(view),
+        "userPreferences": dict(view.user_preferences),
+        "conversationContext": conversation_context(view).to_wire(),
+        "aiAgentState": ai_agent_state(view).to_wire(),
+        "contextSnapshot": snapshot.to_wire() if snapshot is not None else None,
         "lastAction": view.last_action,
         "messageCount": view.message_count,
         "recentMessages": list(view.recent_messages),

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity import ids, interrupts
+from agent_continuity.captured import context_snapshot
 from agent_continuity.errors import (
     ContinuityError,
     CorruptRecord,
@@ -20,7 +21,6 @@ from agent_continuity.errors import (
 )
 from agent_continuity.incomplete import Step, finish_after, recorded
 from agent_continuity.model import (
-    ContextSnapshot,
     EmergencyBackup,
     Event,
     EventDraft,
@@ -34,6 +34,7 @@ from agent_continuity.model import (
     format_time,
 )
 from agent_continuity.replay import SessionView
+from agent_continuity.session_facts import critical_facts, emergency_backup, registry_facts
 
 if TYPE_CHECKING:
     from agent_continuity.autosave import AutoSaver
@@ -52,6 +53,8 @@ _CRITICAL_KINDS = frozenset(
         EventKind.LIFECYCLE,
     }
 )
+# The parts of a context snapshot (see save_context_snapshot).
+_ALL = ("context", "conversation", "projectState")
 # Kinds whose effect the registry shows (current task, phase, status).
 _REGISTRY_KINDS = frozenset({EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE})
 
@@ -81,6 +84,8 @@ class LiveSession:
         self._view = view
         self._lease = lease
         self._owned = owned_by_process
+        # Whether other processes write under this lease (`continuity run`'s agent).
+        self._shared = False
         self._lock = threading.RLock()
         self._closed = False
         self._autosaver: AutoSaver | None = None
@@ -119,6 +124,34 @@ class LiveSession:
     def closed(self) -> bool:
         """Whether the session was ended or interrupted through this handle."""
         return self._closed
+
+    def share_lease(self) -> str:
+        """Let other processes write under this handle's lease, as ``continuity run``'s agent does.
+
+        From then on the handle reads what they appended before each recovery
+        point and context snapshot, so its own writes never hide their events.
+
+        Returns:
+            The ``SESSION-ID:TOKEN`` value of ``CONTINUITY_LEASE`` for them.
+        """
+        self._shared = True
+        return f"{self.id}:{self._lease.token}"
+
+    def catch_up(self) -> None:
+        """Fold in the events others appended under this handle's shared lease.
+
+        A no-op unless :meth:`share_lease` was called: nobody else can append.
+        """
+        with self._lock:
+            if self._shared and not self._closed:
+                self._fold_journal(before=None)
+
+    def _fold_journal(self, before: int | None) -> None:
+        read = self._manager.store.read_events(self.id, after_seq=self._view.seq)
+        for event in read.events:
+            if before is not None and event.seq >= before:
+                break
+            self._view.apply(event)
 
     # -- appends --------------------------------------------------------
 
@@ -280,6 +313,12 @@ class LiveSession:
                     "start or recover a session to record more"
                 )
             events = self._manager.store.append(self._lease, drafts)
+            if self._shared and events and events[0].seq > self._view.seq + 1:
+                # Others appended under this lease since the view was taken (the
+                # agent `continuity run` runs): fold their events in first, or the
+                # points and backups written from this view would hide them. (An
+                # unshared handle's only gap is the lease event of its own takeover.)
+                self._fold_journal(before=events[0].seq)
             for event in events:
                 self._view.apply(event)
             kinds = {d.kind for d in drafts}
@@ -320,6 +359,7 @@ class LiveSession:
         """
         trigger = Trigger(trigger)
         with self._lock:
+            self.catch_up()
             now = self._manager.now()
             if observe:
                 self.capture_code_context()
@@ -346,6 +386,10 @@ class LiveSession:
                 ("the registry entry", self._refresh_registry),
                 ("the emergency backup", self._refresh_emergency),
             ]
+            if not self._owned or trigger in (Trigger.END, Trigger.INTERRUPTION):
+                # No interval saver writes this handle's context snapshot (a
+                # command-line session), or this is the session's final state.
+                steps.append(("the context snapshot", lambda: self.save_context_snapshot(*_ALL)))
             finish_after(f"recovery point {point.id} saved", None, point.id, steps)
             if trigger.automatic:
                 try:
@@ -397,32 +441,27 @@ class LiveSession:
             return
         self._view.code_context = observer.snapshot(with_build=True)
 
-    def save_context_snapshot(self, part: str = "context") -> None:
-        """Write the latest context snapshot, stamping which auto-save kind refreshed ``part``."""
+    def save_context_snapshot(self, *parts: str) -> None:
+        """Write the latest context snapshot, stamping when each of ``parts`` was refreshed.
+
+        Args:
+            parts: ``context``, ``conversation``, ``projectState`` (default: ``context``).
+        """
         with self._lock:
+            self.catch_up()
             now = self._manager.now()
             try:
                 previous = self._manager.store.load_context_snapshot(self.id)
             except CorruptRecord:
                 previous = None  # replaced below by a whole, valid snapshot
             updated = dict(previous.updated) if previous is not None else {}
-            updated[part] = now
-            view = self._view
-            snapshot = ContextSnapshot(
-                session_id=self.id,
-                timestamp=now,
-                seq=view.seq,
-                project_state=view.project_state_now(),
-                conversation_context=view.conversation_context,
-                code_context=view.code_context,
-                ai_agent_state=view.ai_agent_state,
-                updated=updated,
-            )
-            self._manager.store.save_context_snapshot(snapshot)
+            for part in parts or ("context",):
+                updated[part] = now
+            self._manager.store.save_context_snapshot(context_snapshot(self._view, now, updated))
 
     def _put_session(self) -> None:
         self._manager.store.put_session(self._view.record)
-        self._registry_written = (_registry_facts(self._view.record), self._manager.now())
+        self._registry_written = (registry_facts(self._view.record), self._manager.now())
 
     def _refresh_registry(self) -> None:
         # The same reasoning as for the emergency backup: after messages alone the
@@ -432,7 +471,7 @@ class LiveSession:
         written = self._registry_written
         if (
             written is not None
-            and written[0] == _registry_facts(self._view.record)
+            and written[0] == registry_facts(self._view.record)
             and (self._manager.now() - written[1]).total_seconds()
             < self._manager.config.context_interval
         ):
@@ -443,7 +482,7 @@ class LiveSession:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
         backup = self._emergency_backup()
         self._manager.store.save_emergency(backup)
-        self._emergency_written = (_critical_facts(self._view), backup.updated)
+        self._emergency_written = (critical_facts(self._view), backup.updated)
 
     def _refresh_emergency(self) -> None:
         # Every change of a critical fact rewrote the backup already (see _append).
@@ -454,7 +493,7 @@ class LiveSession:
         written = self._emergency_written
         if (
             written is not None
-            and written[0] == _critical_facts(self._view)
+            and written[0] == critical_facts(self._view)
             and (self._manager.now() - written[1]).total_seconds()
             < self._manager.config.context_interval
         ):
@@ -492,6 +531,10 @@ class LiveSession:
     def end(self) -> None:
         """Complete the session: a final recovery point, status ``completed``."""
         self._finish(SessionStatus.COMPLETED, {}, Trigger.END)
+
+    def archive(self) -> None:
+        """Archive the session: kept, but never offered for recovery (nothing ran in it)."""
+        self._finish(SessionStatus.ARCHIVED, {}, Trigger.END)
 
     def interrupt(
         self, cause: str, *, observe: bool = True, last_alive: datetime | None = None
@@ -570,41 +613,6 @@ class LiveSession:
             self.end()
         else:
             self.interrupt(cause)
-
-
-def _registry_facts(record: SessionRecord) -> dict[str, Any]:
-    return record.model_dump(
-        exclude={"last_seq": True, "last_activity": True, "persistence": {"last_save"}}
-    )
-
-
-def emergency_backup(view: SessionView, now: datetime) -> EmergencyBackup:
-    """The critical facts of ``view``, as its emergency backup keeps them."""
-    return EmergencyBackup(**_critical_facts(view), updated=now, seq=view.seq)
-
-
-def _critical_facts(view: SessionView) -> dict[str, Any]:
-    """What the emergency backup keeps of ``view``, but its time and ``seq``.
-
-    Compared at every recovery point, so read off the record rather than built
-    into a backup and dumped.
-    """
-    record = view.record
-    context, state = record.context, record.state
-    return {
-        "session_id": record.id,
-        "status": record.status,
-        "user_id": record.user_id,
-        "project_dir": record.project_dir,
-        "current_task": context.current_task,
-        "current_phase": context.current_phase,
-        "current_step": state.current_step,
-        "progress": state.progress,
-        "next_steps": list(state.next_steps),
-        "blockers": list(state.blockers),
-        "last_decision": context.key_decisions[-1] if context.key_decisions else None,
-        "conversation_summary": context.conversation_summary,
-    }
 
 
 def _text(value: object, what: str, *, empty: bool = False) -> str:

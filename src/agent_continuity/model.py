@@ -425,6 +425,8 @@ class RecoveryPoint(WireModel):
     tasks: list[Task] = Field(default_factory=list)
     user_preferences: dict[str, Any] = Field(default_factory=dict)
     pending_operations: list[ToolCall] = Field(default_factory=list)
+    # Operations the agent declared pending (``update --pending``), not yet done.
+    declared_operations: list[str] = Field(default_factory=list)
     last_action: str = ""
     message_count: int = 0
     recent_messages: list[dict[str, Any]] = Field(default_factory=list)

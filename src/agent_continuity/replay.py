@@ -18,7 +18,8 @@ next-step       ``{"step": "..."}``
 blocker         ``{"text": "...", "resolved": bool}``
 task            ``{"id", "title", "status", "phase", "steps", "dependencies", "current"}``
 state           any of ``{"phase", "currentStep", "progress", "summary", "activeFiles",
-                "preferences"}``
+                "preferences", "pending": [...], "pendingDone": [...]}`` (operations
+                the agent declared pending, and those it finished)
 file            ``{"path": "...", "change": "modified|added|deleted"}``
 error           ``{"message": "...", "type": "..."}``
 tool-call       ``{"callId": "...", "name": "...", "arguments": ...}``
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agent_continuity.captured import ai_agent_state, conversation_context
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.lost_events import lost_in
 from agent_continuity.model import (
@@ -90,6 +92,8 @@ class SessionView:
     tasks: dict[str, Task] = field(default_factory=dict)
     pending_calls: dict[str, ToolCall] = field(default_factory=dict)
     user_preferences: dict[str, Any] = field(default_factory=dict)
+    # Operations the agent declared pending and has not declared done, oldest first.
+    declared_operations: list[str] = field(default_factory=list)
     last_action: str = ""
     message_count: int = 0
     recent_messages: deque[dict[str, Any]] = field(
@@ -152,6 +156,7 @@ class SessionView:
             tasks={t.id: t.model_copy() for t in point.tasks},
             pending_calls={c.call_id: c.model_copy() for c in point.pending_operations},
             user_preferences=dict(point.user_preferences),
+            declared_operations=list(point.declared_operations),
             last_action=point.last_action,
             message_count=point.message_count,
             project_state=point.project_state.model_copy(deep=True),
@@ -214,12 +219,13 @@ class SessionView:
             trigger=trigger,
             session=self.record,
             project_state=self.project_state_now(),
-            conversation_context=self.conversation_context,
+            conversation_context=conversation_context(self),
             code_context=self.code_context,
-            ai_agent_state=self.ai_agent_state,
+            ai_agent_state=ai_agent_state(self),
             tasks=list(self.tasks.values()),
             user_preferences=self.user_preferences,
             pending_operations=list(self.pending_calls.values()),
+            declared_operations=list(self.declared_operations),
             last_action=self.last_action,
             message_count=self.message_count,
             recent_messages=list(self.recent_messages),
@@ -391,6 +397,13 @@ def _on_state(view: SessionView, p: dict[str, Any], at: datetime) -> None:
         )
     if "preferences" in p and isinstance(p["preferences"], dict):
         view.user_preferences.update(p["preferences"])
+    finished = [str(op) for op in p.get("pendingDone", ())]
+    added = [str(op) for op in p.get("pending", ()) if str(op) not in view.declared_operations]
+    if finished or added:
+        kept = [op for op in view.declared_operations if op not in finished]
+        view.declared_operations = kept + [op for op in added if op not in finished]
+        what = f"started {added[-1]}" if added else f"finished {finished[-1]}"
+        view.last_action = clip(what)
 
 
 def _on_file(view: SessionView, p: dict[str, Any], at: datetime) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_continuity.choosing import most_recent
 from agent_continuity.errors import (
     ConfigError,
     ContinuityError,
@@ -97,7 +98,8 @@ def pick_session(mgr: SessionManager, session_id: str | None, user: str | None) 
             f"no interrupted session of user {who!r} to recover; `continuity list` shows the "
             "sessions, `continuity start` begins a new one"
         )
-    return max(candidates, key=lambda r: (reference_time(r), r.id))
+    # An empty session (a command that never ran) never outranks one with work in it.
+    return most_recent(mgr.store, candidates, key=lambda r: (reference_time(r), r.id))
 
 
 def load_saved_state(

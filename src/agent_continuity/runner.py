@@ -3,12 +3,17 @@
 The runner holds the lease and heartbeats it, auto-saves on the intervals,
 records file changes in the project (debounced) with a recovery point per
 burst, and turns the command's fate into the session's: exit 0 completes it;
-a non-zero exit or a signal marks it interrupted with that cause.
+a non-zero exit or a signal marks it interrupted with that cause. A command
+that never started is no session at all: it is refused before one is
+created, and the rare one that passes that check but still fails to start
+(a script whose interpreter is missing) has its fresh session archived, never
+left interrupted for the next ``recover`` to offer.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from agent_continuity import interrupts
-from agent_continuity.errors import InvalidInput
+from agent_continuity.errors import CommandNotStarted, InvalidInput
 from agent_continuity.model import EventKind, Trigger
 
 if TYPE_CHECKING:
@@ -61,10 +66,13 @@ def run_command(
         notify: Receives the lines meant for the user (stderr in the CLI).
 
     Raises:
-        InvalidInput: If ``argv`` is empty or the command cannot be started.
+        InvalidInput: If ``argv`` is empty.
+        CommandNotStarted: If the command cannot be started; no session is left
+            behind (a session given with ``session_id`` is marked interrupted).
     """
     if not argv:
         raise InvalidInput("give the command to run after --, e.g. continuity run -- my-agent")
+    _check_runnable(argv[0])
     mgr.detect_interruptions()
     for record in mgr.sessions("interrupted", mgr.user_id, this_project=True):
         why = record.interruption.cause if record.interruption else "unknown"
@@ -78,14 +86,25 @@ def run_command(
     env["CONTINUITY_SESSION"] = session.id
     # The agent's own `continuity` commands must reach the same store.
     env["CONTINUITY_STORE"] = mgr.store.url
-    env["CONTINUITY_LEASE"] = f"{session.id}:{session.lease.token}"
+    env["CONTINUITY_LEASE"] = session.share_lease()
     watcher = _watch(mgr, session)
     try:
         try:
             child = subprocess.Popen(list(argv), env=env, cwd=os.getcwd())
         except OSError as exc:
-            session.interrupt(f"could not start {argv[0]}: {exc.strerror or exc}")
-            raise InvalidInput(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+            why = exc.strerror or str(exc)
+            if isinstance(exc, FileNotFoundError) and shutil.which(argv[0]):
+                why = "its interpreter (the #! line) was not found"
+            if session_id:
+                session.interrupt(f"could not start {argv[0]}: {why}")
+            else:
+                # Nothing ran: this session holds no work, so it is set aside,
+                # not left interrupted for the next `recover` to prefer.
+                session.archive()
+            raise CommandNotStarted(
+                f"cannot run {argv[0]!r}: {why}; {session.id} was "
+                f"{session.record.status.value}. Check the command and its interpreter"
+            ) from None
         returncode = _wait(child, session)
     finally:
         if watcher is not None:
@@ -96,6 +115,20 @@ def run_command(
     else:
         session.interrupt(cause)
     return RunOutcome(session.id, returncode, session.record.status.value, cause)
+
+
+def _check_runnable(command: str) -> None:
+    """Refuse, before any session exists, a command that is not there or not executable."""
+    if shutil.which(command) is not None:
+        return
+    if os.sep in command and os.path.exists(command):
+        why = "permission denied (not an executable file)"
+    else:
+        why = "command not found"
+    raise CommandNotStarted(
+        f"cannot run {command!r}: {why}; no session was started. "
+        "Check its name, PATH and permissions"
+    )
 
 
 def _wait(child: subprocess.Popen[bytes], session: LiveSession) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from agent_continuity.choosing import most_recent
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import (
     ContinuityError,
@@ -18,7 +19,7 @@ from agent_continuity.errors import (
     NoActiveSession,
 )
 from agent_continuity.ids import validate_session_id
-from agent_continuity.live import LiveSession, emergency_backup
+from agent_continuity.live import LiveSession
 from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
 from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
@@ -36,6 +37,7 @@ from agent_continuity.model import (
     utc_now,
 )
 from agent_continuity.replay import SessionView
+from agent_continuity.session_facts import emergency_backup
 from agent_continuity.storage import Store, open_store
 from agent_continuity.updates import update_group
 
@@ -197,6 +199,7 @@ class SessionManager:
         task: str | None = None,
         phase: str | None = None,
         agent: AgentInfo | None = None,
+        preferences: Mapping[str, Any] | None = None,
         owned_by_process: bool = True,
         auto_save: bool = True,
         recovered_from: str | None = None,
@@ -207,7 +210,8 @@ class SessionManager:
             type: The session type (``task-execution``, ``general``...).
             task: The current task id, if any.
             phase: The project phase, if any.
-            agent: Who the agent is.
+            agent: Who the agent is (type, capabilities, specialization).
+            preferences: The user's preferences for this session.
             owned_by_process: True (the API default): this process owns the
                 session, heartbeats its lease and marks it interrupted if it
                 stops without ``end()``. False: a command-line session whose
@@ -247,6 +251,8 @@ class SessionManager:
                 session.set_phase(phase)
             else:
                 session.save_emergency()
+            if preferences:
+                session.set_preferences(dict(preferences))
         except ContinuityError as exc:
             session._stop(release=False)  # never handed out; its lease lapses by itself
             raise _started_but(record, exc, task, phase) from exc
@@ -504,11 +510,16 @@ class SessionManager:
         progress: int | None = None,
         summary: str | None = None,
         files: Sequence[str] = (),
+        preferences: Mapping[str, Any] | None = None,
+        pending: Sequence[str] = (),
+        pending_done: Sequence[str] = (),
     ) -> tuple[SessionRecord, list[Event]]:
         """Record several changes to an active session as one atomic group.
 
         The strongest trigger among them (task completion, then a decision,
-        then a file) makes one recovery point afterwards.
+        then a file) makes one recovery point afterwards. ``preferences`` are
+        merged into the user's; ``pending`` declares operations begun and not
+        finished, ``pending_done`` those finished.
 
         Raises:
             InvalidInput: If nothing was given to record.
@@ -527,6 +538,9 @@ class SessionManager:
             progress=progress,
             summary=summary,
             files=files,
+            preferences=preferences,
+            pending=pending,
+            pending_done=pending_done,
         )
         events = session.append_group(drafts, trigger)
         return session.record, events
@@ -620,7 +634,7 @@ class SessionManager:
                 "no active or interrupted session for this project and user; "
                 "give a session id (`continuity list` shows them)"
             )
-        return max(mine, key=lambda r: (r.last_activity, r.id))
+        return most_recent(self.store, mine, key=lambda r: (r.last_activity, r.id))
 
     def details(self, session_id: str) -> dict[str, Any]:
         """Everything ``continuity show`` prints, as a JSON-ready dict."""

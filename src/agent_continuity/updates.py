@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent_continuity.errors import InvalidInput
@@ -25,6 +25,9 @@ def update_group(
     progress: int | None = None,
     summary: str | None = None,
     files: Sequence[str] = (),
+    preferences: Mapping[str, Any] | None = None,
+    pending: Sequence[str] = (),
+    pending_done: Sequence[str] = (),
 ) -> tuple[list[EventDraft], Trigger | None]:
     """The events of one update, and the strongest trigger among them.
 
@@ -33,6 +36,9 @@ def update_group(
 
     Args:
         draft: Stamps an event with the manager's clock.
+        preferences: User preferences to merge into the session's.
+        pending: Operations the agent starts and has not finished.
+        pending_done: Operations declared pending that are finished.
 
     Raises:
         InvalidInput: If nothing was given to record, or a text is empty.
@@ -52,6 +58,16 @@ def update_group(
         state["progress"] = progress
     if summary is not None:
         state["summary"] = summary
+    if preferences:
+        state["preferences"] = dict(preferences)
+    if pending:
+        state["pending"] = list(pending)
+    if pending_done:
+        state["pendingDone"] = list(pending_done)
+    if any(not str(op).strip() for op in (*pending, *pending_done)) or any(
+        not str(key).strip() for key in preferences or {}
+    ):
+        raise InvalidInput("pending operations and preference names must not be empty")
     if state:
         drafts.append(draft(EventKind.STATE, state))
     drafts += [draft(EventKind.STEP_COMPLETED, {"step": s}) for s in complete]

@@ -39,7 +39,9 @@ from agent_continuity.storage import Store
 from agent_continuity.storage.base import WRITE_METHODS
 
 WRITES = WRITE_METHODS
-DISK_BYTES = 256 * 1024
+# Room for a finished session (its final point now writes a context snapshot too)
+# and for starting another one, with a long phase, when nothing else is there.
+DISK_BYTES = 512 * 1024
 TRIALS = int(os.environ.get("CONTINUITY_CHAOS_DISK_TRIALS") or 12)
 
 
@@ -244,11 +246,17 @@ def full_disk_trial(
         message = str(refused.value)
         assert "disk is full" in message or "no space left" in message, message
         assert recorder.failures, "the refusal did not come from a store write"
-        if isinstance(refused.value, IncompleteWrite):
+        if isinstance(refused.value, IncompleteWrite) and refused.value.kept_seq is not None:
             # The decision was appended before the write after it failed: it is there.
             kept = mgr.store.read_events(session.id).events[-1]
             assert (kept.seq, kept.payload["text"]) == (refused.value.kept_seq, text)
             FIGURES["events kept and said so when the disk filled up after them"] += 1
+        elif isinstance(refused.value, IncompleteWrite):
+            # A point was saved, and a write after it (the context snapshot) failed.
+            kept_point = refused.value.kept_point
+            assert kept_point is not None, message
+            assert mgr.store.load_point(kept_point).session_id == session.id
+            FIGURES["recovery points kept and said so when the disk filled up after them"] += 1
 
         # Everything acknowledged before the disk filled up is there, in order.
         events = {e.seq: e for e in mgr.store.read_events(session.id).events}

@@ -65,6 +65,19 @@ def session_details(details: dict[str, Any]) -> str:
         f"progress: {state['progress']}",
         f"current step: {state.get('currentStep') or '-'}",
     ]
+    agent = s.get("agent") or {}
+    known = details.get("aiAgentState") or {}
+    about = [agent.get("type") or "-"]
+    if known.get("specialization"):
+        about.append(f"specialised in {known['specialization']}")
+    if agent.get("capabilities"):
+        about.append("can do " + ", ".join(agent["capabilities"]))
+    if known.get("knowledgeLevel"):
+        about.append(f"knowledge level {known['knowledgeLevel']}")
+    lines.append("agent: " + "; ".join(about))
+    focus = (details.get("conversationContext") or {}).get("technicalFocus")
+    if focus:
+        lines.append(f"technical focus: {focus}")
     if details.get("lastAction"):
         lines.append(f"last action: {details['lastAction']}")
     lines += _items("next steps", state["nextSteps"])
@@ -73,9 +86,10 @@ def session_details(details: dict[str, Any]) -> str:
     lines += _items("decisions", ctx["keyDecisions"])
     lines += _items("active files", ctx["activeFiles"])
     lines += _items(
-        "pending tool calls",
-        [f"{c['name']} ({c['callId']})" for c in details.get("pendingOperations", [])],
+        "pending operations", [op["description"] for op in details.get("pendingOperations", [])]
     )
+    preferences = details.get("userPreferences") or {}
+    lines += _items("user preferences", [f"{k}: {preferences[k]}" for k in sorted(preferences)])
     points = details.get("recoveryPoints", [])
     if points:
         lines.append(
@@ -85,6 +99,9 @@ def session_details(details: dict[str, Any]) -> str:
     lines.append(f"messages: {details.get('messageCount', 0)}")
     if details.get("codeContext"):
         lines.append(f"build: {_build_line(details['codeContext'])}")
+    snapshot = details.get("contextSnapshot")
+    if snapshot:
+        lines.append(f"context snapshot: {snapshot['timestamp']} (seq {snapshot['seq']})")
     lines += _items("DAMAGE", [f"{d['location']}: {d['detail']}" for d in details["damage"]])
     return "\n".join(lines)
 

@@ -21,6 +21,31 @@ from agent_continuity.cli.options import (
 ROLES = ("user", "assistant", "system", "tool")
 
 
+def _preferences(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--preference KEY=VALUE`` options as a dict (a later KEY wins)."""
+    parsed: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE, e.g. language=en")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def preference_option(func: Any) -> Any:
+    """``--preference KEY=VALUE`` (repeatable)."""
+    return click.option(
+        "--preference",
+        "preferences",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_preferences,
+        help="A user preference for the session, e.g. language=en (repeatable).",
+    )(func)
+
+
 @click.command()
 @click.option(
     "--type",
@@ -41,6 +66,21 @@ ROLES = ("user", "assistant", "system", "tool")
     help="Seed the new session from an earlier one (default: your most "
     "recent interrupted session).",
 )
+@click.option(
+    "--agent-type",
+    metavar="T",
+    default=None,
+    help="The kind of agent, e.g. coding-assistant (default: development-assistant).",
+)
+@click.option("--specialization", metavar="S", default=None, help="What the agent specialises in.")
+@click.option(
+    "--capability",
+    "capabilities",
+    multiple=True,
+    metavar="C",
+    help="What the agent can do (repeatable).",
+)
+@preference_option
 @store_option
 @json_option
 def start(
@@ -49,6 +89,10 @@ def start(
     task: str | None,
     phase: str | None,
     recover_from: str | None,
+    agent_type: str | None,
+    specialization: str | None,
+    capabilities: tuple[str, ...],
+    preferences: dict[str, str],
     store: str | None,
     as_json: bool,
 ) -> None:
@@ -58,6 +102,13 @@ def start(
     30 idle minutes (cli-lease-ttl); then the next command marks it interrupted.
     """
     mgr = manager(store, user)
+    described = agent_type or specialization or capabilities or preferences
+    if recover_from is not None and described:
+        raise click.UsageError(
+            "--agent-type, --specialization, --capability and --preference describe a new "
+            "session; with --recover the recovered session's are kept (use `update "
+            "--preference` after)"
+        )
     if recover_from is not None:
         result = mgr.start_recovered(recover_from or None, session_type=session_type)
         record = mgr.get(result.new_session_id or "")
@@ -74,8 +125,18 @@ def start(
             ),
         )
         return
+    from agent_continuity import AgentInfo
+
+    agent = AgentInfo(capabilities=list(capabilities), specialization=specialization or "")
+    if agent_type:
+        agent.type = agent_type
     session = mgr.start(
-        type=session_type or "general", task=task, phase=phase, owned_by_process=False
+        type=session_type or "general",
+        task=task,
+        phase=phase,
+        agent=agent,
+        preferences=preferences,
+        owned_by_process=False,
     )
     record = session.record
     emit(
@@ -106,6 +167,19 @@ def start(
     metavar="PATH",
     help="A file the agent is working on (repeatable).",
 )
+@preference_option
+@click.option(
+    "--pending",
+    multiple=True,
+    metavar="TEXT",
+    help="An operation the agent began and has not finished (repeatable).",
+)
+@click.option(
+    "--pending-done",
+    multiple=True,
+    metavar="TEXT",
+    help="An operation declared with --pending that is finished (repeatable).",
+)
 @store_option
 @json_option
 def update(
@@ -121,6 +195,9 @@ def update(
     progress: int | None,
     summary: str | None,
     files: tuple[str, ...],
+    preferences: dict[str, str],
+    pending: tuple[str, ...],
+    pending_done: tuple[str, ...],
     store: str | None,
     as_json: bool,
 ) -> None:
@@ -138,6 +215,9 @@ def update(
         "progress": progress,
         "summary": summary,
         "files": files,
+        "preferences": preferences,
+        "pending": pending,
+        "pending_done": pending_done,
     }
     record, events = mgr.update(session_id, **changes)
     emit(

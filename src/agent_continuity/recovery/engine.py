@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from agent_continuity.captured import ai_agent_state, conversation_context, pending_operations
 from agent_continuity.errors import InvalidIdentifier, InvalidInput
 from agent_continuity.ids import make_continuation_id
 from agent_continuity.model import (
@@ -294,6 +295,11 @@ def recover(
         recovery_point_id=saved.point.id if saved.point is not None else None,
         recovered_seq=view.seq,
         reference_time=reference,
+        agent=view.record.agent,
+        ai_agent_state=ai_agent_state(view),
+        conversation_context=conversation_context(view),
+        user_preferences=dict(view.user_preferences),
+        pending_operations=pending_operations(view),
         repairs=repairs,
         recovered_messages=list(view.recent_messages),
     )

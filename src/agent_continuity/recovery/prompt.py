@@ -18,6 +18,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from agent_continuity.captured import (
+    describe_agent,
+    describe_pending,
+    describe_preferences,
+    technical_focus,
+)
 from agent_continuity.replay import SessionView
 
 from .result import StateDiff
@@ -45,6 +51,12 @@ You are resuming work from SESSION-{SESSION-ID}.
 ## Key Decisions:
 {KEY-DECISIONS}
 
+## Agent State:
+- **Agent**: {AGENT}
+- **Technical Focus**: {TECHNICAL-FOCUS}
+- **Pending Operations**: {PENDING-OPERATIONS}
+- **User Preferences**: {USER-PREFERENCES}
+
 ## Conversation Summary:
 {CONVERSATION-SUMMARY}
 
@@ -70,6 +82,10 @@ PLACEHOLDERS = (
     "ACTIVE-ISSUES",
     "CONVERSATION-SUMMARY",
     "KEY-DECISIONS",
+    "AGENT",
+    "TECHNICAL-FOCUS",
+    "PENDING-OPERATIONS",
+    "USER-PREFERENCES",
     "CONTINUATION-ID",
     "RECOVERY-MODE",
     "BUILD-STATUS",
@@ -225,6 +241,8 @@ def prompt_content(
         "CURRENT-STEP": _clip(state.current_step or "none", limit),
         "LAST-ACTION": _clip(last_action or view.last_action or "unknown", limit),
         "CURRENT-PHASE": _clip(context.current_phase or "not set", limit),
+        "AGENT": _clip(describe_agent(view), limit),
+        "TECHNICAL-FOCUS": _clip(technical_focus(view) or "not known", limit),
         "CONTINUATION-ID": continuation_id or "",
         "RECOVERY-MODE": mode or "",
         "BUILD-STATUS": _clip(build or "unknown", limit),
@@ -270,6 +288,17 @@ def prompt_content(
             [_Part([_clip(d, limit) for d in context.key_decisions], "decisions")]
         ),
         "CONVERSATION-SUMMARY": _ListValue(conversation, empty="no conversation recorded"),
+        "PENDING-OPERATIONS": _ListValue(
+            [_Part([_clip(op, limit) for op in describe_pending(view)], "operations", True)]
+        ),
+        "USER-PREFERENCES": _ListValue(
+            [
+                _Part(
+                    [_clip(p, limit) for p in describe_preferences(view.user_preferences)],
+                    "preferences",
+                )
+            ]
+        ),
     }
     return PromptContent(scalars=scalars, lists=lists)
 

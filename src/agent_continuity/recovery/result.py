@@ -14,8 +14,11 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr
 
 from agent_continuity.model import (
+    AgentInfo,
+    AiAgentState,
     BuildResult,
     CodeContext,
+    ConversationContext,
     EventDraft,
     Progress,
     TaskStatus,
@@ -203,6 +206,12 @@ class RecoveryResult(WireModel):
         reference_time: The interruption (or last activity) the elapsed time counts from.
         outcome: What was done with the decision (set by the caller, not the engine).
         new_session_id: The session started when the old one was declined or seeded.
+        agent: The agent that worked in the session.
+        ai_agent_state: Its knowledge level, specialization and learning progress.
+        conversation_context: Topic, sub-topic, technical focus, recent discussions.
+        user_preferences: The user's preferences recorded in the session.
+        pending_operations: Operations begun and not finished: tool calls without a
+            result and operations the agent declared pending (``kind``, ``description``).
         repairs: Events the caller appends when it restores the session (a synthetic
             tool result for each tool call that never returned). Not in the JSON.
         recovered_messages: The conversation tail, oldest first. Not in the JSON.
@@ -231,6 +240,11 @@ class RecoveryResult(WireModel):
     # "still-active" or "none" (nothing recoverable).
     outcome: str = "none"
     new_session_id: str | None = None
+    agent: AgentInfo = Field(default_factory=AgentInfo)
+    ai_agent_state: AiAgentState = Field(default_factory=AiAgentState)
+    conversation_context: ConversationContext = Field(default_factory=ConversationContext)
+    user_preferences: dict[str, Any] = Field(default_factory=dict)
+    pending_operations: list[dict[str, Any]] = Field(default_factory=list)
     repairs: list[EventDraft] = Field(default_factory=list, exclude=True)
     recovered_messages: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 
