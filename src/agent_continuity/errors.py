@@ -140,3 +140,23 @@ class InvalidInput(ContinuityError):
     """A value given by the caller cannot be stored (wrong type, out of range)."""
 
     code = "invalid-input"
+
+
+class JournalMissing(CorruptRecord):
+    """A session the store knows (registry entry, recovery points) has lost its journal.
+
+    Reads report it as damage and recovery falls back on the newest valid
+    recovery point and the emergency backup; writes to that session are
+    refused until ``continuity verify --repair`` rebuilds the journal.
+    """
+
+    code = "journal-missing"
+
+
+class StoreNotFound(ContinuityError):
+    """A command that only reads was pointed at a store that does not exist yet.
+
+    Reading never creates a store; only commands that write (``start``...) do.
+    """
+
+    code = "no-store"

@@ -91,6 +91,9 @@ class SessionManager:
         observer: Observes the project's files and git state; default: a
             :class:`~agent_continuity.capture.observer.ProjectObserver` of the root.
             Pass ``False`` to observe nothing.
+        create_store: Create the store if it does not exist yet. Pass False
+            when only reading: a missing store then raises
+            :class:`~agent_continuity.errors.StoreNotFound` and nothing is created.
 
     Example:
         >>> mgr = SessionManager(store="memory:", project_dir=".", user_id="alice")
@@ -107,6 +110,7 @@ class SessionManager:
         config: Config | None = None,
         clock: Callable[[], datetime] = utc_now,
         observer: ProjectObserver | bool | None = None,
+        create_store: bool = True,
     ) -> None:
         self.project_root = find_project_root(Path(project_dir))
         self.config = config if config is not None else load_config(self.project_root)
@@ -115,7 +119,10 @@ class SessionManager:
         if isinstance(store, str) or store is None:
             url = store or resolve_store_url(self.config, self.project_root)
             self.store: Store = open_store(
-                url, durability=self.config.durability, base_dir=self.project_root
+                url,
+                durability=self.config.durability,
+                base_dir=self.project_root,
+                create=create_store,
             )
         else:
             self.store = store

@@ -16,6 +16,7 @@ from agent_continuity.cli.main import (
     store_option,
     user_option,
 )
+from agent_continuity.errors import StoreNotFound
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -223,7 +224,12 @@ def list_(status: str | None, user: str | None, store: str | None, as_json: bool
         if listed is not None:
             emit(True, {"sessions": listed}, "")
             return
-    mgr = manager(store, user)
+    try:
+        mgr = manager(store, user, create=False)
+    except StoreNotFound as exc:
+        # Nothing to list is not an error, but say why rather than print an empty table.
+        emit(as_json, {"sessions": []}, f"no sessions: {exc}")
+        return
     mgr.detect_interruptions()
     records = mgr.sessions(status, user)
     emit(
@@ -252,7 +258,7 @@ def _listed_quickly(
 @json_option
 def show(session_id: str, store: str | None, as_json: bool) -> None:
     """Show one session: context, state, tasks, recovery points, damage."""
-    details = manager(store).details(session_id)
+    details = manager(store, create=False).details(session_id)
     emit(as_json, details, lambda: render.session_details(details))
 
 
@@ -266,7 +272,7 @@ def show(session_id: str, store: str | None, as_json: bool) -> None:
 @json_option
 def verify(repair: bool, store: str | None, as_json: bool) -> None:
     """Check every record's checksum; exit 1 if anything is damaged."""
-    report = manager(store).verify(repair=repair)
+    report = manager(store, create=False).verify(repair=repair)
     emit(as_json, report, lambda: render.verify_report(report))
     if report["damage"] and not (repair and report["repairedAll"]):
         click.get_current_context().exit(1)
