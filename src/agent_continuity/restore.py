@@ -341,7 +341,10 @@ def recover_session(
         record.status is SessionStatus.ACTIVE
         and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
     )
-    take_over = answer is not None and not still_active
+    # A session whose journal is gone is analysed from its newest valid point and
+    # emergency backup, but nothing can be written to it: not taken over.
+    journal_lost = record.id in mgr.store.lost_journals()
+    take_over = answer is not None and not still_active and not journal_lost
     result, saved, lease = _analysed(
         mgr, record, mode, progress, (lambda: _take_lease(mgr, record)) if take_over else None
     )
@@ -352,6 +355,13 @@ def recover_session(
             result.outcome = "still-active"
             result.warnings.append(
                 f"{record.id} is still active and owned by a live writer; nothing was restored"
+            )
+        elif journal_lost:
+            result.outcome = "needs-repair"
+            result.warnings.append(
+                f"{record.id} was left as it is: its journal is missing, so nothing can be "
+                f"written to it; `continuity verify --repair` rebuilds the journal, then "
+                f"`continuity recover {record.id}` resumes it"
             )
         else:
             resume = _resolve(result, answer, confirm)

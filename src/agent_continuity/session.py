@@ -14,6 +14,7 @@ from agent_continuity.errors import (
     CorruptRecord,
     IncompleteWrite,
     InvalidInput,
+    JournalMissing,
     LeaseHeld,
     NoActiveSession,
 )
@@ -26,6 +27,7 @@ from agent_continuity.model import (
     Event,
     EventDraft,
     EventKind,
+    Interruption,
     Lease,
     PersistenceSettings,
     SessionContext,
@@ -387,6 +389,16 @@ class SessionManager:
             records = [r for r in records if r.project_dir == str(self.project_root)]
         return records
 
+    def damaged_sessions(self) -> dict[str, str]:
+        """Sessions damaged beyond their index, each with what is wrong and what to do.
+
+        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
+        The rest of the store is unaffected; ``continuity verify`` lists the same.
+        """
+        from agent_continuity.storage.index import missing_journal_detail
+
+        return {sid: missing_journal_detail(sid) for sid in self.store.lost_journals()}
+
     def newest_active(self) -> SessionRecord:
         """The newest active session of this project and user.
 
@@ -444,6 +456,10 @@ class SessionManager:
                 found = self._mark_interrupted(record.id, lease, cause)
             except LeaseHeld:
                 continue  # another process got there first, or the owner came back
+            except JournalMissing:
+                # Damage to this one session must not stop every command: only
+                # its registry entry says it stopped (see _mark_journal_lost).
+                found = self._mark_journal_lost(record, lease, cause)
             if found is not None:
                 marked.append(found)
         return marked
@@ -470,6 +486,27 @@ class SessionManager:
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
         session.interrupt(cause, observe=False)
         return session.record
+
+    def _mark_journal_lost(
+        self, record: SessionRecord, lease: Lease | None, cause: str
+    ) -> SessionRecord:
+        """Mark interrupted, in the registry only, an active session whose journal is gone.
+
+        Nothing can be appended to it, but its owner is gone all the same:
+        ``recover`` must find it among the interrupted sessions, and commands
+        without ``--session`` must not pick it as the active one. It stopped
+        when its owner was last known alive.
+        """
+        stopped = max(lease.heartbeat, record.last_activity) if lease else record.last_activity
+        marked = record.model_copy(
+            update={
+                "status": SessionStatus.INTERRUPTED,
+                "interruption": Interruption(cause=f"{cause} (journal missing)", at=stopped),
+            }
+        )
+        self.store.put_session(marked)
+        self.log_interruption(marked, cause)
+        return marked
 
     def log_interruption(self, record: SessionRecord, cause: str) -> None:
         """Write one line to the recovery log about an interruption."""

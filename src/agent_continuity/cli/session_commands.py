@@ -218,7 +218,11 @@ def end(session_id: str | None, store: str | None, as_json: bool) -> None:
 @store_option
 @json_option
 def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
-    """List sessions, oldest first (marks dead ones interrupted first)."""
+    """List sessions, oldest first (marks dead ones interrupted first).
+
+    A damaged session (its journal is gone) is listed and marked DAMAGED;
+    with --json, "damaged" maps its id to what is wrong.
+    """
     if as_json:
         listed = _listed_quickly(status, user, store)
         if listed is not None:
@@ -232,9 +236,12 @@ def list_(status: str | None, user: str | None, store: str | None, as_json: bool
         return
     mgr.detect_interruptions()
     records = mgr.sessions(status, user)
-    emit(
-        as_json, {"sessions": [r.to_wire() for r in records]}, lambda: render.session_table(records)
-    )
+    shown = {r.id for r in records}
+    damaged = {sid: what for sid, what in mgr.damaged_sessions().items() if sid in shown}
+    data: dict[str, Any] = {"sessions": [r.to_wire() for r in records]}
+    if damaged:
+        data["damaged"] = damaged
+    emit(as_json, data, lambda: render.session_table(records, damaged))
 
 
 def _listed_quickly(

@@ -361,6 +361,10 @@ class MemoryStore:
             self._journals[session_id] = interleave(valid, tombstones(events, lost, utc_now()))
             report.repaired.append(f"{self.url}{session_id}: closed {len(lost)} lost event(s)")
 
+    def lost_journals(self) -> list[str]:
+        with self._lock:
+            return [s for s in self._sessions if s not in self._journals]
+
     def index_damage(self) -> list[Damage]:
         """Always empty: nothing of this store's index is kept as bytes that could be damaged."""
         return []

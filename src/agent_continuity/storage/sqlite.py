@@ -43,6 +43,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -72,7 +73,7 @@ from agent_continuity.model import (
 
 from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
-from .index import IndexDamage, derive_record
+from .index import IndexDamage, derive_record, missing_journal_error
 from .sqlite_errors import translate
 from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
@@ -344,11 +345,12 @@ class SqliteStore:
             raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
 
     def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
-        """Raise SessionNotFound unless the session has a registry entry or a journal."""
+        """Raise SessionNotFound unless the session has a registry entry, a journal or a point."""
         ids.validate_session_id(session_id)
         if not conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
-            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})",
+            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})"
+            " OR EXISTS (SELECT 1 FROM points WHERE session_id = ?1)",
             (session_id,),
         ).fetchone()[0]:
             raise SessionNotFound(
@@ -389,9 +391,15 @@ class SqliteStore:
         last: int,
         drafts: Sequence[EventDraft],
     ) -> tuple[list[Event], list[bytes]]:
-        """Append ``drafts`` after ``last`` in the caller's write transaction: events, lines."""
+        """Append ``drafts`` after ``last`` in the caller's write transaction: events, lines.
+
+        Raises:
+            JournalMissing: If the session's journal is gone (no rows): it is
+                never started again here, which would hide the loss.
+        """
         self._marks.forget(session_id)  # a caller that committed may extend it again
-        journal = self._journal(conn, session_id, journal)
+        if journal is None or last == 0:
+            raise missing_journal_error(session_id, self._loc("events", session_id))
         events = [
             Event(seq=last + n, kind=d.kind, at=d.at, payload=d.payload)
             for n, d in enumerate(drafts, 1)
@@ -618,5 +626,22 @@ class SqliteStore:
             if repair:  # it may rewrite journals: vouch again after a clean read
                 self._marks.forget()
 
+    @_translated
+    def lost_journals(self) -> list[str]:
+        rows = self._all(
+            "SELECT id FROM sessions UNION SELECT session_id FROM points"
+            " EXCEPT SELECT j.session_id FROM journals j"
+            " WHERE EXISTS (SELECT 1 FROM events e WHERE e.journal = j.id)"
+        )
+        return sorted((str(r[0]) for r in rows), key=_session_order)
+
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()
+
+
+def _session_order(session_id: str) -> tuple[date, int]:
+    try:
+        key = ids.parse_session_id(session_id)
+    except ContinuityError:
+        return date.min, 0
+    return key.day, key.number

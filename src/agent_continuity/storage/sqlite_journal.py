@@ -26,6 +26,7 @@ from agent_continuity.errors import CorruptRecord
 
 from . import codec
 from .base import JournalRead
+from .index import missing_journal_read
 from .journal_file import JournalMark
 from .sqlite_repair import damage_at
 from .sqlite_schema import JOURNAL
@@ -145,6 +146,8 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
     ).fetchall()
     if not rows:
         store._require(conn, session_id)
+        # Known (a registry entry) but without a single row: the journal is gone.
+        return missing_journal_read(session_id, store._loc("events", session_id))
     # A writer learns from a clean read of its journal what it needs to mark its points.
     writer = store._last_seq.get(session_id) == len(rows)
     clean = _read_clean(
