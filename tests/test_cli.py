@@ -176,7 +176,7 @@ def test_verify_names_a_torn_journal_and_a_flipped_recovery_point(repo: Path) ->
     [
         (("show", "../../etc/passwd"), "not a session id"),
         (("show", "SESSION-2411-1"), "not a session id"),
-        (("show", "SESSION-241124-009"), "no session"),
+        (("show", "SESSION-241124-009"), "no store"),  # this project has none yet
         (("message", "--role", "robot", "hi"), "robot"),
         (("update",), "no active session"),
         (("list", "--bogus"), "No such option"),

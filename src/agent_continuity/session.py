@@ -17,6 +17,7 @@ from agent_continuity.errors import (
     JournalMissing,
     LeaseHeld,
     NoActiveSession,
+    StoreNotFound,
 )
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession, emergency_backup
@@ -95,7 +96,8 @@ class SessionManager:
             Pass ``False`` to observe nothing.
         create_store: Create the store if it does not exist yet. Pass False
             when only reading: a missing store then raises
-            :class:`~agent_continuity.errors.StoreNotFound` and nothing is created.
+            :class:`~agent_continuity.errors.StoreNotFound` on first use and
+            nothing is created.
 
     Example:
         >>> mgr = SessionManager(store="memory:", project_dir=".", user_id="alice")
@@ -120,17 +122,34 @@ class SessionManager:
         self._clock = clock
         if isinstance(store, str) or store is None:
             url = store or resolve_store_url(self.config, self.project_root)
-            self.store: Store = open_store(
-                url,
-                durability=self.config.durability,
-                base_dir=self.project_root,
-                create=create_store,
-            )
+            try:
+                self._store: Store | None = open_store(
+                    url,
+                    durability=self.config.durability,
+                    base_dir=self.project_root,
+                    create=create_store,
+                )
+            except StoreNotFound as exc:
+                # Raised on first use, so that what needs no store (checking a
+                # session id's format) still answers first.
+                self._store, self._no_store = None, exc
         else:
-            self.store = store
+            self._store = store
         self._observer_choice = observer
         self._observer: ProjectObserver | None = None
         self._observer_made = False
+
+    @property
+    def store(self) -> Store:
+        """The store.
+
+        Raises:
+            StoreNotFound: If the manager was made with ``create_store=False``
+                and there is no store yet.
+        """
+        if self._store is None:
+            raise self._no_store
+        return self._store
 
     @property
     def observer(self) -> ProjectObserver | None:
@@ -177,7 +196,8 @@ class SessionManager:
 
     def close(self) -> None:
         """Close the store."""
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> SessionManager:
         return self
@@ -374,7 +394,8 @@ class SessionManager:
             InvalidIdentifier: If the id is malformed.
             SessionNotFound: If there is no such session.
         """
-        return self.store.get_session(validate_session_id(session_id))
+        valid = validate_session_id(session_id)  # a malformed id is refused before any lookup
+        return self.store.get_session(valid)
 
     def sessions(
         self, status: str | None = None, user: str | None = None, *, this_project: bool = False

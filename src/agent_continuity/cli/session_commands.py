@@ -228,13 +228,13 @@ def list_(status: str | None, user: str | None, store: str | None, as_json: bool
         if listed is not None:
             emit(True, {"sessions": listed}, "")
             return
+    mgr = manager(store, user, create=False)
     try:
-        mgr = manager(store, user, create=False)
+        mgr.detect_interruptions()
     except StoreNotFound as exc:
         # Nothing to list is not an error, but say why rather than print an empty table.
         emit(as_json, {"sessions": []}, f"no sessions: {exc}")
         return
-    mgr.detect_interruptions()
     records = mgr.sessions(status, user)
     shown = {r.id for r in records}
     damaged = {sid: what for sid, what in mgr.damaged_sessions().items() if sid in shown}
@@ -273,7 +273,7 @@ def show(session_id: str, store: str | None, as_json: bool) -> None:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Rebuild the registry and active list; quarantine damaged records.",
+    help="Rebuild the registry, active list and lost journals; quarantine damaged records.",
 )
 @store_option
 @json_option
