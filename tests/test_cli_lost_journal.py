@@ -160,3 +160,25 @@ def test_an_interrupted_session_whose_journal_is_lost_does_not_stop_start(
     assert answered["outcome"] == "needs-repair"
     assert any("verify --repair" in w for w in answered["warnings"])  # type: ignore[attr-defined]
     assert lost in ok(root, store, "list")["damaged"]  # type: ignore[operator]
+
+    # Or it continues in a new session at once, seeded from what survived.
+    continued = ok(root, store, "start", "--recover", lost)
+    assert continued["recoveredFrom"] == lost
+    assert continued["session"]["context"]["currentTask"] == "TASK-LOST"  # type: ignore[index]
+    assert any("not archived" in w for w in continued["recovery"]["warnings"])  # type: ignore[index]
+
+
+def test_losing_the_registry_too_never_drops_what_a_point_still_holds(root: Path) -> None:
+    store = "files:tracking"
+    lost = killed_session(root, store)
+    healthy = str(ok(root, store, "start", "--task", "TASK-OK")["sessionId"])
+    delete_journal(root, store, lost)
+    (root / "tracking/sessions/session-registry.json").unlink()
+
+    listed = ok(root, store, "list")
+    assert [s["id"] for s in listed["sessions"]] == [lost, healthy]  # type: ignore[index]
+    assert lost in listed["damaged"]  # type: ignore[operator]
+    assert ok(root, store, "verify", "--repair")["repairedAll"] is True
+    assert run(root, store, "verify").returncode == 0
+    assert [s["id"] for s in ok(root, store, "list")["sessions"]] == [lost, healthy]  # type: ignore[index]
+    assert "Twilio is the provider" in str(ok(root, store, "recover", lost, "--yes")["prompt"])

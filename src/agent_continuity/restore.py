@@ -361,7 +361,8 @@ def recover_session(
             result.warnings.append(
                 f"{record.id} was left as it is: its journal is missing, so nothing can be "
                 f"written to it; `continuity verify --repair` rebuilds the journal, then "
-                f"`continuity recover {record.id}` resumes it"
+                f"`continuity recover {record.id}` resumes it (or `continuity start --recover "
+                f"{record.id}` continues it in a new session now)"
             )
         else:
             resume = _resolve(result, answer, confirm)
@@ -546,7 +547,13 @@ def start_recovered(
     fresh.append_group(drafts)
     fresh.checkpoint(Trigger.USER_REQUEST)
     if old.status is SessionStatus.INTERRUPTED:
-        archive(mgr, old)
+        if old.id in mgr.store.lost_journals():
+            result.warnings.append(
+                f"{old.id} was not archived: its journal is missing, so nothing can be "
+                "written to it; `continuity verify --repair` rebuilds the journal"
+            )
+        else:
+            archive(mgr, old)
     result.outcome = "new-session"
     result.new_session_id = fresh.id
     log_recovery(mgr, old, result, "auto", True)
