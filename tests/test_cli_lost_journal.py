@@ -168,17 +168,37 @@ def test_an_interrupted_session_whose_journal_is_lost_does_not_stop_start(
     assert any("not archived" in w for w in continued["recovery"]["warnings"])  # type: ignore[index]
 
 
-def test_losing_the_registry_too_never_drops_what_a_point_still_holds(root: Path) -> None:
-    store = "files:tracking"
-    lost = killed_session(root, store)
-    healthy = str(ok(root, store, "start", "--task", "TASK-OK")["sessionId"])
-    delete_journal(root, store, lost)
-    (root / "tracking/sessions/session-registry.json").unlink()
+def delete_registry_entry(root: Path, store: str, session_id: str) -> None:
+    if store.startswith("files:"):
+        (root / "tracking/sessions/session-registry.json").unlink()  # the whole registry
+        return
+    conn = sqlite3.connect(root / "sessions.db", isolation_level=None)
+    try:
+        conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    finally:
+        conn.close()
 
-    listed = ok(root, store, "list")
-    assert [s["id"] for s in listed["sessions"]] == [lost, healthy]  # type: ignore[index]
-    assert lost in listed["damaged"]  # type: ignore[operator]
+
+def test_losing_the_registry_too_never_drops_what_a_point_still_holds(
+    root: Path, store: str
+) -> None:
+    healthy = str(ok(root, store, "start", "--task", "TASK-OK")["sessionId"])
+    lost = killed_session(root, store)  # the day's highest number
+    delete_journal(root, store, lost)
+    delete_registry_entry(root, store, lost)
+
+    if store.startswith("files:"):  # the files store derives its registry on every read
+        listed = ok(root, store, "list")
+        assert [s["id"] for s in listed["sessions"]] == [healthy, lost]  # type: ignore[index]
+        assert lost in listed["damaged"]  # type: ignore[operator]
+    # Its number is not handed out again while its points hold it.
+    fresh = str(ok(root, store, "start")["sessionId"])
+    assert fresh not in (lost, healthy)
+    found = run(root, store, "verify", "--json")
+    assert found.returncode == 1
+    assert any(lost in d["location"] for d in json.loads(found.stdout)["damage"])
     assert ok(root, store, "verify", "--repair")["repairedAll"] is True
     assert run(root, store, "verify").returncode == 0
-    assert [s["id"] for s in ok(root, store, "list")["sessions"]] == [lost, healthy]  # type: ignore[index]
+    listed = [s["id"] for s in ok(root, store, "list")["sessions"]]  # type: ignore[index]
+    assert listed == [healthy, lost, fresh]  # type: ignore[index]
     assert "Twilio is the provider" in str(ok(root, store, "recover", lost, "--yes")["prompt"])

@@ -43,7 +43,6 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -79,7 +78,16 @@ from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
 from .sqlite_points import WrittenPoints
 from .sqlite_repair import keep, reason, verify_store
-from .sqlite_schema import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
+from .sqlite_schema import (
+    APPEND_AFTER,
+    HEAD,
+    INSERT_EVENT,
+    JOURNAL,
+    POINTS_OF,
+    create_database,
+    migrate,
+    point_range,
+)
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
@@ -350,8 +358,8 @@ class SqliteStore:
         if not conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
             f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})"
-            " OR EXISTS (SELECT 1 FROM points WHERE session_id = ?1)",
-            (session_id,),
+            f" OR EXISTS ({POINTS_OF})",
+            (session_id, *point_range(session_id)),
         ).fetchone()[0]:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
@@ -427,9 +435,11 @@ class SqliteStore:
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM sessions WHERE day = ?", (code,)
             ).fetchone()[0]
             session_id = ids.make_session_id(day, number)
-            # A registry row lost to damage must not hand its journal's id out again.
+            # A registry row lost to damage must not hand its journal's id (or, the
+            # journal lost too, its recovery points' id) out again.
             while conn.execute(
-                "SELECT 1 FROM journals WHERE session_id = ?", (session_id,)
+                f"SELECT 1 FROM journals WHERE session_id = ?1 UNION ALL {POINTS_OF}",
+                (session_id, *point_range(session_id)),
             ).fetchone():
                 number += 1
                 session_id = ids.make_session_id(day, number)
@@ -628,20 +638,7 @@ class SqliteStore:
 
     @_translated
     def lost_journals(self) -> list[str]:
-        rows = self._all(
-            "SELECT id FROM sessions UNION SELECT session_id FROM points"
-            " EXCEPT SELECT j.session_id FROM journals j"
-            " WHERE EXISTS (SELECT 1 FROM events e WHERE e.journal = j.id)"
-        )
-        return sorted((str(r[0]) for r in rows), key=_session_order)
+        return sqlite_journal.lost_journals(self)
 
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()
-
-
-def _session_order(session_id: str) -> tuple[date, int]:
-    try:
-        key = ids.parse_session_id(session_id)
-    except ContinuityError:
-        return date.min, 0
-    return key.day, key.number

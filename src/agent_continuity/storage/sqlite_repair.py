@@ -46,11 +46,15 @@ def verify_store(store: SqliteStore, *, repair: bool) -> VerifyReport:
         )
         report.damage.append(damage_at(str(store.path), "integrity", detail))
         return report
-    if repair and (damaged or rebuild or mend or misfiled or store.lost_journals()):
+    lost = lost_journals(store, conn, journals)
+    if repair and (damaged or rebuild or mend or misfiled or lost):
         with store._write() as conn:
             _relink(store, conn, misfiled, report)
-            for session_id in store.lost_journals():
+            for session_id in lost:
                 _rebuild_journal(store, conn, session_id, report)
+                row = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
+                if row.fetchone() is None:  # the registry row was lost too
+                    _rebuild(store, conn, session_id, report)
             kept = _quarantine(store, conn, damaged, report)
             for session_id in sorted(mend):
                 _close_gaps(store, conn, session_id, kept.get(session_id, {}), report)
@@ -143,7 +147,7 @@ def _check_rows(
     for sid in sorted(journals - registered):
         detail = f"{sid} has a journal but no registry entry"
         report.damage.append(damage_at(store._loc("sessions", sid), "missing", detail))
-    for sid in store.lost_journals():
+    for sid in lost_journals(store, conn, journals):
         report.checked += 1
         detail = missing_journal_detail(sid)
         report.damage.append(damage_at(store._loc("events", sid), "missing", detail))
@@ -218,6 +222,13 @@ def _close_gaps(
         )
 
 
+def lost_journals(store: SqliteStore, conn: sqlite3.Connection, journals: set[str]) -> list[str]:
+    """The sessions known to a registry row or a recovery point whose journal is gone."""
+    known = {str(r[0]) for r in conn.execute("SELECT id FROM sessions")}
+    known |= {str(r[0]) for r in conn.execute("SELECT DISTINCT session_id FROM points")}
+    return sorted(s for s in known - journals if _is_session_id(s))
+
+
 def _rebuild_journal(
     store: SqliteStore, conn: sqlite3.Connection, session_id: str, report: VerifyReport
 ) -> None:
@@ -251,6 +262,8 @@ def _rebuild_journal(
     now = utc_now()
     at = max(when, default=now)
     journal = conn.execute(f"SELECT {JOURNAL}", (session_id,)).fetchone()[0]
+    if conn.execute("SELECT 1 FROM events WHERE journal = ?", (journal,)).fetchone():
+        return  # a misfiled journal, filed under this session again just now
     if journal is None:
         journal = conn.execute(
             "INSERT INTO journals (session_id) VALUES (?)", (session_id,)
