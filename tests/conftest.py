@@ -69,6 +69,9 @@ class MemoryFactory(StoreFactory):
         body[len(body) // 2] ^= 0xFF
         points[point_id] = (info, bytes(body))
 
+    def delete_journal(self, store: Store, session_id: str) -> None:
+        del self._memory(store)._journals[session_id]
+
 
 class FilesFactory(StoreFactory):
     """``files:PATH``; every call opens a new FileStore (another process's view)."""
@@ -105,6 +108,9 @@ class FilesFactory(StoreFactory):
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
+
+    def delete_journal(self, store: Store, session_id: str) -> None:
+        self.journal(session_id).unlink()
 
 
 class SqliteFactory(StoreFactory):
@@ -164,6 +170,13 @@ class SqliteFactory(StoreFactory):
             data[len(data) // 2] ^= 0xFF
 
         self._rewrite("points", "body", "id = ?", (point_id,), flip)
+
+    def delete_journal(self, store: Store, session_id: str) -> None:
+        with sqlite3.connect(self.path) as conn:
+            journal = "(SELECT id FROM journals WHERE session_id = ?)"
+            conn.execute(f"DELETE FROM events WHERE journal = {journal}", (session_id,))
+            conn.execute("DELETE FROM journals WHERE session_id = ?", (session_id,))
+        conn.close()
 
 
 STORE_FACTORIES: list[type[StoreFactory]] = [MemoryFactory, FilesFactory, SqliteFactory]

@@ -177,7 +177,7 @@ def test_verify_names_a_torn_journal_and_a_flipped_recovery_point(repo: Path) ->
     [
         (("show", "../../etc/passwd"), "invalid-identifier", "not a session id"),
         (("show", "SESSION-2411-1"), "invalid-identifier", "not a session id"),
-        (("show", "SESSION-241124-009"), "session-not-found", "no session"),
+        (("show", "SESSION-241124-009"), "no-store", "no store"),  # this project has none yet
         (("message", "--role", "robot", "hi"), "usage", "robot"),
         (("update",), "no-active-session", "no active session"),
         (("list", "--bogus"), "usage", "No such option"),

@@ -41,6 +41,7 @@ def test_writing_to_a_session_a_live_process_owns_says_lease_held(repo: Path) ->
 
 
 def test_a_json_error_is_the_one_object_on_stdout(repo: Path) -> None:
+    assert run(repo, "start").returncode == 0  # a store, so the session is what is missing
     missing = run(repo, "show", "SESSION-241124-009", "--json")
     assert missing.returncode == 1
     assert json.loads(missing.stdout) == {
@@ -64,6 +65,7 @@ def test_a_usage_mistake_has_a_code_too_even_before_json_is_parsed(repo: Path) -
 
 
 def test_without_json_an_error_prints_nothing_on_stdout(repo: Path) -> None:
+    assert run(repo, "start").returncode == 0
     missing = run(repo, "show", "SESSION-241124-009")
     assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.startswith("continuity: error [session-not-found]: ")

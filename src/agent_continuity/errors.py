@@ -152,3 +152,23 @@ class CommandNotStarted(InvalidInput):
     """``continuity run`` could not start its command (not found, not executable)."""
 
     code = "command-not-started"
+
+
+class JournalMissing(CorruptRecord):
+    """A session the store knows (registry entry, recovery points) has lost its journal.
+
+    Reads report it as damage and recovery falls back on the newest valid
+    recovery point and the emergency backup; writes to that session are
+    refused until ``continuity verify --repair`` rebuilds the journal.
+    """
+
+    code = "journal-missing"
+
+
+class StoreNotFound(ContinuityError):
+    """A command that only reads was pointed at a store that does not exist yet.
+
+    Reading never creates a store; only commands that write (``start``...) do.
+    """
+
+    code = "no-store"

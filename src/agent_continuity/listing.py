@@ -12,7 +12,8 @@ and when the full path would write nothing. Anything else returns None and the
 caller takes the full path: another store, a folder or file the store would
 create, a registry or lease document that is missing, damaged, of another
 version or not exactly in the model's wire form, a journal the registry does
-not index yet, an active list that disagrees, an active session whose owner is
+not index yet or a registry entry whose journal is gone (the full path marks
+it damaged), an active list that disagrees, an active session whose owner is
 gone (the full path marks it interrupted), or any error at all.
 
 Nothing here imports the model or pydantic; tests/test_cli_list_fast.py checks
@@ -265,10 +266,14 @@ def _listed(
         records[session_id] = record
     # Opening the store indexes a journal the registry lacks (a writer killed
     # half-way) and rewrites an active list that disagrees with the registry.
-    for name in os.listdir(journals):
+    names = set(os.listdir(journals))
+    for name in names:
         if name.startswith("SESSION-") and name.endswith(".jsonl"):
             if name.removesuffix(".jsonl") not in records:
                 return None
+    # A session whose journal is gone is listed as damaged by the full path.
+    if not all(f"{session_id}.jsonl" in names for session_id in records):
+        return None
     active = [key for key, record in records.items() if record["status"] == "active"]
     active.sort(key=_session_order)
     if _read(sessions / "active-sessions.json") != {"activeSessions": active}:

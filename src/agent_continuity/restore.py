@@ -344,7 +344,10 @@ def recover_session(
         record.status is SessionStatus.ACTIVE
         and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
     )
-    take_over = answer is not None and not still_active
+    # A session whose journal is gone is analysed from its newest valid point and
+    # emergency backup, but nothing can be written to it: not taken over.
+    journal_lost = record.id in mgr.store.lost_journals()
+    take_over = answer is not None and not still_active and not journal_lost
     logged_answer = answer
     result, saved, lease = _analysed(
         mgr, record, mode, progress, (lambda: _take_lease(mgr, record)) if take_over else None
@@ -356,6 +359,14 @@ def recover_session(
             result.outcome = "still-active"
             result.warnings.append(
                 f"{record.id} is still active and owned by a live writer; nothing was restored"
+            )
+        elif journal_lost:
+            result.outcome = "needs-repair"
+            result.warnings.append(
+                f"{record.id} was left as it is: its journal is missing, so nothing can be "
+                f"written to it; `continuity verify --repair` rebuilds the journal, then "
+                f"`continuity recover {record.id}` resumes it (or `continuity start --recover "
+                f"{record.id}` continues it in a new session now)"
             )
         else:
             resume = _resolve(result, answer, confirm)
@@ -547,7 +558,13 @@ def start_recovered(
     fresh.append_group(drafts)
     fresh.checkpoint(Trigger.USER_REQUEST)
     if old.status is SessionStatus.INTERRUPTED:
-        archive(mgr, old)
+        if old.id in mgr.store.lost_journals():
+            result.warnings.append(
+                f"{old.id} was not archived: its journal is missing, so nothing can be "
+                "written to it; `continuity verify --repair` rebuilds the journal"
+            )
+        else:
+            archive(mgr, old)
     result.outcome = "new-session"
     result.new_session_id = fresh.id
     log_recovery(mgr, old, result, "auto", True)

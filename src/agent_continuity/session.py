@@ -15,8 +15,10 @@ from agent_continuity.errors import (
     CorruptRecord,
     IncompleteWrite,
     InvalidInput,
+    JournalMissing,
     LeaseHeld,
     NoActiveSession,
+    StoreNotFound,
 )
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession
@@ -27,6 +29,7 @@ from agent_continuity.model import (
     Event,
     EventDraft,
     EventKind,
+    Interruption,
     Lease,
     PersistenceSettings,
     SessionContext,
@@ -93,6 +96,10 @@ class SessionManager:
         observer: Observes the project's files and git state; default: a
             :class:`~agent_continuity.capture.observer.ProjectObserver` of the root.
             Pass ``False`` to observe nothing.
+        create_store: Create the store if it does not exist yet. Pass False
+            when only reading: a missing store then raises
+            :class:`~agent_continuity.errors.StoreNotFound` on first use and
+            nothing is created.
 
     Example:
         >>> mgr = SessionManager(store="memory:", project_dir=".", user_id="alice")
@@ -109,6 +116,7 @@ class SessionManager:
         config: Config | None = None,
         clock: Callable[[], datetime] = utc_now,
         observer: ProjectObserver | bool | None = None,
+        create_store: bool = True,
     ) -> None:
         self.project_root = find_project_root(Path(project_dir))
         self.config = config if config is not None else load_config(self.project_root)
@@ -116,14 +124,34 @@ class SessionManager:
         self._clock = clock
         if isinstance(store, str) or store is None:
             url = store or resolve_store_url(self.config, self.project_root)
-            self.store: Store = open_store(
-                url, durability=self.config.durability, base_dir=self.project_root
-            )
+            try:
+                self._store: Store | None = open_store(
+                    url,
+                    durability=self.config.durability,
+                    base_dir=self.project_root,
+                    create=create_store,
+                )
+            except StoreNotFound as exc:
+                # Raised on first use, so that what needs no store (checking a
+                # session id's format) still answers first.
+                self._store, self._no_store = None, exc
         else:
-            self.store = store
+            self._store = store
         self._observer_choice = observer
         self._observer: ProjectObserver | None = None
         self._observer_made = False
+
+    @property
+    def store(self) -> Store:
+        """The store.
+
+        Raises:
+            StoreNotFound: If the manager was made with ``create_store=False``
+                and there is no store yet.
+        """
+        if self._store is None:
+            raise self._no_store
+        return self._store
 
     @property
     def observer(self) -> ProjectObserver | None:
@@ -170,7 +198,8 @@ class SessionManager:
 
     def close(self) -> None:
         """Close the store."""
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> SessionManager:
         return self
@@ -371,7 +400,8 @@ class SessionManager:
             InvalidIdentifier: If the id is malformed.
             SessionNotFound: If there is no such session.
         """
-        return self.store.get_session(validate_session_id(session_id))
+        valid = validate_session_id(session_id)  # a malformed id is refused before any lookup
+        return self.store.get_session(valid)
 
     def sessions(
         self, status: str | None = None, user: str | None = None, *, this_project: bool = False
@@ -385,6 +415,16 @@ class SessionManager:
         if this_project:
             records = [r for r in records if r.project_dir == str(self.project_root)]
         return records
+
+    def damaged_sessions(self) -> dict[str, str]:
+        """Sessions damaged beyond their index, each with what is wrong and what to do.
+
+        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
+        The rest of the store is unaffected; ``continuity verify`` lists the same.
+        """
+        from agent_continuity.storage.index import missing_journal_detail
+
+        return {sid: missing_journal_detail(sid) for sid in self.store.lost_journals()}
 
     def newest_active(self) -> SessionRecord:
         """The newest active session of this project and user.
@@ -443,6 +483,10 @@ class SessionManager:
                 found = self._mark_interrupted(record.id, lease, cause)
             except LeaseHeld:
                 continue  # another process got there first, or the owner came back
+            except JournalMissing:
+                # Damage to this one session must not stop every command: only
+                # its registry entry says it stopped (see _mark_journal_lost).
+                found = self._mark_journal_lost(record, lease, cause)
             if found is not None:
                 marked.append(found)
         return marked
@@ -474,6 +518,27 @@ class SessionManager:
         session = LiveSession(self, loaded.view, taken, owned_by_process=False)
         session.interrupt(cause, observe=False, last_alive=min(last_alive, now))
         return session.record
+
+    def _mark_journal_lost(
+        self, record: SessionRecord, lease: Lease | None, cause: str
+    ) -> SessionRecord:
+        """Mark interrupted, in the registry only, an active session whose journal is gone.
+
+        Nothing can be appended to it, but its owner is gone all the same:
+        ``recover`` must find it among the interrupted sessions, and commands
+        without ``--session`` must not pick it as the active one. It stopped
+        when its owner was last known alive.
+        """
+        stopped = max(lease.heartbeat, record.last_activity) if lease else record.last_activity
+        marked = record.model_copy(
+            update={
+                "status": SessionStatus.INTERRUPTED,
+                "interruption": Interruption(cause=f"{cause} (journal missing)", at=stopped),
+            }
+        )
+        self.store.put_session(marked)
+        self.log_interruption(marked, cause)
+        return marked
 
     def log_interruption(self, record: SessionRecord, cause: str) -> None:
         """Write one line to the recovery log about an interruption."""

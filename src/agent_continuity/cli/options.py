@@ -107,13 +107,18 @@ def project_config(store: str | None = None, user: str | None = None) -> tuple[P
     return root, load_config(root, store=store or root_opts.get("store"), user=user)
 
 
-def manager(store: str | None = None, user: str | None = None) -> SessionManager:
-    """The SessionManager for the current folder and the given options."""
+def manager(
+    store: str | None = None, user: str | None = None, *, create: bool = True
+) -> SessionManager:
+    """The SessionManager for the current folder and the given options.
+
+    ``create=False`` for commands that only read: they never create a store.
+    """
     from agent_continuity import SessionManager
 
     ctx = click.get_current_context()
     root, config = project_config(store, user)
-    mgr = SessionManager(project_dir=root, config=config)
+    mgr = SessionManager(project_dir=root, config=config, create_store=create)
     # Closed when the command ends, so batched appends are flushed here and not
     # left to a daemon thread that dies with the process.
     ctx.call_on_close(mgr.close)

@@ -70,7 +70,7 @@ def recover(
     or --no; a hopeless one archives it and starts a new session. Each recovery
     is logged in the store's recovery log.
     """
-    mgr = manager(store, user)
+    mgr = manager(store, user, create=False)
     question = _confirm(as_json)
     with recovery_render.progress(
         enabled=not as_json and sys.stdout.isatty(), mode=mode
@@ -104,7 +104,7 @@ def resume(
     task_id: str, session_id: str | None, from_step: str | None, store: str | None, as_json: bool
 ) -> None:
     """Resume TASK from its last checkpoint: context, current step, progress, next actions."""
-    result = manager(store).resume_task(task_id, session_id, from_step)
+    result = manager(store, create=False).resume_task(task_id, session_id, from_step)
     emit(as_json, result.to_wire(), lambda: recovery_render.resume(result))
 
 
@@ -114,7 +114,7 @@ def resume(
 @json_option
 def summary(session_id: str | None, store: str | None, as_json: bool) -> None:
     """Context summary of a session and the project's state now (changes nothing)."""
-    result = manager(store).analyse(session_id)
+    result = manager(store, create=False).analyse(session_id)
     data = {key: value for key, value in result.to_wire().items() if key != "prompt"}
     emit(as_json, data, lambda: recovery_render.recovery(result, with_prompt=False))
 
@@ -128,7 +128,7 @@ def prompt(session_id: str | None, store: str | None) -> None:
     The template is the specification's; set prompt-template in the config to
     a file of your own (placeholders such as {CURRENT-TASK} and {NEXT-STEPS}).
     """
-    click.echo(manager(store).analyse(session_id).prompt)
+    click.echo(manager(store, create=False).analyse(session_id).prompt)
 
 
 @click.command()
@@ -141,7 +141,7 @@ def emergency(user: str | None, store: str | None, as_json: bool) -> None:
     Reads only the emergency backups, so it works when the registry and the
     recovery points are gone.
     """
-    result = manager(store, user).emergency()
+    result = manager(store, user, create=False).emergency()
     emit(as_json, result.to_wire(), lambda: recovery_render.emergency(result))
 
 

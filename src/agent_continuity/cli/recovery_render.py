@@ -23,6 +23,8 @@ _OUTCOMES = {
     "awaiting-answer": "Nothing changed: answer with `continuity recover {id} --yes` or `--no`.",
     "still-active": "The session is still running; nothing was restored.",
     "none": "Nothing could be recovered.",
+    "needs-repair": "Nothing changed: its journal is missing. Run `continuity verify --repair`, "
+    "then `continuity recover {id}` resumes it.",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,16 +15,17 @@ def started(record: SessionRecord) -> str:
     return f"started {record.id}{task} (user {record.user_id or '-'})"
 
 
-def session_table(records: list[SessionRecord]) -> str:
-    """One line per session."""
+def session_table(records: list[SessionRecord], damaged: Mapping[str, str] | None = None) -> str:
+    """One line per session; a damaged one is marked, and what is wrong follows the table."""
     if not records:
         return "no sessions; `continuity start` begins one"
+    damaged = damaged or {}
     rows = [("ID", "STATUS", "USER", "TASK", "LAST ACTIVITY", "CAUSE")]
     for r in records:
         rows.append(
             (
                 r.id,
-                r.status.value,
+                r.status.value + (" DAMAGED" if r.id in damaged else ""),
                 r.user_id or "-",
                 r.context.current_task or "-",
                 r.to_wire()["lastActivity"],
@@ -31,9 +33,12 @@ def session_table(records: list[SessionRecord]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
-    )
+    ]
+    shown = {r.id for r in records}
+    lines += [f"DAMAGED {sid}: {detail}" for sid, detail in damaged.items() if sid in shown]
+    return "\n".join(lines)
 
 
 def _items(title: str, items: list[Any]) -> list[str]:

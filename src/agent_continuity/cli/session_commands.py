@@ -17,6 +17,7 @@ from agent_continuity.cli.options import (
     store_option,
     user_option,
 )
+from agent_continuity.errors import StoreNotFound
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -300,18 +301,30 @@ def end(session_id: str | None, store: str | None, as_json: bool) -> None:
 @store_option
 @json_option
 def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
-    """List sessions, oldest first (marks dead ones interrupted first)."""
+    """List sessions, oldest first (marks dead ones interrupted first).
+
+    A damaged session (its journal is gone) is listed and marked DAMAGED;
+    with --json, "damaged" maps its id to what is wrong.
+    """
     if as_json:
         listed = _listed_quickly(status, user, store)
         if listed is not None:
             emit(True, {"sessions": listed}, "")
             return
-    mgr = manager(store, user)
-    mgr.detect_interruptions()
+    mgr = manager(store, user, create=False)
+    try:
+        mgr.detect_interruptions()
+    except StoreNotFound as exc:
+        # Nothing to list is not an error, but say why rather than print an empty table.
+        emit(as_json, {"sessions": []}, f"no sessions: {exc}")
+        return
     records = mgr.sessions(status, user)
-    emit(
-        as_json, {"sessions": [r.to_wire() for r in records]}, lambda: render.session_table(records)
-    )
+    shown = {r.id for r in records}
+    damaged = {sid: what for sid, what in mgr.damaged_sessions().items() if sid in shown}
+    data: dict[str, Any] = {"sessions": [r.to_wire() for r in records]}
+    if damaged:
+        data["damaged"] = damaged
+    emit(as_json, data, lambda: render.session_table(records, damaged))
 
 
 def _listed_quickly(
@@ -334,7 +347,7 @@ def _listed_quickly(
 @json_option
 def show(session_id: str, store: str | None, as_json: bool) -> None:
     """Show one session: context, state, tasks, recovery points, damage."""
-    details = manager(store).details(session_id)
+    details = manager(store, create=False).details(session_id)
     emit(as_json, details, lambda: render.session_details(details))
 
 
@@ -342,13 +355,13 @@ def show(session_id: str, store: str | None, as_json: bool) -> None:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Rebuild the registry and active list; quarantine damaged records.",
+    help="Rebuild the registry, active list and lost journals; quarantine damaged records.",
 )
 @store_option
 @json_option
 def verify(repair: bool, store: str | None, as_json: bool) -> None:
     """Check every record's checksum; exit 1 if anything is damaged."""
-    report = manager(store).verify(repair=repair)
+    report = manager(store, create=False).verify(repair=repair)
     emit(as_json, report, lambda: render.verify_report(report))
     if report["damage"] and not (repair and report["repairedAll"]):
         click.get_current_context().exit(1)

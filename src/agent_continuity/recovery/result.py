@@ -237,7 +237,8 @@ class RecoveryResult(WireModel):
     reference_time: UtcTime | None = None
     # What the caller did with the decision: "restored", "new-session" (the old one
     # archived), "awaiting-answer" (prompt without an answer: nothing changed),
-    # "still-active" or "none" (nothing recoverable).
+    # "still-active", "needs-repair" (its journal is missing: nothing can be written
+    # to it until `verify --repair` rebuilds it) or "none" (nothing recoverable).
     outcome: str = "none"
     new_session_id: str | None = None
     agent: AgentInfo = Field(default_factory=AgentInfo)

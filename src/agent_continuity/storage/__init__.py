@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_continuity.errors import ConfigError, StoreUnavailable
+from agent_continuity.errors import ConfigError, StoreNotFound, StoreUnavailable
 
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, Store, VerifyReport
 
 __all__ = ["JournalRead", "LeaseRequest", "Store", "VerifyReport", "open_store"]
 
 
-def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = None) -> Store:
+def open_store(
+    url: str, *, durability: str = "sync", base_dir: Path | None = None, create: bool = True
+) -> Store:
     """Open the store a URL names.
 
     Args:
@@ -24,9 +26,13 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
             A relative PATH is taken from ``base_dir`` (default: the current directory).
         durability: ``"sync"`` (default) or ``"batched"``.
         base_dir: Where relative paths start.
+        create: Create the store when it does not exist yet (what writing
+            commands want). False for commands that only read: they must
+            leave no folder or database file behind.
 
     Raises:
         ConfigError: If the URL or durability mode is not understood.
+        StoreNotFound: If ``create`` is False and there is no store at the URL.
         StoreUnavailable: If the backend's driver is missing or it cannot connect.
     """
     if durability not in DURABILITY_MODES:
@@ -44,7 +50,10 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
             raise ConfigError("files: needs a folder, e.g. files:projectDocs/tracking")
         from .files import FileStore
 
-        return FileStore(base / rest, durability=durability, url=url)
+        root = base / rest
+        if not create and not _files_store_exists(root):
+            raise _not_found(url, root)
+        return FileStore(root, durability=durability, url=url)
     if scheme == "sqlite":
         if not rest.startswith("///") or len(rest) <= 3:
             raise ConfigError(
@@ -52,9 +61,25 @@ def open_store(url: str, *, durability: str = "sync", base_dir: Path | None = No
             )
         from .sqlite import SqliteStore
 
-        return SqliteStore(base / rest[3:], durability=durability, url=url)
+        path = base / rest[3:]
+        # Connecting to SQLite creates the file: look before opening.
+        if not create and not path.is_file():
+            raise _not_found(url, path)
+        return SqliteStore(path, durability=durability, url=url)
     if scheme in ("postgresql", "postgres"):
         raise StoreUnavailable(
             "the PostgreSQL store is not available yet; use files:PATH or sqlite:///PATH"
         )
     raise ConfigError(f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:")
+
+
+def _files_store_exists(root: Path) -> bool:
+    """Whether ``root`` holds a files store (its sessions or its journals), even a damaged one."""
+    return (root / "sessions").is_dir() or (root / "snapshots" / "conversation-history").is_dir()
+
+
+def _not_found(url: str, where: Path) -> StoreNotFound:
+    return StoreNotFound(
+        f"there is no store at {where} ({url}) yet, so nothing to read; `continuity start` "
+        "creates it, or --store / CONTINUITY_STORE names the store you meant"
+    )

@@ -346,6 +346,18 @@ class Store(Protocol):
         """
         ...
 
+    def lost_journals(self) -> list[str]:
+        """The sessions this store knows (a registry entry, a recovery point) whose journal is gone.
+
+        Such a session is damaged, not the store: ``read_events`` returns no
+        events and one ``missing`` damage, recovery falls back on its newest
+        valid point and emergency backup, writes to it raise
+        :class:`~agent_continuity.errors.JournalMissing`, and ``verify`` lists
+        it until ``repair`` rebuilds the journal with a tombstone at each
+        number it held.
+        """
+        ...
+
     def index_damage(self) -> list[Damage]:
         """Damage to the index that this handle met and worked around, oldest first.
 

@@ -79,6 +79,7 @@ from .files_flusher import JournalFlusher
 from .files_layout import (
     RECOVERY_PROTOCOLS,
     Layout,
+    session_sort_key,
 )
 from .files_points import PointFiles
 from .files_registry import (
@@ -90,7 +91,7 @@ from .files_registry import (
     session_record,
     write_registry,
 )
-from .index import IndexDamage
+from .index import IndexDamage, missing_journal_error, missing_journal_read
 from .journal_file import JournalHandle, read_journal
 
 _ARCHIVED = (SessionStatus.COMPLETED, SessionStatus.ARCHIVED)
@@ -407,8 +408,18 @@ class FileStore:
         return entry
 
     def _sync_entry(self, entry: _Session) -> None:
-        """Bring the cached journal state and lease up to date (session lock held)."""
-        changed = entry.journal.refresh()
+        """Bring the cached journal state and lease up to date (session lock held).
+
+        Raises:
+            JournalMissing: If the store knows the session but its journal is gone:
+                nothing is written to it until ``verify --repair`` rebuilds it.
+        """
+        try:
+            changed = entry.journal.refresh()
+        except SessionNotFound:
+            if self._journal_lost(entry.session_id):
+                raise missing_journal_error(entry.session_id, str(entry.journal.path)) from None
+            raise
         if changed:
             # A journal cut short (an older copy put back) must not hand out again
             # the numbers a recovery point covers: replay from it would skip them.
@@ -449,7 +460,12 @@ class FileStore:
         entry = self._sessions.get(session_id)
         # A writer here learns what it needs to mark its own points from this read.
         seal = entry is not None and entry.journal.verified is None and entry.journal.fd >= 0
-        read, _, found = read_journal(path, after_seq, mark, seal=seal)
+        try:
+            read, _, found = read_journal(path, after_seq, mark, seal=seal)
+        except SessionNotFound:
+            if self._journal_lost(session_id):
+                return missing_journal_read(session_id, str(path))
+            raise
         if any(d.kind == "torn-tail" for d in read.damage):
             # Perhaps a write in progress rather than a torn one: look again with writers held off.
             with self._session(session_id).lock.shared():
@@ -458,6 +474,30 @@ class FileStore:
             with entry.lock.shared():
                 entry.journal.seed(found)
         return read
+
+    def _journal_lost(self, session_id: str) -> bool:
+        """Whether ``session_id`` has no journal though a registry entry or a point knows it."""
+        if self.layout.journal(session_id).exists():
+            return False
+        try:
+            if session_id in read_registry(self).entries:
+                return True
+        except CorruptRecord:
+            pass  # the points may still know it
+        return bool(self.list_points(session_id))
+
+    def lost_journals(self) -> list[str]:
+        present = set(self.layout.journal_ids())
+        try:
+            known = set(read_registry(self).entries)
+        except CorruptRecord:
+            known = set()
+        known.update(
+            s
+            for s in self.layout.point_session_ids()
+            if s not in present and s not in known and self.list_points(s)
+        )
+        return sorted(known - present, key=session_sort_key)
 
     def _flush_journal(self, session_id: str) -> None:
         entry = self._sessions.get(session_id)

@@ -67,7 +67,7 @@ def derived_record(store: FileStore, session_id: str, problem: CorruptRecord) ->
         SessionNotFound: If the session has no journal either.
         CorruptRecord: If its journal cannot rebuild it.
     """
-    if not store.layout.journal(session_id).exists():
+    if not store.layout.journal(session_id).exists() and not store.list_points(session_id):
         raise SessionNotFound(
             f"no session {session_id} in {store.url}; `continuity list` shows the sessions"
         )
@@ -76,10 +76,16 @@ def derived_record(store: FileStore, session_id: str, problem: CorruptRecord) ->
 
 
 def derived_records(store: FileStore, problem: CorruptRecord) -> list[SessionRecord]:
-    """``list_sessions`` while the registry is unreadable: every session its journal rebuilds."""
+    """``list_sessions`` while the registry is unreadable: every session its journal rebuilds.
+
+    A session whose journal is gone but whose recovery points remain is
+    rebuilt from its newest valid point: losing the registry too must not
+    make it vanish.
+    """
     _note_registry(store, problem)
     records = []
-    for session_id in store.layout.journal_ids():
+    lost = [s for s in store.layout.point_session_ids() if not store.layout.journal(s).exists()]
+    for session_id in store.layout.journal_ids() + lost:
         try:
             records.append(derive_record(store, session_id))
         except SessionNotFound:

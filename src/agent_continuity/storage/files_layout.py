@@ -210,6 +210,20 @@ class Layout:
                 continue
         return sorted(found, key=session_sort_key)
 
+    def point_session_ids(self) -> list[str]:
+        """The session ids that have a folder of recovery points, in id order."""
+        try:
+            names = os.listdir(self.points)
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            try:
+                found.append(ids.validate_session_id(name))
+            except InvalidIdentifier:
+                continue
+        return sorted(found, key=session_sort_key)
+
 
 @lru_cache(maxsize=4096)  # the registry sorts every id on every write
 def session_sort_key(session_id: str) -> tuple[datetime, int]:

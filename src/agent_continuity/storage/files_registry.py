@@ -72,7 +72,8 @@ def finish_interrupted_writes(store: FileStore) -> None:
 
 
 def highest_number(layout: Layout, day: date, entries: Entries) -> int:
-    """The highest number among ``day``'s sessions, by journal or registry entry; 0 if none."""
+    """The highest number among ``day``'s sessions, by journal, registry entry or
+    recovery points; 0 if none."""
     prefix = f"SESSION-{ids.day_code(day)}-"
     try:
         names = os.listdir(layout.journals)
@@ -80,6 +81,9 @@ def highest_number(layout: Layout, day: date, entries: Entries) -> int:
         raise store_error(exc, "list", layout.journals) from exc
     taken = [n.removesuffix(".jsonl") for n in names if n.startswith(prefix)]
     taken += [s for s in entries if s.startswith(prefix)]
+    # A session whose journal and registry entry are both lost still owns its
+    # number while its recovery points hold it.
+    taken += [s for s in layout.point_session_ids() if s.startswith(prefix)]
     numbers = [0]
     for session_id in taken:
         try:

@@ -43,9 +43,9 @@ from .files_documents import read_document, read_log, read_model, validate
 from .files_index import quarantine_copy, quarantine_target
 from .files_layout import RECOVERY_PROTOCOLS, Entries, active_document, parse_point_file_name
 from .files_registry import read_registry, write_registry
-from .index import derive_record
+from .index import derive_record, missing_journal_detail
 from .journal_file import parse_lines, read_journal, split_lines
-from .tombstones import interleave, lost_in_order, tombstones
+from .tombstones import interleave, lost_in_order, tombstone, tombstones
 
 if TYPE_CHECKING:
     from .files import FileStore
@@ -85,6 +85,8 @@ class _Verifier:
         ):
             self.leftovers(folder)
         session_ids = self.layout.journal_ids()
+        if self.lost_journals(session_ids) and self.repair:
+            session_ids = self.layout.journal_ids()
         for session_id in session_ids:
             self.journal(session_id)
         self.points()
@@ -166,6 +168,59 @@ class _Verifier:
                 f"the journal ends at event {read.last_seq} but {source} saw event {seen}; "
                 f"events {read.last_seq + 1}..{seen} are lost",
             )
+
+    def lost_journals(self, session_ids: list[str]) -> list[str]:
+        """Report each session known to the registry or its points whose journal is gone;
+        with repair, rebuild it (see :meth:`rebuild_journal`)."""
+        lost = self.store.lost_journals()
+        for session_id in lost:
+            self.report.checked += 1
+            path = self.layout.journal(session_id)
+            self.damage(path, "missing", missing_journal_detail(session_id))
+            if self.repair:
+                self.rebuild_journal(session_id, path)
+        return lost
+
+    def rebuild_journal(self, session_id: str, path: Path) -> None:
+        """Write a lost journal again: a tombstone at every number another record saw.
+
+        What the session's recovery points, emergency backup and registry
+        entry hold is kept as it is; the journal says, number by number, that
+        the events themselves are lost (reason ``missing``). Recovery then
+        replays the tombstones after the newest valid point, the session can
+        be resumed and written to again, and the store verifies clean.
+        """
+        seen, source = self.journal_end(session_id)
+        seen = max(seen, 1)
+        at = self.last_known_time(session_id)
+        now = datetime.now(UTC)
+        stones = [
+            tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
+            for seq in range(1, seen + 1)
+        ]
+        with self.store._session(session_id).lock.exclusive():
+            if path.exists():
+                return  # a creation or another repair got there first
+            replace_atomically(path, b"".join(codec.encode_event(e) for e in stones))
+        self.report.repaired.append(
+            f"{path}: the journal was missing; rebuilt with a tombstone at each of events "
+            f"1..{seen} ({source or 'the registry'} saw event {seen}); what the recovery "
+            "points and the emergency backup hold is kept"
+        )
+
+    def last_known_time(self, session_id: str) -> datetime:
+        """When the session was last known active, to time its tombstones (never later)."""
+        times = []
+        try:
+            entry = read_registry(self.store).entries.get(session_id)
+            if entry is not None:
+                times.append(validate(SessionRecord, entry, self.layout.registry).last_activity)
+        except CorruptRecord:
+            pass
+        points = self.store.list_points(session_id)
+        if points:
+            times.append(points[-1].created)
+        return max(times, default=datetime.now(UTC))
 
     def journal_end(self, session_id: str) -> tuple[int, str]:
         """The highest event number that a record other than the journal saw, and which one.
@@ -370,12 +425,6 @@ class _Verifier:
         if entries is not None:
             for session_id in missing:
                 self.damage(path, "missing", f"{session_id} has a journal but no registry entry")
-        for session_id in sorted(set(known) - set(session_ids)):
-            self.damage(
-                self.layout.journal(session_id),
-                "missing",
-                f"the registry lists {session_id} but its journal is missing",
-            )
         if not self.repair or (entries is not None and not missing):
             self.active(entries)
             return

@@ -13,12 +13,52 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from agent_continuity.errors import ContinuityError, CorruptRecord, RecoveryPointNotFound
+from agent_continuity.errors import (
+    ContinuityError,
+    CorruptRecord,
+    JournalMissing,
+    RecoveryPointNotFound,
+)
 from agent_continuity.model import Damage, SessionRecord
 from agent_continuity.replay import SessionView
 
+from .base import JournalRead
+
 if TYPE_CHECKING:
     from .base import Store
+
+
+# -- a session whose journal is gone ---------------------------------------------
+#
+# The journal is the truth, but its loss is damage to one session, not to the
+# store: reads report it and fall back on the session's newest valid recovery
+# point and emergency backup, every other session goes on, and writes to that
+# session are refused (never a silently recreated journal) until
+# `verify --repair` rebuilds it with a tombstone at every number it held.
+
+
+def missing_journal_detail(session_id: str) -> str:
+    """What to tell a user about a session whose journal is gone."""
+    return (
+        f"the journal of {session_id} is missing; its newest valid recovery point and "
+        "emergency backup still hold what they saved, the events after them are lost. "
+        "`continuity verify --repair` rebuilds the journal (each lost event marked)"
+    )
+
+
+def missing_journal_read(session_id: str, location: str) -> JournalRead:
+    """``read_events`` of a session the store knows whose journal is gone: no events, one damage."""
+    detail = missing_journal_detail(session_id)
+    return JournalRead(events=[], damage=[Damage(location=location, kind="missing", detail=detail)])
+
+
+def missing_journal_error(session_id: str, location: str) -> JournalMissing:
+    """The error of a write to a session whose journal is gone."""
+    return JournalMissing(
+        f"{location}: {missing_journal_detail(session_id)}; until then nothing can be written "
+        f"to {session_id} (`continuity recover {session_id}` still shows what it holds)",
+        location,
+    )
 
 
 def derive_record(store: Store, session_id: str) -> SessionRecord:

@@ -34,7 +34,8 @@ from agent_continuity.model import (
 
 from . import codec, leases, retention
 from .base import JournalRead, LeaseRequest, VerifyReport
-from .tombstones import interleave, lost_in_order, tombstones
+from .index import missing_journal_detail, missing_journal_error, missing_journal_read
+from .tombstones import interleave, lost_in_order, tombstone, tombstones
 
 
 class MemoryStore:
@@ -119,6 +120,8 @@ class MemoryStore:
     ) -> Lease:
         with self._lock:
             self.get_session(session_id)
+            if session_id not in self._journals:
+                raise missing_journal_error(session_id, f"{self.url}{session_id}")
             granted = leases.grant(
                 session_id,
                 self._leases.get(session_id),
@@ -162,7 +165,9 @@ class MemoryStore:
             return self._append_locked(lease.session_id, drafts)
 
     def _append_locked(self, session_id: str, drafts: Sequence[EventDraft]) -> list[Event]:
-        journal = self._journals[session_id]
+        journal = self._journals.get(session_id)
+        if journal is None:
+            raise missing_journal_error(session_id, f"{self.url}{session_id}")
         # The counter, not the last line, allocates: a damaged last record must
         # not stop the journal from growing (the disk stores behave the same).
         seq = self._last_seq.get(session_id, 0)
@@ -181,6 +186,8 @@ class MemoryStore:
         ids.validate_session_id(session_id)
         with self._lock:
             if session_id not in self._journals:
+                if session_id in self._sessions:
+                    return missing_journal_read(session_id, f"{self.url}{session_id}")
                 raise SessionNotFound(f"no session {session_id} in {self.url}")
             lines = list(self._journals[session_id])
         result = JournalRead(events=[])
@@ -316,6 +323,12 @@ class MemoryStore:
     def verify(self, repair: bool = False) -> VerifyReport:
         report = VerifyReport()
         with self._lock:
+            for session_id in self.lost_journals():
+                location = f"{self.url}{session_id}"
+                detail = missing_journal_detail(session_id)
+                report.damage.append(Damage(location=location, kind="missing", detail=detail))
+                if repair:
+                    self._rebuild_journal(session_id, report)
             session_ids = list(self._journals)
             point_ids = list(self._points)
         for session_id in session_ids:
@@ -360,6 +373,29 @@ class MemoryStore:
             lost = lost_in_order(records, quarantine=where, seen=self._last_seq.get(session_id, 0))
             self._journals[session_id] = interleave(valid, tombstones(events, lost, utc_now()))
             report.repaired.append(f"{self.url}{session_id}: closed {len(lost)} lost event(s)")
+
+    def _rebuild_journal(self, session_id: str, report: VerifyReport) -> None:
+        """A lost journal again: a ``missing`` tombstone at every number it handed out."""
+        record = self._sessions[session_id]
+        newest = max((p.seq for p in self.list_points(session_id)), default=0)
+        seen = max(self._last_seq.get(session_id, 0), record.last_seq, newest, 1)
+        now = utc_now()
+        at = record.last_activity
+        self._journals[session_id] = [
+            codec.encode_event(
+                tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
+            )
+            for seq in range(1, seen + 1)
+        ]
+        self._last_seq[session_id] = seen
+        report.repaired.append(
+            f"{self.url}{session_id}: the journal was missing; rebuilt with a tombstone at each "
+            f"of events 1..{seen}"
+        )
+
+    def lost_journals(self) -> list[str]:
+        with self._lock:
+            return [s for s in self._sessions if s not in self._journals]
 
     def index_damage(self) -> list[Damage]:
         """Always empty: nothing of this store's index is kept as bytes that could be damaged."""

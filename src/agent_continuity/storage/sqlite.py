@@ -72,13 +72,22 @@ from agent_continuity.model import (
 
 from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
-from .index import IndexDamage, derive_record
+from .index import IndexDamage, derive_record, missing_journal_error
 from .sqlite_errors import translate
 from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
 from .sqlite_points import WrittenPoints
 from .sqlite_repair import keep, reason, verify_store
-from .sqlite_schema import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, create_database, migrate
+from .sqlite_schema import (
+    APPEND_AFTER,
+    HEAD,
+    INSERT_EVENT,
+    JOURNAL,
+    POINTS_OF,
+    create_database,
+    migrate,
+    point_range,
+)
 
 BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
@@ -344,12 +353,13 @@ class SqliteStore:
             raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
 
     def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
-        """Raise SessionNotFound unless the session has a registry entry or a journal."""
+        """Raise SessionNotFound unless the session has a registry entry, a journal or a point."""
         ids.validate_session_id(session_id)
         if not conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)"
-            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})",
-            (session_id,),
+            f" OR EXISTS (SELECT 1 FROM events WHERE journal = {JOURNAL})"
+            f" OR EXISTS ({POINTS_OF})",
+            (session_id, *point_range(session_id)),
         ).fetchone()[0]:
             raise SessionNotFound(
                 f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
@@ -389,9 +399,15 @@ class SqliteStore:
         last: int,
         drafts: Sequence[EventDraft],
     ) -> tuple[list[Event], list[bytes]]:
-        """Append ``drafts`` after ``last`` in the caller's write transaction: events, lines."""
+        """Append ``drafts`` after ``last`` in the caller's write transaction: events, lines.
+
+        Raises:
+            JournalMissing: If the session's journal is gone (no rows): it is
+                never started again here, which would hide the loss.
+        """
         self._marks.forget(session_id)  # a caller that committed may extend it again
-        journal = self._journal(conn, session_id, journal)
+        if journal is None or last == 0:
+            raise missing_journal_error(session_id, self._loc("events", session_id))
         events = [
             Event(seq=last + n, kind=d.kind, at=d.at, payload=d.payload)
             for n, d in enumerate(drafts, 1)
@@ -419,9 +435,11 @@ class SqliteStore:
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM sessions WHERE day = ?", (code,)
             ).fetchone()[0]
             session_id = ids.make_session_id(day, number)
-            # A registry row lost to damage must not hand its journal's id out again.
+            # A registry row lost to damage must not hand its journal's id (or, the
+            # journal lost too, its recovery points' id) out again.
             while conn.execute(
-                "SELECT 1 FROM journals WHERE session_id = ?", (session_id,)
+                f"SELECT 1 FROM journals WHERE session_id = ?1 UNION ALL {POINTS_OF}",
+                (session_id, *point_range(session_id)),
             ).fetchone():
                 number += 1
                 session_id = ids.make_session_id(day, number)
@@ -617,6 +635,10 @@ class SqliteStore:
         finally:
             if repair:  # it may rewrite journals: vouch again after a clean read
                 self._marks.forget()
+
+    @_translated
+    def lost_journals(self) -> list[str]:
+        return sqlite_journal.lost_journals(self)
 
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()

@@ -18,14 +18,16 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Sequence
+from datetime import date
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
-from agent_continuity.errors import CorruptRecord
+from agent_continuity.errors import CorruptRecord, InvalidIdentifier
 
 from . import codec
 from .base import JournalRead
+from .index import missing_journal_read
 from .journal_file import JournalMark
 from .sqlite_repair import damage_at
 from .sqlite_schema import JOURNAL
@@ -145,6 +147,8 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
     ).fetchall()
     if not rows:
         store._require(conn, session_id)
+        # Known (a registry entry) but without a single row: the journal is gone.
+        return missing_journal_read(session_id, store._loc("events", session_id))
     # A writer learns from a clean read of its journal what it needs to mark its points.
     writer = store._last_seq.get(session_id) == len(rows)
     clean = _read_clean(
@@ -258,3 +262,24 @@ def _whole_lines(rows: list[bytes]) -> bool:
         return bytes(map(_last_byte, rows)) == b"\n" * len(rows)
     except IndexError:
         return False  # an empty row
+
+
+def lost_journals(store: SqliteStore) -> list[str]:
+    """See :meth:`~.base.Store.lost_journals`.
+
+    Registry rows only: listing the points' sessions reads the whole points
+    table. A session whose row is lost too is found by ``verify``, which reads it.
+    """
+    rows = store._all(
+        "SELECT id FROM sessions EXCEPT SELECT j.session_id FROM journals j"
+        " WHERE EXISTS (SELECT 1 FROM events e WHERE e.journal = j.id)"
+    )
+    return sorted((str(r[0]) for r in rows), key=_session_order)
+
+
+def _session_order(session_id: str) -> tuple[date, int]:
+    try:
+        key = ids.parse_session_id(session_id)
+    except InvalidIdentifier:
+        return date.min, 0
+    return key.day, key.number

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord, InvalidIdentifier
-from agent_continuity.model import Damage, EventKind, Lease, utc_now
+from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_now
 
 from . import codec
 from .base import VerifyReport
-from .index import derive_record
+from .index import derive_record, missing_journal_detail
 from .sqlite_schema import DOCUMENTS, INSERT_EVENT, JOURNAL
-from .tombstones import Lost, lost_numbers, tombstones
+from .tombstones import Lost, lost_numbers, tombstone, tombstones
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
@@ -46,9 +46,15 @@ def verify_store(store: SqliteStore, *, repair: bool) -> VerifyReport:
         )
         report.damage.append(damage_at(str(store.path), "integrity", detail))
         return report
-    if repair and (damaged or rebuild or mend or misfiled):
+    lost = lost_journals(store, conn, journals)
+    if repair and (damaged or rebuild or mend or misfiled or lost):
         with store._write() as conn:
             _relink(store, conn, misfiled, report)
+            for session_id in lost:
+                _rebuild_journal(store, conn, session_id, report)
+                row = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
+                if row.fetchone() is None:  # the registry row was lost too
+                    _rebuild(store, conn, session_id, report)
             kept = _quarantine(store, conn, damaged, report)
             for session_id in sorted(mend):
                 _close_gaps(store, conn, session_id, kept.get(session_id, {}), report)
@@ -141,8 +147,9 @@ def _check_rows(
     for sid in sorted(journals - registered):
         detail = f"{sid} has a journal but no registry entry"
         report.damage.append(damage_at(store._loc("sessions", sid), "missing", detail))
-    for sid in sorted(registered - journals):
-        detail = f"{sid} has a registry entry but no journal"
+    for sid in lost_journals(store, conn, journals):
+        report.checked += 1
+        detail = missing_journal_detail(sid)
         report.damage.append(damage_at(store._loc("events", sid), "missing", detail))
     rebuild = (journals - registered) | {
         str(key[0]) for table, key, _ in damaged if table == "sessions"
@@ -213,6 +220,66 @@ def _close_gaps(
         report.repaired.append(
             f"{store._loc('events', session_id)}: closed lost event(s) {numbers} with tombstones"
         )
+
+
+def lost_journals(store: SqliteStore, conn: sqlite3.Connection, journals: set[str]) -> list[str]:
+    """The sessions known to a registry row or a recovery point whose journal is gone."""
+    known = {str(r[0]) for r in conn.execute("SELECT id FROM sessions")}
+    known |= {str(r[0]) for r in conn.execute("SELECT DISTINCT session_id FROM points")}
+    return sorted(s for s in known - journals if _is_session_id(s))
+
+
+def _rebuild_journal(
+    store: SqliteStore, conn: sqlite3.Connection, session_id: str, report: VerifyReport
+) -> None:
+    """Write a lost journal again: a tombstone at every number another record saw.
+
+    What the session's points, emergency backup and registry entry hold is
+    kept; the journal says, number by number, that the events are lost
+    (reason ``missing``), so recovery replays them after the newest valid
+    point, the session takes writes again, and the store verifies clean.
+    """
+    seen, when = 1, []
+    row = conn.execute("SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", (session_id,))
+    doc = row.fetchone()
+    if doc is not None:
+        try:
+            record = SessionRecord.model_validate(codec.load_document(doc[0]))
+            seen = max(seen, record.last_seq)
+            when.append(record.last_activity)
+        except (CorruptRecord, ValueError):
+            pass  # reported with the registry rows
+    points = store.list_points(session_id)
+    if points:
+        seen = max(seen, points[-1].seq)
+        when.append(points[-1].created)
+    try:
+        backup = store.load_emergency(session_id)
+    except CorruptRecord:
+        backup = None  # reported with the emergency rows
+    if backup is not None:
+        seen = max(seen, backup.seq)
+    now = utc_now()
+    at = max(when, default=now)
+    journal = conn.execute(f"SELECT {JOURNAL}", (session_id,)).fetchone()[0]
+    if conn.execute("SELECT 1 FROM events WHERE journal = ?", (journal,)).fetchone():
+        return  # a misfiled journal, filed under this session again just now
+    if journal is None:
+        journal = conn.execute(
+            "INSERT INTO journals (session_id) VALUES (?)", (session_id,)
+        ).lastrowid
+    stones = [
+        tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
+        for seq in range(1, seen + 1)
+    ]
+    conn.executemany(INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
+    store._marks.forget(session_id)
+    store._saw_end(session_id, seen)
+    report.repaired.append(
+        f"{store._loc('events', session_id)}: the journal was missing; rebuilt with a tombstone "
+        f"at each of events 1..{seen}; what the recovery points and the emergency backup hold "
+        "is kept"
+    )
 
 
 def _reseal_lease(store: SqliteStore, conn: sqlite3.Connection, session_id: str) -> None:

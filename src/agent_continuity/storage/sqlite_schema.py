@@ -146,3 +146,13 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+#: A point of session ?1 exists; ?2 and ?3 are :func:`point_range` (its ids' range, indexed).
+POINTS_OF = "SELECT 1 FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
+
+
+def point_range(session_id: str) -> tuple[str, str]:
+    """The range of the ids of a session's points: they all begin ``RECOVERY-DDDDDD-NNN-``."""
+    low = "RECOVERY-" + session_id[len("SESSION-") :] + "-"
+    return low, low[:-1] + "."

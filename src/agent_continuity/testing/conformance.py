@@ -20,6 +20,9 @@ A backend (ours or a third party's) runs the whole suite from a short file::
         def flip_point_byte(self, store, point_id):
             ...  # change one byte inside the stored recovery point
 
+        def delete_journal(self, store, session_id):
+            ...  # delete the session's whole journal (file, rows...)
+
     class TestMyStore(StoreConformance):
         @pytest.fixture
         def store_factory(self, tmp_path):
@@ -56,6 +59,7 @@ from agent_continuity.errors import (
     DuplicateRecord,
     InvalidIdentifier,
     InvalidInput,
+    JournalMissing,
     LeaseHeld,
     RecoveryPointNotFound,
     SessionNotFound,
@@ -119,6 +123,10 @@ class StoreFactory(ABC):
     @abstractmethod
     def flip_point_byte(self, store: Store, point_id: str) -> None:
         """Change one byte inside a stored recovery point."""
+
+    @abstractmethod
+    def delete_journal(self, store: Store, session_id: str) -> None:
+        """Delete the session's whole journal, leaving everything else as it is."""
 
     def close_all(self) -> None:
         """Close every store this factory opened."""
@@ -683,6 +691,39 @@ class StoreConformance:
         assert stone.at == before[1].at  # no later than what it stands between
         assert [e.seq for e in store.append(lease, [message("six")])] == [6]
         assert store_factory().read_events(record.id).events[2] == stone
+
+    def test_a_lost_journal_is_damage_to_that_session_only(
+        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
+    ) -> None:
+        record, lease = session
+        other, other_lease = store.create_session(draft_record(), lease_request(BOB))
+        point = make_point(store, record.id, 1)
+        store.save_point(point)
+        store_factory.delete_journal(store, record.id)
+        again = store_factory()  # as the next process sees it
+
+        read = again.read_events(record.id)
+        assert read.events == [] and [d.kind for d in read.damage] == ["missing"]
+        assert again.lost_journals() == [record.id]
+        assert [r.id for r in again.list_sessions()] == [record.id, other.id]
+        with pytest.raises(JournalMissing):
+            again.append(lease, [message("never stored")])
+        with pytest.raises(JournalMissing):
+            again.acquire_lease(record.id, lease_request(BOB, T0 + timedelta(hours=1)), steal=True)
+        assert [e.seq for e in again.append(other_lease, [message("goes on")])] == [2]
+        report = again.verify()
+        assert not report.ok and any(record.id in d.location for d in report.damage)
+
+        again.verify(repair=True)
+
+        assert again.verify().ok, again.verify().damage
+        assert again.lost_journals() == []
+        rebuilt = again.read_events(record.id)
+        assert not rebuilt.damage and [e.seq for e in rebuilt.events] == [1, 2, 3]
+        assert all(e.payload["lost"]["reason"] == "missing" for e in rebuilt.events)
+        assert again.load_point(point.id) == point
+        taken = again.acquire_lease(record.id, lease_request(BOB, T0 + timedelta(hours=1)))
+        assert [e.seq for e in again.append(taken, [message("back")])] == [5]
 
     def test_repair_closes_a_torn_last_event_and_the_journal_goes_on(
         self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
