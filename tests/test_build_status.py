@@ -9,9 +9,6 @@ the recovery prompt.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,29 +17,15 @@ import pytest
 from agent_continuity import SessionManager
 from agent_continuity.capture.build import default_state_file
 from agent_continuity.config import Config
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
+from cli_support import continuity as cli
+from cli_support import git, git_project
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # The latest build result is kept in the user's cache folder: keep it in the test's.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / ".gitignore").write_text("projectDocs/\n")
-    (root / "app.py").write_text("print('hi')\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start")
-    return root
+    return git_project(tmp_path / "repo")
 
 
 def manager(root: Path, command: str, timeout: float = 30.0) -> SessionManager:
@@ -130,17 +113,6 @@ def test_an_unchanged_project_is_not_built_again(repo: Path) -> None:
     assert marker.read_text().count("run") == 2
     s.end()
     mgr.close()
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": "alice"},
-    )
 
 
 def test_show_recover_and_prompt_report_the_build_from_the_command_line(repo: Path) -> None:

@@ -11,7 +11,6 @@ clean and the session can be resumed. Run as a user runs it, on both stores.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -20,24 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import cli
+
 STORES = ["files:tracking", "sqlite:///sessions.db"]
 
 
-def run(root: Path, store: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUITY_")}
-    env |= {"CONTINUITY_USER": "alice", "CONTINUITY_STORE": store}
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-
-
 def ok(root: Path, store: str, *args: str) -> dict[str, object]:
-    result = run(root, store, *args, "--json")
+    result = cli(root, store, *args, "--json")
     assert result.returncode == 0, result.stderr
     data: dict[str, object] = json.loads(result.stdout)
     return data
@@ -102,7 +90,7 @@ def test_a_lost_journal_is_one_damaged_session_and_repair_mends_it(root: Path, s
     listed = ok(root, store, "list")
     assert [s["id"] for s in listed["sessions"]] == [healthy, lost]  # type: ignore[index]
     assert "journal" in listed["damaged"][lost] and "missing" in listed["damaged"][lost]  # type: ignore[index]
-    table = run(root, store, "list")
+    table = cli(root, store, "list")
     assert table.returncode == 0 and f"DAMAGED {lost}" in table.stdout
     fresh = str(ok(root, store, "start", "--task", "TASK-NEW")["sessionId"])
     assert fresh not in (healthy, lost)
@@ -123,13 +111,13 @@ def test_a_lost_journal_is_one_damaged_session_and_repair_mends_it(root: Path, s
     assert any("missing" in d["detail"] for d in shown["damage"])  # type: ignore[attr-defined]
 
     # verify names it; repair leaves a store that verifies clean.
-    found = run(root, store, "verify", "--json")
+    found = cli(root, store, "verify", "--json")
     assert found.returncode == 1
     assert any(lost in d["location"] for d in json.loads(found.stdout)["damage"])
     repaired = ok(root, store, "verify", "--repair")
     assert repaired["repairedAll"] is True
     assert any(lost in line and "tombstone" in line for line in repaired["repaired"])  # type: ignore[attr-defined]
-    assert run(root, store, "verify").returncode == 0
+    assert cli(root, store, "verify").returncode == 0
     assert lost not in ok(root, store, "list").get("damaged", {})
 
     # The session is whole again: it resumes, keeps what its point held, and takes writes.
@@ -137,7 +125,7 @@ def test_a_lost_journal_is_one_damaged_session_and_repair_mends_it(root: Path, s
     assert resumed["outcome"] == "restored"
     assert "Twilio is the provider" in str(resumed["prompt"])
     ok(root, store, "message", "--session", lost, "--role", "user", "back at work")
-    assert run(root, store, "verify").returncode == 0
+    assert cli(root, store, "verify").returncode == 0
 
 
 def test_an_interrupted_session_whose_journal_is_lost_does_not_stop_start(
@@ -145,7 +133,7 @@ def test_an_interrupted_session_whose_journal_is_lost_does_not_stop_start(
 ) -> None:
     lost = str(ok(root, store, "start", "--task", "TASK-LOST")["sessionId"])
     ok(root, store, "message", "--role", "user", "before the loss")
-    assert run(root, store, "interrupt", "--cause", "laptop closed").returncode == 0
+    assert cli(root, store, "interrupt", "--cause", "laptop closed").returncode == 0
     delete_journal(root, store, lost)
 
     fresh = str(ok(root, store, "start", "--task", "TASK-NEW")["sessionId"])
@@ -194,11 +182,11 @@ def test_losing_the_registry_too_never_drops_what_a_point_still_holds(
     # Its number is not handed out again while its points hold it.
     fresh = str(ok(root, store, "start")["sessionId"])
     assert fresh not in (lost, healthy)
-    found = run(root, store, "verify", "--json")
+    found = cli(root, store, "verify", "--json")
     assert found.returncode == 1
     assert any(lost in d["location"] for d in json.loads(found.stdout)["damage"])
     assert ok(root, store, "verify", "--repair")["repairedAll"] is True
-    assert run(root, store, "verify").returncode == 0
+    assert cli(root, store, "verify").returncode == 0
     listed = [s["id"] for s in ok(root, store, "list")["sessions"]]  # type: ignore[index]
     assert listed == [healthy, lost, fresh]  # type: ignore[index]
     assert "Twilio is the provider" in str(ok(root, store, "recover", lost, "--yes")["prompt"])

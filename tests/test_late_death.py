@@ -21,41 +21,16 @@ from agent_continuity import SessionManager
 from agent_continuity.config import Config
 from agent_continuity.model import EventKind, SessionStatus, format_time
 from agent_continuity.recovery import recover
+from cli_support import continuity as cli
+from cli_support import git_project
 from recovery_builders import SETTINGS, observe, sms_session
 
 THREE_DAYS = timedelta(days=3)
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": "alice"},
-    )
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / ".gitignore").write_text("projectDocs/\n")
-    (root / "app.py").write_text("print('hi')\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start")
-    return root
+    return git_project(tmp_path / "repo")
 
 
 def manager_at(root: Path, moment: datetime, cli_lease_ttl: float = 1800.0) -> SessionManager:
