@@ -11,19 +11,13 @@ import pytest
 
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
-from test_cli_recovery import _on_terminal, cli, git, interrupted_session
+from cli_support import git_project
+from test_cli_recovery import _on_terminal, cli, interrupted_session
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / ".gitignore").write_text("projectDocs/\n")
-    (root / "app.py").write_text("app\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start")
-    return root
+    return git_project(tmp_path / "repo")
 
 
 def recovery_log(root: Path) -> list[dict[str, object]]:
