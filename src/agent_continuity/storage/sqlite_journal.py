@@ -121,7 +121,9 @@ class JournalMarks:
             marks[mark.seq] = mark
 
     def for_read(self, session_id: str, after_seq: int) -> JournalMark | None:
-        """The newest remembered mark of the session at or before event ``after_seq``."""
+        """The newest remembered mark of the session at or before event ``after_seq``,
+        else the nearest after it (a point read from before itself, for the recent
+        messages it refers to)."""
         with self._lock:
             marks = self._read.get(session_id)
             if not marks:
@@ -129,7 +131,8 @@ class JournalMarks:
             mark = marks.get(after_seq)
             if mark is None:
                 below = [seq for seq in marks if seq <= after_seq]
-                mark = marks[max(below)] if below else None
+                above = [seq for seq in marks if seq > after_seq]
+                mark = marks[max(below)] if below else marks[min(above)]
             return mark
 
 
@@ -207,7 +210,10 @@ def _read_clean(
     if seqs != list(range(1, len(rows) + 1)):
         return None
     lines = [line for _, line in rows]
-    covered = _covered(lines, mark) if mark is not None and mark.seq <= after_seq else None
+    # The rows a mark covers need no check of their own, whether or not they are
+    # decoded (a point's message window lies before it); each decoded row is
+    # still checked by decode_event.
+    covered = _covered(lines, mark) if mark is not None else None
     first = 1 if covered is None else covered.seq + 1
     # Rows hold whole lines, newline included: a row whose last byte is not its
     # newline is damaged even where its checksum (which does not cover the
