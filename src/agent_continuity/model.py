@@ -483,6 +483,8 @@ class Damage(WireModel):
     """A record that failed its checksum, or a journal tail that was torn."""
 
     location: str
-    kind: str  # "torn-tail", "checksum", "decode", "gap", "missing"
+    # "torn-tail", "checksum", "decode", "gap", "missing", "truncated"; "file-state":
+    # a point's code context chunk is lost, the point itself is intact.
+    kind: str
     detail: str
     offset: int | None = None
