@@ -133,6 +133,37 @@ def test_recovery_from_a_point_without_the_conversation_equals_a_full_replay(
     mgr.close()
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_recovery_from_such_a_point_still_checks_the_journal_with_its_mark(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mgr = _manager(tmp_path, kind)
+    session = mgr.start(type="test", auto_save=False)
+    for number in range(300):
+        session.add_message("user" if number % 2 else "assistant", f"message {number}")
+    session.interrupt("test")  # its point refers to the journal for its last 20 messages
+    mgr.close()
+    checked: list[tuple[int, int]] = []  # (first seq, lines) of each line-by-line check
+    real = codec.intact_seqs
+
+    def spy(lines: list[bytes], first: int = 1) -> list[int] | None:
+        checked.append((first, len(lines)))
+        return real(lines, first)
+
+    monkeypatch.setattr(codec, "intact_seqs", spy)
+
+    mgr = _manager(tmp_path, kind)
+    result = mgr.analyse(session.id)
+
+    assert result.view is not None
+    assert [m["text"] for m in result.view.recent_messages] == [
+        f"message {n}" for n in range(280, 300)
+    ]
+    # The 300 lines the point covers were checked with its one CRC-32, none by one.
+    assert checked and all(first > 300 for first, _ in checked), checked
+    mgr.close()
+
+
 def _point_file(mgr: SessionManager, point_id: str) -> Path:
     session_id = "SESSION-" + point_id.split("-")[1] + "-" + point_id.split("-")[2]
     info = next(p for p in mgr.store.list_points(session_id) if p.id == point_id)
