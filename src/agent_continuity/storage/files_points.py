@@ -40,7 +40,7 @@ from . import codec, file_states, retention
 from .atomic import FileLock, ensure_folder, replace_atomically, store_error
 from .files_documents import validate
 from .files_layout import Layout, parse_point_name, point_name
-from .journal_file import JournalHandle, JournalMark
+from .journal_file import JournalHandle, JournalMark, mark_for_read
 
 _MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
 _MAX_WRITTEN = 10_000  # digests of the point files this store wrote
@@ -193,22 +193,9 @@ class PointFiles:
         marks[mark.seq] = mark
 
     def mark(self, session_id: str, seq: int) -> JournalMark | None:
-        """The journal mark for a read after event ``seq`` of the session, if any.
-
-        The mark of the point at ``seq``; else the newest one at or before it;
-        else the nearest after it (a point read from before itself, for the
-        recent messages it refers to). A mark that no longer matches the bytes
-        only costs the shortcut.
-        """
-        marks = self._marks.get(session_id)
-        if not marks:
-            return None
-        found = marks.get(seq)
-        if found is None:
-            below = [s for s in marks if s <= seq]
-            above = [s for s in marks if s > seq]
-            found = marks[max(below)] if below else marks[min(above)]
-        return found
+        """The journal mark for a read after event ``seq`` of the session (see
+        :func:`~.journal_file.mark_for_read`), if this store read or wrote one."""
+        return mark_for_read(self._marks.get(session_id, {}), seq)
 
     def listing(self, session_id: str) -> list[RecoveryPointInfo]:
         """See :meth:`~.base.Store.list_points`."""

@@ -160,6 +160,22 @@ class JournalMark:
             return False
 
 
+def mark_for_read(marks: dict[int, JournalMark], after_seq: int) -> JournalMark | None:
+    """Of the marks of one journal (by seq), the one for a read after event ``after_seq``.
+
+    The mark at ``after_seq``; else the newest before it; else the nearest after
+    it (a point read from before itself, for the recent messages it refers to).
+    A mark that no longer matches the bytes only costs the shortcut.
+    """
+    if not marks:
+        return None
+    found = marks.get(after_seq)
+    if found is None:
+        below = [seq for seq in marks if seq <= after_seq]
+        found = marks[max(below)] if below else marks[min(marks)]
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class JournalSeal:
     """What a clean read saw: the file (inode), its length, last event and CRC-32."""

@@ -26,7 +26,7 @@ from agent_continuity.errors import CorruptRecord
 
 from . import codec
 from .base import JournalRead
-from .journal_file import JournalMark
+from .journal_file import JournalMark, mark_for_read
 from .sqlite_repair import damage_at
 from .sqlite_schema import JOURNAL
 
@@ -121,19 +121,10 @@ class JournalMarks:
             marks[mark.seq] = mark
 
     def for_read(self, session_id: str, after_seq: int) -> JournalMark | None:
-        """The newest remembered mark of the session at or before event ``after_seq``,
-        else the nearest after it (a point read from before itself, for the recent
-        messages it refers to)."""
+        """The remembered mark for a read after event ``after_seq`` (see
+        :func:`~.journal_file.mark_for_read`)."""
         with self._lock:
-            marks = self._read.get(session_id)
-            if not marks:
-                return None
-            mark = marks.get(after_seq)
-            if mark is None:
-                below = [seq for seq in marks if seq <= after_seq]
-                above = [seq for seq in marks if seq > after_seq]
-                mark = marks[max(below)] if below else marks[min(above)]
-            return mark
+            return mark_for_read(self._read.get(session_id, {}), after_seq)
 
 
 def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> JournalRead:
