@@ -20,6 +20,7 @@ SCENARIOS = {
     4: "Recovery time",
     5: "Change detection",
     6: "Command start-up",
+    7: "Storage with a point every turn",
 }
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from growth import storage_growth
 from report import Report, Row, markdown, summary, text_table
 from scenarios import (
     append_latency,
@@ -48,7 +49,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7",
         help="comma-separated scenarios to run (2 needs 1), e.g. --only 3,4",
     )
     parser.add_argument(
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             (4, "recovery time", recovery_time),
             (5, "change detection", change_detection),
             (6, "command start-up", start_up),
+            (7, "storage growth", storage_growth),
         ]
         for number, title, scenario in steps:
             if number in wanted:

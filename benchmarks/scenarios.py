@@ -26,6 +26,7 @@ from agent_continuity import SessionManager
 from agent_continuity.config import Config
 from agent_continuity.model import Event, EventKind, utc_now
 from agent_continuity.storage import codec
+from agent_continuity.storage.retention import KEEP_PER_TRIGGER
 
 STORES = (("files", "files:store"), ("sqlite", "sqlite:///store.db"))
 Timed = Callable[[], object]
@@ -407,8 +408,10 @@ def _build_long_session(url: str, project: Path, sizes: Sizes) -> str:
     points = len(mgr.store.list_points(session.id))
     events = len(mgr.events(session.id))
     mgr.close()
-    if points != sizes.recovery_points:
-        raise AssertionError(f"built {points} recovery points, wanted {sizes.recovery_points}")
+    # Retention keeps the newest user-request points and the interruption point.
+    kept = min(made, KEEP_PER_TRIGGER) + 1
+    if made != sizes.recovery_points - 1 or points != kept:
+        raise AssertionError(f"made {made + 1} recovery points and kept {points}, not {kept}")
     if events < sizes.recovery_messages:
         raise AssertionError(f"built {events} events, wanted {sizes.recovery_messages}+")
     return session.id
@@ -510,8 +513,9 @@ def recovery_time(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
         ]
     notes = [
         f"Scenario 4: one interrupted session of {sizes.recovery_messages:,} messages and "
-        f"{sizes.recovery_points:,} recovery points (user-request points, which retention "
-        "keeps; the last is the interruption point), built once per store and copied back "
+        f"{sizes.recovery_points:,} recovery points made (user-request points, of which "
+        "retention keeps the newest 10, and the interruption point, made last; each refers "
+        "to the journal for its recent messages), built once per store and copied back "
         f"before each of {sizes.recovery_repeats} runs, so every run recovers the same "
         "state. In process, on a fresh `SessionManager` with its default observer (the "
         "project folder holds only the store and no git), after one untimed run that "

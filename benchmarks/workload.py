@@ -130,6 +130,9 @@ class Sizes:
     repo_changed: int = 100
     repo_repeats: int = 7
     startup_repeats: int = 15
+    growth_turns: int = 300  # turns with a point each (scenario 7)
+    growth_files: int = 5_000  # untracked files in the project (scenario 7)
+    growth_file_turns: int = 50  # turns with a point each among them (scenario 7)
     thresholds: bool = True  # judge the targets (never in quick mode)
 
 
@@ -146,5 +149,8 @@ QUICK = Sizes(
     repo_changed=5,
     repo_repeats=2,
     startup_repeats=2,
+    growth_turns=12,
+    growth_files=200,
+    growth_file_turns=5,
     thresholds=False,
 )

@@ -109,6 +109,8 @@ class Journal:
             "record": self.view().record,
             "point": point,
             "events": self.after(point) if point is not None else list(self.events),
+            # What the point refers to for its recent messages, as a caller reads it.
+            "window": [e for e in self.events if point and point.replay_from < e.seq <= point.seq],
         }
         fields.update(overrides)
         return SavedState(**fields)

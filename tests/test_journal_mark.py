@@ -160,7 +160,7 @@ def test_a_read_with_a_mark_equals_the_read_without(
     }[wrong]
     path.write_bytes(_DAMAGE[damage](data, mark.size))
 
-    for after in (0, 12, 15, 25):
+    for after in (0, 5, 11, 12, 15, 25):  # before the mark too: a point's message window
         plain, plain_damaged, _ = read_journal(path, after)
         marked, marked_damaged, _ = read_journal(path, after, mark)
         assert marked.events == plain.events

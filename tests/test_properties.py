@@ -37,6 +37,7 @@ from agent_continuity.errors import (
     SessionNotFound,
 )
 from agent_continuity.live import LiveSession
+from agent_continuity.replay import SessionView
 
 EXAMPLES = int(os.environ.get("CONTINUITY_PROPERTY_EXAMPLES") or 30)
 PROPERTY = settings(
@@ -185,6 +186,78 @@ def test_ten_megabytes_of_awkward_text_round_trip(kind: str) -> None:
         assert mgr.events(session.id)[seq - 1].payload["text"] == big
         assert mgr.events(session.id)[-1].payload["arguments"]["deep"] == _nested(100)
         assert mgr.verify()["ok"]
+
+
+# -- recovery points --------------------------------------------------------------
+
+# One step of an agent's session: what it records, and when it saves.
+steps = st.one_of(
+    st.tuples(st.just("message"), st.sampled_from(["user", "assistant"]), text),
+    st.tuples(st.just("tool"), st.booleans(), text),  # with or without its result
+    st.tuples(st.just("decide"), st.just(""), text),
+    st.tuples(st.just("step"), st.just(""), st.sampled_from(["build", "test", "ship"])),
+    st.tuples(st.just("noise"), st.integers(1, 130), st.just("")),  # many non-message events
+    st.tuples(
+        st.just("save"), st.sampled_from(["auto", "user-request", "task-completion"]), st.just("")
+    ),
+)
+
+
+def _run(session: LiveSession, kind: str, a: Any, b: Any) -> None:
+    if kind == "message":
+        session.add_message(a, b)
+    elif kind == "tool":
+        call = session.record_tool_call("grep", arguments={"q": b})
+        if a:
+            session.record_tool_result(call, b)
+    elif kind == "decide":
+        session.decide(b or "-", major=False)
+    elif kind == "step":
+        session.complete_step(b)
+    elif kind == "noise":
+        for number in range(a):
+            session.note(f"n{number}")
+    else:
+        session.checkpoint(trigger=a, observe=False)
+
+
+def _state(view: SessionView) -> dict[str, Any]:
+    """What recovery hands on (the point's save time aside, which no event records)."""
+    return {
+        "record": view.record.model_dump(exclude={"persistence"}),
+        "recent": list(view.recent_messages),
+        "messages": view.message_count,
+        "last_action": view.last_action,
+        "tasks": {k: t.model_dump() for k, t in view.tasks.items()},
+        "pending": {k: c.model_dump() for k, c in view.pending_calls.items()},
+        "partial": view.partial_message_seq,
+    }
+
+
+@PROPERTY
+@given(script=st.lists(steps, min_size=1, max_size=30))
+def test_recovery_from_any_point_equals_a_full_replay(
+    shared: tuple[SessionManager, LiveSession], script: list[tuple[str, Any, Any]]
+) -> None:
+    """Points refer to the journal for their recent messages (format 2): from every
+    point kept, reading the journal from ``replay_from`` gives the full replay's state."""
+    mgr, session = shared
+    for kind, a, b in script:
+        try:
+            _run(session, kind, a, b)
+        except InvalidInput:
+            continue  # text the journal refuses (a lone surrogate, blank text)
+    session.checkpoint(trigger="user-request", observe=False)
+    events = mgr.events(session.id)
+    for info in mgr.store.list_points(session.id):
+        point = mgr.store.load_point(info.id)
+        upto = [e for e in events if e.seq <= point.seq]
+        read = mgr.store.read_events(session.id, after_seq=point.replay_from)
+        from_point = SessionView.replay([e for e in read.events if e.seq <= point.seq], start=point)
+        assert point.version == 2
+        assert _state(from_point) == _state(SessionView.replay(upto)), info.id
+    loaded = mgr.load(session.id).view
+    assert _state(loaded) == _state(SessionView.replay(events))
 
 
 # -- ids --------------------------------------------------------------------------

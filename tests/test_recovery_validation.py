@@ -204,5 +204,6 @@ def test_checksum_damage_and_torn_tails_count_against_different_parts() -> None:
 def test_a_half_written_turn_in_a_recovery_point_is_found() -> None:
     j = Journal()
     j.message("assistant", "I was about to", partial=True)
-    view = SessionView.from_point(j.point())
+    # The point refers to the journal for its messages: loading it reads them back.
+    view = SessionView.from_point(j.point(), j.events)
     assert assess_integrity(view).partial_message_seq == 2

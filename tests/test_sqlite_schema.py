@@ -106,7 +106,7 @@ def test_a_version_1_store_is_migrated_with_every_record_intact(tmp_path: Path) 
     migrated = SqliteStore(old)
 
     with raw(old) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
         assert conn.execute("SELECT session_id FROM journals ORDER BY id").fetchall() == [
             (first.id,),
             (second.id,),

@@ -346,8 +346,9 @@ class LiveSession:
 
         Args:
             trigger: Why (``task-completion``, ``major-decision``, ``file-modification``,
-                ``error-occurrence``, ``user-request``, or ``auto`` for interval saves,
-                which retention prunes down to ``backupCount``).
+                ``error-occurrence``, ``user-request``, or ``auto`` for interval saves).
+                Retention then keeps the newest ``backupCount`` automatic points and
+                the newest ten of each other kind (see :mod:`.storage.retention`).
             observe: Capture the project's code context first (git status).
 
         Returns:
@@ -391,19 +392,18 @@ class LiveSession:
                 # command-line session), or this is the session's final state.
                 steps.append(("the context snapshot", lambda: self.save_context_snapshot(*_ALL)))
             finish_after(f"recovery point {point.id} saved", None, point.id, steps)
-            if trigger.automatic:
-                try:
-                    self._manager.store.prune_points(
-                        self.id, self._view.record.persistence.backup_count
-                    )
-                except ContinuityError as exc:
-                    raise IncompleteWrite(
-                        f"recovery point {point.id} saved, but older automatic points were not "
-                        f"pruned: {exc}. Nothing is lost: the next automatic save prunes them",
-                        kept_point=point.id,
-                        missing=("the pruning of older automatic points",),
-                        cause=exc,
-                    ) from exc
+            try:
+                self._manager.store.prune_points(
+                    self.id, self._view.record.persistence.backup_count
+                )
+            except ContinuityError as exc:
+                raise IncompleteWrite(
+                    f"recovery point {point.id} saved, but older points were not "
+                    f"pruned: {exc}. Nothing is lost: the next save prunes them",
+                    kept_point=point.id,
+                    missing=("the pruning of older points",),
+                    cause=exc,
+                ) from exc
             return point.id
 
     def _next_point_id(self, now: datetime, trigger: Trigger) -> str:

@@ -28,11 +28,16 @@ class LoadedSession:
 
 
 def newest_valid_point(store: Store, session_id: str) -> tuple[RecoveryPoint | None, list[Damage]]:
-    """The newest recovery point that passes verification, and the newer ones that failed."""
+    """The newest recovery point that passes verification, and the newer ones that failed.
+
+    The damage also lists what the point itself was loaded without (a
+    file-state chunk of its code context, see :attr:`RecoveryPoint.damage`).
+    """
     damage: list[Damage] = []
     for info in reversed(store.list_points(session_id)):
         try:
-            return store.load_point(info.id), damage
+            point = store.load_point(info.id)
+            return point, [*damage, *point.damage]
         except CorruptRecord as exc:
             damage.append(
                 Damage(location=exc.location or info.location, kind="checksum", detail=str(exc))
@@ -51,7 +56,8 @@ def load_session(store: Store, session_id: str, *, whole_journal: bool = False) 
     """
     validate_session_id(session_id)
     point, point_damage = newest_valid_point(store, session_id)
-    after = 0 if point is None or whole_journal else point.seq
+    # A point may refer to the journal for its recent messages: read from there.
+    after = 0 if point is None or whole_journal else point.replay_from
     read = store.read_events(session_id, after_seq=after)
     events = read.events
     if point is not None and not whole_journal:

@@ -404,14 +404,27 @@ class ContextSnapshot(WireModel):
     updated: dict[str, UtcTime] = Field(default_factory=dict)
 
 
+#: The recovery point format this code writes (see :class:`RecoveryPoint`).
+POINT_VERSION = 2
+
+
 class RecoveryPoint(WireModel):
     """A session's materialised state at one journal sequence number.
 
     Recovery loads the newest valid point and replays the journal after
     ``seq``. The conversation itself stays in the journal, so a point costs
     the same at turn 10 and at turn 10,000.
+
+    ``version`` 1 (points written before version 2; a point without the key)
+    holds its recent messages in ``recent_messages``. Version 2 refers to the
+    journal instead: the recent messages are the journal's message events
+    from ``messages_from`` up to ``seq``, replayed on loading
+    (``recent_messages`` then holds only the window's messages older than
+    ``messages_from``, when the window reached further back than
+    :data:`~agent_continuity.replay.WINDOW_EVENTS` events).
     """
 
+    version: int = 1
     id: str
     session_id: str
     seq: int = Field(ge=0)
@@ -430,13 +443,28 @@ class RecoveryPoint(WireModel):
     last_action: str = ""
     message_count: int = 0
     recent_messages: list[dict[str, Any]] = Field(default_factory=list)
+    messages_from: int | None = None
     # Events the state above never saw: a later recovery still warns of them.
     lost_events: list[LostEvent] = Field(default_factory=list)
+    # What loading the point found damaged without rejecting it (a file-state
+    # chunk of its code context): never stored, only reported.
+    damage: list[Damage] = Field(default_factory=list, exclude=True)
 
     @property
     def automatic(self) -> bool:
         """Whether retention may prune this point."""
         return self.trigger.automatic
+
+    @property
+    def replay_from(self) -> int:
+        """The journal must be read after this seq to rebuild the point's view.
+
+        ``seq`` for a point holding its messages; one before ``messages_from``
+        for one whose recent messages are the journal's.
+        """
+        if self.messages_from is None:
+            return self.seq
+        return max(0, min(self.seq, self.messages_from - 1))
 
 
 class RecoveryPointInfo(WireModel):
@@ -478,6 +506,8 @@ class Damage(WireModel):
     """A record that failed its checksum, or a journal tail that was torn."""
 
     location: str
-    kind: str  # "torn-tail", "checksum", "decode", "gap", "missing"
+    # "torn-tail", "checksum", "decode", "gap", "missing", "truncated"; "file-state":
+    # a point's code context chunk is lost, the point itself is intact.
+    kind: str
     detail: str
     offset: int | None = None

@@ -40,6 +40,7 @@ from agent_continuity.captured import ai_agent_state, conversation_context
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.lost_events import lost_in
 from agent_continuity.model import (
+    POINT_VERSION,
     AiAgentState,
     CodeContext,
     ConversationContext,
@@ -58,6 +59,11 @@ from agent_continuity.model import (
 )
 
 RECENT_MESSAGES = 20
+#: A point refers to the journal for the recent messages of (at most) its last
+#: this many events; older ones of the window it holds itself. Loading a point
+#: therefore decodes at most this many events before it, however many tool
+#: calls came between two messages.
+WINDOW_EVENTS = 256
 RECENT_ERRORS = 10
 MAX_ACTIVE_FILES = 50
 _ACTION_CHARS = 160
@@ -148,8 +154,16 @@ class SessionView:
         return view
 
     @classmethod
-    def from_point(cls, point: RecoveryPoint) -> SessionView:
-        """Start a view from a recovery point."""
+    def from_point(cls, point: RecoveryPoint, window: Iterable[Event] = ()) -> SessionView:
+        """Start a view from a recovery point.
+
+        Args:
+            point: The point.
+            window: Journal events at or before ``point.seq``; those from its
+                ``messages_from`` on give back the recent messages the point
+                refers to (a version 2 point). Without them, such a point's
+                recent messages are only the ones it holds.
+        """
         view = cls(
             _record=point.session.model_copy(deep=True),
             seq=point.seq,
@@ -166,9 +180,16 @@ class SessionView:
             lost_events=list(point.lost_events),
         )
         view.recent_messages.extend(point.recent_messages)
-        partial = [m for m in point.recent_messages if m.get("partial")]
-        if partial and partial[-1] is point.recent_messages[-1]:
-            view.partial_message_seq = int(partial[-1].get("seq", 0)) or None
+        if point.messages_from is not None:
+            first, last = point.messages_from, point.seq
+            view.recent_messages.extend(
+                message_entry(e.seq, e.payload)
+                for e in window
+                if first <= e.seq <= last and e.kind is EventKind.MESSAGE
+            )
+        recent = view.recent_messages
+        if recent and recent[-1].get("partial"):
+            view.partial_message_seq = int(recent[-1].get("seq", 0)) or None
         return view
 
     @classmethod
@@ -176,7 +197,11 @@ class SessionView:
         """Fold ``events`` onto ``start`` (or onto the first event when no point is given)."""
         iterator = iter(events)
         if start is not None:
-            view = cls.from_point(start)
+            # Events at or before the point are the journal it refers to (its
+            # message window); apply() skips them.
+            events = list(iterator)
+            iterator = iter(events)
+            view = cls.from_point(start, [e for e in events if e.seq <= start.seq])
         else:
             try:
                 first = next(iterator)
@@ -193,9 +218,12 @@ class SessionView:
         """Apply one event. Events at or below ``seq`` are ignored (already folded)."""
         if event.seq <= self.seq:
             return
-        handler = _HANDLERS.get(event.kind)
-        if handler is not None:
-            handler(self, event.payload, event.at)
+        if event.kind is EventKind.MESSAGE:
+            _on_message(self, event.payload, event.seq)
+        else:
+            handler = _HANDLERS.get(event.kind)
+            if handler is not None:
+                handler(self, event.payload, event.at)
         self.seq = event.seq
         if event.kind not in (EventKind.LEASE, EventKind.LIFECYCLE):
             self._activity = event.at
@@ -210,8 +238,19 @@ class SessionView:
         return self.tasks.get(task_id) if task_id else None
 
     def to_point(self, point_id: str, created: datetime, trigger: Trigger) -> RecoveryPoint:
-        """Freeze this view into a recovery point."""
+        """Freeze this view into a recovery point (format :data:`POINT_VERSION`).
+
+        The recent messages stay in the journal: the point names the seq from
+        which they are replayed (``messages_from``), and holds only those of
+        the window older than :data:`WINDOW_EVENTS` events.
+        """
+        window = list(self.recent_messages)
+        messages_from = None
+        if window:
+            messages_from = max(int(window[0].get("seq", 0)), self.seq - WINDOW_EVENTS + 1, 1)
+            window = [m for m in window if int(m.get("seq", 0)) < messages_from]
         return RecoveryPoint(
+            version=POINT_VERSION,
             id=point_id,
             session_id=self.record.id,
             seq=self.seq,
@@ -228,7 +267,8 @@ class SessionView:
             declared_operations=list(self.declared_operations),
             last_action=self.last_action,
             message_count=self.message_count,
-            recent_messages=list(self.recent_messages),
+            recent_messages=window,
+            messages_from=messages_from,
             lost_events=list(self.lost_events),
         )
 
@@ -295,14 +335,23 @@ def _stopped_at(view: SessionView, p: dict[str, Any], cause: str, at: datetime) 
     return at
 
 
-def _on_message(view: SessionView, p: dict[str, Any], at: datetime) -> None:
-    view.message_count += 1
-    role, text = str(p.get("role", "user")), str(p.get("text", ""))
-    entry: dict[str, Any] = {"seq": view.seq + 1, "role": role, "text": clip(text, 2000)}
-    partial = bool(p.get("partial"))
-    if partial:
+def message_entry(seq: int, p: dict[str, Any]) -> dict[str, Any]:
+    """The recent-message entry of the message event ``seq`` with payload ``p``."""
+    entry: dict[str, Any] = {
+        "seq": seq,
+        "role": str(p.get("role", "user")),
+        "text": clip(str(p.get("text", "")), 2000),
+    }
+    if p.get("partial"):
         entry["partial"] = True
-    # Sequence numbers are set by apply(); record the real one after the fact.
+    return entry
+
+
+def _on_message(view: SessionView, p: dict[str, Any], seq: int) -> None:
+    view.message_count += 1
+    entry = message_entry(seq, p)
+    role, text = entry["role"], str(p.get("text", ""))
+    partial = bool(entry.get("partial"))
     view.recent_messages.append(entry)
     view.last_action = f"{role}: {clip(text)}"
     if role == "assistant":
@@ -452,7 +501,6 @@ def _on_note(view: SessionView, p: dict[str, Any], at: datetime) -> None:
 
 _HANDLERS = {
     EventKind.LIFECYCLE: _on_lifecycle,
-    EventKind.MESSAGE: _on_message,
     EventKind.DECISION: _on_decision,
     EventKind.STEP_COMPLETED: _on_step_completed,
     EventKind.NEXT_STEP: _on_next_step,

@@ -124,11 +124,14 @@ def load_saved_state(
             (without the ``lease`` event it appended).
     """
     after = point.seq if point is not None else 0
-    read = mgr.store.read_events(record.id, after_seq=0 if whole_journal else after)
+    # A point may refer to the journal for its recent messages: read from there.
+    start = point.replay_from if point is not None else 0
+    read = mgr.store.read_events(record.id, after_seq=0 if whole_journal else start)
     own = _own_lease_event(read, lease)
     if own is not None:
         read = _before(read, own)
     events = [e for e in read.events if e.seq > after]
+    window = [e for e in read.events if start < e.seq <= after]
     emergency: EmergencyBackup | None = None
     emergency_damage: list[Damage] = []
     try:
@@ -144,6 +147,7 @@ def load_saved_state(
         record=record,
         point=point,
         events=events,
+        window=window,
         full_events=read.events if whole_journal else None,
         journal_damage=journal_damage,
         point_damage=point_damage,
@@ -428,7 +432,7 @@ def _resumed(mgr: SessionManager, saved: SavedState, lease: Lease) -> LiveSessio
     point and the journal after it), without reading the journal again.
     """
     if saved.point is not None:
-        view = SessionView.replay(saved.events, start=saved.point)
+        view = SessionView.replay([*saved.window, *saved.events], start=saved.point)
     elif saved.events:
         view = SessionView.replay(saved.events)
     else:

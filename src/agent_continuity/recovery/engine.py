@@ -33,6 +33,7 @@ from .confidence import (
     task_status_factor,
 )
 from .integrity import (
+    FILE_STATE,
     Integrity,
     apply_repairs,
     assess_integrity,
@@ -116,6 +117,8 @@ def _continuation_id(record: SessionRecord) -> str:
 
 def _saved_code(loaded: LoadedState, saved: SavedState) -> CodeContext | None:
     if saved.point is not None:
+        if any(d.kind == FILE_STATE for d in saved.point_damage):
+            return None  # its file stamps are lost: nothing to compare with
         return saved.point.code_context
     code = loaded.view.code_context
     return code if code.observed_at is not None or code.vcs != "none" else None
@@ -125,7 +128,9 @@ def _completeness_parts(
     loaded: LoadedState, integrity: Integrity, saved_code: CodeContext | None
 ) -> list[CompletenessPart]:
     record = loaded.view.record
-    damaged = [d.kind for d in (*integrity.journal_damage, *integrity.point_damage)]
+    damaged = [
+        d.kind for d in (*integrity.journal_damage, *integrity.point_damage) if d.kind != FILE_STATE
+    ]
     journal_note = "lost; only the emergency backup survived"
     if loaded.from_journal:
         journal_note = "; ".join(

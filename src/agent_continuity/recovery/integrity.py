@@ -20,6 +20,9 @@ INTERRUPTED_TOOL_OUTPUT = "interrupted: the session ended before this tool call 
 # Damage kinds that mean a record failed verification, as opposed to records
 # that are simply absent (a torn tail, a gap in the sequence numbers).
 _CHECKSUM_KINDS = frozenset({"checksum", "decode"})
+#: A recovery point's file-state chunk (its code context's file stamps, stored
+#: apart) that is missing or damaged: the point was used, its code context not.
+FILE_STATE = "file-state"
 # What an emergency backup keeps (see EmergencyBackup), in a user's words.
 _CRITICAL_FACTS = "task, phase, step, progress, next steps, blockers, last decision"
 
@@ -84,6 +87,13 @@ class Integrity:
                 "events in the damaged part are lost"
             )
         for damage in self.point_damage:
+            if damage.kind == FILE_STATE:
+                found.append(
+                    f"{damage.detail} ({damage.location}); the point was used without its "
+                    "code context, so files changed since the save cannot be listed; "
+                    "`continuity verify` reports it"
+                )
+                continue
             found.append(
                 f"recovery point {damage.location} failed verification ({damage.kind}: "
                 f"{damage.detail}) and was skipped; an older point and the journal were used"

@@ -116,7 +116,7 @@ def load_state(saved: SavedState, *, full: bool) -> LoadedState | None:
     events = list(saved.events)
     loaded: LoadedState | None = None
     if point is not None:
-        view = SessionView.replay(events, start=point)
+        view = SessionView.replay([*saved.window, *events], start=point)
         loaded = LoadedState(
             view,
             f"recovery point {point.id} (seq {point.seq}) and {len(events)} journal event(s) "

@@ -17,6 +17,9 @@ class SavedState:
         point: The newest recovery point that passed verification; None if none did.
         events: Journal events after ``point.seq`` (the whole journal from seq 1
             when ``point`` is None), in order.
+        window: The journal events the point refers to for its recent messages
+            (after ``point.replay_from``, up to ``point.seq``); empty for a point
+            that holds them.
         full_events: The whole journal, when the caller loaded it (full mode);
             None otherwise.
         journal_damage: Torn tail, checksum failures and gaps met reading the journal.
@@ -31,6 +34,7 @@ class SavedState:
     record: SessionRecord
     point: RecoveryPoint | None = None
     events: Sequence[Event] = ()
+    window: Sequence[Event] = ()
     full_events: Sequence[Event] | None = None
     journal_damage: Sequence[Damage] = field(default_factory=tuple)
     point_damage: Sequence[Damage] = field(default_factory=tuple)

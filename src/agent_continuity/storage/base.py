@@ -283,9 +283,11 @@ class Store(Protocol):
         ...
 
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
-        """Delete automatic points beyond the newest ``keep_automatic``.
+        """Delete the points beyond what retention keeps (see :mod:`.retention`).
 
-        Points made by a trigger or by hand are kept; the newest *valid*
+        Automatic points beyond the newest ``keep_automatic``, and points of
+        each other trigger kind beyond the newest
+        :data:`~.retention.KEEP_PER_TRIGGER` of that kind; the newest *valid*
         point is never deleted, whatever its kind.
 
         Returns:

@@ -6,6 +6,12 @@ reads a folder, not the points. A point is written atomically (temporary
 file, fsync, rename, fsync of the folder) under the session's lock, after
 the journal it covers is flushed, and never overwritten.
 
+A large code context is stored apart, in file-state chunks shared by the
+session's points (see :mod:`.file_states`):
+``snapshots/file-states/SESSION-…/HASH.json.gz``, each written atomically
+before the first point that refers to it, and deleted by pruning once no
+point refers to it any more.
+
 A point also carries a ``journalMark`` when this store knows the journal
 it covers to be intact (see :class:`~.journal_file.JournalMark`): a reader
 of the events after the point then checks the lines before it with one
@@ -30,16 +36,18 @@ from agent_continuity.errors import (
 )
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo
 
-from . import codec, retention
+from . import codec, file_states, retention
 from .atomic import FileLock, ensure_folder, replace_atomically, store_error
 from .files_documents import validate
 from .files_layout import Layout, parse_point_name, point_name
-from .journal_file import JournalHandle, JournalMark
+from .journal_file import JournalHandle, JournalMark, mark_for_read
 
 _MAX_POINT_NAMES = 100_000  # parsed point names remembered per store
 _MAX_WRITTEN = 10_000  # digests of the point files this store wrote
 _MAX_FOLDERS = 10_000  # session point folders remembered
 _MAX_MARKS = 10_000  # journal marks of the points read
+_MAX_CHUNKS = 100_000  # file-state chunks known intact
+_CHUNK_SUFFIX = ".json.gz"
 
 
 class SessionFiles(Protocol):
@@ -75,9 +83,13 @@ class PointFiles:
         # within one clock tick leave the same mtime.
         self._written: dict[str, bytes] = {}
         self._folders: dict[str, Path] = {}
-        # (session, seq) -> the journal mark of a point read: what the next read
-        # of the events after that point may skip checking line by line.
-        self._marks: dict[tuple[str, int], JournalMark] = {}
+        # (session, hash) of the file-state chunks known stored intact: written or
+        # checked here. Any other is checked before a point refers to it.
+        self._chunks: set[tuple[str, str]] = set()
+        # session -> seq -> the journal mark of a point read: what the next read
+        # of the events after (or just before) that point may skip checking line by line.
+        self._marks: dict[str, dict[int, JournalMark]] = {}
+        self._mark_count = 0
 
     def save(self, point: RecoveryPoint) -> RecoveryPointInfo:
         """See :meth:`~.base.Store.save_point`."""
@@ -88,6 +100,7 @@ class PointFiles:
                 "build its id with make_recovery_id(session_id, ...)"
             )
         doc = point.to_wire()
+        chunks = file_states.split(doc)
         folder = self._folder(point.session_id)
         name = point_name(point.id, point.seq, point.created, point.trigger)
         path = folder / name
@@ -117,6 +130,7 @@ class PointFiles:
                     f"recovery point {point.id} exists already ({existing[1]}); points are "
                     "never overwritten, save under a new id"
                 )
+            self._store_chunks(point.session_id, chunks)
             replace_atomically(path, data)
             if len(self._written) >= _MAX_WRITTEN:
                 self._written.clear()
@@ -155,21 +169,33 @@ class PointFiles:
     def _decode(self, info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
         doc = codec.load_compressed(data, str(path))
         mark = JournalMark.take_from(doc, info.seq)
+        folder = self._chunk_folder(info.session_id)
+        damage = file_states.join(
+            doc,
+            lambda ref: self._read_chunk(folder / (ref + _CHUNK_SUFFIX)),
+            lambda ref: str(folder / (ref + _CHUNK_SUFFIX)),
+            info.id,
+        )
         point = validate(RecoveryPoint, doc, path)
         if (point.id, point.session_id, point.seq) != (info.id, info.session_id, info.seq):
             raise CorruptRecord(f"{path}: the point inside does not match its file name", str(path))
+        point.damage = damage
         if mark is not None:
             self._remember(point.session_id, mark)
         return point
 
     def _remember(self, session_id: str, mark: JournalMark) -> None:
-        if len(self._marks) >= _MAX_MARKS:
+        if self._mark_count >= _MAX_MARKS:
             self._marks.clear()
-        self._marks[(session_id, mark.seq)] = mark
+            self._mark_count = 0
+        marks = self._marks.setdefault(session_id, {})
+        self._mark_count += mark.seq not in marks
+        marks[mark.seq] = mark
 
     def mark(self, session_id: str, seq: int) -> JournalMark | None:
-        """The journal mark of point at ``seq`` of the session, if this store read one."""
-        return self._marks.get((session_id, seq))
+        """The journal mark for a read after event ``seq`` of the session (see
+        :func:`~.journal_file.mark_for_read`), if this store read or wrote one."""
+        return mark_for_read(self._marks.get(session_id, {}), seq)
 
     def listing(self, session_id: str) -> list[RecoveryPointInfo]:
         """See :meth:`~.base.Store.list_points`."""
@@ -193,7 +219,71 @@ class PointFiles:
                     continue  # gone already: what retention wanted
                 except OSError as exc:
                     raise store_error(exc, "delete old recovery points in", folder) from exc
+            if doomed:
+                self._collect_chunks(session_id)
         return [info.id for info in doomed]
+
+    # -- file-state chunks (see file_states) ------------------------------
+
+    def _chunk_folder(self, session_id: str) -> Path:
+        return self.layout.points.parent / "file-states" / session_id
+
+    @staticmethod
+    def _read_chunk(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise store_error(exc, "read", path) from exc
+
+    def _store_chunks(self, session_id: str, chunks: dict[str, bytes]) -> None:
+        """Write the chunks a point is about to refer to, unless stored intact already.
+
+        Called under the session's lock, so pruning cannot delete a chunk
+        between its check here and the point that refers to it.
+        """
+        if not chunks:
+            return
+        folder = self._chunk_folder(session_id)
+        ensure_folder(folder)
+        if len(self._chunks) >= _MAX_CHUNKS:
+            self._chunks.clear()
+        for ref, data in chunks.items():
+            if (session_id, ref) in self._chunks:
+                continue
+            path = folder / (ref + _CHUNK_SUFFIX)
+            stored = self._read_chunk(path)
+            if stored is None or not file_states.intact(ref, stored):
+                replace_atomically(path, data)  # a damaged one is replaced whole
+            self._chunks.add((session_id, ref))
+
+    def _collect_chunks(self, session_id: str) -> None:
+        """Delete the chunks no point of the session refers to any more (under its lock)."""
+        folder = self._chunk_folder(session_id)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise store_error(exc, "list", folder) from exc
+        docs = []
+        for info in self.listing(session_id):
+            try:
+                docs.append(codec.load_compressed(self._read_bytes(info, Path(info.location))))
+            except (CorruptRecord, RecoveryPointNotFound):
+                return  # a point that cannot be read may refer to any chunk: keep them all
+        stored = {n[: -len(_CHUNK_SUFFIX)] for n in names if n.endswith(_CHUNK_SUFFIX)}
+        for ref in file_states.unreferenced(stored, docs):
+            if not file_states.is_chunk_name(ref):
+                continue
+            self._chunks.discard((session_id, ref))
+            try:
+                os.unlink(folder / (ref + _CHUNK_SUFFIX))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise store_error(exc, "delete unused file-state chunks in", folder) from exc
 
     def _is_valid(self, info: RecoveryPointInfo) -> bool:
         path = Path(info.location)

@@ -323,7 +323,8 @@ class _Verifier:
                     )
                     continue
                 try:
-                    self.store._points.read(info, path)
+                    # A damaged file-state chunk leaves the point valid, its code context unknown.
+                    self.report.damage += self.store._points.read(info, path).damage
                 except (CorruptRecord, RecoveryPointNotFound) as exc:
                     self.damage(path, "checksum", exc.message)
                     if self.repair:

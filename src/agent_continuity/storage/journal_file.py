@@ -111,6 +111,12 @@ def parse_lines(
     return result, damaged
 
 
+#: How many events before a mark a read may start and still use it. Enough for
+#: any point's message window (``replay.WINDOW_EVENTS``); a read from much
+#: further back decodes so much that checking each line costs little more.
+MARK_REACH = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class JournalMark:
     """The first ``size`` bytes of a journal were intact events 1..``seq`` with this CRC-32."""
@@ -152,6 +158,22 @@ class JournalMark:
             return codec.event_seq(last) == self.seq
         except CorruptRecord:
             return False
+
+
+def mark_for_read(marks: dict[int, JournalMark], after_seq: int) -> JournalMark | None:
+    """Of the marks of one journal (by seq), the one for a read after event ``after_seq``.
+
+    The mark at ``after_seq``; else the newest before it; else the nearest after
+    it (a point read from before itself, for the recent messages it refers to).
+    A mark that no longer matches the bytes only costs the shortcut.
+    """
+    if not marks:
+        return None
+    found = marks.get(after_seq)
+    if found is None:
+        below = [seq for seq in marks if seq <= after_seq]
+        found = marks[max(below)] if below else marks[min(marks)]
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +240,18 @@ def _read_clean(
     if not data.endswith(b"\n"):
         return None if data else (JournalRead(events=[]), 0 if seal else None)
     start, first, crc = 0, 1, 0
-    if mark is not None and mark.seq <= after_seq and mark.holds(data):
+    covered: list[bytes] = []  # wanted lines that the mark vouches for
+    reach = 0 if mark is None else mark.seq - after_seq
+    if mark is not None and reach <= MARK_REACH and mark.holds(data):
         start, first, crc = mark.size, mark.seq + 1, mark.crc
+        if reach > 0:
+            # A point referring to the journal for its recent messages is read from
+            # before itself: the mark's bytes are events 1..seq, one per line, so
+            # the wanted ones are its last `reach` lines.
+            begin = start
+            for _ in range(reach):
+                begin = data.rfind(b"\n", 0, begin - 1) + 1
+            covered = data[begin:start].split(b"\n")[:-1]
     lines = (data[start:] if start else data).split(b"\n")
     lines.pop()  # after the last newline
     seqs = codec.intact_seqs(lines, first)
@@ -227,7 +259,8 @@ def _read_clean(
         return None
     read = JournalRead(
         events=[
-            codec.decode_event(line, location) for line in lines[max(after_seq + 1 - first, 0) :]
+            codec.decode_event(line, location)
+            for line in (*covered, *lines[max(after_seq + 1 - first, 0) :])
         ],
         end_seq=first - 1 + len(seqs),
     )

@@ -28,7 +28,7 @@ from agent_continuity.errors import CorruptRecord, InvalidIdentifier
 from . import codec
 from .base import JournalRead
 from .index import missing_journal_read
-from .journal_file import JournalMark
+from .journal_file import JournalMark, mark_for_read
 from .sqlite_repair import damage_at
 from .sqlite_schema import JOURNAL
 
@@ -123,16 +123,10 @@ class JournalMarks:
             marks[mark.seq] = mark
 
     def for_read(self, session_id: str, after_seq: int) -> JournalMark | None:
-        """The newest remembered mark of the session at or before event ``after_seq``."""
+        """The remembered mark for a read after event ``after_seq`` (see
+        :func:`~.journal_file.mark_for_read`)."""
         with self._lock:
-            marks = self._read.get(session_id)
-            if not marks:
-                return None
-            mark = marks.get(after_seq)
-            if mark is None:
-                below = [seq for seq in marks if seq <= after_seq]
-                mark = marks[max(below)] if below else None
-            return mark
+            return mark_for_read(self._read.get(session_id, {}), after_seq)
 
 
 def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> JournalRead:
@@ -211,7 +205,10 @@ def _read_clean(
     if seqs != list(range(1, len(rows) + 1)):
         return None
     lines = [line for _, line in rows]
-    covered = _covered(lines, mark) if mark is not None and mark.seq <= after_seq else None
+    # The rows a mark covers need no check of their own, whether or not they are
+    # decoded (a point's message window lies before it); each decoded row is
+    # still checked by decode_event.
+    covered = _covered(lines, mark) if mark is not None else None
     first = 1 if covered is None else covered.seq + 1
     # Rows hold whole lines, newline included: a row whose last byte is not its
     # newline is damaged even where its checksum (which does not cover the

@@ -17,6 +17,11 @@ A point saved by the journal's writer, when that writer knows rows 1..seq
 intact, carries their ``journalMark`` inside its checksummed body (see
 :mod:`.sqlite_journal`); a handle that loads the point remembers the mark
 for its next read of the events after it. The loaded model never holds it.
+
+A large code context goes to the ``file_states`` table, chunks by hash shared
+by the session's points (see :mod:`.file_states`), in the transaction that
+inserts the first point referring to them; pruning deletes, in its own
+transaction, the chunks no point refers to any more.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from agent_continuity.errors import (
 )
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
-from . import codec, retention
+from . import codec, file_states, retention
 from .journal_file import JournalMark
 from .sqlite_schema import JOURNAL
 
@@ -62,6 +67,9 @@ _LIST = (
     " FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
 )
 _MAX_WRITTEN = 10_000  # sessions whose last saved point a handle remembers
+_CHUNK = "SELECT CAST(body AS BLOB) FROM file_states WHERE session_id = ? AND hash = ?"
+_ANY_CHUNK = "SELECT 1 FROM file_states WHERE session_id = ? LIMIT 1"
+_PUT_CHUNK = "INSERT OR REPLACE INTO file_states (session_id, hash, body) VALUES (?, ?, ?)"
 
 
 class WrittenPoints:
@@ -109,6 +117,7 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
             "build its id with make_recovery_id(session_id, ...)"
         )
     doc = point.to_wire()
+    chunks = file_states.split(doc)
     # Only the writer's own knowledge of rows 1..seq, never a guess.
     mark = store._marks.running(point.session_id)
     if mark is not None and mark.seq == point.seq:
@@ -126,7 +135,17 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
     )
     try:
         with _unsynced(store, point.trigger.automatic):
-            inserted = store._write_one(_SAVE, (*row, body)).rowcount
+            if chunks:
+                with store._write() as conn:
+                    _put_chunks(conn, point.session_id, chunks)
+                    inserted = conn.execute(_SAVE, (*row, body)).rowcount
+                    if inserted != 1:
+                        raise SessionNotFound(
+                            f"no session {point.session_id} in {store.url}; "
+                            "`continuity list` shows the sessions"
+                        )
+            else:
+                inserted = store._write_one(_SAVE, (*row, body)).rowcount
     except sqlite3.IntegrityError:
         raise DuplicateRecord(
             f"recovery point {point.id} exists already in {store.url}; points are never "
@@ -158,6 +177,15 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     location = store._loc("points", point_id)
     doc = codec.load_compressed(row[3], location)
     mark = JournalMark.take_from(doc, row[1])
+    session_id = row[0]
+
+    def chunk(ref: str) -> bytes | None:
+        found = store._one(_CHUNK, session_id, ref)
+        return None if found is None else bytes(found[0])
+
+    damage = file_states.join(
+        doc, chunk, lambda ref: store._loc("file_states", session_id, ref), point_id
+    )
     try:
         point = RecoveryPoint.model_validate(doc)
     except ValidationError as exc:
@@ -167,7 +195,47 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
         raise CorruptRecord(f"{location}: listing columns disagree with the point", location)
     if mark is not None:
         store._marks.remember(point.session_id, mark)
+    point.damage = damage
     return point
+
+
+def _put_chunks(conn: sqlite3.Connection, session_id: str, chunks: dict[str, bytes]) -> None:
+    """Store the chunks a point is about to refer to, unless stored intact already."""
+    marks = ", ".join("?" * len(chunks))
+    stored = dict(
+        conn.execute(
+            f"SELECT hash, CAST(body AS BLOB) FROM file_states WHERE session_id = ?"
+            f" AND hash IN ({marks})",
+            (session_id, *chunks),
+        ).fetchall()
+    )
+    for ref, data in chunks.items():
+        held = stored.get(ref)
+        if held is None or not file_states.intact(ref, bytes(held)):
+            conn.execute(_PUT_CHUNK, (session_id, ref, data))  # a damaged one is replaced whole
+
+
+def _collect_chunks(conn: sqlite3.Connection, session_id: str) -> None:
+    """Delete the chunks no point of the session refers to any more (inside a write)."""
+    rows = conn.execute("SELECT hash FROM file_states WHERE session_id = ?", (session_id,))
+    stored = [row[0] for row in rows]
+    if not stored:
+        return
+    docs = []
+    low = "RECOVERY-" + session_id[len("SESSION-") :] + "-"
+    for (data,) in conn.execute(
+        "SELECT CAST(body AS BLOB) FROM points WHERE id >= ? AND id < ? AND session_id = ?",
+        (low, low[:-1] + ".", session_id),
+    ):
+        try:
+            docs.append(codec.load_compressed(data))
+        except CorruptRecord:
+            return  # a point that cannot be read may refer to any chunk: keep them all
+    doomed = file_states.unreferenced(stored, docs)
+    conn.executemany(
+        "DELETE FROM file_states WHERE session_id = ? AND hash = ?",
+        [(session_id, ref) for ref in doomed],
+    )
 
 
 def list_points(store: SqliteStore, session_id: str) -> list[RecoveryPointInfo]:
@@ -228,9 +296,18 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
         return []
     # A power failure before the next synced commit only brings back old, valid
     # points, which the next pruning removes again.
+    marks = ", ".join("?" * len(doomed))
+    delete = f"DELETE FROM points WHERE id IN ({marks})"
+    # A session without chunks (most: small code contexts stay in the points) is
+    # pruned in one statement. A chunk stored after this look belongs to a point
+    # saved after it, which this pruning keeps.
     with _unsynced(store):
-        marks = ", ".join("?" * len(doomed))
-        store._write_one(f"DELETE FROM points WHERE id IN ({marks})", doomed)
+        if store._one(_ANY_CHUNK, session_id) is None:
+            store._write_one(delete, doomed)
+        else:
+            with store._write() as conn:
+                conn.execute(delete, doomed)
+                _collect_chunks(conn, session_id)
     return doomed
 
 

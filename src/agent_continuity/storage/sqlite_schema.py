@@ -1,6 +1,6 @@
 """The SQLite store's schema, its migrations, and the making of a new database file.
 
-Schema (version 3; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
+Schema (version 4; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
 upgrades a database from version ``v`` to ``v + 1``; a new file runs them all)::
 
     sessions(id PK, day, number, doc)          registry entries; UNIQUE(day, number)
@@ -8,6 +8,8 @@ upgrades a database from version ``v`` to ``v + 1``; a new file runs them all)::
     events(journal, seq, line)                 journals; PK(journal, seq), WITHOUT ROWID
     leases(session_id PK, token, doc)          fencing token, and the lease as a document
     points(id PK, session_id, seq, created, trigger, body)    id begins with the session's part
+    file_states(session_id, hash, body)        file-state chunks of points' code contexts,
+                                               by SHA-256 (see file_states); PK(session_id, hash)
     snapshots(session_id PK, doc)              latest context snapshot
     emergency(session_id PK, doc)              emergency backups
     recovery_log(id PK, doc)
@@ -62,6 +64,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # all begin with the session's part; the index by session cost a page and
         # a write on every save and prune.
         "DROP INDEX points_by_session",
+    ),
+    (
+        # Version 4: a large code context is stored once per session in chunks by
+        # hash, which points refer to, instead of a full copy in every point.
+        "CREATE TABLE file_states (session_id TEXT NOT NULL, hash TEXT NOT NULL,"
+        " body BLOB NOT NULL, PRIMARY KEY (session_id, hash)) WITHOUT ROWID",
     ),
 ]
 

@@ -66,11 +66,13 @@ from agent_continuity.errors import (
 )
 from agent_continuity.model import (
     AgentInfo,
+    CodeContext,
     ContextSnapshot,
     ConversationContext,
     EmergencyBackup,
     EventDraft,
     EventKind,
+    FileStamp,
     Lease,
     RecoveryPoint,
     SessionContext,
@@ -496,6 +498,27 @@ class StoreConformance:
             (second.id, 4, Trigger.TASK_COMPLETION, second.created),
         ]
         assert store.list_points("SESSION-241124-099") == []
+
+    def test_a_large_code_context_round_trips_and_is_pruned_with_its_points(
+        self, store: Store, session: tuple[SessionRecord, Lease]
+    ) -> None:
+        record, lease = session
+        saved = []
+        for number in range(1, 9):
+            store.append(lease, [message(f"m{number}")])
+            point = make_point(store, record.id, number, Trigger.USER_REQUEST)
+            files = {
+                f"data/f{n:04d}.txt": FileStamp(size=n, digest=f"{n:040x}") for n in range(500)
+            }
+            files[f"data/f{number:04d}.txt"] = FileStamp(size=-1)  # one file deleted per point
+            point.code_context = CodeContext(vcs="git", files=files, observed_at=T0)
+            store.save_point(point)
+            saved.append(point)
+        for point in saved:
+            assert store.load_point(point.id).to_wire() == point.to_wire()
+        store.prune_points(record.id, keep_automatic=5)
+        assert len(store.list_points(record.id)) == 8  # under what retention keeps of a kind
+        assert store.load_point(saved[-1].id).code_context == saved[-1].code_context
 
     def test_a_point_is_never_overwritten(
         self, store: Store, session: tuple[SessionRecord, Lease]
