@@ -6,41 +6,16 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from agent_continuity.choosing import most_recent
+from agent_continuity import lifecycle
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
-from agent_continuity.errors import (
-    ContinuityError,
-    CorruptRecord,
-    IncompleteWrite,
-    InvalidInput,
-    JournalMissing,
-    LeaseHeld,
-    NoActiveSession,
-    StoreNotFound,
-)
+from agent_continuity.errors import CorruptRecord, InvalidInput, StoreNotFound
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession
-from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
-from agent_continuity.materialise import LoadedSession, load_session
-from agent_continuity.model import (
-    AgentInfo,
-    Event,
-    EventDraft,
-    EventKind,
-    Interruption,
-    Lease,
-    PersistenceSettings,
-    SessionContext,
-    SessionRecord,
-    SessionStatus,
-    Trigger,
-    format_time,
-    utc_now,
-)
-from agent_continuity.replay import SessionView
-from agent_continuity.session_facts import emergency_backup
+from agent_continuity.materialise import LoadedSession
+from agent_continuity.model import AgentInfo, Event, SessionRecord, Trigger, utc_now
+from agent_continuity.runtime import Runtime
 from agent_continuity.storage import Store, open_store
 from agent_continuity.updates import update_group
 
@@ -48,40 +23,7 @@ if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
-
-#: Environment variable through which `continuity run` lets the agent it runs
-#: write to the session it owns: ``SESSION-ID:TOKEN``.
-LEASE_ENV = "CONTINUITY_LEASE"
-
-
-def _started_but(
-    record: SessionRecord, exc: ContinuityError, task: str | None, phase: str | None
-) -> IncompleteWrite:
-    """The error of a start whose session was created but whose next write failed."""
-    if isinstance(exc, IncompleteWrite):
-        return IncompleteWrite(
-            f"session {record.id} created and {exc}",
-            kept_seq=exc.kept_seq,
-            kept_point=exc.kept_point,
-            missing=exc.missing,
-            cause=exc.cause,
-        )
-    what = f"its task {task}" if task else f"its phase {phase}" if phase else "its emergency backup"
-    redo = (
-        f"`continuity update --session {record.id} --task {task}` records the task"
-        if task
-        else f"`continuity update --session {record.id} --phase {phase}` records the phase"
-        if phase
-        else f"`continuity save --session {record.id}` writes the backup"
-    )
-    return IncompleteWrite(
-        f"session {record.id} created (event 1), but {what} was not written: {exc}. The "
-        f"session is kept: do not start another; once that is fixed, {redo}",
-        kept_seq=1,
-        missing=(what,),
-        cause=exc,
-    )
-
+    from agent_continuity.runner import RunOutcome
 
 class SessionManager:
     """Start, continue, inspect and recover the sessions of one project.
@@ -118,28 +60,29 @@ class SessionManager:
         observer: ProjectObserver | bool | None = None,
         create_store: bool = True,
     ) -> None:
-        self.project_root = find_project_root(Path(project_dir))
-        self.config = config if config is not None else load_config(self.project_root)
-        self.user_id = user_id or self.config.user
-        self._clock = clock
+        root = find_project_root(Path(project_dir))
+        config = config if config is not None else load_config(root)
+        opened: Store | StoreNotFound
         if isinstance(store, str) or store is None:
-            url = store or resolve_store_url(self.config, self.project_root)
+            url = store or resolve_store_url(config, root)
             try:
-                self._store: Store | None = open_store(
-                    url,
-                    durability=self.config.durability,
-                    base_dir=self.project_root,
-                    create=create_store,
+                opened = open_store(
+                    url, durability=config.durability, base_dir=root, create=create_store
                 )
             except StoreNotFound as exc:
                 # Raised on first use, so that what needs no store (checking a
                 # session id's format) still answers first.
-                self._store, self._no_store = None, exc
+                opened = exc
         else:
-            self._store = store
-        self._observer_choice = observer
-        self._observer: ProjectObserver | None = None
-        self._observer_made = False
+            opened = store
+        self._rt = Runtime(
+            opened,
+            config=config,
+            project_root=root,
+            user_id=user_id or config.user,
+            clock=clock,
+            observer=observer,
+        )
 
     @property
     def store(self) -> Store:
@@ -149,75 +92,37 @@ class SessionManager:
             StoreNotFound: If the manager was made with ``create_store=False``
                 and there is no store yet.
         """
-        if self._store is None:
-            raise self._no_store
-        return self._store
+        return self._rt.store
+
+    @property
+    def config(self) -> Config:
+        """The settings."""
+        return self._rt.config
+
+    @property
+    def project_root(self) -> Path:
+        """The project's root folder."""
+        return self._rt.project_root
+
+    @property
+    def user_id(self) -> str:
+        """Whose sessions these are."""
+        return self._rt.user_id
 
     @property
     def observer(self) -> ProjectObserver | None:
-        """The project observer (None when observing is off).
-
-        Made on first use: commands that never observe (``list``, ``show``)
-        do not import the capture package.
-        """
-        if not self._observer_made:
-            self._observer = self._make_observer(self._observer_choice)
-            self._observer_made = True
-        return self._observer
-
-    def _make_observer(self, observer: ProjectObserver | bool | None) -> ProjectObserver | None:
-        if observer is False:
-            return None
-        if observer is not None and observer is not True:
-            return observer
-        from agent_continuity.capture.observer import ProjectObserver
-
-        return ProjectObserver(
-            self.project_root,
-            ignore=self.observer_ignores(),
-            build_command=self.config.build_command or None,
-            build_timeout=self.config.build_timeout,
-            clock=self._clock,
-        )
-
-    def observer_ignores(self) -> list[str]:
-        """Project paths that observing and watching skip: the store's own folder or files."""
-        ignore = []
-        for prefix in ("files:", "sqlite:///"):
-            if self.store.url.startswith(prefix):
-                path = (self.project_root / self.store.url[len(prefix) :]).resolve()
-                folder = path if prefix == "files:" else path.parent
-                if folder != self.project_root and folder.is_relative_to(self.project_root):
-                    ignore.append(folder.relative_to(self.project_root).as_posix())
-                elif prefix == "sqlite:///" and path.is_relative_to(self.project_root):
-                    # A database beside the project's files: skip it and SQLite's
-                    # companions, or every observation would hash the whole database.
-                    rel = path.relative_to(self.project_root).as_posix()
-                    ignore += [rel + suffix for suffix in ("", "-wal", "-shm", "-journal")]
-        return ignore
+        """The project observer (None when observing is off); made on first use."""
+        return self._rt.observer
 
     def close(self) -> None:
         """Close the store."""
-        if self._store is not None:
-            self._store.close()
+        self._rt.close()
 
     def __enter__(self) -> SessionManager:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- time and ownership ---------------------------------------------
-
-    def now(self) -> datetime:
-        """The manager's clock."""
-        return self._clock()
-
-    def owner_for(self, session: LiveSession) -> Owner:
-        """The owner a handle renews its lease as."""
-        if session.lease.holder == CLI_HOLDER:
-            return Owner.cli(self.config.cli_lease_ttl)
-        return Owner.process(self.config.process_lease_ttl)
 
     # -- starting and attaching ---------------------------------------
 
@@ -248,48 +153,17 @@ class SessionManager:
             auto_save: Run the interval saves in a background thread.
             recovered_from: The session this one continues, if any.
         """
-        self.detect_interruptions()
-        now = self.now()
-        owner = self._owner(owned_by_process)
-        draft = SessionRecord(
-            id="SESSION-000101-001",
+        return lifecycle.start(
+            self._rt,
             type=type,
-            created=now,
-            last_activity=now,
-            user_id=self.user_id,
-            project_dir=str(self.project_root),
-            agent=agent or AgentInfo(),
-            context=SessionContext(
-                current_task=task, current_phase=phase, working_directory=str(self.project_root)
-            ),
-            persistence=PersistenceSettings(
-                auto_save=auto_save,
-                save_interval=f"{self.config.context_interval:g}s",
-                backup_count=self.config.backup_count,
-            ),
+            task=task,
+            phase=phase,
+            agent=agent,
+            preferences=preferences,
+            owned_by_process=owned_by_process,
+            auto_save=auto_save,
             recovered_from=recovered_from,
         )
-        record, lease = self.store.create_session(draft, owner.request(now))
-        first = self.store.read_events(record.id).events
-        view = SessionView.replay(first)
-        session = LiveSession(self, view, lease, owned_by_process=owned_by_process)
-        try:
-            if task:
-                session.set_task(task, phase=phase)
-            elif phase:
-                session.set_phase(phase)
-            else:
-                session.save_emergency()
-            if preferences:
-                session.set_preferences(dict(preferences))
-        except ContinuityError as exc:
-            session._stop(release=False)  # never handed out; its lease lapses by itself
-            raise _started_but(record, exc, task, phase) from exc
-        if owned_by_process:
-            # The heartbeat runs even without auto-save: a live owner's lease
-            # must never expire under it.
-            self._start_autosave(session, heartbeat=True, saves=auto_save)
-        return session
 
     def attach(self, session_id: str | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
@@ -301,41 +175,7 @@ class SessionManager:
             NoActiveSession: If no session is given and none is active.
             LeaseHeld: If a live process owns the session.
         """
-        self.detect_interruptions()
-        record = self.get(session_id) if session_id else self.newest_active()
-        if record.status is not SessionStatus.ACTIVE:
-            raise NoActiveSession(
-                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
-                "continues it, `continuity start` begins a new one"
-            )
-        lease = self._cli_lease(record.id)
-        view = self.load(record.id).view
-        # The journal, not the registry, says whether the session is still going:
-        # an end whose registry write failed (a full disk) left the registry behind.
-        if view.record.status is not SessionStatus.ACTIVE:
-            self.store.release_lease(lease)
-            self._refuse_ended(view)
-        return LiveSession(self, view, lease, owned_by_process=False)
-
-    def _refuse_ended(self, view: SessionView) -> NoReturn:
-        """Raise NoActiveSession for a session the journal ended.
-
-        What the end's own writes missed (a full disk) is mended first: the
-        registry entry, and the emergency backup, from the journal.
-        """
-        status = view.record.status
-        if self.get(view.record.id).status is SessionStatus.ACTIVE:
-            self.store.put_session(view.record)
-        try:
-            backup = self.store.load_emergency(view.record.id)
-        except CorruptRecord:
-            backup = None
-        if backup is None or backup.status is not status or backup.seq < view.seq:
-            self.store.save_emergency(emergency_backup(view, self.now()))
-        raise NoActiveSession(
-            f"{view.record.id} is {status.value}; `continuity recover {view.record.id}` "
-            "continues it, `continuity start` begins a new one"
-        )
+        return lifecycle.attach(self._rt, session_id)
 
     def adopt(self, session_id: str) -> LiveSession:
         """Make this process the owner of an active session (``continuity run --session``).
@@ -347,49 +187,7 @@ class SessionManager:
             LeaseHeld: If a live process owns it.
             NoActiveSession: If the session is not active.
         """
-        record = self.get(session_id)
-        if record.status is not SessionStatus.ACTIVE:
-            raise NoActiveSession(
-                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
-                "continues it"
-            )
-        now = self.now()
-        current = self.store.read_lease(record.id)
-        steal = current is not None and (
-            current.holder == CLI_HOLDER or owner_gone(current, now) is not None
-        )
-        lease = self.store.acquire_lease(
-            record.id,
-            Owner.process(self.config.process_lease_ttl).request(now),
-            steal=steal,
-            expect_token=current.token if current is not None else None,
-        )
-        session = LiveSession(self, self.load(record.id).view, lease, owned_by_process=True)
-        self._start_autosave(session, heartbeat=True)
-        return session
-
-    def _cli_lease(self, session_id: str) -> Lease:
-        now = self.now()
-        current = self.store.read_lease(session_id)
-        inherited = os.environ.get(LEASE_ENV, "")
-        if current is not None and inherited == f"{session_id}:{current.token}":
-            return current  # the agent run by `continuity run` writes under its lease
-        owner = Owner.cli(self.config.cli_lease_ttl)
-        if current is not None and current.holder == CLI_HOLDER and current.expires > now:
-            return self.store.renew_lease(current, owner.request(now))
-        return self.store.acquire_lease(session_id, owner.request(now))
-
-    def _owner(self, owned_by_process: bool) -> Owner:
-        if owned_by_process:
-            return Owner.process(self.config.process_lease_ttl)
-        return Owner.cli(self.config.cli_lease_ttl)
-
-    def _start_autosave(self, session: LiveSession, *, heartbeat: bool, saves: bool = True) -> None:
-        from agent_continuity.autosave import AutoSaver
-
-        saver = AutoSaver(session, self.config, heartbeat=heartbeat, saves=saves)
-        session.attach_autosaver(saver)
-        saver.start()
+        return lifecycle.adopt(self._rt, session_id)
 
     # -- reading --------------------------------------------------------
 
@@ -400,21 +198,13 @@ class SessionManager:
             InvalidIdentifier: If the id is malformed.
             SessionNotFound: If there is no such session.
         """
-        valid = validate_session_id(session_id)  # a malformed id is refused before any lookup
-        return self.store.get_session(valid)
+        return lifecycle.get(self._rt, session_id)
 
     def sessions(
         self, status: str | None = None, user: str | None = None, *, this_project: bool = False
     ) -> list[SessionRecord]:
         """Sessions, oldest first, optionally filtered."""
-        records = self.store.list_sessions()
-        if status:
-            records = [r for r in records if r.status.value == status]
-        if user:
-            records = [r for r in records if r.user_id == user]
-        if this_project:
-            records = [r for r in records if r.project_dir == str(self.project_root)]
-        return records
+        return lifecycle.sessions(self._rt, status, user, this_project=this_project)
 
     def damaged_sessions(self) -> dict[str, str]:
         """Sessions damaged beyond their index, each with what is wrong and what to do.
@@ -425,19 +215,6 @@ class SessionManager:
         from agent_continuity.storage.index import missing_journal_detail
 
         return {sid: missing_journal_detail(sid) for sid in self.store.lost_journals()}
-
-    def newest_active(self) -> SessionRecord:
-        """The newest active session of this project and user.
-
-        Raises:
-            NoActiveSession: If there is none.
-        """
-        active = self.sessions("active", self.user_id, this_project=True)
-        if not active:
-            raise NoActiveSession(
-                "no active session for this project and user; run `continuity start` first"
-            )
-        return active[-1]
 
     def events(self, session_id: str) -> list[Event]:
         """The session's journal, in order.
@@ -460,7 +237,7 @@ class SessionManager:
         Damaged points are skipped (and reported); a damaged journal yields
         what precedes and follows the damage (and reports it).
         """
-        return load_session(self.store, session_id, whole_journal=whole_journal)
+        return lifecycle.load(self._rt, session_id, whole_journal=whole_journal)
 
     # -- liveness -------------------------------------------------------
 
@@ -470,95 +247,7 @@ class SessionManager:
         Returns:
             The sessions marked now.
         """
-        now = self.now()
-        marked = []
-        for record in self.store.list_sessions():
-            if record.status is not SessionStatus.ACTIVE:
-                continue
-            lease = self.store.read_lease(record.id)
-            cause = owner_gone(lease, now)
-            if cause is None:
-                continue
-            try:
-                found = self._mark_interrupted(record.id, lease, cause)
-            except LeaseHeld:
-                continue  # another process got there first, or the owner came back
-            except JournalMissing:
-                # Damage to this one session must not stop every command: only
-                # its registry entry says it stopped (see _mark_journal_lost).
-                found = self._mark_journal_lost(record, lease, cause)
-            if found is not None:
-                marked.append(found)
-        return marked
-
-    def _mark_interrupted(
-        self, session_id: str, lease: Lease | None, cause: str
-    ) -> SessionRecord | None:
-        now = self.now()
-        owner = Owner.process(self.config.process_lease_ttl)
-        taken = self.store.acquire_lease(
-            session_id,
-            owner.request(now),
-            steal=True,
-            expect_token=lease.token if lease is not None else 0,
-        )
-        loaded = self.load(session_id)
-        if loaded.view.record.status is not SessionStatus.ACTIVE:
-            # The journal, read under our lease, has the last word: its owner ended
-            # it after we read the registry, or a marker died before updating the
-            # registry. Bring the registry up to date; mark nothing twice.
-            self.store.put_session(loaded.view.record)
-            self.store.release_lease(taken)
-            return None
-        # The owner was last known alive at its last event or its last lease
-        # renewal, whichever came later; not now, when its death is noticed.
-        last_alive = loaded.view.record.last_activity
-        if lease is not None:
-            last_alive = max(last_alive, lease.heartbeat)
-        session = LiveSession(self, loaded.view, taken, owned_by_process=False)
-        session.interrupt(cause, observe=False, last_alive=min(last_alive, now))
-        return session.record
-
-    def _mark_journal_lost(
-        self, record: SessionRecord, lease: Lease | None, cause: str
-    ) -> SessionRecord:
-        """Mark interrupted, in the registry only, an active session whose journal is gone.
-
-        Nothing can be appended to it, but its owner is gone all the same:
-        ``recover`` must find it among the interrupted sessions, and commands
-        without ``--session`` must not pick it as the active one. It stopped
-        when its owner was last known alive.
-        """
-        stopped = max(lease.heartbeat, record.last_activity) if lease else record.last_activity
-        marked = record.model_copy(
-            update={
-                "status": SessionStatus.INTERRUPTED,
-                "interruption": Interruption(cause=f"{cause} (journal missing)", at=stopped),
-            }
-        )
-        self.store.put_session(marked)
-        self.log_interruption(marked, cause)
-        return marked
-
-    def log_interruption(self, record: SessionRecord, cause: str) -> None:
-        """Write one line to the recovery log about an interruption."""
-        self.store.log_recovery(
-            {
-                "event": "interruption",
-                "at": format_time(self.now()),
-                "sessionId": record.id,
-                "userId": record.user_id,
-                "cause": cause,
-                "lastAlive": format_time(record.interruption.at) if record.interruption else None,
-                "lastSeq": record.last_seq,
-            }
-        )
-
-    # -- helpers for front ends ---------------------------------------
-
-    def draft(self, kind: EventKind, payload: dict[str, Any]) -> EventDraft:
-        """An event stamped with this manager's clock."""
-        return EventDraft(kind=kind, at=self.now(), payload=payload)
+        return lifecycle.detect_interruptions(self._rt)
 
     def update(
         self,
@@ -591,7 +280,7 @@ class SessionManager:
         """
         session = self.attach(session_id)
         drafts, trigger = update_group(
-            self.draft,
+            self._rt.draft,
             task=task,
             phase=phase,
             step=step,
@@ -642,7 +331,7 @@ class SessionManager:
         from agent_continuity.restore import recover_session
 
         return recover_session(
-            self,
+            self._rt,
             session_id,
             user=user,
             mode=mode,
@@ -658,9 +347,9 @@ class SessionManager:
 
         ``result.new_session_id`` is the new session; the old one is archived.
         """
-        from agent_continuity.restore import start_recovered
+        from agent_continuity.continuing import start_recovered
 
-        return start_recovered(self, session_id, session_type=session_type)
+        return start_recovered(self._rt, session_id, session_type=session_type)
 
     def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
         """What recovering a session would find, without changing anything.
@@ -669,49 +358,33 @@ class SessionManager:
         """
         from agent_continuity.restore import analyse
 
-        return analyse(self, self._latest(session_id), mode)
+        return analyse(self._rt, lifecycle.latest(self._rt, session_id), mode)
 
     def resume_task(
         self, task_id: str, session_id: str | None = None, from_step: str | None = None
     ) -> ResumeTaskResult:
         """RESUME_TASK: a task's context, current step, progress and next actions."""
-        from agent_continuity.restore import resume
+        from agent_continuity.continuing import resume
 
-        return resume(self, task_id, session_id, from_step)
+        return resume(self._rt, task_id, session_id, from_step)
 
     def emergency(self) -> EmergencyResult:
         """Emergency recovery: critical information from the emergency backups only."""
-        from agent_continuity.restore import emergency
+        from agent_continuity.continuing import emergency
 
-        return emergency(self)
-
-    def _latest(self, session_id: str | None) -> SessionRecord:
-        if session_id:
-            return self.get(session_id)
-        self.detect_interruptions()
-        mine = [
-            r
-            for r in self.sessions(user=self.user_id, this_project=True)
-            if r.status in (SessionStatus.ACTIVE, SessionStatus.INTERRUPTED)
-        ]
-        if not mine:
-            raise NoActiveSession(
-                "no active or interrupted session for this project and user; "
-                "give a session id (`continuity list` shows them)"
-            )
-        return most_recent(self.store, mine, key=lambda r: (r.last_activity, r.id))
+        return emergency(self._rt)
 
     def details(self, session_id: str) -> dict[str, Any]:
         """Everything ``continuity show`` prints, as a JSON-ready dict."""
         from agent_continuity.inspection import session_details
 
-        return session_details(self, session_id)
+        return session_details(self._rt, session_id)
 
     def verify(self, repair: bool = False) -> dict[str, Any]:
         """Check the store (``continuity verify``); a JSON-ready report."""
         from agent_continuity.inspection import verify_store
 
-        return verify_store(self, repair=repair)
+        return verify_store(self._rt, repair=repair)
 
     def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
         """Make a recovery point of an active session (``continuity save``)."""
@@ -736,3 +409,29 @@ class SessionManager:
         session = self.attach(session_id)
         session.end()
         return session.record
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        session_id: str | None = None,
+        notify: Callable[[str], None] = print,
+    ) -> RunOutcome:
+        """Run a command inside a session this process owns (``continuity run``).
+
+        Args:
+            argv: The command and its arguments.
+            session_id: Continue this active session instead of starting one.
+            notify: Receives the lines meant for the user (stderr in the CLI).
+
+        Returns:
+            How the command ended and what became of the session.
+
+        Raises:
+            InvalidInput: If ``argv`` is empty.
+            CommandNotStarted: If the command cannot be started; no session is
+                left behind (a session given with ``session_id`` is marked interrupted).
+        """
+        from agent_continuity.runner import run_command
+
+        return run_command(self._rt, argv, session_id=session_id, notify=notify)
