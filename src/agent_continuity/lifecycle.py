@@ -28,6 +28,7 @@ from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
 from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
     AgentInfo,
+    Event,
     Interruption,
     Lease,
     PersistenceSettings,
@@ -292,6 +293,29 @@ def load(rt: Runtime, session_id: str, *, whole_journal: bool = False) -> Loaded
     what precedes and follows the damage (and reports it).
     """
     return load_session(rt.store, session_id, whole_journal=whole_journal)
+
+
+def events(rt: Runtime, session_id: str) -> list[Event]:
+    """The session's journal, in order.
+
+    Raises:
+        CorruptRecord: If the journal is damaged (``load`` returns what survives).
+    """
+    read = rt.store.read_events(validate_session_id(session_id))
+    if read.damage:
+        first = read.damage[0]
+        raise CorruptRecord(
+            f"{first.location}: {first.detail}; run `continuity verify` for details",
+            first.location,
+        )
+    return read.events
+
+
+def damaged_sessions(rt: Runtime) -> dict[str, str]:
+    """Sessions whose journal is gone, each with what is wrong and what to do."""
+    from agent_continuity.storage.index import missing_journal_detail
+
+    return {sid: missing_journal_detail(sid) for sid in rt.store.lost_journals()}
 
 
 def detect_interruptions(rt: Runtime) -> list[SessionRecord]:

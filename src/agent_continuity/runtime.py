@@ -10,16 +10,17 @@ top of them, and they form a tree below it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity.config import Config
+from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import StoreNotFound
 from agent_continuity.liveness import CLI_HOLDER, Owner
 from agent_continuity.model import EventDraft, EventKind, Lease, SessionRecord, format_time
-from agent_continuity.storage import Store
+from agent_continuity.storage import Store, open_store
 
 if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
@@ -57,6 +58,56 @@ class Runtime:
         self._observer_choice = observer
         self._observer: ProjectObserver | None = None
         self._observer_made = False
+
+    @classmethod
+    def open(
+        cls,
+        store: str | Store | None,
+        project_dir: str | os.PathLike[str],
+        user_id: str | None,
+        *,
+        config: Config | None,
+        clock: Callable[[], datetime],
+        observer: ProjectObserver | bool | None,
+        create_store: bool,
+    ) -> Runtime:
+        """The runtime of the project holding ``project_dir``, as SessionManager documents it.
+
+        Args:
+            store: A store URL, an open store, or None for the configured one.
+            project_dir: Any folder in the project.
+            user_id: Whose sessions; default: the configured user.
+            config: Settings; default: loaded from the project.
+            clock: Returns the current UTC time.
+            observer: The project observer, None for the default, False for none.
+            create_store: Create the store if it does not exist yet.
+
+        Returns:
+            The runtime; a missing store it was not to create raises on first use.
+        """
+        root = find_project_root(Path(project_dir))
+        config = config if config is not None else load_config(root)
+        opened: Store | StoreNotFound
+        if isinstance(store, str) or store is None:
+            url = store or resolve_store_url(config, root)
+            try:
+                opened = open_store(
+                    url, durability=config.durability, base_dir=root, create=create_store
+                )
+            except StoreNotFound as exc:
+                # Raised on first use, so that what needs no store (checking a
+                # session id's format) still answers first.
+                opened = exc
+        else:
+            opened = store
+        return cls(
+            opened,
+            config=config,
+            project_root=root,
+            user_id=user_id or config.user,
+            clock=clock,
+            observer=observer,
+        )
 
     @property
     def store(self) -> Store:

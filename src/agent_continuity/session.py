@@ -1,4 +1,9 @@
-"""SessionManager: the public entry point for starting, continuing and inspecting sessions."""
+"""SessionManager: the API every front end calls to start, continue, inspect and recover sessions.
+
+A thin facade: it builds a :class:`~agent_continuity.runtime.Runtime` and
+delegates each method to the modules below it (lifecycle, live, restore,
+continuing, inspection, runner), none of which imports this one.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity import lifecycle
-from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
-from agent_continuity.errors import CorruptRecord, InvalidInput, StoreNotFound
-from agent_continuity.ids import validate_session_id
+from agent_continuity.config import Config
+from agent_continuity.errors import InvalidInput
 from agent_continuity.live import LiveSession
 from agent_continuity.materialise import LoadedSession
 from agent_continuity.model import AgentInfo, Event, SessionRecord, Trigger, utc_now
 from agent_continuity.runtime import Runtime
-from agent_continuity.storage import Store, open_store
+from agent_continuity.storage import Store
 from agent_continuity.updates import update_group
 
 if TYPE_CHECKING:
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
+
 
 class SessionManager:
     """Start, continue, inspect and recover the sessions of one project.
@@ -60,28 +65,14 @@ class SessionManager:
         observer: ProjectObserver | bool | None = None,
         create_store: bool = True,
     ) -> None:
-        root = find_project_root(Path(project_dir))
-        config = config if config is not None else load_config(root)
-        opened: Store | StoreNotFound
-        if isinstance(store, str) or store is None:
-            url = store or resolve_store_url(config, root)
-            try:
-                opened = open_store(
-                    url, durability=config.durability, base_dir=root, create=create_store
-                )
-            except StoreNotFound as exc:
-                # Raised on first use, so that what needs no store (checking a
-                # session id's format) still answers first.
-                opened = exc
-        else:
-            opened = store
-        self._rt = Runtime(
-            opened,
+        self._rt = Runtime.open(
+            store,
+            project_dir,
+            user_id,
             config=config,
-            project_root=root,
-            user_id=user_id or config.user,
             clock=clock,
             observer=observer,
+            create_store=create_store,
         )
 
     @property
@@ -124,7 +115,7 @@ class SessionManager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- starting and attaching ---------------------------------------
+    # -- writing ----------------------------------------------------------
 
     def start(
         self,
@@ -140,6 +131,8 @@ class SessionManager:
     ) -> LiveSession:
         """Create a session and return its live handle.
 
+        Sessions of this store whose owner is gone are marked interrupted first.
+
         Args:
             type: The session type (``task-execution``, ``general``...).
             task: The current task id, if any.
@@ -152,6 +145,15 @@ class SessionManager:
                 lease is renewed by each command and expires when idle.
             auto_save: Run the interval saves in a background thread.
             recovered_from: The session this one continues, if any.
+
+        Returns:
+            The handle to write through; used as a context manager, leaving the
+            block ends the session.
+
+        Raises:
+            IncompleteWrite: If the session was created but its first writes
+                (task, phase, preferences or emergency backup) failed; the
+                message names the session, which is kept.
         """
         return lifecycle.start(
             self._rt,
@@ -168,11 +170,18 @@ class SessionManager:
     def attach(self, session_id: str | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
 
-        Without ``session_id``, the newest active session of this project and
-        user. The command-line lease is renewed (or taken over when it expired).
+        The command-line lease is renewed (or taken over when it expired).
+
+        Args:
+            session_id: The session; default: the newest active session of this
+                project and user.
+
+        Returns:
+            A handle that writes under the command-line lease.
 
         Raises:
-            NoActiveSession: If no session is given and none is active.
+            NoActiveSession: If no session is given and none is active, or the
+                session is not active.
             LeaseHeld: If a live process owns the session.
         """
         return lifecycle.attach(self._rt, session_id)
@@ -183,71 +192,17 @@ class SessionManager:
         A command-line session, or one whose owner is gone, is taken over;
         one owned by a live process is not.
 
+        Args:
+            session_id: The session.
+
+        Returns:
+            A handle owned by this process, with its heartbeat and auto-save running.
+
         Raises:
             LeaseHeld: If a live process owns it.
             NoActiveSession: If the session is not active.
         """
         return lifecycle.adopt(self._rt, session_id)
-
-    # -- reading --------------------------------------------------------
-
-    def get(self, session_id: str) -> SessionRecord:
-        """A session's registry entry.
-
-        Raises:
-            InvalidIdentifier: If the id is malformed.
-            SessionNotFound: If there is no such session.
-        """
-        return lifecycle.get(self._rt, session_id)
-
-    def sessions(
-        self, status: str | None = None, user: str | None = None, *, this_project: bool = False
-    ) -> list[SessionRecord]:
-        """Sessions, oldest first, optionally filtered."""
-        return lifecycle.sessions(self._rt, status, user, this_project=this_project)
-
-    def damaged_sessions(self) -> dict[str, str]:
-        """Sessions damaged beyond their index, each with what is wrong and what to do.
-
-        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
-        The rest of the store is unaffected; ``continuity verify`` lists the same.
-        """
-        from agent_continuity.storage.index import missing_journal_detail
-
-        return {sid: missing_journal_detail(sid) for sid in self.store.lost_journals()}
-
-    def events(self, session_id: str) -> list[Event]:
-        """The session's journal, in order.
-
-        Raises:
-            CorruptRecord: If the journal is damaged (``load`` returns what survives).
-        """
-        read = self.store.read_events(validate_session_id(session_id))
-        if read.damage:
-            first = read.damage[0]
-            raise CorruptRecord(
-                f"{first.location}: {first.detail}; run `continuity verify` for details",
-                first.location,
-            )
-        return read.events
-
-    def load(self, session_id: str, *, whole_journal: bool = False) -> LoadedSession:
-        """Materialise a session: newest valid recovery point plus the journal after it.
-
-        Damaged points are skipped (and reported); a damaged journal yields
-        what precedes and follows the damage (and reports it).
-        """
-        return lifecycle.load(self._rt, session_id, whole_journal=whole_journal)
-
-    # -- liveness -------------------------------------------------------
-
-    def detect_interruptions(self) -> list[SessionRecord]:
-        """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
-
-        Returns:
-            The sessions marked now.
-        """
-        return lifecycle.detect_interruptions(self._rt)
 
     def update(
         self,
@@ -271,12 +226,32 @@ class SessionManager:
         """Record several changes to an active session as one atomic group.
 
         The strongest trigger among them (task completion, then a decision,
-        then a file) makes one recovery point afterwards. ``preferences`` are
-        merged into the user's; ``pending`` declares operations begun and not
-        finished, ``pending_done`` those finished.
+        then a file) makes one recovery point afterwards.
+
+        Args:
+            session_id: The session; default: the newest active one (see :meth:`attach`).
+            task: Make this task current.
+            phase: Set the project phase.
+            step: Set the step being worked on.
+            complete: Steps done.
+            next_steps: Steps to do next.
+            blockers: Blockers found.
+            unblock: Blockers resolved.
+            decisions: Decisions taken.
+            progress: Progress, 0 to 100.
+            summary: The conversation summary.
+            files: Files changed.
+            preferences: Merged into the user's preferences.
+            pending: Operations begun and not finished.
+            pending_done: Pending operations now finished.
+
+        Returns:
+            The session as it is now, and the events recorded.
 
         Raises:
-            InvalidInput: If nothing was given to record.
+            InvalidInput: If nothing was given to record, or a value is invalid.
+            NoActiveSession: If there is no such active session.
+            LeaseHeld: If a live process owns the session.
         """
         session = self.attach(session_id)
         drafts, trigger = update_group(
@@ -299,95 +274,22 @@ class SessionManager:
         events = session.append_group(drafts, trigger)
         return session.record, events
 
-    # -- recovery ---------------------------------------------------------
-
-    def recover(
-        self,
-        session_id: str | None = None,
-        *,
-        user: str | None = None,
-        mode: str = "auto",
-        answer: bool | None = None,
-        confirm: Confirm | None = None,
-        progress: Progress | None = None,
-    ) -> RecoveryResult:
-        """Recover a session (RECOVER_SESSION); the same object as ``recover --json``.
-
-        Without ``session_id``, the user's most recent interrupted session. An
-        ``auto-resume`` decision restores it (active again, new lease, a
-        continuation id); ``new-session`` archives it and starts a new one; on
-        ``prompt`` the ``answer`` (or ``confirm(result)``) decides, and with
-        neither nothing changes.
+    def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
+        """Make a recovery point of an active session (``continuity save``).
 
         Args:
-            session_id: The session to recover.
-            user: Whose most recent interrupted session (default: this manager's user).
-            mode: ``auto`` (quick under 24 h, else full), ``quick``, ``full`` or ``emergency``.
-            answer: True to resume, False to archive and start anew, None to follow
-                the decision.
-            confirm: Asks the user when the decision is ``prompt`` and there is no answer.
-            progress: Receives the name of each stage (for a progress bar).
+            session_id: The session; default: the newest active one.
+            trigger: Why: ``user-request``, ``task-completion``,
+                ``major-decision``, ``file-modification``, ``error-occurrence``
+                or ``auto``.
+
+        Returns:
+            The recovery point id.
+
+        Raises:
+            InvalidInput: If the trigger is unknown.
+            NoActiveSession: If there is no such active session.
         """
-        from agent_continuity.restore import recover_session
-
-        return recover_session(
-            self._rt,
-            session_id,
-            user=user,
-            mode=mode,
-            answer=answer,
-            confirm=confirm,
-            progress=progress,
-        )
-
-    def start_recovered(
-        self, session_id: str | None = None, *, session_type: str | None = None
-    ) -> RecoveryResult:
-        """Start a new session seeded from a recovered one (``start --recover``).
-
-        ``result.new_session_id`` is the new session; the old one is archived.
-        """
-        from agent_continuity.continuing import start_recovered
-
-        return start_recovered(self._rt, session_id, session_type=session_type)
-
-    def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
-        """What recovering a session would find, without changing anything.
-
-        Without ``session_id``: this project's newest active or interrupted session.
-        """
-        from agent_continuity.restore import analyse
-
-        return analyse(self._rt, lifecycle.latest(self._rt, session_id), mode)
-
-    def resume_task(
-        self, task_id: str, session_id: str | None = None, from_step: str | None = None
-    ) -> ResumeTaskResult:
-        """RESUME_TASK: a task's context, current step, progress and next actions."""
-        from agent_continuity.continuing import resume
-
-        return resume(self._rt, task_id, session_id, from_step)
-
-    def emergency(self) -> EmergencyResult:
-        """Emergency recovery: critical information from the emergency backups only."""
-        from agent_continuity.continuing import emergency
-
-        return emergency(self._rt)
-
-    def details(self, session_id: str) -> dict[str, Any]:
-        """Everything ``continuity show`` prints, as a JSON-ready dict."""
-        from agent_continuity.inspection import session_details
-
-        return session_details(self._rt, session_id)
-
-    def verify(self, repair: bool = False) -> dict[str, Any]:
-        """Check the store (``continuity verify``); a JSON-ready report."""
-        from agent_continuity.inspection import verify_store
-
-        return verify_store(self._rt, repair=repair)
-
-    def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
-        """Make a recovery point of an active session (``continuity save``)."""
         try:
             chosen = Trigger(trigger)
         except ValueError:
@@ -399,13 +301,34 @@ class SessionManager:
         return session.checkpoint(chosen)
 
     def interrupt(self, session_id: str | None, cause: str) -> SessionRecord:
-        """Mark an active session interrupted (``continuity interrupt``)."""
+        """Mark an active session interrupted (``continuity interrupt``).
+
+        Args:
+            session_id: The session; None for the newest active one.
+            cause: Why it stopped, shown by ``recover``.
+
+        Returns:
+            The session, now interrupted.
+
+        Raises:
+            NoActiveSession: If there is no such active session.
+        """
         session = self.attach(session_id)
         session.interrupt(cause)
         return session.record
 
     def end(self, session_id: str | None = None) -> SessionRecord:
-        """Complete an active session (``continuity end``)."""
+        """Complete an active session (``continuity end``).
+
+        Args:
+            session_id: The session; default: the newest active one.
+
+        Returns:
+            The session, now completed.
+
+        Raises:
+            NoActiveSession: If there is no such active session.
+        """
         session = self.attach(session_id)
         session.end()
         return session.record
@@ -435,3 +358,231 @@ class SessionManager:
         from agent_continuity.runner import run_command
 
         return run_command(self._rt, argv, session_id=session_id, notify=notify)
+
+    # -- reading ----------------------------------------------------------
+
+    def get(self, session_id: str) -> SessionRecord:
+        """A session's registry entry.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            Its registry entry (status, task, last activity...).
+
+        Raises:
+            InvalidIdentifier: If the id is malformed.
+            SessionNotFound: If there is no such session.
+        """
+        return lifecycle.get(self._rt, session_id)
+
+    def sessions(
+        self, status: str | None = None, user: str | None = None, *, this_project: bool = False
+    ) -> list[SessionRecord]:
+        """The sessions of the store, oldest first, optionally filtered.
+
+        Args:
+            status: Only those with this status (``active``, ``interrupted``...).
+            user: Only this user's.
+            this_project: Only this project's.
+
+        Returns:
+            Their registry entries.
+        """
+        return lifecycle.sessions(self._rt, status, user, this_project=this_project)
+
+    def events(self, session_id: str) -> list[Event]:
+        """The session's journal, in order.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            Every event, by sequence number.
+
+        Raises:
+            CorruptRecord: If the journal is damaged (``load`` returns what survives).
+        """
+        return lifecycle.events(self._rt, session_id)
+
+    def load(self, session_id: str, *, whole_journal: bool = False) -> LoadedSession:
+        """Materialise a session: newest valid recovery point plus the journal after it.
+
+        Damaged points are skipped (and reported); a damaged journal yields
+        what precedes and follows the damage (and reports it).
+
+        Args:
+            session_id: The session.
+            whole_journal: Replay the whole journal instead of starting from a point.
+
+        Returns:
+            The session's state, and what damage was passed over.
+        """
+        return lifecycle.load(self._rt, session_id, whole_journal=whole_journal)
+
+    def details(self, session_id: str) -> dict[str, Any]:
+        """Everything ``continuity show`` prints, as a JSON-ready dict.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            The session's state, captured context, recovery points and code context.
+        """
+        from agent_continuity.inspection import session_details
+
+        return session_details(self._rt, session_id)
+
+    def damaged_sessions(self) -> dict[str, str]:
+        """Sessions damaged beyond their index, each with what is wrong and what to do.
+
+        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
+        The rest of the store is unaffected; ``continuity verify`` lists the same.
+
+        Returns:
+            Session id to what is wrong and what to do.
+        """
+        return lifecycle.damaged_sessions(self._rt)
+
+    def detect_interruptions(self) -> list[SessionRecord]:
+        """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
+
+        Each stopped when its owner was last known alive (its last event or
+        lease renewal), not now. ``start``, ``attach`` and ``recover`` do
+        this first; call it to notice deaths without doing anything else.
+
+        Returns:
+            The sessions marked now.
+        """
+        return lifecycle.detect_interruptions(self._rt)
+
+    def verify(self, repair: bool = False) -> dict[str, Any]:
+        """Check the store (``continuity verify``).
+
+        Args:
+            repair: Repair what can be repaired (indexes, torn tails), then check again.
+
+        Returns:
+            A JSON-ready report: what is damaged, what was repaired.
+        """
+        from agent_continuity.inspection import verify_store
+
+        return verify_store(self._rt, repair=repair)
+
+    # -- recovery ---------------------------------------------------------
+
+    def recover(
+        self,
+        session_id: str | None = None,
+        *,
+        user: str | None = None,
+        mode: str = "auto",
+        answer: bool | None = None,
+        confirm: Confirm | None = None,
+        progress: Progress | None = None,
+    ) -> RecoveryResult:
+        """Recover a session (RECOVER_SESSION); the same object as ``recover --json``.
+
+        An ``auto-resume`` decision restores it (active again, new lease, a
+        continuation id); ``new-session`` archives it and starts a new one; on
+        ``prompt`` the ``answer`` (or ``confirm(result)``) decides, and with
+        neither nothing changes.
+
+        Args:
+            session_id: The session to recover; default: the user's most recent
+                interrupted session.
+            user: Whose most recent interrupted session (default: this manager's user).
+            mode: ``auto`` (quick under 24 h, else full), ``quick``, ``full`` or ``emergency``.
+            answer: True to resume, False to archive and start anew, None to follow
+                the decision.
+            confirm: Asks the user when the decision is ``prompt`` and there is no answer.
+            progress: Receives the name of each stage (for a progress bar).
+
+        Returns:
+            The analysis, the decision and what was done (``outcome``).
+
+        Raises:
+            NoActiveSession: If no session is given and none was interrupted.
+            InvalidInput: If the mode is unknown.
+        """
+        from agent_continuity.restore import recover_session
+
+        return recover_session(
+            self._rt,
+            session_id,
+            user=user,
+            mode=mode,
+            answer=answer,
+            confirm=confirm,
+            progress=progress,
+        )
+
+    def start_recovered(
+        self, session_id: str | None = None, *, session_type: str | None = None
+    ) -> RecoveryResult:
+        """Start a new session seeded from a recovered one (``start --recover``).
+
+        Args:
+            session_id: The session to continue from; default: the user's most
+                recent interrupted one.
+            session_type: The new session's type; default: the old one's.
+
+        Returns:
+            The recovery; ``new_session_id`` is the new session, the old one is archived.
+
+        Raises:
+            SessionStillActive: If the old session is still active.
+            CorruptRecord: If nothing of it could be recovered.
+        """
+        from agent_continuity.continuing import start_recovered
+
+        return start_recovered(self._rt, session_id, session_type=session_type)
+
+    def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
+        """What recovering a session would find, without changing anything.
+
+        Args:
+            session_id: The session; default: this project's newest active or
+                interrupted session.
+            mode: As for :meth:`recover`.
+
+        Returns:
+            The analysis ``recover`` would act on.
+
+        Raises:
+            NoActiveSession: If no session is given and there is none.
+        """
+        from agent_continuity.restore import analyse
+
+        return analyse(self._rt, lifecycle.latest(self._rt, session_id), mode)
+
+    def resume_task(
+        self, task_id: str, session_id: str | None = None, from_step: str | None = None
+    ) -> ResumeTaskResult:
+        """RESUME_TASK: a task's context, current step, progress and next actions.
+
+        Args:
+            task_id: The task.
+            session_id: The session to read it from; default: the newest that worked on it.
+            from_step: Resume from this step instead of the current one.
+
+        Returns:
+            Where the task stands.
+
+        Raises:
+            InvalidInput: If ``task_id`` is empty.
+            NoActiveSession: If no session worked on the task.
+        """
+        from agent_continuity.continuing import resume
+
+        return resume(self._rt, task_id, session_id, from_step)
+
+    def emergency(self) -> EmergencyResult:
+        """Emergency recovery: critical information from the emergency backups only.
+
+        Returns:
+            The critical facts of every session, with the damage found.
+        """
+        from agent_continuity.continuing import emergency
+
+        return emergency(self._rt)
