@@ -88,19 +88,8 @@ def start(
 ) -> LiveSession:
     """Create a session and return its live handle.
 
-    Args:
-        rt: The project's runtime.
-        type: The session type (``task-execution``, ``general``...).
-        task: The current task id, if any.
-        phase: The project phase, if any.
-        agent: Who the agent is (type, capabilities, specialization).
-        preferences: The user's preferences for this session.
-        owned_by_process: True (the API default): this process owns the
-            session, heartbeats its lease and marks it interrupted if it
-            stops without ``end()``. False: a command-line session whose
-            lease is renewed by each command and expires when idle.
-        auto_save: Run the interval saves in a background thread.
-        recovered_from: The session this one continues, if any.
+    The arguments are those of
+    :meth:`~agent_continuity.session.SessionManager.start`, which documents them.
     """
     detect_interruptions(rt)
     now = rt.now()
