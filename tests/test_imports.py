@@ -57,9 +57,16 @@ def test_every_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
 PUBLIC_MODULES = {"agent_continuity", "agent_continuity.errors"}
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """Every import in ``path`` (TYPE_CHECKING ones too): (absolute module, names)."""
-    here = "agent_continuity.cli"
+def _imports(path: Path, here: str = "agent_continuity.cli") -> list[tuple[str, list[str]]]:
+    """Every import in ``path`` (TYPE_CHECKING and function-level ones too).
+
+    Args:
+        path: The module's file.
+        here: The package the module is in, against which relative imports resolve.
+
+    Returns:
+        (absolute module, names) for each import.
+    """
     found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -132,3 +139,106 @@ def test_the_recovery_engine_loads_the_core_only() -> None:
     assert impure == []
     # It did load the engine and what it stands on.
     assert {"agent_continuity.recovery.engine", "agent_continuity.replay"} <= set(loaded)
+
+
+# The session modules form a tree under the facade: what SessionManager delegates
+# to (lifecycle, live, restore, autosave, inspection, runner...) gets a Runtime,
+# and nothing below session.py reaches back up into it. Only the front ends
+# (the command line, the package's lazy exports and the demo) stand above it.
+ABOVE_THE_FACADE = {"session.py", "__init__.py", "demo.py", "__main__.py"}
+BELOW_THE_FACADE = sorted(
+    path
+    for path in PACKAGE_DIR.rglob("*.py")
+    if not path.relative_to(PACKAGE_DIR).parts[0] == "cli"
+    and not (path.parent == PACKAGE_DIR and path.name in ABOVE_THE_FACADE)
+)
+
+
+def _package_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts if path.name == "__init__.py" else parts[:-1]).removesuffix(".__init__")
+
+
+def test_the_walk_below_the_facade_finds_the_session_modules() -> None:
+    names = {p.relative_to(PACKAGE_DIR).as_posix() for p in BELOW_THE_FACADE}
+    assert {"live.py", "lifecycle.py", "restore.py", "runtime.py", "runner.py"} <= names
+    assert {"storage/__init__.py", "recovery/engine.py"} <= names
+    assert "session.py" not in names and "cli/main.py" not in names
+
+
+@pytest.mark.parametrize(
+    "path", BELOW_THE_FACADE, ids=lambda p: p.relative_to(PACKAGE_DIR).as_posix()
+)
+def test_no_module_below_the_facade_imports_the_session_manager(path: Path) -> None:
+    wrong = []
+    for module, names in _imports(path, _package_of(path)):
+        if module == "agent_continuity.session" or module.startswith("agent_continuity.session."):
+            wrong.append(f"{module} ({', '.join(names)})")
+        elif module == "agent_continuity":
+            # `from agent_continuity import SessionManager` (or `session`) reaches the same.
+            wrong += [f"agent_continuity.{n}" for n in names if n in ("session", "SessionManager")]
+    assert wrong == [], f"{path.name} calls back into the facade: {wrong}"
+
+
+def test_relative_imports_resolve_against_the_module_s_own_package(tmp_path: Path) -> None:
+    """The checker itself: a relative import of the facade is caught too."""
+    path = tmp_path / "sneaky.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from .session import SessionManager\n"
+        "def later():\n"
+        "    from ..session import SessionManager\n"
+    )
+    assert [m for m, _ in _imports(path, "agent_continuity")][-2] == "agent_continuity.session"
+    assert [m for m, _ in _imports(path, "agent_continuity.storage")][-1] == (
+        "agent_continuity.session"
+    )
+
+
+# SessionManager is the API every front end calls (the command line today; an
+# HTTP service, an MCP server, hooks and framework adapters next). Adding a
+# public name to it is a decision, made here; plumbing belongs on the Runtime.
+FACADE = {
+    # sessions
+    "start",
+    "attach",
+    "adopt",
+    "update",
+    "save",
+    "interrupt",
+    "end",
+    "run",
+    # reading
+    "get",
+    "sessions",
+    "events",
+    "load",
+    "details",
+    "damaged_sessions",
+    "detect_interruptions",
+    "verify",
+    # recovery
+    "recover",
+    "start_recovered",
+    "analyse",
+    "resume_task",
+    "emergency",
+    # the manager itself
+    "close",
+    # read-only properties
+    "store",
+    "config",
+    "project_root",
+    "user_id",
+    "observer",
+}
+
+
+def test_the_session_manager_s_public_surface_is_what_the_front_ends_need() -> None:
+    from agent_continuity import SessionManager
+
+    public = {name for name in dir(SessionManager) if not name.startswith("_")}
+    assert public == FACADE
+    properties = {n for n in public if isinstance(getattr(SessionManager, n), property)}
+    assert properties == {"store", "config", "project_root", "user_id", "observer"}

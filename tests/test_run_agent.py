@@ -101,7 +101,7 @@ def test_a_point_made_without_an_append_holds_what_the_agent_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agent_continuity import SessionManager
-    from agent_continuity.session import LEASE_ENV
+    from agent_continuity.lifecycle import LEASE_ENV
 
     url = f"files:{tmp_path / 'tracking'}"
     owner = SessionManager(store=url, project_dir=tmp_path, user_id="alice", observer=False)

@@ -11,6 +11,7 @@ import pytest
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
 from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession
+from agent_continuity.liveness import Owner
 from agent_continuity.model import SessionStatus, Trigger
 
 
@@ -206,7 +207,7 @@ def test_a_session_the_journal_ended_is_not_written_to_even_if_the_registry_miss
     # What a full disk leaves behind: the registry entry and a command-line lease as
     # they were before the end, whose writes failed after the journal recorded it.
     mgr.store.put_session(stale)
-    mgr._cli_lease(session.id)
+    mgr.store.acquire_lease(session.id, Owner.cli(mgr.config.cli_lease_ttl).request(clock()))
     events_before = len(mgr.events(session.id))
 
     with pytest.raises(NoActiveSession, match="completed"):

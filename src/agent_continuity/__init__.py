@@ -29,6 +29,7 @@ __all__ = [
     "RecoveryPoint",
     "RecoveryResult",
     "ResumeTaskResult",
+    "RunOutcome",
     "SessionManager",
     "SessionRecord",
     "Store",
@@ -37,7 +38,6 @@ __all__ = [
     "load_config",
     "open_store",
     "resolve_store_url",
-    "run_command",
     "run_demo",
 ]
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from agent_continuity.model import AgentInfo, Event, RecoveryPoint, SessionRecord
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import STAGES as RECOVERY_STAGES
-    from agent_continuity.runner import run_command
+    from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
 
@@ -68,6 +68,7 @@ _WHERE = {
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
     "ResumeTaskResult": ("agent_continuity.recovery", "ResumeTaskResult"),
+    "RunOutcome": ("agent_continuity.runner", "RunOutcome"),
     "SessionManager": ("agent_continuity.session", "SessionManager"),
     "SessionRecord": ("agent_continuity.model", "SessionRecord"),
     "Store": ("agent_continuity.storage", "Store"),
@@ -76,7 +77,6 @@ _WHERE = {
     "load_config": ("agent_continuity.config", "load_config"),
     "open_store": ("agent_continuity.storage", "open_store"),
     "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),
-    "run_command": ("agent_continuity.runner", "run_command"),
     "run_demo": ("agent_continuity.demo", "run_demo"),
 }
 

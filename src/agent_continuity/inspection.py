@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent_continuity import lifecycle
 from agent_continuity.captured import ai_agent_state, conversation_context, pending_operations
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import BuildResult, CodeContext
 from agent_continuity.recovery.result import code_summary
 
 if TYPE_CHECKING:
-    from agent_continuity.session import SessionManager
+    from agent_continuity.runtime import Runtime
 
 
-def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
+def session_details(rt: Runtime, session_id: str) -> dict[str, Any]:
     """A session as ``continuity show`` reports it.
 
     The state comes from the journal (newest valid recovery point plus the
@@ -21,10 +22,10 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
     registry lags. ``codeContext`` is the newest point's, with the latest
     build run known for the project.
     """
-    record = mgr.get(session_id)
+    record = lifecycle.get(rt, session_id)
     damage = []
     try:
-        loaded = mgr.load(record.id)
+        loaded = lifecycle.load(rt, record.id)
     except CorruptRecord as exc:
         return {
             "session": record.to_wire(),
@@ -33,7 +34,7 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
     view = loaded.view
     damage = [d.to_wire() for d in (*loaded.journal_damage, *loaded.point_damage)]
     try:
-        snapshot = mgr.store.load_context_snapshot(record.id)
+        snapshot = rt.store.load_context_snapshot(record.id)
     except CorruptRecord as exc:
         snapshot = None
         damage.append({"location": exc.location, "kind": "checksum", "detail": str(exc)})
@@ -48,39 +49,39 @@ def session_details(mgr: SessionManager, session_id: str) -> dict[str, Any]:
         "lastAction": view.last_action,
         "messageCount": view.message_count,
         "recentMessages": list(view.recent_messages),
-        "recoveryPoints": [p.to_wire() for p in mgr.store.list_points(record.id)],
-        "codeContext": code_summary(view.code_context, _latest_build(mgr)).to_wire(),
+        "recoveryPoints": [p.to_wire() for p in rt.store.list_points(record.id)],
+        "codeContext": code_summary(view.code_context, _latest_build(rt)).to_wire(),
         "damage": damage,
     }
 
 
-def _latest_build(mgr: SessionManager) -> CodeContext | None:
+def _latest_build(rt: Runtime) -> CodeContext | None:
     """The project's latest finished build run, which may be newer than the session's last point.
 
     Read from the build state file directly: ``show`` does not observe the project.
     """
-    command = mgr.config.build_command
+    command = rt.config.build_command
     if not command:
         return None
     from agent_continuity.capture.build import default_state_file, read_result
 
-    run = read_result(default_state_file(mgr.project_root), command)
+    run = read_result(default_state_file(rt.project_root), command)
     if run is None:
         return None
     return CodeContext(build=BuildResult.model_validate(run.to_wire()))
 
 
-def verify_store(mgr: SessionManager, *, repair: bool) -> dict[str, Any]:
+def verify_store(rt: Runtime, *, repair: bool) -> dict[str, Any]:
     """Run the store's verification (and repair); a JSON-ready report.
 
     ``repairedAll`` says whether a second check after the repair found the
     store clean.
     """
-    report = mgr.store.verify(repair=repair)
-    after = mgr.store.verify(repair=False) if repair else report
+    report = rt.store.verify(repair=repair)
+    after = rt.store.verify(repair=False) if repair else report
     return {
         "ok": report.ok,
-        "store": mgr.store.url,
+        "store": rt.store.url,
         "checked": report.checked,
         "damage": [d.to_wire() for d in report.damage],
         "repaired": report.repaired,

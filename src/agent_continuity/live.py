@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
@@ -16,7 +15,6 @@ from agent_continuity.errors import (
     CorruptRecord,
     DuplicateRecord,
     IncompleteWrite,
-    InvalidInput,
     LeaseHeld,
 )
 from agent_continuity.incomplete import Step, finish_after, recorded
@@ -26,19 +24,18 @@ from agent_continuity.model import (
     EventDraft,
     EventKind,
     Lease,
-    MessageRole,
     SessionRecord,
     SessionStatus,
-    TaskStatus,
     Trigger,
     format_time,
 )
+from agent_continuity.recording import Recorder
 from agent_continuity.replay import SessionView
 from agent_continuity.session_facts import critical_facts, emergency_backup, registry_facts
 
 if TYPE_CHECKING:
     from agent_continuity.autosave import AutoSaver
-    from agent_continuity.session import SessionManager
+    from agent_continuity.runtime import Runtime
 
 # Kinds that change what emergency recovery needs (task, phase, steps, blockers,
 # decisions); messages do not, so the hot path of a conversation stays one write.
@@ -59,14 +56,16 @@ _ALL = ("context", "conversation", "projectState")
 _REGISTRY_KINDS = frozenset({EventKind.TASK, EventKind.STATE, EventKind.LIFECYCLE})
 
 
-class LiveSession:
+class LiveSession(Recorder):
     """A session this process is writing to.
 
     Obtain one from :meth:`SessionManager.start` or :meth:`SessionManager.attach`.
     Used as a context manager, leaving the block ends the session, and an
     exception (or a termination signal) marks it ``interrupted`` instead.
 
-    A method that records an event and then writes more (the emergency backup,
+    The typed appends (:meth:`add_message`, :meth:`decide`, :meth:`set_task`...)
+    come from :class:`~agent_continuity.recording.Recorder`; each is durable when
+    it returns. A method that records an event and then writes more (the emergency backup,
     the registry entry, the recovery point its trigger asks for) raises
     :class:`~agent_continuity.errors.IncompleteWrite` when one of the later
     writes fails: the event is kept (``kept_seq``), so do not record it again.
@@ -74,13 +73,13 @@ class LiveSession:
 
     def __init__(
         self,
-        manager: SessionManager,
+        runtime: Runtime,
         view: SessionView,
         lease: Lease,
         *,
         owned_by_process: bool,
     ) -> None:
-        self._manager = manager
+        self._runtime = runtime
         self._view = view
         self._lease = lease
         self._owned = owned_by_process
@@ -147,145 +146,13 @@ class LiveSession:
                 self._fold_journal(before=None)
 
     def _fold_journal(self, before: int | None) -> None:
-        read = self._manager.store.read_events(self.id, after_seq=self._view.seq)
+        read = self._runtime.store.read_events(self.id, after_seq=self._view.seq)
         for event in read.events:
             if before is not None and event.seq >= before:
                 break
             self._view.apply(event)
 
     # -- appends --------------------------------------------------------
-
-    def add_message(self, role: str, text: str, *, partial: bool = False) -> int:
-        """Record a message of the conversation.
-
-        Args:
-            role: ``user``, ``assistant``, ``system`` or ``tool``.
-            text: The message text.
-            partial: True while an assistant turn is still streaming.
-
-        Returns:
-            The event's sequence number; the message is durable.
-        """
-        try:
-            role = MessageRole(role).value
-        except ValueError:
-            raise InvalidInput(
-                f"role must be one of user, assistant, system, tool, not {role!r}"
-            ) from None
-        payload: dict[str, Any] = {"role": role, "text": _text(text, "message")}
-        if partial:
-            payload["partial"] = True
-        return self._one(EventKind.MESSAGE, payload)
-
-    def decide(self, text: str, *, major: bool = True) -> int:
-        """Record a decision; a major one makes a recovery point."""
-        trigger = Trigger.MAJOR_DECISION if major else None
-        return self._one(EventKind.DECISION, {"text": _text(text, "decision")}, trigger)
-
-    def complete_step(self, step: str) -> int:
-        """Mark a step done (a ``task-completion`` trigger)."""
-        return self._one(
-            EventKind.STEP_COMPLETED, {"step": _text(step, "step")}, Trigger.TASK_COMPLETION
-        )
-
-    def next_step(self, step: str) -> int:
-        """Add a step to do next."""
-        return self._one(EventKind.NEXT_STEP, {"step": _text(step, "step")})
-
-    def block(self, text: str) -> int:
-        """Record a blocker."""
-        return self._one(EventKind.BLOCKER, {"text": _text(text, "blocker"), "resolved": False})
-
-    def unblock(self, text: str) -> int:
-        """Resolve a blocker."""
-        return self._one(EventKind.BLOCKER, {"text": _text(text, "blocker"), "resolved": True})
-
-    def set_task(
-        self,
-        task_id: str,
-        *,
-        title: str | None = None,
-        status: str | None = None,
-        phase: str | None = None,
-        steps: Sequence[str] | None = None,
-        dependencies: Sequence[str] | None = None,
-        current: bool = True,
-    ) -> int:
-        """Create or update a task; by default it becomes the current task.
-
-        Completing a task (status ``done``) is a ``task-completion`` trigger.
-        """
-        payload: dict[str, Any] = {"id": _text(task_id, "task id"), "current": current}
-        if status is not None:
-            try:
-                payload["status"] = TaskStatus(status).value
-            except ValueError:
-                known = ", ".join(s.value for s in TaskStatus)
-                raise InvalidInput(f"task status must be one of {known}, not {status!r}") from None
-        for key, value in (("title", title), ("phase", phase)):
-            if value is not None:
-                payload[key] = str(value)
-        if steps is not None:
-            payload["steps"] = [str(s) for s in steps]
-        if dependencies is not None:
-            payload["dependencies"] = [str(d) for d in dependencies]
-        trigger = Trigger.TASK_COMPLETION if status == TaskStatus.DONE.value else None
-        return self._one(EventKind.TASK, payload, trigger)
-
-    def set_phase(self, phase: str) -> int:
-        """Set the project phase."""
-        return self._one(EventKind.STATE, {"phase": _text(phase, "phase")})
-
-    def set_step(self, step: str | None) -> int:
-        """Set the step being worked on."""
-        return self._one(EventKind.STATE, {"currentStep": step})
-
-    def set_progress(self, percent: int) -> int:
-        """Set progress, 0 to 100."""
-        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-            raise InvalidInput(f"progress must be a whole number from 0 to 100, not {percent!r}")
-        return self._one(EventKind.STATE, {"progress": percent})
-
-    def set_summary(self, summary: str) -> int:
-        """Set the conversation summary."""
-        return self._one(EventKind.STATE, {"summary": _text(summary, "summary", empty=True)})
-
-    def set_preferences(self, preferences: dict[str, Any]) -> int:
-        """Merge user preferences into the session."""
-        return self._one(EventKind.STATE, {"preferences": dict(preferences)})
-
-    def touch_file(self, path: str, change: str = "modified") -> int:
-        """Record a file the agent changed (a ``file-modification`` trigger)."""
-        if change not in ("modified", "added", "deleted"):
-            raise InvalidInput(f"change must be modified, added or deleted, not {change!r}")
-        return self._one(
-            EventKind.FILE,
-            {"path": _text(path, "path"), "change": change},
-            Trigger.FILE_MODIFICATION,
-        )
-
-    def record_error(self, message: str, kind: str = "") -> int:
-        """Record an error (an ``error-occurrence`` trigger)."""
-        payload = {"message": _text(message, "error message"), "type": kind}
-        return self._one(EventKind.ERROR, payload, Trigger.ERROR_OCCURRENCE)
-
-    def record_tool_call(self, name: str, arguments: Any = None, call_id: str | None = None) -> str:
-        """Record a tool call before running it. Returns its call id."""
-        call_id = call_id or f"call-{uuid.uuid4().hex[:12]}"
-        self._one(
-            EventKind.TOOL_CALL,
-            {"callId": call_id, "name": _text(name, "tool name"), "arguments": arguments},
-        )
-        return call_id
-
-    def record_tool_result(self, call_id: str, output: Any, *, is_error: bool = False) -> int:
-        """Record the result of a tool call."""
-        payload = {"callId": _text(call_id, "call id"), "output": output, "isError": is_error}
-        return self._one(EventKind.TOOL_RESULT, payload)
-
-    def note(self, text: str) -> int:
-        """Record a free-form note."""
-        return self._one(EventKind.NOTE, {"text": _text(text, "note")})
 
     def append_group(
         self, drafts: Sequence[EventDraft], trigger: Trigger | None = None
@@ -294,8 +161,8 @@ class LiveSession:
         return self._append(list(drafts), trigger)
 
     def draft(self, kind: EventKind, payload: dict[str, Any]) -> EventDraft:
-        """An event stamped with the manager's clock, for :meth:`record`."""
-        return EventDraft(kind=kind, at=self._manager.now(), payload=payload)
+        """An event stamped with the session's clock, for :meth:`append_group`."""
+        return EventDraft(kind=kind, at=self._runtime.now(), payload=payload)
 
     def _one(self, kind: EventKind, payload: dict[str, Any], trigger: Trigger | None = None) -> int:
         return self._append([self.draft(kind, payload)], trigger)[-1].seq
@@ -312,7 +179,7 @@ class LiveSession:
                     f"{self.id} is {self._view.record.status.value}; "
                     "start or recover a session to record more"
                 )
-            events = self._manager.store.append(self._lease, drafts)
+            events = self._runtime.store.append(self._lease, drafts)
             if self._shared and events and events[0].seq > self._view.seq + 1:
                 # Others appended under this lease since the view was taken (the
                 # agent `continuity run` runs): fold their events in first, or the
@@ -329,7 +196,7 @@ class LiveSession:
                 steps.append(("the emergency backup", self.save_emergency))
             if kinds & _REGISTRY_KINDS:
                 steps.append(("the registry entry", self._put_session))
-            if trigger is not None and trigger.value in self._manager.config.triggers:
+            if trigger is not None and trigger.value in self._runtime.config.triggers:
                 point = f"the {trigger.value} recovery point"
                 steps.append((point, lambda: self.checkpoint(trigger)))
             steps += then
@@ -361,7 +228,7 @@ class LiveSession:
         trigger = Trigger(trigger)
         with self._lock:
             self.catch_up()
-            now = self._manager.now()
+            now = self._runtime.now()
             if observe:
                 self.capture_code_context()
             self._view.record = self._view.record.model_copy(
@@ -375,7 +242,7 @@ class LiveSession:
             for _ in range(3):
                 point_id = self._next_point_id(now, trigger)
                 try:
-                    point = self._manager.store.save_point(
+                    point = self._runtime.store.save_point(
                         self._view.to_point(point_id, now, trigger)
                     )
                     break
@@ -393,7 +260,7 @@ class LiveSession:
                 steps.append(("the context snapshot", lambda: self.save_context_snapshot(*_ALL)))
             finish_after(f"recovery point {point.id} saved", None, point.id, steps)
             try:
-                self._manager.store.prune_points(
+                self._runtime.store.prune_points(
                     self.id, self._view.record.persistence.backup_count
                 )
             except ContinuityError as exc:
@@ -421,7 +288,7 @@ class LiveSession:
             self._auto_number = 1 + max(
                 (
                     int(p.id.rsplit("-", 1)[1])
-                    for p in self._manager.store.list_points(self.id)
+                    for p in self._runtime.store.list_points(self.id)
                     if "-AUTO-SAVE-" in p.id
                 ),
                 default=0,
@@ -436,7 +303,7 @@ class LiveSession:
         A project-state save: it also starts the build command in the
         background (never waiting for it) and records its latest result.
         """
-        observer = self._manager.observer
+        observer = self._runtime.observer
         if observer is None:
             return
         self._view.code_context = observer.snapshot(with_build=True)
@@ -449,19 +316,19 @@ class LiveSession:
         """
         with self._lock:
             self.catch_up()
-            now = self._manager.now()
+            now = self._runtime.now()
             try:
-                previous = self._manager.store.load_context_snapshot(self.id)
+                previous = self._runtime.store.load_context_snapshot(self.id)
             except CorruptRecord:
                 previous = None  # replaced below by a whole, valid snapshot
             updated = dict(previous.updated) if previous is not None else {}
             for part in parts or ("context",):
                 updated[part] = now
-            self._manager.store.save_context_snapshot(context_snapshot(self._view, now, updated))
+            self._runtime.store.save_context_snapshot(context_snapshot(self._view, now, updated))
 
     def _put_session(self) -> None:
-        self._manager.store.put_session(self._view.record)
-        self._registry_written = (registry_facts(self._view.record), self._manager.now())
+        self._runtime.store.put_session(self._view.record)
+        self._registry_written = (registry_facts(self._view.record), self._runtime.now())
 
     def _refresh_registry(self) -> None:
         # The same reasoning as for the emergency backup: after messages alone the
@@ -472,8 +339,8 @@ class LiveSession:
         if (
             written is not None
             and written[0] == registry_facts(self._view.record)
-            and (self._manager.now() - written[1]).total_seconds()
-            < self._manager.config.context_interval
+            and (self._runtime.now() - written[1]).total_seconds()
+            < self._runtime.config.context_interval
         ):
             return
         self._put_session()
@@ -481,7 +348,7 @@ class LiveSession:
     def save_emergency(self) -> None:
         """Refresh the emergency backup (critical facts, kept apart from all else)."""
         backup = self._emergency_backup()
-        self._manager.store.save_emergency(backup)
+        self._runtime.store.save_emergency(backup)
         self._emergency_written = (critical_facts(self._view), backup.updated)
 
     def _refresh_emergency(self) -> None:
@@ -494,14 +361,14 @@ class LiveSession:
         if (
             written is not None
             and written[0] == critical_facts(self._view)
-            and (self._manager.now() - written[1]).total_seconds()
-            < self._manager.config.context_interval
+            and (self._runtime.now() - written[1]).total_seconds()
+            < self._runtime.config.context_interval
         ):
             return
         self.save_emergency()
 
     def _emergency_backup(self) -> EmergencyBackup:
-        return emergency_backup(self._view, self._manager.now())
+        return emergency_backup(self._view, self._runtime.now())
 
     # -- lease ----------------------------------------------------------
 
@@ -515,8 +382,8 @@ class LiveSession:
             if self._closed:
                 return
             try:
-                self._lease = self._manager.store.renew_lease(
-                    self._lease, self._manager.owner_for(self).request(self._manager.now())
+                self._lease = self._runtime.store.renew_lease(
+                    self._lease, self._runtime.owner_for(self._lease).request(self._runtime.now())
                 )
             except LeaseHeld:
                 self._stop(release=False)
@@ -550,7 +417,7 @@ class LiveSession:
                 later (default: now). The interruption counts from it, while
                 the event is stamped when it is written.
         """
-        now = self._manager.now()
+        now = self._runtime.now()
         stopped = format_time(now if last_alive is None else min(last_alive, now))
         extra = {"cause": cause, "lastAlive": stopped} if cause else {"lastAlive": stopped}
         self._finish(SessionStatus.INTERRUPTED, extra, Trigger.INTERRUPTION, observe=observe)
@@ -580,7 +447,7 @@ class LiveSession:
                 steps.append(
                     (
                         "the recovery log line",
-                        lambda: self._manager.log_interruption(self._view.record, cause),
+                        lambda: self._runtime.log_interruption(self._view.record, cause),
                     )
                 )
             try:
@@ -595,7 +462,7 @@ class LiveSession:
         interrupts.unwatch(self)
         if release:
             try:
-                self._manager.store.release_lease(self._lease)
+                self._runtime.store.release_lease(self._lease)
             except ContinuityError:
                 pass  # the lease expires by itself; the session is already saved
 
@@ -613,11 +480,3 @@ class LiveSession:
             self.end()
         else:
             self.interrupt(cause)
-
-
-def _text(value: object, what: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text, not {type(value).__name__}")
-    if not empty and not value.strip():
-        raise InvalidInput(f"{what} must not be empty")
-    return value

@@ -12,15 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_continuity import lifecycle
 from agent_continuity.choosing import most_recent
 from agent_continuity.errors import (
     ConfigError,
     ContinuityError,
     CorruptRecord,
-    InvalidInput,
     LeaseHeld,
     NoActiveSession,
-    SessionStillActive,
 )
 from agent_continuity.live import LiveSession
 from agent_continuity.liveness import Owner, owner_gone
@@ -40,22 +39,18 @@ from agent_continuity.model import (
     format_time,
 )
 from agent_continuity.recovery import (
-    EmergencyResult,
     RecoveryResult,
     RecoverySettings,
-    ResumeTaskResult,
     SavedState,
     choose_mode,
-    emergency_context,
     recover,
     reference_time,
-    resume_task,
 )
 from agent_continuity.replay import SessionView
 from agent_continuity.storage import JournalRead
 
 if TYPE_CHECKING:
-    from agent_continuity.session import SessionManager
+    from agent_continuity.runtime import Runtime
 
 #: Called with the result when the decision is "prompt" and no answer was given;
 #: returns the user's answer (True: resume), or None to leave everything as it is.
@@ -66,12 +61,12 @@ Progress = Callable[[str], None]
 STAGES = ("loading recovery point", "reading the journal", "observing the project", "analysing")
 
 
-def recovery_settings(mgr: SessionManager) -> RecoverySettings:
+def recovery_settings(rt: Runtime) -> RecoverySettings:
     """The engine's settings from configuration, with the custom prompt template read in."""
-    values: dict[str, Any] = dict(mgr.config.recovery)
-    if mgr.config.prompt_template:
-        path = Path(mgr.config.prompt_template)
-        path = path if path.is_absolute() else mgr.project_root / path
+    values: dict[str, Any] = dict(rt.config.recovery)
+    if rt.config.prompt_template:
+        path = Path(rt.config.prompt_template)
+        path = path if path.is_absolute() else rt.project_root / path
         try:
             values["prompt_template"] = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -81,29 +76,29 @@ def recovery_settings(mgr: SessionManager) -> RecoverySettings:
     return RecoverySettings.from_mapping(values, source="configuration")
 
 
-def pick_session(mgr: SessionManager, session_id: str | None, user: str | None) -> SessionRecord:
+def pick_session(rt: Runtime, session_id: str | None, user: str | None) -> SessionRecord:
     """The session to recover: the one named, else the user's most recent interrupted one.
 
     Raises:
         NoActiveSession: If the user has no interrupted session in this project.
     """
     if session_id:
-        return mgr.get(session_id)
-    who = user or mgr.user_id
-    candidates = [r for r in mgr.sessions("interrupted", who, this_project=True)] or mgr.sessions(
-        "interrupted", who
-    )
+        return lifecycle.get(rt, session_id)
+    who = user or rt.user_id
+    candidates = [
+        r for r in lifecycle.sessions(rt, "interrupted", who, this_project=True)
+    ] or lifecycle.sessions(rt, "interrupted", who)
     if not candidates:
         raise NoActiveSession(
             f"no interrupted session of user {who!r} to recover; `continuity list` shows the "
             "sessions, `continuity start` begins a new one"
         )
     # An empty session (a command that never ran) never outranks one with work in it.
-    return most_recent(mgr.store, candidates, key=lambda r: (reference_time(r), r.id))
+    return most_recent(rt.store, candidates, key=lambda r: (reference_time(r), r.id))
 
 
 def load_saved_state(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     point: RecoveryPoint | None,
     point_damage: list[Damage],
@@ -114,7 +109,7 @@ def load_saved_state(
     """Everything that survived of a session, damage included.
 
     Args:
-        mgr: The project's session manager.
+        rt: The project's runtime.
         record: The session's registry entry.
         point: Its newest valid recovery point (see :func:`newest_valid_point`).
         point_damage: The newer points that failed verification.
@@ -126,7 +121,7 @@ def load_saved_state(
     after = point.seq if point is not None else 0
     # A point may refer to the journal for its recent messages: read from there.
     start = point.replay_from if point is not None else 0
-    read = mgr.store.read_events(record.id, after_seq=0 if whole_journal else start)
+    read = rt.store.read_events(record.id, after_seq=0 if whole_journal else start)
     own = _own_lease_event(read, lease)
     if own is not None:
         read = _before(read, own)
@@ -135,13 +130,13 @@ def load_saved_state(
     emergency: EmergencyBackup | None = None
     emergency_damage: list[Damage] = []
     try:
-        emergency = mgr.store.load_emergency(record.id)
+        emergency = rt.store.load_emergency(record.id)
     except CorruptRecord as exc:
         emergency_damage.append(Damage(location=exc.location, kind="checksum", detail=str(exc)))
     journal_damage = list(read.damage)
     if not journal_damage:
         journal_damage += _journal_cut(
-            mgr, record, point, read, emergency, own.seq if own is not None else None
+            rt, record, point, read, emergency, own.seq if own is not None else None
         )
     return SavedState(
         record=record,
@@ -153,7 +148,7 @@ def load_saved_state(
         point_damage=point_damage,
         emergency=emergency,
         emergency_damage=emergency_damage,
-        index_damage=mgr.store.index_damage(),
+        index_damage=rt.store.index_damage(),
     )
 
 
@@ -184,7 +179,7 @@ def _before(read: JournalRead, own: Event) -> JournalRead:
 
 
 def _journal_cut(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     point: RecoveryPoint | None,
     read: JournalRead,
@@ -202,7 +197,7 @@ def _journal_cut(
     end = max(read.last_seq, read.end_seq)
     if end <= covered and not read.end_seq:
         # Nothing after the point: the point's own event must still be there.
-        again = mgr.store.read_events(record.id, after_seq=max(0, covered - 1)).events
+        again = rt.store.read_events(record.id, after_seq=max(0, covered - 1)).events
         end = max((e.seq for e in again if own_seq is None or e.seq < own_seq), default=0)
     seen, source = max(
         (record.last_seq, "the registry"),
@@ -219,27 +214,27 @@ def _journal_cut(
 
 
 def observe_since(
-    mgr: SessionManager, saved_code: CodeContext | None, check_paths: list[str]
+    rt: Runtime, saved_code: CodeContext | None, check_paths: list[str]
 ) -> ProjectObservation:
     """The project now, relative to the saved code context (nothing, without an observer)."""
-    if mgr.observer is None:
-        return ProjectObservation(observed_at=mgr.now(), code=CodeContext(observed_at=mgr.now()))
+    if rt.observer is None:
+        return ProjectObservation(observed_at=rt.now(), code=CodeContext(observed_at=rt.now()))
     since = saved_code if saved_code is not None and saved_code.observed_at else None
-    return mgr.observer.observe(since=since, check_paths=check_paths)
+    return rt.observer.observe(since=since, check_paths=check_paths)
 
 
 def analyse(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     mode: str = "auto",
     progress: Progress | None = None,
 ) -> RecoveryResult:
     """Run recovery for one session without changing anything."""
-    return _analysed(mgr, record, mode, progress)[0]
+    return _analysed(rt, record, mode, progress)[0]
 
 
 def _analysed(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     mode: str,
     progress: Progress | None,
@@ -247,13 +242,13 @@ def _analysed(
 ) -> tuple[RecoveryResult, SavedState, Lease | None]:
     """Analyse, after taking the lease with ``take_lease`` if given (returned, held)."""
     step = progress or (lambda _stage: None)
-    settings = recovery_settings(mgr)
-    now = mgr.now()
+    settings = recovery_settings(rt)
+    now = rt.now()
     chosen = choose_mode(reference_time(record), now, settings, mode)
     step(STAGES[0])
-    point, point_damage = newest_valid_point(mgr.store, record.id)
+    point, point_damage = newest_valid_point(rt.store, record.id)
     active = {*record.context.active_files, *(point.session.context.active_files if point else [])}
-    observing = _Observing(mgr, point.code_context if point else None, sorted(active))
+    observing = _Observing(rt, point.code_context if point else None, sorted(active))
     lease = None
     try:
         # A point is never changed once written, so it may be found before the
@@ -262,7 +257,7 @@ def _analysed(
             lease = take_lease()
         step(STAGES[1])
         saved = load_saved_state(
-            mgr, record, point, point_damage, whole_journal=chosen == "full", lease=lease
+            rt, record, point, point_damage, whole_journal=chosen == "full", lease=lease
         )
         step(STAGES[2])
         observation = observing.result()
@@ -271,9 +266,9 @@ def _analysed(
     except BaseException:
         observing.wait()
         if lease is not None:
-            _give_back(mgr, lease)
+            _give_back(rt, lease)
         raise
-    observed = observation.code if mgr.observer is not None else None
+    observed = observation.code if rt.observer is not None else None
     return result.attach_observation(observed), saved, lease
 
 
@@ -284,21 +279,21 @@ class _Observing:
     recovery pays for the longer of the two instead of both.
     """
 
-    def __init__(self, mgr: SessionManager, code: CodeContext | None, paths: list[str]) -> None:
+    def __init__(self, rt: Runtime, code: CodeContext | None, paths: list[str]) -> None:
         self._observation: ProjectObservation | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        if mgr.observer is None:
-            self._observation = observe_since(mgr, code, paths)
+        if rt.observer is None:
+            self._observation = observe_since(rt, code, paths)
             return
         self._thread = threading.Thread(
-            target=self._run, args=(mgr, code, paths), name="continuity-observe", daemon=True
+            target=self._run, args=(rt, code, paths), name="continuity-observe", daemon=True
         )
         self._thread.start()
 
-    def _run(self, mgr: SessionManager, code: CodeContext | None, paths: list[str]) -> None:
+    def _run(self, rt: Runtime, code: CodeContext | None, paths: list[str]) -> None:
         try:
-            self._observation = observe_since(mgr, code, paths)
+            self._observation = observe_since(rt, code, paths)
         except BaseException as exc:  # handed to the thread that waits for the result
             self._error = exc
 
@@ -317,7 +312,7 @@ class _Observing:
 
 
 def recover_session(
-    mgr: SessionManager,
+    rt: Runtime,
     session_id: str | None = None,
     *,
     user: str | None = None,
@@ -334,27 +329,27 @@ def recover_session(
     after that read, so resuming or archiving continues from it directly.
 
     Args:
-        mgr: The project's session manager.
+        rt: The project's runtime.
         session_id: The session; default: the user's most recent interrupted one.
-        user: Whose sessions (default: the manager's user).
+        user: Whose sessions (default: the runtime's user).
         mode: ``auto``, ``quick``, ``full`` or ``emergency``.
         answer: The user's answer to "resume?" given in advance (``--yes`` / ``--no``).
         confirm: Asks the user when the decision is ``prompt`` and ``answer`` is None.
         progress: Receives the stage names of the work (for a progress bar).
     """
-    mgr.detect_interruptions()
-    record = pick_session(mgr, session_id, user)
+    lifecycle.detect_interruptions(rt)
+    record = pick_session(rt, session_id, user)
     still_active = (
         record.status is SessionStatus.ACTIVE
-        and owner_gone(mgr.store.read_lease(record.id), mgr.now()) is None
+        and owner_gone(rt.store.read_lease(record.id), rt.now()) is None
     )
     # A session whose journal is gone is analysed from its newest valid point and
     # emergency backup, but nothing can be written to it: not taken over.
-    journal_lost = record.id in mgr.store.lost_journals()
+    journal_lost = record.id in rt.store.lost_journals()
     take_over = answer is not None and not still_active and not journal_lost
     logged_answer = answer
     result, saved, lease = _analysed(
-        mgr, record, mode, progress, (lambda: _take_lease(mgr, record)) if take_over else None
+        rt, record, mode, progress, (lambda: _take_lease(rt, record)) if take_over else None
     )
     try:
         if result.status == "failed":
@@ -379,17 +374,17 @@ def recover_session(
             if resume is None:
                 result.outcome = "awaiting-answer"
             else:
-                taken = _resumed(mgr, saved, lease) if lease is not None else None
+                taken = _resumed(rt, saved, lease) if lease is not None else None
                 lease = None  # the handle has it now: kept by a restore, given back by archive
                 if resume:
-                    restore(mgr, record, result, taken)
+                    restore(rt, record, result, taken)
                 else:
-                    result.new_session_id = archive_and_start(mgr, record, taken)
+                    result.new_session_id = archive_and_start(rt, record, taken)
                     result.outcome = "new-session"
     finally:
         if lease is not None:
-            _give_back(mgr, lease)
-    log_recovery(mgr, record, result, mode, logged_answer)
+            _give_back(rt, lease)
+    log_recovery(rt, record, result, mode, logged_answer)
     return result
 
 
@@ -403,29 +398,29 @@ def _resolve(result: RecoveryResult, answer: bool | None, confirm: Confirm | Non
     return confirm(result) if confirm is not None else None
 
 
-def _take_lease(mgr: SessionManager, record: SessionRecord) -> Lease:
-    now = mgr.now()
-    current = mgr.store.read_lease(record.id)
+def _take_lease(rt: Runtime, record: SessionRecord) -> Lease:
+    now = rt.now()
+    current = rt.store.read_lease(record.id)
     if (
         current is not None
         and owner_gone(current, now) is None
         and record.status is (SessionStatus.ACTIVE)
     ):
         raise LeaseHeld(f"{record.id} is being written by {current.holder}", current.holder)
-    return mgr.store.acquire_lease(
+    return rt.store.acquire_lease(
         record.id,
-        Owner.cli(mgr.config.cli_lease_ttl).request(now),
+        Owner.cli(rt.config.cli_lease_ttl).request(now),
         steal=True,
         expect_token=current.token if current is not None else 0,
     )
 
 
-def _take_over(mgr: SessionManager, record: SessionRecord) -> LiveSession:
-    lease = _take_lease(mgr, record)
-    return LiveSession(mgr, mgr.load(record.id).view, lease, owned_by_process=False)
+def _take_over(rt: Runtime, record: SessionRecord) -> LiveSession:
+    lease = _take_lease(rt, record)
+    return LiveSession(rt, lifecycle.load(rt, record.id).view, lease, owned_by_process=False)
 
 
-def _resumed(mgr: SessionManager, saved: SavedState, lease: Lease) -> LiveSession:
+def _resumed(rt: Runtime, saved: SavedState, lease: Lease) -> LiveSession:
     """A handle on the session as ``saved`` holds it, read under ``lease``.
 
     The same state :meth:`SessionManager.load` would rebuild (the newest valid
@@ -440,18 +435,18 @@ def _resumed(mgr: SessionManager, saved: SavedState, lease: Lease) -> LiveSessio
             f"{saved.record.id}: neither a valid recovery point nor a readable journal start; "
             "`continuity emergency` shows what the emergency backups still hold"
         )
-    return LiveSession(mgr, view, lease, owned_by_process=False)
+    return LiveSession(rt, view, lease, owned_by_process=False)
 
 
-def _give_back(mgr: SessionManager, lease: Lease) -> None:
+def _give_back(rt: Runtime, lease: Lease) -> None:
     try:
-        mgr.store.release_lease(lease)
+        rt.store.release_lease(lease)
     except ContinuityError:
         pass  # it expires by itself; nothing was written under it
 
 
 def restore(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     result: RecoveryResult,
     session: LiveSession | None = None,
@@ -459,13 +454,13 @@ def restore(
     """Make the session active again under a new lease, with its repairs and continuation id.
 
     Args:
-        mgr: The project's session manager.
+        rt: The project's runtime.
         record: The session's registry entry.
         result: The analysis that decided to resume it.
         session: A handle already holding the new lease, on the state that
             ``result`` analysed; None to take the session over (and read it) now.
     """
-    session = session or _take_over(mgr, record)
+    session = session or _take_over(rt, record)
     drafts = [session.draft(d.kind, d.payload) for d in result.repairs]
     drafts.append(
         session.draft(
@@ -482,111 +477,43 @@ def restore(
     result.outcome = "restored"
 
 
-def archive(mgr: SessionManager, record: SessionRecord, session: LiveSession | None = None) -> None:
+def archive(rt: Runtime, record: SessionRecord, session: LiveSession | None = None) -> None:
     """Mark a session archived (its history stays; it will not be offered again).
 
     ``session``: a handle already holding its lease (see :func:`restore`).
     """
     if record.status is SessionStatus.ARCHIVED:
         if session is not None:
-            _give_back(mgr, session.lease)
+            _give_back(rt, session.lease)
         return
-    session = session or _take_over(mgr, record)
+    session = session or _take_over(rt, record)
     session.append_group(
         [session.draft(EventKind.LIFECYCLE, {"status": SessionStatus.ARCHIVED.value})]
     )
-    mgr.store.release_lease(session.lease)
+    rt.store.release_lease(session.lease)
 
 
 def archive_and_start(
-    mgr: SessionManager, record: SessionRecord, session: LiveSession | None = None
+    rt: Runtime, record: SessionRecord, session: LiveSession | None = None
 ) -> str:
     """Decline: archive the old session and start a fresh one. Returns the new id."""
-    archive(mgr, record, session)
-    fresh = mgr.start(type=record.type, owned_by_process=False, auto_save=False)
+    archive(rt, record, session)
+    fresh = lifecycle.start(rt, type=record.type, owned_by_process=False, auto_save=False)
     return fresh.id
 
 
-def start_recovered(
-    mgr: SessionManager, session_id: str | None, *, session_type: str | None = None
-) -> RecoveryResult:
-    """``start --recover``: a new session seeded from a recovered one and linked to it."""
-    mgr.detect_interruptions()
-    old = pick_session(mgr, session_id, None)
-    if old.status is SessionStatus.ACTIVE:  # owner alive: a copy would be a second writer
-        raise SessionStillActive(
-            f"{old.id} is still active; `continuity end --session {old.id}` (or `interrupt "
-            f"--session {old.id} --cause TEXT`) first, or keep writing to it with --session"
-        )
-    result = analyse(mgr, old)
-    view = result.view
-    if view is None:
-        raise CorruptRecord(
-            f"nothing of {old.id} could be recovered; `continuity emergency` shows what is left"
-        )
-    state, context = view.record.state, view.record.context
-    fresh = mgr.start(
-        type=session_type or old.type,
-        owned_by_process=False,
-        auto_save=False,
-        recovered_from=old.id,
-    )
-    drafts = []
-    task = view.current_task
-    if context.current_task:
-        payload: dict[str, Any] = {"id": context.current_task, "current": True}
-        if task is not None:
-            payload |= {
-                "title": task.title,
-                "status": task.status.value,
-                "steps": task.steps,
-                "dependencies": task.dependencies,
-            }
-        if context.current_phase:
-            payload["phase"] = context.current_phase
-        drafts.append(fresh.draft(EventKind.TASK, payload))
-    seeded: dict[str, Any] = {
-        "summary": result.context_summary,
-        "progress": state.progress,
-        "activeFiles": context.active_files,
-    }
-    if state.current_step:
-        seeded["currentStep"] = state.current_step
-    if context.current_phase and not context.current_task:
-        seeded["phase"] = context.current_phase
-    drafts.append(fresh.draft(EventKind.STATE, seeded))
-    drafts += [fresh.draft(EventKind.STEP_COMPLETED, {"step": s}) for s in state.completed_steps]
-    drafts += [fresh.draft(EventKind.NEXT_STEP, {"step": s}) for s in state.next_steps]
-    drafts += [fresh.draft(EventKind.BLOCKER, {"text": b}) for b in state.blockers]
-    drafts += [fresh.draft(EventKind.DECISION, {"text": d}) for d in context.key_decisions]
-    fresh.append_group(drafts)
-    fresh.checkpoint(Trigger.USER_REQUEST)
-    if old.status is SessionStatus.INTERRUPTED:
-        if old.id in mgr.store.lost_journals():
-            result.warnings.append(
-                f"{old.id} was not archived: its journal is missing, so nothing can be "
-                "written to it; `continuity verify --repair` rebuilds the journal"
-            )
-        else:
-            archive(mgr, old)
-    result.outcome = "new-session"
-    result.new_session_id = fresh.id
-    log_recovery(mgr, old, result, "auto", True)
-    return result
-
-
 def log_recovery(
-    mgr: SessionManager,
+    rt: Runtime,
     record: SessionRecord,
     result: RecoveryResult,
     mode: str,
     answer: bool | None,
 ) -> None:
     """One line in the recovery log: inputs, score, factors, decision, outcome."""
-    mgr.store.log_recovery(
+    rt.store.log_recovery(
         {
             "event": "recovery",
-            "at": format_time(mgr.now()),
+            "at": format_time(rt.now()),
             "sessionId": record.id,
             "userId": record.user_id,
             "requestedMode": mode,
@@ -603,35 +530,4 @@ def log_recovery(
             "continuationId": result.continuation_id,
             "warnings": len(result.warnings),
         }
-    )
-
-
-def resume(
-    mgr: SessionManager, task_id: str, session_id: str | None, from_step: str | None
-) -> ResumeTaskResult:
-    """RESUME_TASK: where a task stands, from the newest session that worked on it."""
-    if not task_id.strip():
-        raise InvalidInput("give the task to resume, e.g. continuity resume TASK-6-004")
-    if session_id:
-        record = mgr.get(session_id)
-    else:
-        touched = [r for r in mgr.sessions() if r.context.current_task == task_id]
-        if not touched:
-            raise NoActiveSession(
-                f"no session worked on {task_id}; `continuity list` shows the sessions"
-            )
-        record = max(touched, key=lambda r: (r.last_activity, r.id))
-    view = mgr.load(record.id).view
-    code = None
-    if mgr.observer is not None:
-        code = observe_since(mgr, view.code_context, list(view.record.context.active_files))
-    return resume_task(view, task_id, from_step, code)
-
-
-def emergency(mgr: SessionManager) -> EmergencyResult:
-    """Emergency recovery: critical project info from the emergency backups alone."""
-    backups, damage = mgr.store.list_emergency()
-    observation = observe_since(mgr, None, []) if mgr.observer is not None else None
-    return emergency_context(
-        backups, now=mgr.now(), observation=observation, user_id=mgr.user_id, damage=damage
     )

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from agent_continuity import interrupts
+from agent_continuity import interrupts, lifecycle
 from agent_continuity.errors import CommandNotStarted, InvalidInput
 from agent_continuity.model import EventKind, Trigger
 
 if TYPE_CHECKING:
     from agent_continuity.live import LiveSession
-    from agent_continuity.session import SessionManager
+    from agent_continuity.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _exit_cause(returncode: int) -> str | None:
 
 
 def run_command(
-    mgr: SessionManager,
+    rt: Runtime,
     argv: Sequence[str],
     *,
     session_id: str | None = None,
@@ -60,7 +60,7 @@ def run_command(
     """Run ``argv`` inside a session and wait for it.
 
     Args:
-        mgr: The session manager of the project.
+        rt: The project's runtime.
         argv: The command and its arguments.
         session_id: Continue this active session instead of starting one.
         notify: Receives the lines meant for the user (stderr in the CLI).
@@ -73,21 +73,23 @@ def run_command(
     if not argv:
         raise InvalidInput("give the command to run after --, e.g. continuity run -- my-agent")
     _check_runnable(argv[0])
-    mgr.detect_interruptions()
-    for record in mgr.sessions("interrupted", mgr.user_id, this_project=True):
+    lifecycle.detect_interruptions(rt)
+    for record in lifecycle.sessions(rt, "interrupted", rt.user_id, this_project=True):
         why = record.interruption.cause if record.interruption else "unknown"
         notify(
             f"continuity: {record.id} was interrupted ({why}); "
             f"`continuity recover {record.id}` continues it"
         )
-    session = mgr.adopt(session_id) if session_id else mgr.start(type="agent-run")
+    session = (
+        lifecycle.adopt(rt, session_id) if session_id else lifecycle.start(rt, type="agent-run")
+    )
     notify(f"continuity: running {argv[0]} in {session.id}")
     env = dict(os.environ)
     env["CONTINUITY_SESSION"] = session.id
     # The agent's own `continuity` commands must reach the same store.
-    env["CONTINUITY_STORE"] = mgr.store.url
+    env["CONTINUITY_STORE"] = rt.store.url
     env["CONTINUITY_LEASE"] = session.share_lease()
-    watcher = _watch(mgr, session)
+    watcher = _watch(rt, session)
     try:
         try:
             child = subprocess.Popen(list(argv), env=env, cwd=os.getcwd())
@@ -148,8 +150,8 @@ def _wait(child: subprocess.Popen[bytes], session: LiveSession) -> int:
         raise
 
 
-def _watch(mgr: SessionManager, session: LiveSession) -> _Stoppable | None:
-    if "file-modification" not in mgr.config.triggers:
+def _watch(rt: Runtime, session: LiveSession) -> _Stoppable | None:
+    if "file-modification" not in rt.config.triggers:
         return None
     from agent_continuity.capture.watch import ProjectWatcher
 
@@ -157,16 +159,16 @@ def _watch(mgr: SessionManager, session: LiveSession) -> _Stoppable | None:
         if session.closed or not paths:
             return
         drafts = [
-            session.draft(EventKind.FILE, {"path": path, "change": _change_of(mgr, path)})
+            session.draft(EventKind.FILE, {"path": path, "change": _change_of(rt, path)})
             for path in paths
         ]
         session.append_group(drafts, Trigger.FILE_MODIFICATION)
 
     watcher = ProjectWatcher(
-        mgr.project_root,
+        rt.project_root,
         on_change,
-        ignore=mgr.observer_ignores(),
-        debounce=mgr.config.watch_debounce,
+        ignore=rt.observer_ignores(),
+        debounce=rt.config.watch_debounce,
     )
     watcher.start()
     return watcher
@@ -176,5 +178,5 @@ class _Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-def _change_of(mgr: SessionManager, path: str) -> str:
-    return "modified" if (mgr.project_root / path).exists() else "deleted"
+def _change_of(rt: Runtime, path: str) -> str:
+    return "modified" if (rt.project_root / path).exists() else "deleted"

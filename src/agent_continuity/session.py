@@ -1,4 +1,9 @@
-"""SessionManager: the public entry point for starting, continuing and inspecting sessions."""
+"""SessionManager: the API every front end calls to start, continue, inspect and recover sessions.
+
+A thin facade: it builds a :class:`~agent_continuity.runtime.Runtime` and
+delegates each method to the modules below it (lifecycle, live, restore,
+continuing, inspection, runner), none of which imports this one.
+"""
 
 from __future__ import annotations
 
@@ -6,81 +11,23 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from agent_continuity.choosing import most_recent
-from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
-from agent_continuity.errors import (
-    ContinuityError,
-    CorruptRecord,
-    IncompleteWrite,
-    InvalidInput,
-    JournalMissing,
-    LeaseHeld,
-    NoActiveSession,
-    StoreNotFound,
-)
-from agent_continuity.ids import validate_session_id
+from agent_continuity import lifecycle
+from agent_continuity.config import Config
+from agent_continuity.errors import InvalidInput
 from agent_continuity.live import LiveSession
-from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
-from agent_continuity.materialise import LoadedSession, load_session
-from agent_continuity.model import (
-    AgentInfo,
-    Event,
-    EventDraft,
-    EventKind,
-    Interruption,
-    Lease,
-    PersistenceSettings,
-    SessionContext,
-    SessionRecord,
-    SessionStatus,
-    Trigger,
-    format_time,
-    utc_now,
-)
-from agent_continuity.replay import SessionView
-from agent_continuity.session_facts import emergency_backup
-from agent_continuity.storage import Store, open_store
+from agent_continuity.materialise import LoadedSession
+from agent_continuity.model import AgentInfo, Event, SessionRecord, Trigger, utc_now
+from agent_continuity.runtime import Runtime
+from agent_continuity.storage import Store
 from agent_continuity.updates import update_group
 
 if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
-
-#: Environment variable through which `continuity run` lets the agent it runs
-#: write to the session it owns: ``SESSION-ID:TOKEN``.
-LEASE_ENV = "CONTINUITY_LEASE"
-
-
-def _started_but(
-    record: SessionRecord, exc: ContinuityError, task: str | None, phase: str | None
-) -> IncompleteWrite:
-    """The error of a start whose session was created but whose next write failed."""
-    if isinstance(exc, IncompleteWrite):
-        return IncompleteWrite(
-            f"session {record.id} created and {exc}",
-            kept_seq=exc.kept_seq,
-            kept_point=exc.kept_point,
-            missing=exc.missing,
-            cause=exc.cause,
-        )
-    what = f"its task {task}" if task else f"its phase {phase}" if phase else "its emergency backup"
-    redo = (
-        f"`continuity update --session {record.id} --task {task}` records the task"
-        if task
-        else f"`continuity update --session {record.id} --phase {phase}` records the phase"
-        if phase
-        else f"`continuity save --session {record.id}` writes the backup"
-    )
-    return IncompleteWrite(
-        f"session {record.id} created (event 1), but {what} was not written: {exc}. The "
-        f"session is kept: do not start another; once that is fixed, {redo}",
-        kept_seq=1,
-        missing=(what,),
-        cause=exc,
-    )
+    from agent_continuity.runner import RunOutcome
 
 
 class SessionManager:
@@ -118,28 +65,15 @@ class SessionManager:
         observer: ProjectObserver | bool | None = None,
         create_store: bool = True,
     ) -> None:
-        self.project_root = find_project_root(Path(project_dir))
-        self.config = config if config is not None else load_config(self.project_root)
-        self.user_id = user_id or self.config.user
-        self._clock = clock
-        if isinstance(store, str) or store is None:
-            url = store or resolve_store_url(self.config, self.project_root)
-            try:
-                self._store: Store | None = open_store(
-                    url,
-                    durability=self.config.durability,
-                    base_dir=self.project_root,
-                    create=create_store,
-                )
-            except StoreNotFound as exc:
-                # Raised on first use, so that what needs no store (checking a
-                # session id's format) still answers first.
-                self._store, self._no_store = None, exc
-        else:
-            self._store = store
-        self._observer_choice = observer
-        self._observer: ProjectObserver | None = None
-        self._observer_made = False
+        self._rt = Runtime.open(
+            store,
+            project_dir,
+            user_id,
+            config=config,
+            clock=clock,
+            observer=observer,
+            create_store=create_store,
+        )
 
     @property
     def store(self) -> Store:
@@ -149,57 +83,31 @@ class SessionManager:
             StoreNotFound: If the manager was made with ``create_store=False``
                 and there is no store yet.
         """
-        if self._store is None:
-            raise self._no_store
-        return self._store
+        return self._rt.store
+
+    @property
+    def config(self) -> Config:
+        """The settings."""
+        return self._rt.config
+
+    @property
+    def project_root(self) -> Path:
+        """The project's root folder."""
+        return self._rt.project_root
+
+    @property
+    def user_id(self) -> str:
+        """Whose sessions these are."""
+        return self._rt.user_id
 
     @property
     def observer(self) -> ProjectObserver | None:
-        """The project observer (None when observing is off).
-
-        Made on first use: commands that never observe (``list``, ``show``)
-        do not import the capture package.
-        """
-        if not self._observer_made:
-            self._observer = self._make_observer(self._observer_choice)
-            self._observer_made = True
-        return self._observer
-
-    def _make_observer(self, observer: ProjectObserver | bool | None) -> ProjectObserver | None:
-        if observer is False:
-            return None
-        if observer is not None and observer is not True:
-            return observer
-        from agent_continuity.capture.observer import ProjectObserver
-
-        return ProjectObserver(
-            self.project_root,
-            ignore=self.observer_ignores(),
-            build_command=self.config.build_command or None,
-            build_timeout=self.config.build_timeout,
-            clock=self._clock,
-        )
-
-    def observer_ignores(self) -> list[str]:
-        """Project paths that observing and watching skip: the store's own folder or files."""
-        ignore = []
-        for prefix in ("files:", "sqlite:///"):
-            if self.store.url.startswith(prefix):
-                path = (self.project_root / self.store.url[len(prefix) :]).resolve()
-                folder = path if prefix == "files:" else path.parent
-                if folder != self.project_root and folder.is_relative_to(self.project_root):
-                    ignore.append(folder.relative_to(self.project_root).as_posix())
-                elif prefix == "sqlite:///" and path.is_relative_to(self.project_root):
-                    # A database beside the project's files: skip it and SQLite's
-                    # companions, or every observation would hash the whole database.
-                    rel = path.relative_to(self.project_root).as_posix()
-                    ignore += [rel + suffix for suffix in ("", "-wal", "-shm", "-journal")]
-        return ignore
+        """The project observer (None when observing is off); made on first use."""
+        return self._rt.observer
 
     def close(self) -> None:
         """Close the store."""
-        if self._store is not None:
-            self._store.close()
+        self._rt.close()
 
     def __enter__(self) -> SessionManager:
         return self
@@ -207,19 +115,7 @@ class SessionManager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- time and ownership ---------------------------------------------
-
-    def now(self) -> datetime:
-        """The manager's clock."""
-        return self._clock()
-
-    def owner_for(self, session: LiveSession) -> Owner:
-        """The owner a handle renews its lease as."""
-        if session.lease.holder == CLI_HOLDER:
-            return Owner.cli(self.config.cli_lease_ttl)
-        return Owner.process(self.config.process_lease_ttl)
-
-    # -- starting and attaching ---------------------------------------
+    # -- writing ----------------------------------------------------------
 
     def start(
         self,
@@ -235,6 +131,8 @@ class SessionManager:
     ) -> LiveSession:
         """Create a session and return its live handle.
 
+        Sessions of this store whose owner is gone are marked interrupted first.
+
         Args:
             type: The session type (``task-execution``, ``general``...).
             task: The current task id, if any.
@@ -247,95 +145,46 @@ class SessionManager:
                 lease is renewed by each command and expires when idle.
             auto_save: Run the interval saves in a background thread.
             recovered_from: The session this one continues, if any.
+
+        Returns:
+            The handle to write through; used as a context manager, leaving the
+            block ends the session.
+
+        Raises:
+            IncompleteWrite: If the session was created but its first writes
+                (task, phase, preferences or emergency backup) failed; the
+                message names the session, which is kept.
         """
-        self.detect_interruptions()
-        now = self.now()
-        owner = self._owner(owned_by_process)
-        draft = SessionRecord(
-            id="SESSION-000101-001",
+        return lifecycle.start(
+            self._rt,
             type=type,
-            created=now,
-            last_activity=now,
-            user_id=self.user_id,
-            project_dir=str(self.project_root),
-            agent=agent or AgentInfo(),
-            context=SessionContext(
-                current_task=task, current_phase=phase, working_directory=str(self.project_root)
-            ),
-            persistence=PersistenceSettings(
-                auto_save=auto_save,
-                save_interval=f"{self.config.context_interval:g}s",
-                backup_count=self.config.backup_count,
-            ),
+            task=task,
+            phase=phase,
+            agent=agent,
+            preferences=preferences,
+            owned_by_process=owned_by_process,
+            auto_save=auto_save,
             recovered_from=recovered_from,
         )
-        record, lease = self.store.create_session(draft, owner.request(now))
-        first = self.store.read_events(record.id).events
-        view = SessionView.replay(first)
-        session = LiveSession(self, view, lease, owned_by_process=owned_by_process)
-        try:
-            if task:
-                session.set_task(task, phase=phase)
-            elif phase:
-                session.set_phase(phase)
-            else:
-                session.save_emergency()
-            if preferences:
-                session.set_preferences(dict(preferences))
-        except ContinuityError as exc:
-            session._stop(release=False)  # never handed out; its lease lapses by itself
-            raise _started_but(record, exc, task, phase) from exc
-        if owned_by_process:
-            # The heartbeat runs even without auto-save: a live owner's lease
-            # must never expire under it.
-            self._start_autosave(session, heartbeat=True, saves=auto_save)
-        return session
 
     def attach(self, session_id: str | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
 
-        Without ``session_id``, the newest active session of this project and
-        user. The command-line lease is renewed (or taken over when it expired).
+        The command-line lease is renewed (or taken over when it expired).
+
+        Args:
+            session_id: The session; default: the newest active session of this
+                project and user.
+
+        Returns:
+            A handle that writes under the command-line lease.
 
         Raises:
-            NoActiveSession: If no session is given and none is active.
+            NoActiveSession: If no session is given and none is active, or the
+                session is not active.
             LeaseHeld: If a live process owns the session.
         """
-        self.detect_interruptions()
-        record = self.get(session_id) if session_id else self.newest_active()
-        if record.status is not SessionStatus.ACTIVE:
-            raise NoActiveSession(
-                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
-                "continues it, `continuity start` begins a new one"
-            )
-        lease = self._cli_lease(record.id)
-        view = self.load(record.id).view
-        # The journal, not the registry, says whether the session is still going:
-        # an end whose registry write failed (a full disk) left the registry behind.
-        if view.record.status is not SessionStatus.ACTIVE:
-            self.store.release_lease(lease)
-            self._refuse_ended(view)
-        return LiveSession(self, view, lease, owned_by_process=False)
-
-    def _refuse_ended(self, view: SessionView) -> NoReturn:
-        """Raise NoActiveSession for a session the journal ended.
-
-        What the end's own writes missed (a full disk) is mended first: the
-        registry entry, and the emergency backup, from the journal.
-        """
-        status = view.record.status
-        if self.get(view.record.id).status is SessionStatus.ACTIVE:
-            self.store.put_session(view.record)
-        try:
-            backup = self.store.load_emergency(view.record.id)
-        except CorruptRecord:
-            backup = None
-        if backup is None or backup.status is not status or backup.seq < view.seq:
-            self.store.save_emergency(emergency_backup(view, self.now()))
-        raise NoActiveSession(
-            f"{view.record.id} is {status.value}; `continuity recover {view.record.id}` "
-            "continues it, `continuity start` begins a new one"
-        )
+        return lifecycle.attach(self._rt, session_id)
 
     def adopt(self, session_id: str) -> LiveSession:
         """Make this process the owner of an active session (``continuity run --session``).
@@ -343,222 +192,17 @@ class SessionManager:
         A command-line session, or one whose owner is gone, is taken over;
         one owned by a live process is not.
 
+        Args:
+            session_id: The session.
+
+        Returns:
+            A handle owned by this process, with its heartbeat and auto-save running.
+
         Raises:
             LeaseHeld: If a live process owns it.
             NoActiveSession: If the session is not active.
         """
-        record = self.get(session_id)
-        if record.status is not SessionStatus.ACTIVE:
-            raise NoActiveSession(
-                f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
-                "continues it"
-            )
-        now = self.now()
-        current = self.store.read_lease(record.id)
-        steal = current is not None and (
-            current.holder == CLI_HOLDER or owner_gone(current, now) is not None
-        )
-        lease = self.store.acquire_lease(
-            record.id,
-            Owner.process(self.config.process_lease_ttl).request(now),
-            steal=steal,
-            expect_token=current.token if current is not None else None,
-        )
-        session = LiveSession(self, self.load(record.id).view, lease, owned_by_process=True)
-        self._start_autosave(session, heartbeat=True)
-        return session
-
-    def _cli_lease(self, session_id: str) -> Lease:
-        now = self.now()
-        current = self.store.read_lease(session_id)
-        inherited = os.environ.get(LEASE_ENV, "")
-        if current is not None and inherited == f"{session_id}:{current.token}":
-            return current  # the agent run by `continuity run` writes under its lease
-        owner = Owner.cli(self.config.cli_lease_ttl)
-        if current is not None and current.holder == CLI_HOLDER and current.expires > now:
-            return self.store.renew_lease(current, owner.request(now))
-        return self.store.acquire_lease(session_id, owner.request(now))
-
-    def _owner(self, owned_by_process: bool) -> Owner:
-        if owned_by_process:
-            return Owner.process(self.config.process_lease_ttl)
-        return Owner.cli(self.config.cli_lease_ttl)
-
-    def _start_autosave(self, session: LiveSession, *, heartbeat: bool, saves: bool = True) -> None:
-        from agent_continuity.autosave import AutoSaver
-
-        saver = AutoSaver(session, self.config, heartbeat=heartbeat, saves=saves)
-        session.attach_autosaver(saver)
-        saver.start()
-
-    # -- reading --------------------------------------------------------
-
-    def get(self, session_id: str) -> SessionRecord:
-        """A session's registry entry.
-
-        Raises:
-            InvalidIdentifier: If the id is malformed.
-            SessionNotFound: If there is no such session.
-        """
-        valid = validate_session_id(session_id)  # a malformed id is refused before any lookup
-        return self.store.get_session(valid)
-
-    def sessions(
-        self, status: str | None = None, user: str | None = None, *, this_project: bool = False
-    ) -> list[SessionRecord]:
-        """Sessions, oldest first, optionally filtered."""
-        records = self.store.list_sessions()
-        if status:
-            records = [r for r in records if r.status.value == status]
-        if user:
-            records = [r for r in records if r.user_id == user]
-        if this_project:
-            records = [r for r in records if r.project_dir == str(self.project_root)]
-        return records
-
-    def damaged_sessions(self) -> dict[str, str]:
-        """Sessions damaged beyond their index, each with what is wrong and what to do.
-
-        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
-        The rest of the store is unaffected; ``continuity verify`` lists the same.
-        """
-        from agent_continuity.storage.index import missing_journal_detail
-
-        return {sid: missing_journal_detail(sid) for sid in self.store.lost_journals()}
-
-    def newest_active(self) -> SessionRecord:
-        """The newest active session of this project and user.
-
-        Raises:
-            NoActiveSession: If there is none.
-        """
-        active = self.sessions("active", self.user_id, this_project=True)
-        if not active:
-            raise NoActiveSession(
-                "no active session for this project and user; run `continuity start` first"
-            )
-        return active[-1]
-
-    def events(self, session_id: str) -> list[Event]:
-        """The session's journal, in order.
-
-        Raises:
-            CorruptRecord: If the journal is damaged (``load`` returns what survives).
-        """
-        read = self.store.read_events(validate_session_id(session_id))
-        if read.damage:
-            first = read.damage[0]
-            raise CorruptRecord(
-                f"{first.location}: {first.detail}; run `continuity verify` for details",
-                first.location,
-            )
-        return read.events
-
-    def load(self, session_id: str, *, whole_journal: bool = False) -> LoadedSession:
-        """Materialise a session: newest valid recovery point plus the journal after it.
-
-        Damaged points are skipped (and reported); a damaged journal yields
-        what precedes and follows the damage (and reports it).
-        """
-        return load_session(self.store, session_id, whole_journal=whole_journal)
-
-    # -- liveness -------------------------------------------------------
-
-    def detect_interruptions(self) -> list[SessionRecord]:
-        """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
-
-        Returns:
-            The sessions marked now.
-        """
-        now = self.now()
-        marked = []
-        for record in self.store.list_sessions():
-            if record.status is not SessionStatus.ACTIVE:
-                continue
-            lease = self.store.read_lease(record.id)
-            cause = owner_gone(lease, now)
-            if cause is None:
-                continue
-            try:
-                found = self._mark_interrupted(record.id, lease, cause)
-            except LeaseHeld:
-                continue  # another process got there first, or the owner came back
-            except JournalMissing:
-                # Damage to this one session must not stop every command: only
-                # its registry entry says it stopped (see _mark_journal_lost).
-                found = self._mark_journal_lost(record, lease, cause)
-            if found is not None:
-                marked.append(found)
-        return marked
-
-    def _mark_interrupted(
-        self, session_id: str, lease: Lease | None, cause: str
-    ) -> SessionRecord | None:
-        now = self.now()
-        owner = Owner.process(self.config.process_lease_ttl)
-        taken = self.store.acquire_lease(
-            session_id,
-            owner.request(now),
-            steal=True,
-            expect_token=lease.token if lease is not None else 0,
-        )
-        loaded = self.load(session_id)
-        if loaded.view.record.status is not SessionStatus.ACTIVE:
-            # The journal, read under our lease, has the last word: its owner ended
-            # it after we read the registry, or a marker died before updating the
-            # registry. Bring the registry up to date; mark nothing twice.
-            self.store.put_session(loaded.view.record)
-            self.store.release_lease(taken)
-            return None
-        # The owner was last known alive at its last event or its last lease
-        # renewal, whichever came later; not now, when its death is noticed.
-        last_alive = loaded.view.record.last_activity
-        if lease is not None:
-            last_alive = max(last_alive, lease.heartbeat)
-        session = LiveSession(self, loaded.view, taken, owned_by_process=False)
-        session.interrupt(cause, observe=False, last_alive=min(last_alive, now))
-        return session.record
-
-    def _mark_journal_lost(
-        self, record: SessionRecord, lease: Lease | None, cause: str
-    ) -> SessionRecord:
-        """Mark interrupted, in the registry only, an active session whose journal is gone.
-
-        Nothing can be appended to it, but its owner is gone all the same:
-        ``recover`` must find it among the interrupted sessions, and commands
-        without ``--session`` must not pick it as the active one. It stopped
-        when its owner was last known alive.
-        """
-        stopped = max(lease.heartbeat, record.last_activity) if lease else record.last_activity
-        marked = record.model_copy(
-            update={
-                "status": SessionStatus.INTERRUPTED,
-                "interruption": Interruption(cause=f"{cause} (journal missing)", at=stopped),
-            }
-        )
-        self.store.put_session(marked)
-        self.log_interruption(marked, cause)
-        return marked
-
-    def log_interruption(self, record: SessionRecord, cause: str) -> None:
-        """Write one line to the recovery log about an interruption."""
-        self.store.log_recovery(
-            {
-                "event": "interruption",
-                "at": format_time(self.now()),
-                "sessionId": record.id,
-                "userId": record.user_id,
-                "cause": cause,
-                "lastAlive": format_time(record.interruption.at) if record.interruption else None,
-                "lastSeq": record.last_seq,
-            }
-        )
-
-    # -- helpers for front ends ---------------------------------------
-
-    def draft(self, kind: EventKind, payload: dict[str, Any]) -> EventDraft:
-        """An event stamped with this manager's clock."""
-        return EventDraft(kind=kind, at=self.now(), payload=payload)
+        return lifecycle.adopt(self._rt, session_id)
 
     def update(
         self,
@@ -582,16 +226,36 @@ class SessionManager:
         """Record several changes to an active session as one atomic group.
 
         The strongest trigger among them (task completion, then a decision,
-        then a file) makes one recovery point afterwards. ``preferences`` are
-        merged into the user's; ``pending`` declares operations begun and not
-        finished, ``pending_done`` those finished.
+        then a file) makes one recovery point afterwards.
+
+        Args:
+            session_id: The session; default: the newest active one (see :meth:`attach`).
+            task: Make this task current.
+            phase: Set the project phase.
+            step: Set the step being worked on.
+            complete: Steps done.
+            next_steps: Steps to do next.
+            blockers: Blockers found.
+            unblock: Blockers resolved.
+            decisions: Decisions taken.
+            progress: Progress, 0 to 100.
+            summary: The conversation summary.
+            files: Files changed.
+            preferences: Merged into the user's preferences.
+            pending: Operations begun and not finished.
+            pending_done: Pending operations now finished.
+
+        Returns:
+            The session as it is now, and the events recorded.
 
         Raises:
-            InvalidInput: If nothing was given to record.
+            InvalidInput: If nothing was given to record, or a value is invalid.
+            NoActiveSession: If there is no such active session.
+            LeaseHeld: If a live process owns the session.
         """
         session = self.attach(session_id)
         drafts, trigger = update_group(
-            self.draft,
+            self._rt.draft,
             task=task,
             phase=phase,
             step=step,
@@ -610,6 +274,201 @@ class SessionManager:
         events = session.append_group(drafts, trigger)
         return session.record, events
 
+    def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
+        """Make a recovery point of an active session (``continuity save``).
+
+        Args:
+            session_id: The session; default: the newest active one.
+            trigger: Why: ``user-request``, ``task-completion``,
+                ``major-decision``, ``file-modification``, ``error-occurrence``
+                or ``auto``.
+
+        Returns:
+            The recovery point id.
+
+        Raises:
+            InvalidInput: If the trigger is unknown.
+            NoActiveSession: If there is no such active session.
+        """
+        try:
+            chosen = Trigger(trigger)
+        except ValueError:
+            known = ", ".join(
+                t.value for t in Trigger if t not in (Trigger.INTERRUPTION, Trigger.END)
+            )
+            raise InvalidInput(f"unknown trigger {trigger!r}; use one of {known}") from None
+        session = self.attach(session_id)
+        return session.checkpoint(chosen)
+
+    def interrupt(self, session_id: str | None, cause: str) -> SessionRecord:
+        """Mark an active session interrupted (``continuity interrupt``).
+
+        Args:
+            session_id: The session; None for the newest active one.
+            cause: Why it stopped, shown by ``recover``.
+
+        Returns:
+            The session, now interrupted.
+
+        Raises:
+            NoActiveSession: If there is no such active session.
+        """
+        session = self.attach(session_id)
+        session.interrupt(cause)
+        return session.record
+
+    def end(self, session_id: str | None = None) -> SessionRecord:
+        """Complete an active session (``continuity end``).
+
+        Args:
+            session_id: The session; default: the newest active one.
+
+        Returns:
+            The session, now completed.
+
+        Raises:
+            NoActiveSession: If there is no such active session.
+        """
+        session = self.attach(session_id)
+        session.end()
+        return session.record
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        session_id: str | None = None,
+        notify: Callable[[str], None] = print,
+    ) -> RunOutcome:
+        """Run a command inside a session this process owns (``continuity run``).
+
+        Args:
+            argv: The command and its arguments.
+            session_id: Continue this active session instead of starting one.
+            notify: Receives the lines meant for the user (stderr in the CLI).
+
+        Returns:
+            How the command ended and what became of the session.
+
+        Raises:
+            InvalidInput: If ``argv`` is empty.
+            CommandNotStarted: If the command cannot be started; no session is
+                left behind (a session given with ``session_id`` is marked interrupted).
+        """
+        from agent_continuity.runner import run_command
+
+        return run_command(self._rt, argv, session_id=session_id, notify=notify)
+
+    # -- reading ----------------------------------------------------------
+
+    def get(self, session_id: str) -> SessionRecord:
+        """A session's registry entry.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            Its registry entry (status, task, last activity...).
+
+        Raises:
+            InvalidIdentifier: If the id is malformed.
+            SessionNotFound: If there is no such session.
+        """
+        return lifecycle.get(self._rt, session_id)
+
+    def sessions(
+        self, status: str | None = None, user: str | None = None, *, this_project: bool = False
+    ) -> list[SessionRecord]:
+        """The sessions of the store, oldest first, optionally filtered.
+
+        Args:
+            status: Only those with this status (``active``, ``interrupted``...).
+            user: Only this user's.
+            this_project: Only this project's.
+
+        Returns:
+            Their registry entries.
+        """
+        return lifecycle.sessions(self._rt, status, user, this_project=this_project)
+
+    def events(self, session_id: str) -> list[Event]:
+        """The session's journal, in order.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            Every event, by sequence number.
+
+        Raises:
+            CorruptRecord: If the journal is damaged (``load`` returns what survives).
+        """
+        return lifecycle.events(self._rt, session_id)
+
+    def load(self, session_id: str, *, whole_journal: bool = False) -> LoadedSession:
+        """Materialise a session: newest valid recovery point plus the journal after it.
+
+        Damaged points are skipped (and reported); a damaged journal yields
+        what precedes and follows the damage (and reports it).
+
+        Args:
+            session_id: The session.
+            whole_journal: Replay the whole journal instead of starting from a point.
+
+        Returns:
+            The session's state, and what damage was passed over.
+        """
+        return lifecycle.load(self._rt, session_id, whole_journal=whole_journal)
+
+    def details(self, session_id: str) -> dict[str, Any]:
+        """Everything ``continuity show`` prints, as a JSON-ready dict.
+
+        Args:
+            session_id: The session.
+
+        Returns:
+            The session's state, captured context, recovery points and code context.
+        """
+        from agent_continuity.inspection import session_details
+
+        return session_details(self._rt, session_id)
+
+    def damaged_sessions(self) -> dict[str, str]:
+        """Sessions damaged beyond their index, each with what is wrong and what to do.
+
+        Today: the sessions whose journal is gone (see ``Store.lost_journals``).
+        The rest of the store is unaffected; ``continuity verify`` lists the same.
+
+        Returns:
+            Session id to what is wrong and what to do.
+        """
+        return lifecycle.damaged_sessions(self._rt)
+
+    def detect_interruptions(self) -> list[SessionRecord]:
+        """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
+
+        Each stopped when its owner was last known alive (its last event or
+        lease renewal), not now. ``start``, ``attach`` and ``recover`` do
+        this first; call it to notice deaths without doing anything else.
+
+        Returns:
+            The sessions marked now.
+        """
+        return lifecycle.detect_interruptions(self._rt)
+
+    def verify(self, repair: bool = False) -> dict[str, Any]:
+        """Check the store (``continuity verify``).
+
+        Args:
+            repair: Repair what can be repaired (indexes, torn tails), then check again.
+
+        Returns:
+            A JSON-ready report: what is damaged, what was repaired.
+        """
+        from agent_continuity.inspection import verify_store
+
+        return verify_store(self._rt, repair=repair)
+
     # -- recovery ---------------------------------------------------------
 
     def recover(
@@ -624,25 +483,32 @@ class SessionManager:
     ) -> RecoveryResult:
         """Recover a session (RECOVER_SESSION); the same object as ``recover --json``.
 
-        Without ``session_id``, the user's most recent interrupted session. An
-        ``auto-resume`` decision restores it (active again, new lease, a
+        An ``auto-resume`` decision restores it (active again, new lease, a
         continuation id); ``new-session`` archives it and starts a new one; on
         ``prompt`` the ``answer`` (or ``confirm(result)``) decides, and with
         neither nothing changes.
 
         Args:
-            session_id: The session to recover.
+            session_id: The session to recover; default: the user's most recent
+                interrupted session.
             user: Whose most recent interrupted session (default: this manager's user).
             mode: ``auto`` (quick under 24 h, else full), ``quick``, ``full`` or ``emergency``.
             answer: True to resume, False to archive and start anew, None to follow
                 the decision.
             confirm: Asks the user when the decision is ``prompt`` and there is no answer.
             progress: Receives the name of each stage (for a progress bar).
+
+        Returns:
+            The analysis, the decision and what was done (``outcome``).
+
+        Raises:
+            NoActiveSession: If no session is given and none was interrupted.
+            InvalidInput: If the mode is unknown.
         """
         from agent_continuity.restore import recover_session
 
         return recover_session(
-            self,
+            self._rt,
             session_id,
             user=user,
             mode=mode,
@@ -656,83 +522,67 @@ class SessionManager:
     ) -> RecoveryResult:
         """Start a new session seeded from a recovered one (``start --recover``).
 
-        ``result.new_session_id`` is the new session; the old one is archived.
-        """
-        from agent_continuity.restore import start_recovered
+        Args:
+            session_id: The session to continue from; default: the user's most
+                recent interrupted one.
+            session_type: The new session's type; default: the old one's.
 
-        return start_recovered(self, session_id, session_type=session_type)
+        Returns:
+            The recovery; ``new_session_id`` is the new session, the old one is archived.
+
+        Raises:
+            SessionStillActive: If the old session is still active.
+            CorruptRecord: If nothing of it could be recovered.
+        """
+        from agent_continuity.continuing import start_recovered
+
+        return start_recovered(self._rt, session_id, session_type=session_type)
 
     def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
         """What recovering a session would find, without changing anything.
 
-        Without ``session_id``: this project's newest active or interrupted session.
+        Args:
+            session_id: The session; default: this project's newest active or
+                interrupted session.
+            mode: As for :meth:`recover`.
+
+        Returns:
+            The analysis ``recover`` would act on.
+
+        Raises:
+            NoActiveSession: If no session is given and there is none.
         """
         from agent_continuity.restore import analyse
 
-        return analyse(self, self._latest(session_id), mode)
+        return analyse(self._rt, lifecycle.latest(self._rt, session_id), mode)
 
     def resume_task(
         self, task_id: str, session_id: str | None = None, from_step: str | None = None
     ) -> ResumeTaskResult:
-        """RESUME_TASK: a task's context, current step, progress and next actions."""
-        from agent_continuity.restore import resume
+        """RESUME_TASK: a task's context, current step, progress and next actions.
 
-        return resume(self, task_id, session_id, from_step)
+        Args:
+            task_id: The task.
+            session_id: The session to read it from; default: the newest that worked on it.
+            from_step: Resume from this step instead of the current one.
+
+        Returns:
+            Where the task stands.
+
+        Raises:
+            InvalidInput: If ``task_id`` is empty.
+            NoActiveSession: If no session worked on the task.
+        """
+        from agent_continuity.continuing import resume
+
+        return resume(self._rt, task_id, session_id, from_step)
 
     def emergency(self) -> EmergencyResult:
-        """Emergency recovery: critical information from the emergency backups only."""
-        from agent_continuity.restore import emergency
+        """Emergency recovery: critical information from the emergency backups only.
 
-        return emergency(self)
+        Returns:
+            The critical facts of every session, with the damage found.
+        """
+        from agent_continuity.continuing import emergency
 
-    def _latest(self, session_id: str | None) -> SessionRecord:
-        if session_id:
-            return self.get(session_id)
-        self.detect_interruptions()
-        mine = [
-            r
-            for r in self.sessions(user=self.user_id, this_project=True)
-            if r.status in (SessionStatus.ACTIVE, SessionStatus.INTERRUPTED)
-        ]
-        if not mine:
-            raise NoActiveSession(
-                "no active or interrupted session for this project and user; "
-                "give a session id (`continuity list` shows them)"
-            )
-        return most_recent(self.store, mine, key=lambda r: (r.last_activity, r.id))
-
-    def details(self, session_id: str) -> dict[str, Any]:
-        """Everything ``continuity show`` prints, as a JSON-ready dict."""
-        from agent_continuity.inspection import session_details
-
-        return session_details(self, session_id)
-
-    def verify(self, repair: bool = False) -> dict[str, Any]:
-        """Check the store (``continuity verify``); a JSON-ready report."""
-        from agent_continuity.inspection import verify_store
-
-        return verify_store(self, repair=repair)
-
-    def save(self, session_id: str | None = None, trigger: str = "user-request") -> str:
-        """Make a recovery point of an active session (``continuity save``)."""
-        try:
-            chosen = Trigger(trigger)
-        except ValueError:
-            known = ", ".join(
-                t.value for t in Trigger if t not in (Trigger.INTERRUPTION, Trigger.END)
-            )
-            raise InvalidInput(f"unknown trigger {trigger!r}; use one of {known}") from None
-        session = self.attach(session_id)
-        return session.checkpoint(chosen)
-
-    def interrupt(self, session_id: str | None, cause: str) -> SessionRecord:
-        """Mark an active session interrupted (``continuity interrupt``)."""
-        session = self.attach(session_id)
-        session.interrupt(cause)
-        return session.record
-
-    def end(self, session_id: str | None = None) -> SessionRecord:
-        """Complete an active session (``continuity end``)."""
-        session = self.attach(session_id)
-        session.end()
-        return session.record
+        return emergency(self._rt)

@@ -388,10 +388,7 @@ def run(session_id: str | None, store: str | None, command: tuple[str, ...]) -> 
     interrupted with the exit status or signal. The command sees
     CONTINUITY_SESSION and may record messages with `continuity message`.
     """
-    from agent_continuity import run_command
-
-    outcome = run_command(
-        manager(store),
+    outcome = manager(store).run(
         command,
         session_id=session_id,
         notify=lambda line: click.echo(line, err=True),
