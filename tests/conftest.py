@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # Detailed assertion messages from the suite, which lives outside the test folder.
-pytest.register_assert_rewrite("agent_continuity.testing.conformance")
+pytest.register_assert_rewrite("agent_continuity.testing")
 
 from agent_continuity.storage.base import Store  # noqa: E402
 from agent_continuity.storage.files import FileStore  # noqa: E402

@@ -1,8 +1,8 @@
 """``sqlite:///PATH``: every session of a project in one SQLite database.
 
-This module holds the store, its connections and transactions, the registry
-and the append path. The tables and their migrations are in
-:mod:`.sqlite_schema`; leases in :mod:`.sqlite_leases`; reading a journal in
+This module holds the store, its transactions, the registry and the append
+path. Its connections are in :mod:`.sqlite_connection`; the tables and their
+migrations in :mod:`.sqlite_schema`; leases in :mod:`.sqlite_leases`; reading a journal in
 :mod:`.sqlite_journal`; recovery points in :mod:`.sqlite_points`; snapshots,
 emergency backups and the log in :mod:`.sqlite_documents`; ``verify`` and
 repair in :mod:`.sqlite_repair`; batched mode's flusher thread in
@@ -41,11 +41,10 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from functools import wraps
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -73,6 +72,7 @@ from agent_continuity.model import (
 from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .index import IndexDamage, derive_record, missing_journal_error
+from .sqlite_connection import ThreadConnection, translated
 from .sqlite_errors import translate
 from .sqlite_flusher import WalFlusher
 from .sqlite_leases import current_lease
@@ -93,41 +93,7 @@ BUSY_TIMEOUT = 30.0
 BATCH_INTERVAL = 1.0
 _MAX_REMEMBERED = 10_000  # journals whose end a handle remembers
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _translated(
-    method: Callable[Concatenate[SqliteStore, _P], _R],
-) -> Callable[Concatenate[SqliteStore, _P], _R]:
-    """Turn driver errors escaping a public method into the package's own errors."""
-
-    @wraps(method)
-    def wrapper(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-
-    return wrapper
-
-
-class _ThreadConnection:
-    """One thread's connection, closed when the thread ends and its locals are dropped.
-
-    Without this, a thread-per-request server would keep a connection (and
-    its file descriptors) for every thread it ever ran.
-    """
-
-    __slots__ = ("__weakref__", "conn")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __del__(self) -> None:
-        with suppress(sqlite3.Error):
-            self.conn.close()
 
 
 class SqliteStore:
@@ -174,8 +140,8 @@ class SqliteStore:
         self._closed = False
         self._pid = os.getpid()
         self._local = threading.local()
-        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
-        self._inherited: list[_ThreadConnection] = []
+        self._connections: weakref.WeakSet[ThreadConnection] = weakref.WeakSet()
+        self._inherited: list[ThreadConnection] = []
         self._flusher = self._new_flusher()
         self._index_damage = IndexDamage()
         # The last sequence number this handle wrote or saw in each journal: the
@@ -197,7 +163,7 @@ class SqliteStore:
             return None
         return WalFlusher(self.path.with_name(self.path.name + "-wal"), self.batch_interval)
 
-    @_translated
+    @translated
     def _open(self) -> None:
         try:
             if not self.path.exists():
@@ -234,7 +200,7 @@ class SqliteStore:
             self._inherited = list(self._connections)
             self._connections = weakref.WeakSet()
             self._flusher = self._new_flusher()
-        held: _ThreadConnection | None = getattr(self._local, "held", None)
+        held: ThreadConnection | None = getattr(self._local, "held", None)
         if held is None:
             conn = sqlite3.connect(
                 self.path,
@@ -244,7 +210,7 @@ class SqliteStore:
             )
             sync = "FULL" if self.durability == "sync" else "NORMAL"
             conn.execute(f"PRAGMA synchronous = {sync}")
-            held = self._local.held = _ThreadConnection(conn)
+            held = self._local.held = ThreadConnection(conn)
             with self._lock:
                 self._connections.add(held)
         return held.conn
@@ -422,7 +388,7 @@ class SqliteStore:
 
     # -- sessions ---------------------------------------------------------
 
-    @_translated
+    @translated
     def create_session(
         self, draft: SessionRecord, lease: LeaseRequest
     ) -> tuple[SessionRecord, Lease]:
@@ -456,7 +422,7 @@ class SqliteStore:
         self._marks.started(session_id, line)
         return record, granted
 
-    @_translated
+    @translated
     def get_session(self, session_id: str) -> SessionRecord:
         ids.validate_session_id(session_id)
         row = self._one("SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", session_id)
@@ -466,7 +432,7 @@ class SqliteStore:
             )
         return self._entry(session_id, row[0])
 
-    @_translated
+    @translated
     def list_sessions(self) -> list[SessionRecord]:
         records = []
         for session_id, doc in self._all("SELECT id, CAST(doc AS BLOB) FROM sessions"):
@@ -492,7 +458,7 @@ class SqliteStore:
             )
             return record
 
-    @_translated
+    @translated
     def put_session(self, record: SessionRecord) -> None:
         with self._write() as conn:
             # A registry row quarantined by repair comes back: the journal says it exists.
@@ -515,11 +481,11 @@ class SqliteStore:
 
     # -- leases -----------------------------------------------------------
 
-    @_translated
+    @translated
     def read_lease(self, session_id: str) -> Lease | None:
         return current_lease(self, session_id)[0]
 
-    @_translated
+    @translated
     def acquire_lease(
         self,
         session_id: str,
@@ -532,18 +498,18 @@ class SqliteStore:
             self, session_id, request, steal=steal, expect_token=expect_token
         )
 
-    @_translated
+    @translated
     def renew_lease(self, lease: Lease, request: LeaseRequest) -> Lease:
         return sqlite_leases.renew_lease(self, lease, request)
 
-    @_translated
+    @translated
     def release_lease(self, lease: Lease) -> None:
         self._marks.forget(lease.session_id)
         sqlite_leases.release_lease(self, lease)
 
     # -- journal ----------------------------------------------------------
 
-    @_translated
+    @translated
     def append(self, lease: Lease, drafts: Sequence[EventDraft]) -> list[Event]:
         last = self._last_seq.get(lease.session_id)
         known = self._marks.take(lease.session_id)  # put back extended once committed
@@ -574,61 +540,61 @@ class SqliteStore:
         self._marks.appended(lease.session_id, known, last or 0, lines)
         return events
 
-    @_translated
+    @translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
         return sqlite_journal.read_events(self, session_id, after_seq)
 
     # -- recovery points --------------------------------------------------
 
-    @_translated
+    @translated
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
         return sqlite_points.save_point(self, point)
 
-    @_translated
+    @translated
     def load_point(self, point_id: str) -> RecoveryPoint:
         return sqlite_points.load_point(self, point_id)
 
-    @_translated
+    @translated
     def list_points(self, session_id: str) -> list[RecoveryPointInfo]:
         return sqlite_points.list_points(self, session_id)
 
-    @_translated
+    @translated
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
         return sqlite_points.prune_points(self, session_id, keep_automatic)
 
     # -- snapshots, emergency backups, log --------------------------------
 
-    @_translated
+    @translated
     def save_context_snapshot(self, snapshot: ContextSnapshot) -> None:
         sqlite_documents.save_context_snapshot(self, snapshot)
 
-    @_translated
+    @translated
     def load_context_snapshot(self, session_id: str) -> ContextSnapshot | None:
         return sqlite_documents.load_context_snapshot(self, session_id)
 
-    @_translated
+    @translated
     def save_emergency(self, backup: EmergencyBackup) -> None:
         sqlite_documents.save_emergency(self, backup)
 
-    @_translated
+    @translated
     def load_emergency(self, session_id: str) -> EmergencyBackup | None:
         return sqlite_documents.load_emergency(self, session_id)
 
-    @_translated
+    @translated
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
         return sqlite_documents.list_emergency(self)
 
-    @_translated
+    @translated
     def log_recovery(self, entry: dict[str, Any]) -> None:
         sqlite_documents.log_recovery(self, entry)
 
-    @_translated
+    @translated
     def read_recovery_log(self) -> list[dict[str, Any]]:
         return sqlite_documents.read_recovery_log(self)
 
     # -- maintenance ------------------------------------------------------
 
-    @_translated
+    @translated
     def verify(self, repair: bool = False) -> VerifyReport:
         try:
             return verify_store(self, repair=repair)
@@ -636,7 +602,7 @@ class SqliteStore:
             if repair:  # it may rewrite journals: vouch again after a clean read
                 self._marks.forget()
 
-    @_translated
+    @translated
     def lost_journals(self) -> list[str]:
         return sqlite_journal.lost_journals(self)
 

@@ -4,7 +4,7 @@ A backend (ours or a third party's) runs the whole suite from a short file::
 
     import pytest
 
-    pytest.register_assert_rewrite("agent_continuity.testing.conformance")
+    pytest.register_assert_rewrite("agent_continuity.testing")
     from agent_continuity.testing.conformance import StoreConformance, StoreFactory
 
     class MyFactory(StoreFactory):
@@ -45,10 +45,8 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -59,13 +57,11 @@ from agent_continuity.errors import (
     DuplicateRecord,
     InvalidIdentifier,
     InvalidInput,
-    JournalMissing,
     LeaseHeld,
     RecoveryPointNotFound,
     SessionNotFound,
 )
 from agent_continuity.model import (
-    AgentInfo,
     CodeContext,
     ContextSnapshot,
     ConversationContext,
@@ -74,152 +70,42 @@ from agent_continuity.model import (
     EventKind,
     FileStamp,
     Lease,
-    RecoveryPoint,
-    SessionContext,
     SessionRecord,
-    SessionState,
     SessionStatus,
     Trigger,
 )
-from agent_continuity.replay import SessionView
-from agent_continuity.storage.base import LeaseRequest, Store
+from agent_continuity.storage.base import Store
+from agent_continuity.testing.damage_suite import DamageConformance
+from agent_continuity.testing.factory import (
+    ALICE,
+    BOB,
+    CREATES_PER_PROCESS,
+    PROCESSES,
+    T0,
+    StoreFactory,
+    create_sessions,
+    draft_record,
+    lease_request,
+    make_point,
+    message,
+)
 
-__all__ = ["StoreConformance", "StoreFactory"]
-
-T0 = datetime(2024, 11, 24, 10, 0, tzinfo=UTC)
-ALICE = "alice@host-a"
-BOB = "bob@host-b"
-PROCESSES = 8
-CREATES_PER_PROCESS = 25
-
-
-class StoreFactory(ABC):
-    """Opens the store under test (again and again, on the same data) and damages it.
-
-    Args:
-        location: A folder of its own for this test's data.
-    """
-
-    def __init__(self, location: Path) -> None:
-        self.location = location
-        self._opened: list[Store] = []
-
-    def __call__(self) -> Store:
-        """Open the store; every call opens the same data. Closed by :meth:`close_all`."""
-        store = self.open()
-        self._opened.append(store)
-        return store
-
-    @abstractmethod
-    def open(self) -> Store:
-        """A new handle on this factory's data (the same object is fine for in-memory stores)."""
-
-    @abstractmethod
-    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
-        """Cut the last ``nbytes`` bytes off the session's stored journal (a torn write)."""
-
-    @abstractmethod
-    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
-        """Change one byte inside the stored record of event ``seq`` (bit rot)."""
-
-    @abstractmethod
-    def flip_point_byte(self, store: Store, point_id: str) -> None:
-        """Change one byte inside a stored recovery point."""
-
-    @abstractmethod
-    def delete_journal(self, store: Store, session_id: str) -> None:
-        """Delete the session's whole journal, leaving everything else as it is."""
-
-    def close_all(self) -> None:
-        """Close every store this factory opened."""
-        for store in self._opened:
-            store.close()
-        self._opened.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_opened"] = []  # open handles stay in the parent process
-        return state
-
-
-# -- builders -------------------------------------------------------------
-
-
-def lease_request(holder: str = ALICE, now: datetime = T0, minutes: int = 5) -> LeaseRequest:
-    """A lease request by ``holder`` at ``now`` for ``minutes``."""
-    host = holder.partition("@")[2]
-    return LeaseRequest(holder=holder, pid=None, host=host, ttl=timedelta(minutes=minutes), now=now)
-
-
-def draft_record(created: datetime = T0) -> SessionRecord:
-    """A session in the specification's shape, before the store gives it an id."""
-    return SessionRecord(
-        id="",
-        type="task-execution",
-        created=created,
-        last_activity=created,
-        user_id="alice",
-        project_dir="/work/project",
-        agent=AgentInfo(
-            type="development-assistant",
-            capabilities=["coding", "debugging"],
-            specialization="react-wordpress-integration",
-        ),
-        context=SessionContext(
-            current_task="TASK-6-004",
-            current_phase="phase-6",
-            working_directory="/projectDocs/task-board/",
-            active_files=["TASK-6-004-implementation.md"],
-            conversation_summary="Working on SMS integration",
-            key_decisions=["Using Twilio as primary SMS provider"],
-        ),
-        state=SessionState(completed_steps=["database-schema-created"], progress=85),
-    )
-
-
-def message(text: str, minute: int = 1) -> EventDraft:
-    """A user message at ``T0 + minute``."""
-    at = T0 + timedelta(minutes=minute)
-    return EventDraft(kind=EventKind.MESSAGE, at=at, payload={"role": "user", "text": text})
-
-
-def make_point(
-    store: Store, session_id: str, number: int, trigger: Trigger = Trigger.AUTO
-) -> RecoveryPoint:
-    """A recovery point of the session as it is now, the ``number``-th of the test."""
-    view = SessionView.replay(store.read_events(session_id).events)
-    created = T0 + timedelta(minutes=10, seconds=number)
-    if trigger is Trigger.AUTO:
-        point_id = ids.make_recovery_id(session_id, auto_save=number)
-    else:
-        point_id = ids.make_recovery_id(session_id, at=created)
-    return view.to_point(point_id, created, trigger)
-
-
-def _create_sessions(
-    factory: StoreFactory, count: int, start: Any, results: Any, holder: str
-) -> None:
-    """Child process (or thread) body of the id allocation race; puts its ids or its error."""
-    try:
-        store = factory.open()
-        try:
-            start.wait(60)
-            made = [
-                store.create_session(draft_record(), lease_request(holder))[0].id
-                for _ in range(count)
-            ]
-        finally:
-            store.close()
-    except BaseException as exc:
-        results.put(f"{holder} failed: {exc!r}")
-        raise
-    results.put(made)
-
+__all__ = [
+    "ALICE",
+    "BOB",
+    "T0",
+    "StoreConformance",
+    "StoreFactory",
+    "draft_record",
+    "lease_request",
+    "make_point",
+    "message",
+]
 
 # -- the suite --------------------------------------------------------------
 
 
-class StoreConformance:
+class StoreConformance(DamageConformance):
     """Every behaviour of the :class:`~agent_continuity.storage.base.Store` contract.
 
     Subclass it as ``Test…`` and provide a ``store_factory`` fixture returning
@@ -659,120 +545,6 @@ class StoreConformance:
             with pytest.raises(InvalidIdentifier):
                 call()
 
-    # -- damage ----------------------------------------------------------------
-
-    def test_a_clean_store_verifies(
-        self, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, _ = session
-        store.save_point(make_point(store, record.id, 1))
-        report = store.verify()
-        assert report.ok and report.checked >= 4
-
-    def test_a_torn_tail_is_reported_and_earlier_events_are_kept(
-        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, lease = session
-        store.append(lease, [message("the last words")])
-        store_factory.truncate_journal(store, record.id, 7)
-        read = store.read_events(record.id)
-        assert [e.seq for e in read.events] == [1, 2, 3]
-        assert read.damage and all(d.location for d in read.damage)
-        assert not store.verify().ok
-
-    def test_a_flipped_byte_is_reported_and_the_rest_is_kept(
-        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, lease = session
-        store.append(lease, [message("four"), message("five")])
-        store_factory.flip_journal_byte(store, record.id, 3)
-        read = store.read_events(record.id)
-        assert [e.seq for e in read.events] == [1, 2, 4, 5]
-        assert read.damage and all(d.location for d in read.damage)
-        assert not store.verify().ok
-
-    def test_repair_closes_a_lost_event_with_a_tombstone_naming_the_quarantine(
-        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, lease = session
-        store.append(lease, [message("four"), message("five")])
-        before = store.read_events(record.id).events
-        store_factory.flip_journal_byte(store, record.id, 3)
-
-        report = store.verify(repair=True)
-
-        assert report.damage and report.quarantined
-        assert store.verify().ok, store.verify().damage
-        read = store.read_events(record.id)
-        assert not read.damage
-        assert [e.seq for e in read.events] == [1, 2, 3, 4, 5]
-        assert [e for e in read.events if e.seq != 3] == [e for e in before if e.seq != 3]
-        stone = read.events[2]
-        assert stone.kind is EventKind.NOTE
-        assert stone.payload["lost"]["reason"] == "checksum"
-        assert stone.payload["lost"]["quarantine"] in report.quarantined
-        assert stone.at == before[1].at  # no later than what it stands between
-        assert [e.seq for e in store.append(lease, [message("six")])] == [6]
-        assert store_factory().read_events(record.id).events[2] == stone
-
-    def test_a_lost_journal_is_damage_to_that_session_only(
-        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, lease = session
-        other, other_lease = store.create_session(draft_record(), lease_request(BOB))
-        point = make_point(store, record.id, 1)
-        store.save_point(point)
-        store_factory.delete_journal(store, record.id)
-        again = store_factory()  # as the next process sees it
-
-        read = again.read_events(record.id)
-        assert read.events == [] and [d.kind for d in read.damage] == ["missing"]
-        assert again.lost_journals() == [record.id]
-        assert [r.id for r in again.list_sessions()] == [record.id, other.id]
-        with pytest.raises(JournalMissing):
-            again.append(lease, [message("never stored")])
-        with pytest.raises(JournalMissing):
-            again.acquire_lease(record.id, lease_request(BOB, T0 + timedelta(hours=1)), steal=True)
-        assert [e.seq for e in again.append(other_lease, [message("goes on")])] == [2]
-        report = again.verify()
-        assert not report.ok and any(record.id in d.location for d in report.damage)
-
-        again.verify(repair=True)
-
-        assert again.verify().ok, again.verify().damage
-        assert again.lost_journals() == []
-        rebuilt = again.read_events(record.id)
-        assert not rebuilt.damage and [e.seq for e in rebuilt.events] == [1, 2, 3]
-        assert all(e.payload["lost"]["reason"] == "missing" for e in rebuilt.events)
-        assert again.load_point(point.id) == point
-        taken = again.acquire_lease(record.id, lease_request(BOB, T0 + timedelta(hours=1)))
-        assert [e.seq for e in again.append(taken, [message("back")])] == [5]
-
-    def test_repair_closes_a_torn_last_event_and_the_journal_goes_on(
-        self, store_factory: StoreFactory, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, lease = session
-        store.append(lease, [message("the last words")])
-        store_factory.truncate_journal(store, record.id, 7)
-
-        report = store.verify(repair=True)
-
-        assert store.verify().ok, store.verify().damage
-        read = store.read_events(record.id)
-        assert [e.seq for e in read.events] == [1, 2, 3, 4]
-        lost = read.events[3].payload["lost"]
-        assert lost["reason"] == "torn" and lost["quarantine"] in report.quarantined
-        assert [e.seq for e in store.append(lease, [message("after repair")])] == [5]
-
-    def test_repairing_a_sound_journal_writes_no_tombstone(
-        self, store: Store, session: tuple[SessionRecord, Lease]
-    ) -> None:
-        record, _ = session
-        before = store.read_events(record.id).events
-        report = store.verify(repair=True)
-        assert report.ok and not report.quarantined
-        assert store.read_events(record.id).events == before
-
     # -- concurrency -----------------------------------------------------------
 
     def test_ids_are_unique_under_concurrent_creators(
@@ -785,7 +557,7 @@ class StoreConformance:
             start, results = context.Barrier(PROCESSES + 1), context.Queue()
             workers: list[Any] = [
                 context.Process(
-                    target=_create_sessions,
+                    target=create_sessions,
                     args=(store_factory, CREATES_PER_PROCESS, start, results, f"p{n}"),
                 )
                 for n in range(PROCESSES)
@@ -794,7 +566,7 @@ class StoreConformance:
             start, results = threading.Barrier(PROCESSES + 1), queue.Queue()
             workers = [
                 threading.Thread(
-                    target=_create_sessions,
+                    target=create_sessions,
                     args=(store_factory, CREATES_PER_PROCESS, start, results, f"t{n}"),
                 )
                 for n in range(PROCESSES)
