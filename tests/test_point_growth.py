@@ -315,6 +315,26 @@ def test_a_large_code_context_is_stored_once_and_compared_exactly(project: Path,
     mgr.close()
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_the_context_snapshot_does_not_copy_the_trees_file_states(project: Path, kind: str) -> None:
+    mgr = _manager(project, kind, observe=True)
+    session = mgr.start(type="test", auto_save=False)
+    session.add_message("user", "first")
+    session.checkpoint()
+    rel = _edit(project, 3, "edited\n")
+    session.touch_file(rel)
+    session.end()
+    snapshot = mgr.store.load_context_snapshot(session.id)
+    mgr.close()
+
+    assert snapshot is not None and snapshot.code_context is not None
+    # What people read stays: the branch, the dirty tree, the files last modified.
+    assert snapshot.code_context.working_branch and snapshot.code_context.pending_changes
+    # The 600 untracked files' stamps are the points' business (stored once, by hash).
+    assert snapshot.code_context.files == {}
+    assert len(snapshot.model_dump_json()) < 20_000
+
+
 def _damage_a_chunk(project: Path, kind: str, session_id: str, how: str) -> None:
     ref = sorted(_chunks(project, kind, session_id))[0]
     if kind == "files":

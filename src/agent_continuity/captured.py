@@ -130,13 +130,20 @@ def context_snapshot(
         now: The snapshot's time.
         updated: When each part (context, conversation, projectState) was refreshed.
     """
+    code = view.code_context
+    if code is not None and code.files:
+        # The per-file stamps are for change detection, which recovery points
+        # serve (their states are stored once, by hash). The snapshot is the
+        # latest state for people to read: the whole tree's stamps would make
+        # it as big as the tree is wide (700 KB for 5,000 untracked files).
+        code = code.model_copy(update={"files": {}})
     return ContextSnapshot(
         session_id=view.record.id,
         timestamp=now,
         seq=view.seq,
         project_state=view.project_state_now(),
         conversation_context=conversation_context(view),
-        code_context=view.code_context,
+        code_context=code,
         ai_agent_state=ai_agent_state(view),
         updated=updated,
     )
