@@ -151,3 +151,10 @@ def test_the_readme_configuration_example_loads_and_its_template_is_used(project
     assert prompt.stdout.startswith("# Resuming SESSION-")
     assert "Task: TASK-6-004" in prompt.stdout and "test-sms-endpoints" in prompt.stdout
     assert "{" not in prompt.stdout
+
+
+def test_no_merge_conflict_is_left_in_the_docs() -> None:
+    for path in [REPO / "README.md", *REPO.glob("docs/*.md"), *REPO.glob("benchmarks/*.md")]:
+        text = path.read_text(encoding="utf-8")
+        left = [line for line in text.splitlines() if line.startswith(("<<<<<<< ", ">>>>>>> "))]
+        assert not left, f"{path.name} keeps merge-conflict markers: {left}"
