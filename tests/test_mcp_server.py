@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -196,3 +197,22 @@ def test_failures_are_tool_errors_with_the_stable_code_and_no_traceback(tmp_path
     assert seen["bad_progress"].is_error  # refused by the input schema before any write
     assert "session-not-found" in str(seen["prompt"].error.data)
     assert "Traceback" not in (root.parent / "server.log").read_text()
+
+
+def test_without_the_mcp_extra_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+    root = git_project(tmp_path / "project")
+    # sys.modules["mcp"] = None makes `import mcp` fail as if the SDK were not installed.
+    probe = "import sys; sys.modules['mcp'] = None\nfrom agent_continuity.cli.main import main\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe + "main(['mcp'])"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "continuity: error [usage]: the MCP server needs the mcp extra: "
+        "pip install 'agent-continuity[mcp]'"
+    ]
