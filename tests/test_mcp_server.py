@@ -194,7 +194,9 @@ def test_failures_are_tool_errors_with_the_stable_code_and_no_traceback(tmp_path
     assert "SESSION-200101-999" in error["message"]
     assert "Traceback" not in error["message"]
     assert reply(seen["malformed"])["error"]["code"] == "invalid-identifier"
-    assert seen["bad_progress"].is_error  # refused by the input schema before any write
+    # Refused by the input schema before any write, with the command line's code for it.
+    refused = reply(seen["bad_progress"])["error"]
+    assert refused["code"] == "usage" and "progress" in refused["message"]
     assert "session-not-found" in str(seen["prompt"].error.data)
     assert "Traceback" not in (root.parent / "server.log").read_text()
 

@@ -14,9 +14,10 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
+from mcp.types import INVALID_PARAMS, CallToolResult, InputRequiredResult, TextContent
 from pydantic import Field
 
 from agent_continuity import SessionManager, find_project_root, load_config, replies
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: The codes of failures that are not library errors (as the command line's).
+USAGE = "usage"
 OS_ERROR = "os-error"
 INTERNAL = "internal-error"
 
@@ -99,9 +101,23 @@ class Project:
             )
 
 
-def build_server(project: Project) -> MCPServer:
+class _Server(MCPServer[Any]):
+    """The SDK's server, whose own refusals (unknown tool, bad arguments) carry a code too."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError):
+                raise
+            return failure(USAGE, str(exc))
+
+
+def build_server(project: Project) -> MCPServer[Any]:
     """The MCP server with every command as a tool and the recovery prompt as a prompt."""
-    server: MCPServer = MCPServer(
+    server = _Server(
         name="continuity",
         instructions="Crash-safe sessions for this project: record the task, decisions and "
         "next steps as you work (start, message, update, save); after a crash or a new "
@@ -112,7 +128,7 @@ def build_server(project: Project) -> MCPServer:
     return server
 
 
-def _session_tools(server: MCPServer, project: Project) -> None:
+def _session_tools(server: MCPServer[Any], project: Project) -> None:
     @server.tool()
     def start(
         task: Annotated[str | None, Field(description="The task, e.g. TASK-6-004.")] = None,
@@ -236,7 +252,7 @@ def _session_tools(server: MCPServer, project: Project) -> None:
         return project.call(lambda mgr: mgr.details(session_id), create=False)
 
 
-def _recovery_tools(server: MCPServer, project: Project) -> None:
+def _recovery_tools(server: MCPServer[Any], project: Project) -> None:
 
     @server.tool()
     def recover(
