@@ -81,16 +81,18 @@ def _imports(path: Path, here: str = "agent_continuity.cli") -> list[tuple[str, 
     return found
 
 
-CLI_FILES = sorted((PACKAGE_DIR / "cli").glob("*.py"))
+# The front ends: each may import its own package and start another front end.
+FRONT_ENDS = ("agent_continuity.cli", "agent_continuity.mcp")
+CLI_FILES = sorted((PACKAGE_DIR / "cli").glob("*.py")) + sorted((PACKAGE_DIR / "mcp").glob("*.py"))
 
 
-@pytest.mark.parametrize("path", CLI_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CLI_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_the_command_line_imports_only_the_public_api(path: Path) -> None:
     wrong = []
     for module, names in _imports(path):
         if module != "agent_continuity" and not module.startswith("agent_continuity."):
-            continue  # the standard library and click
-        if module == "agent_continuity.cli" or module.startswith("agent_continuity.cli."):
+            continue  # the standard library, click, and the mcp SDK
+        if any(module == end or module.startswith(end + ".") for end in FRONT_ENDS):
             continue
         if module not in PUBLIC_MODULES:
             wrong.append(f"{module} ({', '.join(names)})")
@@ -145,11 +147,12 @@ def test_the_recovery_engine_loads_the_core_only() -> None:
 # to (lifecycle, live, restore, autosave, inspection, runner...) gets a Runtime,
 # and nothing below session.py reaches back up into it. Only the front ends
 # (the command line, the package's lazy exports and the demo) stand above it.
-ABOVE_THE_FACADE = {"session.py", "__init__.py", "demo.py", "__main__.py"}
+# replies.py runs each command on a SessionManager for the front ends (cli/, mcp/).
+ABOVE_THE_FACADE = {"session.py", "__init__.py", "demo.py", "__main__.py", "replies.py"}
 BELOW_THE_FACADE = sorted(
     path
     for path in PACKAGE_DIR.rglob("*.py")
-    if not path.relative_to(PACKAGE_DIR).parts[0] == "cli"
+    if path.relative_to(PACKAGE_DIR).parts[0] not in ("cli", "mcp")
     and not (path.parent == PACKAGE_DIR and path.name in ABOVE_THE_FACADE)
 )
 

@@ -10,7 +10,8 @@ The public API::
     result = mgr.recover()
 
 Everything named in ``__all__`` is public, and it is all a front end (the
-command line, and every later one) may use; the errors are in
+command line, the MCP server, and every later one) may use; :mod:`replies`
+builds each command's JSON reply, so that every front end answers alike; the errors are in
 :mod:`agent_continuity.errors`.
 """
 
@@ -37,11 +38,13 @@ __all__ = [
     "listed_sessions",
     "load_config",
     "open_store",
+    "replies",
     "resolve_store_url",
     "run_demo",
 ]
 
 if TYPE_CHECKING:
+    from agent_continuity import replies
     from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
     from agent_continuity.demo import run_demo
     from agent_continuity.errors import ContinuityError
@@ -76,6 +79,7 @@ _WHERE = {
     "listed_sessions": ("agent_continuity.listing", "listed_sessions"),
     "load_config": ("agent_continuity.config", "load_config"),
     "open_store": ("agent_continuity.storage", "open_store"),
+    "replies": ("agent_continuity.replies", ""),  # the module itself: each command's reply
     "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),
     "run_demo": ("agent_continuity.demo", "run_demo"),
 }
@@ -86,5 +90,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attribute = _WHERE[name]
-        return getattr(importlib.import_module(module), attribute)
+        found = importlib.import_module(module)
+        return getattr(found, attribute) if attribute else found
     raise AttributeError(f"module 'agent_continuity' has no attribute {name!r}")

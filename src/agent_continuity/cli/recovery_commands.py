@@ -114,9 +114,14 @@ def resume(
 @json_option
 def summary(session_id: str | None, store: str | None, as_json: bool) -> None:
     """Context summary of a session and the project's state now (changes nothing)."""
+    from agent_continuity import replies
+
     result = manager(store, create=False).analyse(session_id)
-    data = {key: value for key, value in result.to_wire().items() if key != "prompt"}
-    emit(as_json, data, lambda: recovery_render.recovery(result, with_prompt=False))
+    emit(
+        as_json,
+        replies.summary(result),
+        lambda: recovery_render.recovery(result, with_prompt=False),
+    )
 
 
 @click.command()

@@ -1,21 +1,19 @@
-"""Text for people. JSON output never goes through here."""
+"""Text for people, made from the commands' JSON replies (never the other way round)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from agent_continuity import SessionRecord
+from typing import Any
 
 
-def started(record: SessionRecord) -> str:
-    """What `start` prints."""
-    task = f" on {record.context.current_task}" if record.context.current_task else ""
-    return f"started {record.id}{task} (user {record.user_id or '-'})"
+def started(session: Mapping[str, Any]) -> str:
+    """What `start` prints, from the session's JSON."""
+    current = session["context"].get("currentTask")
+    task = f" on {current}" if current else ""
+    return f"started {session['id']}{task} (user {session.get('userId') or '-'})"
 
 
-def session_table(records: list[SessionRecord], damaged: Mapping[str, str] | None = None) -> str:
+def session_table(records: list[dict[str, Any]], damaged: Mapping[str, str] | None = None) -> str:
     """One line per session; a damaged one is marked, and what is wrong follows the table."""
     if not records:
         return "no sessions; `continuity start` begins one"
@@ -24,19 +22,19 @@ def session_table(records: list[SessionRecord], damaged: Mapping[str, str] | Non
     for r in records:
         rows.append(
             (
-                r.id,
-                r.status.value + (" DAMAGED" if r.id in damaged else ""),
-                r.user_id or "-",
-                r.context.current_task or "-",
-                r.to_wire()["lastActivity"],
-                r.interruption.cause if r.interruption else "",
+                r["id"],
+                r["status"] + (" DAMAGED" if r["id"] in damaged else ""),
+                r.get("userId") or "-",
+                r["context"].get("currentTask") or "-",
+                r["lastActivity"],
+                (r.get("interruption") or {}).get("cause", ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     ]
-    shown = {r.id for r in records}
+    shown = {r["id"] for r in records}
     lines += [f"DAMAGED {sid}: {detail}" for sid, detail in damaged.items() if sid in shown]
     return "\n".join(lines)
 

@@ -17,9 +17,8 @@ from agent_continuity.cli.options import (
     store_option,
     user_option,
 )
-from agent_continuity.errors import StoreNotFound
 
-ROLES = ("user", "assistant", "system", "tool")
+ROLES = ("user", "assistant", "system", "tool")  # as agent_continuity.replies.ROLES
 
 
 def _preferences(
@@ -102,49 +101,23 @@ def start(
     Its lease is renewed by every command that touches it and expires after
     30 idle minutes (cli-lease-ttl); then the next command marks it interrupted.
     """
-    mgr = manager(store, user)
-    described = agent_type or specialization or capabilities or preferences
-    if recover_from is not None and described:
-        raise click.UsageError(
-            "--agent-type, --specialization, --capability and --preference describe a new "
-            "session; with --recover the recovered session's are kept (use `update "
-            "--preference` after)"
-        )
-    if recover_from is not None:
-        result = mgr.start_recovered(recover_from or None, session_type=session_type)
-        record = mgr.get(result.new_session_id or "")
-        emit(
-            as_json,
-            {
-                "sessionId": record.id,
-                "session": record.to_wire(),
-                "recoveredFrom": record.recovered_from,
-                "recovery": result.to_wire(),
-            },
-            lambda: (
-                f"{render.started(record)}, continuing {record.recovered_from}\n\n" + result.prompt
-            ),
-        )
-        return
-    from agent_continuity import AgentInfo
+    from agent_continuity import replies
 
-    agent = AgentInfo(capabilities=list(capabilities), specialization=specialization or "")
-    if agent_type:
-        agent.type = agent_type
-    session = mgr.start(
-        type=session_type or "general",
+    data = replies.start(
+        manager(store, user),
+        session_type=session_type,
         task=task,
         phase=phase,
-        agent=agent,
+        recover_from=recover_from,
+        agent_type=agent_type,
+        specialization=specialization,
+        capabilities=capabilities,
         preferences=preferences,
-        owned_by_process=False,
     )
-    record = session.record
-    emit(
-        as_json,
-        {"sessionId": record.id, "session": record.to_wire()},
-        lambda: render.started(record),
-    )
+    text = render.started(data["session"])
+    if "recovery" in data:
+        text = f"{text}, continuing {data['recoveredFrom']}\n\n{data['recovery']['prompt']}"
+    emit(as_json, data, text)
 
 
 @click.command()
@@ -203,7 +176,8 @@ def update(
     as_json: bool,
 ) -> None:
     """Record progress: all the changes given are written as one atomic group."""
-    mgr = manager(store)
+    from agent_continuity import replies
+
     changes: dict[str, Any] = {
         "task": task,
         "phase": phase,
@@ -220,12 +194,8 @@ def update(
         "pending": pending,
         "pending_done": pending_done,
     }
-    record, events = mgr.update(session_id, **changes)
-    emit(
-        as_json,
-        {"sessionId": record.id, "seqs": [e.seq for e in events], "session": record.to_wire()},
-        lambda: f"{record.id}: recorded {len(events)} change(s)",
-    )
+    data = replies.update(manager(store), session_id, **changes)
+    emit(as_json, data, f"{data['sessionId']}: recorded {len(data['seqs'])} change(s)")
 
 
 @click.command()
@@ -238,10 +208,10 @@ def message(session_id: str | None, role: str, text: str, store: str | None, as_
     """Record a message of the conversation (TEXT, or - to read standard input)."""
     if text == "-":
         text = sys.stdin.read()
-    mgr = manager(store)
-    session = mgr.attach(session_id)
-    seq = session.add_message(role, text)
-    emit(as_json, {"sessionId": session.id, "seq": seq}, f"{session.id}: message #{seq}")
+    from agent_continuity import replies
+
+    data = replies.message(manager(store), role, text, session_id)
+    emit(as_json, data, f"{data['sessionId']}: message #{data['seq']}")
 
 
 @click.command()
@@ -257,9 +227,10 @@ def message(session_id: str | None, role: str, text: str, store: str | None, as_
 @json_option
 def save(session_id: str | None, trigger: str, store: str | None, as_json: bool) -> None:
     """Make a recovery point now."""
-    mgr = manager(store)
-    point_id = mgr.save(session_id, trigger)
-    emit(as_json, {"recoveryPointId": point_id}, f"saved {point_id}")
+    from agent_continuity import replies
+
+    data = replies.save(manager(store), session_id, trigger)
+    emit(as_json, data, f"saved {data['recoveryPointId']}")
 
 
 @click.command()
@@ -311,20 +282,14 @@ def list_(status: str | None, user: str | None, store: str | None, as_json: bool
         if listed is not None:
             emit(True, {"sessions": listed}, "")
             return
-    mgr = manager(store, user, create=False)
-    try:
-        mgr.detect_interruptions()
-    except StoreNotFound as exc:
+    from agent_continuity import replies
+
+    data, no_store = replies.sessions(manager(store, user, create=False), status, user)
+    if no_store:
         # Nothing to list is not an error, but say why rather than print an empty table.
-        emit(as_json, {"sessions": []}, f"no sessions: {exc}")
+        emit(as_json, data, f"no sessions: {no_store}")
         return
-    records = mgr.sessions(status, user)
-    shown = {r.id for r in records}
-    damaged = {sid: what for sid, what in mgr.damaged_sessions().items() if sid in shown}
-    data: dict[str, Any] = {"sessions": [r.to_wire() for r in records]}
-    if damaged:
-        data["damaged"] = damaged
-    emit(as_json, data, lambda: render.session_table(records, damaged))
+    emit(as_json, data, lambda: render.session_table(data["sessions"], data.get("damaged")))
 
 
 def _listed_quickly(
