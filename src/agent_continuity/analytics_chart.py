@@ -42,6 +42,11 @@ def write_chart(analytics: Analytics, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _label_step(periods: int) -> int:
+    """Label every n-th period so that the dates (10 characters each) never overlap."""
+    return max(1, -(-periods // 7))
+
+
 def _title(analytics: Analytics) -> str:
     who = analytics.user or "every user"
     since = analytics.since.date().isoformat() if analytics.since else "the beginning"
@@ -78,7 +83,7 @@ def _timeline(analytics: Analytics, x0: float, y0: float, w: float, h: float) ->
     slot = w / len(periods)
     bar = min(max(slot * 0.8 / len(SERIES), 0.5), 40.0)  # a few periods: not slabs
     pad = (slot - bar * len(SERIES)) / 2
-    label_every = max(1, len(periods) // 12)
+    label_every = _label_step(len(periods))
     for i, period in enumerate(periods):
         for j, (name, colour) in enumerate(SERIES):
             value = getattr(period, name)
@@ -136,7 +141,7 @@ def svg(analytics: Analytics) -> str:
         ),
         *_bars(
             "Recoveries by confidence",
-            analytics.confidence,
+            dict(reversed(analytics.confidence.items())),  # 0.9-1.0 on top, as in the PNG
             CONFIDENCE_COLOUR,
             WIDTH / 2 + 10,
             370,
@@ -176,10 +181,11 @@ def png(analytics: Analytics) -> bytes:
     for j, (name, colour) in enumerate(SERIES):
         xs = [i + (j - 1) * bar for i in range(len(periods))]
         timeline.bar(xs, [getattr(p, name) for p in periods], bar, label=name, color=colour)
-    step = max(1, len(periods) // 12)
+    step = _label_step(len(periods))
     timeline.set_xticks(range(0, len(periods), step), labels[::step], fontsize=8)
     timeline.set_title("Sessions per " + analytics.granularity, loc="left", fontweight="bold")
-    timeline.legend(loc="upper right", fontsize=8)
+    # Above the plot, in one row: inside it would cover the newest bars.
+    timeline.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=3, fontsize=8, frameon=False)
     timeline.yaxis.set_major_locator(MaxNLocator(integer=True))
     for spot, title, counts, colour, top_first in (
         (

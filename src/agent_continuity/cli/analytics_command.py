@@ -18,12 +18,12 @@ if TYPE_CHECKING:
     from agent_continuity import Analytics
 
 
-def _counts(title: str, counts: dict[str, Any]) -> list[str]:
+def _counts(title: str, counts: dict[str, Any], indent: str = "") -> list[str]:
     shown = {k: v for k, v in counts.items() if v}
     if not shown:
-        return [f"{title}: none"]
+        return [f"{indent}{title}: none"]
     width = max(len(k) for k in shown)
-    return [f"{title}:", *(f"  {k:<{width}}  {v:>7}" for k, v in shown.items())]
+    return [f"{indent}{title}:", *(f"{indent}  {k:<{width}}  {v:>7}" for k, v in shown.items())]
 
 
 def _seconds(value: float | None) -> str:
@@ -57,8 +57,8 @@ def render(result: Analytics) -> str:
     lines += _counts("interruptions by cause", data["interruptionsByCause"])
     recoveries = data["recoveries"]
     lines += ["", f"recoveries: {recoveries['total']}"]
-    lines += _counts("  by decision", recoveries["byDecision"])
-    lines += _counts("  by outcome", recoveries["byOutcome"])
+    lines += _counts("by decision", recoveries["byDecision"], "  ")
+    lines += _counts("by outcome", recoveries["byOutcome"], "  ")
     confidence = data["confidence"]
     lines += _counts("confidence", confidence["buckets"])
     ttr = data["timeToRecovery"]
