@@ -157,28 +157,27 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="continuity-analytics-", dir=args.tmp))
     rows = []
     try:
-        for name, url in (
-            ("files", f"files:{folder / 'tracking'}"),
-            ("sqlite", f"sqlite:///{folder / 's.db'}"),
+        for name, url, size in (
+            ("sqlite", f"sqlite:///{folder / 's.db'}", args.sessions),
+            ("files", f"files:{folder / 'tracking'}", args.files_sessions),
         ):
             started = time.perf_counter()
-            build(url, args.sessions)
+            build(url, size)
             built = time.perf_counter() - started
             seconds, data = timed_command(url, folder)
             sessions = data["sessions"]
-            assert isinstance(sessions, dict) and sessions["total"] == args.sessions, sessions
-            rows.append((name, built, seconds))
+            assert isinstance(sessions, dict) and sessions["total"] == size, sessions
+            rows.append((name, size, built, seconds))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    judged = args.sessions >= 10_000
     print(
-        f"continuity analytics --json over {args.sessions:,} sessions "
-        f"(target < {TARGET_SECONDS:.1f} s at 10,000, a fresh process, median of 3)"
+        f"continuity analytics --json (target < {TARGET_SECONDS:.1f} s at 10,000 sessions; "
+        "a fresh process, start-up included, median of 3)"
     )
-    print(f"{'store':<8}  {'build':>9}  {'analytics --json':>16}  {'target':>6}")
-    for name, built, seconds in rows:
-        verdict = ("met" if seconds < TARGET_SECONDS else "MISSED") if judged else "-"
-        print(f"{name:<8}  {built:>8.1f}s  {seconds:>15.2f}s  {verdict:>6}")
+    print(f"{'store':<8}  {'sessions':>8}  {'build':>9}  {'analytics --json':>16}  {'target':>6}")
+    for name, size, built, seconds in rows:
+        verdict = ("met" if seconds < TARGET_SECONDS else "MISSED") if size >= 10_000 else "-"
+        print(f"{name:<8}  {size:>8,}  {built:>8.1f}s  {seconds:>15.2f}s  {verdict:>6}")
 
 
 if __name__ == "__main__":
