@@ -96,3 +96,21 @@ def test_the_profiler_shows_a_recovery() -> None:
     assert "SessionManager.recover" in tree
     assert "FileStore." in tree
     assert "5 mgr.recover runs" in tree.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_analytics_benchmark_builds_both_stores_and_times_the_command(tmp_path: Path) -> None:
+    table = _script(
+        "benchmarks/analytics.py",
+        "--sessions",
+        "60",
+        "--files-sessions",
+        "30",
+        "--tmp",
+        str(tmp_path),
+    )
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert rows["sqlite"][1] == "60" and rows["files"][1] == "30"
+    assert all(row[2].endswith("s") and row[3].endswith("s") for row in rows.values())
+    assert "target < 2.0 s at 10,000" in table
+    assert list(tmp_path.iterdir()) == []  # the stores are deleted

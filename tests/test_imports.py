@@ -221,6 +221,7 @@ FACADE = {
     "damaged_sessions",
     "detect_interruptions",
     "verify",
+    "analytics",  # issue 16: the figures `continuity analytics` and a dashboard show
     # recovery
     "recover",
     "start_recovered",

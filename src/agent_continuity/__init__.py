@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "RECOVERY_STAGES",
     "AgentInfo",
+    "Analytics",
     "Config",
     "ContinuityError",
     "EmergencyResult",
@@ -45,6 +46,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from agent_continuity import replies
+    from agent_continuity.analytics import Analytics
     from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
     from agent_continuity.demo import run_demo
     from agent_continuity.errors import ContinuityError
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 # pays only for what it reads.
 _WHERE = {
     "AgentInfo": ("agent_continuity.model", "AgentInfo"),
+    "Analytics": ("agent_continuity.analytics", "Analytics"),
     "RECOVERY_STAGES": ("agent_continuity.restore", "STAGES"),
     "Config": ("agent_continuity.config", "Config"),
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),

@@ -172,3 +172,9 @@ class StoreNotFound(ContinuityError):
     """
 
     code = "no-store"
+
+
+class ChartUnavailable(ContinuityError):
+    """A chart format needs an optional dependency that is not installed."""
+
+    code = "chart-unavailable"

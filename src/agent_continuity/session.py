@@ -24,6 +24,7 @@ from agent_continuity.storage import Store
 from agent_continuity.updates import update_group
 
 if TYPE_CHECKING:
+    from agent_continuity.analytics import Analytics
     from agent_continuity.capture.observer import ProjectObserver
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
@@ -468,6 +469,26 @@ class SessionManager:
         from agent_continuity.inspection import verify_store
 
         return verify_store(self._rt, repair=repair)
+
+    def analytics(
+        self, *, since: datetime | str | None = None, user: str | None = None
+    ) -> Analytics:
+        """Session analytics (``continuity analytics``): reads the store, changes nothing.
+
+        Args:
+            since: Only what happened from then on: a time, or text such as
+                ``2026-12-01`` or ``7d``; None for all time.
+            user: Only this user's sessions; None for every user's.
+
+        Returns:
+            The figures; ``to_wire()`` is the ``analytics --json`` object.
+
+        Raises:
+            InvalidInput: If ``since`` is not a date.
+        """
+        from agent_continuity.analytics_reading import store_analytics
+
+        return store_analytics(self._rt, since=since, user=user)
 
     # -- recovery ---------------------------------------------------------
 
