@@ -44,6 +44,9 @@ class Rule:
         literals: Case-sensitive fragments one of which a match contains.
         words: Lower-case fragments looked for in the lower-cased text.
             With neither, the rule always runs.
+        gate: A cheap expression searched in the lower-cased text instead
+            of fragments (one that starts with literals, which ``re`` skips
+            to quickly, unlike the case-blind ``pattern``).
         group: The group holding the secret (0: the whole match); the rest
             of the match (a URL's user and host, ``password=``) is kept.
         check: Further test of the secret's text (False: not a secret).
@@ -53,6 +56,7 @@ class Rule:
     pattern: re.Pattern[str]
     literals: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
+    gate: re.Pattern[str] | None = None
     group: int = 0
     check: Callable[[str], bool] | None = None
 
@@ -99,9 +103,10 @@ def _url_password(text: str) -> bool:
 # Names under which code and configuration hold secrets (`DB_PASSWORD=`, `"api_key":`).
 _SECRET_NAME = (
     r"(?:pass(?:word|wd|phrase)?|pwd|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?key"
-    r"|private[_-]?key|(?:auth|access|refresh|bearer|api|bot|session)?[_-]?token|credentials?)"
+    r"|private[_-]?key|token|credentials?)"
 )
-_NAME_WORDS = ("pass", "pwd", "secret", "key", "token", "credential")
+# A name then `=` or `:` somewhere: what the assignment rules need to run at all.
+_ASSIGNMENT = re.compile(r"(?:pass|pwd|secret|key|token|credential)[a-z_-]{0,8}[\"']?\s*[:=]")
 _TOKEN = r"[A-Za-z0-9_-]"
 _END = r"(?![A-Za-z0-9_-])"
 _START = r"(?<![A-Za-z0-9_-])"
@@ -122,7 +127,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule("private-key", _r(_PEM), literals=("-----BEGIN",)),
     Rule(
         "url-password",
-        _r(r"\b[a-z][a-z0-9+.-]{1,30}://[^\s:/@?#\"'<>]{1,128}:([^\s@/?#\"'<>]{1,256})@", re.I),
+        _r(r"(?<=[A-Za-z0-9])://[^\s:/@?#\"'<>]{1,128}:([^\s@/?#\"'<>]{1,256})@"),
         literals=("://",),
         group=1,
         check=_url_password,
@@ -195,6 +200,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         _r(
             rf"{_START}[MNO][A-Za-z0-9_-]{{23,27}}\.[A-Za-z0-9_-]{{6}}\.[A-Za-z0-9_-]{{27,40}}{_END}"
         ),
+        gate=re.compile(r"\.[a-z0-9_-]{6}\."),
         check=_has_digit_and_letter,
     ),
     Rule("anthropic-api-key", _r(rf"{_START}sk-ant-{_TOKEN}{{20,}}"), literals=("sk-ant-",)),
@@ -244,22 +250,22 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule(
         "secret",
         _r(
-            rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?{_SECRET_NAME}[\"']?\s*(?:=|:|=>|:=)\s*"
+            rf"{_SECRET_NAME}[\"']?\s*(?:=|:|=>|:=)\s*"
             r"(?:\"([^\"\n]{4,256})\"|'([^'\n]{4,256})')",
             re.I,
         ),
-        words=_NAME_WORDS,
+        gate=_ASSIGNMENT,
         group=-1,  # whichever quote group matched
         check=_quoted_value,
     ),
     Rule(
         "secret",
         _r(
-            rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?{_SECRET_NAME}\s*(?:=|:=|=>)\s*"
+            rf"{_SECRET_NAME}\s*(?:=|:=|=>)\s*"
             r"([^\s\"'`,;(){}\[\]<>]{4,256})(?![(\w])",
             re.I,
         ),
-        words=_NAME_WORDS,
+        gate=_ASSIGNMENT,
         group=1,
         check=_assigned_value,
     ),
@@ -268,11 +274,11 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         # `password: hunter2` (YAML, prose): only a value with a digit, so that
         # `password: str` and "the token: stored in the vault" are left alone.
         _r(
-            rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*?{_SECRET_NAME}:\s+"
+            rf"{_SECRET_NAME}:\s+"
             r"([^\s\"'`,;(){}\[\]<>]{4,256})(?![(\w])",
             re.I,
         ),
-        words=_NAME_WORDS,
+        gate=_ASSIGNMENT,
         group=1,
         check=lambda v: _assigned_value(v) and any(c.isdigit() for c in v),
     ),
@@ -280,7 +286,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
 
 # Keys of a mapping whose string value is a secret whatever it looks like
 # (tool arguments such as {"password": "hunter2"}).
-_SECRET_KEY = re.compile(rf"(?:[\w.-]*[_.-])?{_SECRET_NAME}", re.I)
+_SECRET_KEY = re.compile(rf"(?:[\w.-]*?[_.-]?)?{_SECRET_NAME}", re.I)
 _PASSWORD_NAME = re.compile(r"pass|pwd", re.I)
 
 
@@ -308,19 +314,28 @@ class Redactor:
     def text(self, text: str) -> str:
         """``text`` with each detected secret replaced by its placeholder."""
         lowered: str | None = None
+        gates: dict[re.Pattern[str], bool] = {}
         for rule in self._rules:
-            if rule.literals or rule.words:
-                if not any(f in text for f in rule.literals):
-                    if not rule.words:
+            if rule.literals and any(f in text for f in rule.literals):
+                pass
+            elif rule.words or rule.gate is not None:
+                if lowered is None:
+                    lowered = text.lower()
+                if rule.words and not any(w in lowered for w in rule.words):
+                    continue
+                if rule.gate is not None:
+                    opened = gates.get(rule.gate)
+                    if opened is None:
+                        opened = gates[rule.gate] = rule.gate.search(lowered) is not None
+                    if not opened:
                         continue
-                    if lowered is None:
-                        lowered = text.lower()
-                    if not any(w in lowered for w in rule.words):
-                        continue
+            elif rule.literals:
+                continue
             if rule.pattern.search(text) is None:
                 continue
             text = rule.pattern.sub(functools.partial(self._replace, rule=rule), text)
             lowered = None
+            gates.clear()
         return text
 
     def _replace(self, match: re.Match[str], rule: Rule) -> str:
@@ -340,35 +355,43 @@ class Redactor:
         return whole[:start] + PLACEHOLDER.format(name) + whole[end:]
 
     def value(self, value: Any) -> Any:
-        """``value`` (text, or lists and mappings of them) with its secrets replaced."""
+        """``value`` (text, or lists and mappings of them) with its secrets replaced.
+
+        What holds no secret is returned as it is (the same object), so the
+        common case copies nothing.
+        """
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {key: self._item(key, item) for key, item in value.items()}
+            items = {key: self._item(key, item) for key, item in value.items()}
+            same = all(items[key] is item for key, item in value.items())
+            return value if same else items
         if isinstance(value, list | tuple):
-            return [self.value(item) for item in value]
+            redacted = [self.value(item) for item in value]
+            same = all(new is old for new, old in zip(redacted, value, strict=True))
+            return value if same else redacted
         return value
 
     def _item(self, key: object, item: Any) -> Any:
         if (
             isinstance(item, str)
+            and item
             and isinstance(key, str)
             and _SECRET_KEY.fullmatch(key)
-            and _quoted_value(item or "x")
-            and item
+            and _quoted_value(item)
             and not any(allowed.fullmatch(item) for allowed in self._allow)
         ):
             return PLACEHOLDER.format("password" if _PASSWORD_NAME.search(key) else "secret")
         return self.value(item)
 
     def drafts(self, drafts: Iterable[EventDraft]) -> list[EventDraft]:
-        """The drafts with their payloads redacted (unchanged drafts are kept as they are)."""
+        """The drafts with their payloads redacted (a draft without secrets is kept as it is)."""
         out = []
         for draft in drafts:
             payload = self.value(draft.payload)
-            out.append(
-                draft if payload == draft.payload else draft.model_copy(update={"payload": payload})
-            )
+            if payload is not draft.payload:
+                draft = draft.model_copy(update={"payload": payload})
+            out.append(draft)
         return out
 
 
