@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,33 @@ def test_each_provider_shape_gets_its_typed_placeholder(text: str, kind: str) ->
     redacted = Redactor().text(text)
     assert f"[REDACTED:{kind}]" in redacted
     assert Redactor().text(redacted) == redacted  # already redacted text stays as it is
+
+
+def test_the_readme_redaction_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Privacy: secrets and file modes") :]
+    block = section[
+        section.index("```toml\n") + 8 : section.index("```", section.index("```toml") + 7)
+    ]
+    (tmp_path / "pyproject.toml").write_text(block)
+    config = load_config(tmp_path)
+    redactor = Redactor(config.redact_patterns, config.redact_allow)
+    assert redactor.text("AKIAIOSFODNN7EXAMPLE itk_0123456789abcdef vault:kv/prod") == (
+        "AKIAIOSFODNN7EXAMPLE [REDACTED:internal-token] vault:[REDACTED:vault-path]"
+    )
+
+
+def test_the_benchmark_corpus_meets_the_detection_targets() -> None:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/redaction.py", "--quick"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    recall, false_positives = (
+        float(x) for x in re.findall(r"\| \*\*all\*\* \| \d+ \| \*\*([\d.]+)%\*\* \|", out)
+    )
+    assert recall >= 99.0 and false_positives < 1.0, out
+    assert "| redaction on |" in out and "| redaction off |" in out
