@@ -76,3 +76,16 @@ def test_an_existing_loose_store_is_narrowed_when_opened(tmp_path: Path) -> None
         for suffix in ("", "-wal", "-shm"):
             assert stat.S_IMODE(Path(f"{db}{suffix}").stat().st_mode) == 0o600
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_verify_repair_narrows_every_file_and_folder_of_an_old_files_store(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with SessionManager(f"files:{root}", tmp_path, "alice", observer=False) as mgr:
+        _work(mgr)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with SessionManager(f"files:{root}", tmp_path, "alice", observer=False) as mgr:
+        assert mgr.verify()["ok"]
+        report = mgr.verify(repair=True)
+    assert any("narrowed" in line for line in report["repaired"]), report
+    assert _loose(root) == []
