@@ -31,6 +31,8 @@ from agent_continuity.errors import ConfigError
 from agent_continuity.model import EventDraft
 
 PLACEHOLDER = "[REDACTED:{}]"
+# No secret the rules know is shorter (`pwd=abcd`); shorter text is not looked at.
+_SHORTEST = 8
 _DONE = "[REDACTED:"
 
 
@@ -41,12 +43,13 @@ class Rule:
     Attributes:
         name: The placeholder's type (``aws-access-key``).
         pattern: The compiled expression.
-        literals: Case-sensitive fragments one of which a match contains.
-        words: Lower-case fragments looked for in the lower-cased text.
-            With neither, the rule always runs.
-        gate: A cheap expression searched in the lower-cased text instead
-            of fragments (one that starts with literals, which ``re`` skips
-            to quickly, unlike the case-blind ``pattern``).
+        literals: Case-sensitive fragments; the rule runs when one occurs.
+        words: Lower-case fragments looked for in the lower-cased text; the
+            rule runs when one occurs.
+        gate: A cheap expression searched in the lower-cased text; the rule
+            runs when it matches (one that starts with literals, which ``re``
+            skips to quickly, unlike a case-blind ``pattern``). A rule with
+            no literals, words or gate always runs.
         group: The group holding the secret (0: the whole match); the rest
             of the match (a URL's user and host, ``password=``) is kept.
         check: Further test of the secret's text (False: not a secret).
@@ -146,7 +149,8 @@ BUILTIN_RULES: tuple[Rule, ...] = (
             re.I,
         ),
         words=("aws",),
-        literals=("[REDACTED:aws-access-key]",),
+        # After an access key id (`AKIA...,wJalr...`), which is replaced first.
+        literals=("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
         group=1,
     ),
     Rule(
@@ -290,6 +294,12 @@ _SECRET_KEY = re.compile(rf"(?:[\w.-]*?[_.-]?)?{_SECRET_NAME}", re.I)
 _PASSWORD_NAME = re.compile(r"pass|pwd", re.I)
 
 
+@functools.lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    # Cached: payloads use a handful of keys ("role", "text", "arguments"...).
+    return _SECRET_KEY.fullmatch(key) is not None
+
+
 class Redactor:
     """Replaces detected secrets with typed placeholders.
 
@@ -310,32 +320,52 @@ class Redactor:
             rules.insert(-3, Rule(name, compiled, group=1 if compiled.groups else 0))
         self._rules = tuple(rules)
         self._allow = tuple(compile_pattern(p, "redact_allow") for p in allow)
+        # Each fragment once, with the rules it opens: ordinary text then costs
+        # one substring search per distinct fragment, and no rule is looked at.
+        by_literal: dict[str, set[int]] = {}
+        for index, rule in enumerate(self._rules):
+            for literal in rule.literals:
+                by_literal.setdefault(literal, set()).add(index)
+        self._literals = tuple((f, frozenset(i)) for f, i in by_literal.items())
+        self._cased = tuple(
+            (index, rule) for index, rule in enumerate(self._rules) if rule.words or rule.gate
+        )
+        self._always = frozenset(
+            index
+            for index, rule in enumerate(self._rules)
+            if not (rule.literals or rule.words or rule.gate)
+        )
 
     def text(self, text: str) -> str:
-        """``text`` with each detected secret replaced by its placeholder."""
-        lowered: str | None = None
+        """``text`` with each detected secret replaced by its placeholder.
+
+        The rules to run are chosen once, from the text as given (a rule
+        whose secrets can follow another's placeholder names that one's
+        fragments too).
+        """
+        if len(text) < _SHORTEST:
+            return text
+        run = set(self._always)
+        for literal, indexes in self._literals:
+            if literal in text:
+                run |= indexes
+        lowered = text.lower()
         gates: dict[re.Pattern[str], bool] = {}
-        for rule in self._rules:
-            if rule.literals and any(f in text for f in rule.literals):
-                pass
-            elif rule.words or rule.gate is not None:
-                if lowered is None:
-                    lowered = text.lower()
-                if rule.words and not any(w in lowered for w in rule.words):
-                    continue
-                if rule.gate is not None:
-                    opened = gates.get(rule.gate)
-                    if opened is None:
-                        opened = gates[rule.gate] = rule.gate.search(lowered) is not None
-                    if not opened:
-                        continue
-            elif rule.literals:
+        for index, rule in self._cased:
+            if index in run:
                 continue
-            if rule.pattern.search(text) is None:
-                continue
-            text = rule.pattern.sub(functools.partial(self._replace, rule=rule), text)
-            lowered = None
-            gates.clear()
+            if any(map(lowered.__contains__, rule.words)):
+                run.add(index)
+            elif rule.gate is not None:
+                opened = gates.get(rule.gate)
+                if opened is None:
+                    opened = gates[rule.gate] = rule.gate.search(lowered) is not None
+                if opened:
+                    run.add(index)
+        for index in sorted(run):
+            rule = self._rules[index]
+            if rule.pattern.search(text) is not None:
+                text = rule.pattern.sub(functools.partial(self._replace, rule=rule), text)
         return text
 
     def _replace(self, match: re.Match[str], rule: Rule) -> str:
@@ -377,7 +407,7 @@ class Redactor:
             isinstance(item, str)
             and item
             and isinstance(key, str)
-            and _SECRET_KEY.fullmatch(key)
+            and _names_a_secret(key)
             and _quoted_value(item)
             and not any(allowed.fullmatch(item) for allowed in self._allow)
         ):
