@@ -126,6 +126,16 @@ def test_api_redacts_every_kind_of_text_an_agent_records(tmp_path: Path, kind: s
     assert AWS.encode() not in raw and b"hunter2" not in raw
 
 
+def test_an_interruption_cause_is_redacted_in_the_recovery_log_too(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with SessionManager(f"files:{root}", tmp_path, "alice", observer=False) as mgr:
+        session = mgr.start(auto_save=False)
+        session.interrupt(f"exception: AccessDenied for {AWS}")
+        assert mgr.get(session.id).status.value == "interrupted"
+    raw = _raw_bytes(root)
+    assert AWS.encode() not in raw and b"[REDACTED:aws-access-key]" in raw
+
+
 def test_api_keeps_look_alikes_and_honours_allow_list_extra_patterns_and_off(
     tmp_path: Path,
 ) -> None:

@@ -440,6 +440,10 @@ class LiveSession(Recorder):
         # sit out the join's timeout (twice) before the session could end.
         if self._autosaver is not None:
             self._autosaver.stop()
+        redactor = self._runtime.redactor
+        if redactor is not None and extra.get("cause"):
+            # The cause (an exception's message) also goes to the recovery log.
+            extra = {**extra, "cause": redactor.text(extra["cause"])}
         with self._lock:
             if self._closed:
                 return
