@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_continuity.errors import ConfigError
+from agent_continuity.errors import ConfigError, InvalidInput
 from agent_continuity.model import EventDraft
 
 PLACEHOLDER = "[REDACTED:{}]"
@@ -415,10 +415,21 @@ class Redactor:
         return self.value(item)
 
     def drafts(self, drafts: Iterable[EventDraft]) -> list[EventDraft]:
-        """The drafts with their payloads redacted (a draft without secrets is kept as it is)."""
+        """The drafts with their payloads redacted (a draft without secrets is kept as it is).
+
+        Raises:
+            InvalidInput: If a payload contains itself or nests a few hundred
+                levels deep: it could not be checked, so it is not written.
+        """
         out = []
         for draft in drafts:
-            payload = self.value(draft.payload)
+            try:
+                payload = self.value(draft.payload)
+            except RecursionError:
+                # What the encoder would refuse as well; never written unchecked.
+                raise InvalidInput(
+                    "value cannot be stored as JSON: it contains itself, or nests too deeply"
+                ) from None
             if payload is not draft.payload:
                 draft = draft.model_copy(update={"payload": payload})
             out.append(draft)
