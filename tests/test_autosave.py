@@ -81,7 +81,7 @@ def test_nothing_is_saved_again_when_nothing_changed(tmp_path: Path) -> None:
     (root / "new.txt").write_text("a change in the project")
     assert saver.run_once("projectState")
     snap = mgr.store.load_context_snapshot(session.id)
-    assert snap is not None and "new.txt" in snap.code_context.files
+    assert snap is not None and "new.txt" in snap.code_context.last_modified_files
     session.end()
 
 
