@@ -91,6 +91,11 @@ class Config:
         watch_debounce: Quiet seconds that close a burst of file changes.
         prompt_template: Path of a custom recovery prompt template (optional).
         recovery: Overrides of the recovery engine's settings (weights, thresholds...).
+        redact: Replace detected secrets with placeholders before anything is
+            written (see :mod:`~agent_continuity.redaction`).
+        redact_patterns: Further secrets to redact: placeholder type to regular
+            expression (its first group, if any, is the secret).
+        redact_allow: Regular expressions of detected secrets to keep as they are.
     """
 
     store: str = ""
@@ -110,6 +115,9 @@ class Config:
     watch_debounce: float = 1.0
     prompt_template: str = ""
     recovery: Mapping[str, Any] = field(default_factory=dict)
+    redact: bool = True
+    redact_patterns: Mapping[str, str] = field(default_factory=dict)
+    redact_allow: tuple[str, ...] = ()
 
     def with_values(self, values: Mapping[str, Any], source: str) -> Config:
         """A copy with ``values`` (snake_case or kebab-case keys) applied and checked."""
@@ -166,6 +174,8 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
         if raw not in ("sync", "batched"):
             raise ConfigError(f"{name} must be 'sync' or 'batched', not {raw!r}")
         return raw
+    if key.startswith("redact"):
+        return _redaction_setting(key, raw, name)
     if key == "recovery":
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{name} must be a table of recovery settings")
@@ -179,6 +189,37 @@ def _coerce(key: str, raw: Any, source: str) -> Any:
     if not isinstance(raw, str):
         raise ConfigError(f"{name} must be text, not {raw!r}")
     return raw
+
+
+def _redaction_setting(key: str, raw: Any, name: str) -> Any:
+    # Checked when the configuration is read, so a bad pattern stops every command.
+    from agent_continuity.redaction import compile_pattern
+
+    if key == "redact":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if key == "redact_patterns":
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{name} must be a table of type name = regular expression")
+        for kind, pattern in raw.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(kind)):
+                raise ConfigError(
+                    f"{name}: {kind!r} must be a lower-case type name such as internal-token"
+                )
+            compile_pattern(pattern, f"{name}.{kind}")
+        return dict(raw)
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{name} must be a list of regular expressions")
+    for pattern in items:
+        compile_pattern(pattern, name)
+    return tuple(items)
 
 
 _ENV = {
@@ -198,6 +239,7 @@ _ENV = {
     "CONTINUITY_BUILD_TIMEOUT": "build_timeout",
     "CONTINUITY_WATCH_DEBOUNCE": "watch_debounce",
     "CONTINUITY_PROMPT_TEMPLATE": "prompt_template",
+    "CONTINUITY_REDACT": "redact",
 }
 
 

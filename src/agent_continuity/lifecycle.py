@@ -92,6 +92,10 @@ def start(
     :meth:`~agent_continuity.session.SessionManager.start`, which documents them.
     """
     detect_interruptions(rt)
+    if rt.redactor is not None:
+        # The record holds the task and phase as given, not only their events.
+        task = rt.redactor.text(task) if task else task
+        phase = rt.redactor.text(phase) if phase else phase
     now = rt.now()
     owner = rt.owner(owned_by_process)
     draft = SessionRecord(

@@ -179,6 +179,11 @@ class LiveSession(Recorder):
                     f"{self.id} is {self._view.record.status.value}; "
                     "start or recover a session to record more"
                 )
+            redactor = self._runtime.redactor
+            if redactor is not None:
+                # Below every front end: nothing an agent records reaches the store,
+                # the recovery points or the prompt with a detected secret in it.
+                drafts = redactor.drafts(drafts)
             events = self._runtime.store.append(self._lease, drafts)
             if self._shared and events and events[0].seq > self._view.seq + 1:
                 # Others appended under this lease since the view was taken (the
@@ -435,6 +440,10 @@ class LiveSession(Recorder):
         # sit out the join's timeout (twice) before the session could end.
         if self._autosaver is not None:
             self._autosaver.stop()
+        redactor = self._runtime.redactor
+        if redactor is not None and extra.get("cause"):
+            # The cause (an exception's message) also goes to the recovery log.
+            extra = {**extra, "cause": redactor.text(extra["cause"])}
         with self._lock:
             if self._closed:
                 return

@@ -24,6 +24,7 @@ from agent_continuity.storage import Store, open_store
 
 if TYPE_CHECKING:
     from agent_continuity.capture.observer import ProjectObserver
+    from agent_continuity.redaction import Redactor
 
 
 class Runtime:
@@ -58,6 +59,7 @@ class Runtime:
         self._observer_choice = observer
         self._observer: ProjectObserver | None = None
         self._observer_made = False
+        self._redactor: Redactor | None = None
 
     @classmethod
     def open(
@@ -124,6 +126,15 @@ class Runtime:
         """Close the store, if there is one."""
         if not isinstance(self._store, StoreNotFound):
             self._store.close()
+
+    @property
+    def redactor(self) -> Redactor | None:
+        """What replaces secrets in events before they are written (None: redaction is off)."""
+        if self._redactor is None and self.config.redact:
+            from agent_continuity.redaction import Redactor
+
+            self._redactor = Redactor(self.config.redact_patterns, self.config.redact_allow)
+        return self._redactor
 
     def now(self) -> datetime:
         """The current time, from the injected clock."""

@@ -27,6 +27,11 @@ from agent_continuity.errors import StoreError
 
 _TEMP_SUFFIX = ".tmp"
 _counter = itertools.count()
+# Private by default (issue 17): a store holds what users tell their agents.
+# Modes given to mkdir/open are only ever narrowed by the umask, so these hold
+# whatever the umask is.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full; free some space and try again",
@@ -93,10 +98,29 @@ def ensure_folder(folder: Path) -> None:
         current = current.parent
     for path in reversed(missing):
         try:
-            path.mkdir(exist_ok=True)
+            path.mkdir(mode=FOLDER_MODE, exist_ok=True)
             fsync_folder(path.parent)
         except OSError as exc:
             raise store_error(exc, "create the folder", path) from exc
+
+
+def make_private(path: Path, mode: int) -> bool:
+    """Narrow ``path`` to ``mode`` when others (group, world) may use it.
+
+    For stores made before they were private by default, or by hand. Only
+    the owner may change a mode, so a path of another user is left as it is.
+
+    Returns:
+        True when the mode was changed.
+    """
+    try:
+        current = path.stat().st_mode & 0o777
+        if current & 0o077 == 0 or path.stat().st_uid != os.geteuid():
+            return False
+        os.chmod(path, mode)
+    except OSError:
+        return False  # gone, or not ours: opening it reports what matters
+    return True
 
 
 def replace_atomically(path: Path, data: bytes) -> None:
@@ -108,7 +132,7 @@ def replace_atomically(path: Path, data: bytes) -> None:
     """
     temp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}{_TEMP_SUFFIX}")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             write_all(fd, data)
             os.fsync(fd)
@@ -212,7 +236,7 @@ class FileLock:
             if not self._kept:
                 try:
                     if self._fd is None:
-                        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
                     fcntl.flock(self._fd, mode)
                 except OSError as exc:
                     self._mutex.release()

@@ -65,11 +65,14 @@ from agent_continuity.model import (
 
 from . import codec, leases
 from .atomic import (
+    FILE_MODE,
+    FOLDER_MODE,
     FileLock,
     append_durably,
     ensure_folder,
     fsync_folder,
     is_temp_name,
+    make_private,
     replace_atomically,
     store_error,
 )
@@ -147,6 +150,9 @@ class FileStore:
         self._flusher = JournalFlusher(f"continuity-flush {self.root}", self._flush_journal)
         for folder in self.layout.folders():
             ensure_folder(folder)
+        # A store made before it was private by default: with its root 0700
+        # nothing inside can be reached by others (verify --repair narrows the rest).
+        make_private(self.root, FOLDER_MODE)
         if not self.layout.protocols.exists():
             replace_atomically(self.layout.protocols, codec.dump_document(RECOVERY_PROTOCOLS))
         with self._registry_lock.exclusive():
@@ -204,7 +210,7 @@ class FileStore:
             try:
                 self._write_lease(granted)
                 try:
-                    fd = os.open(temp, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+                    fd = os.open(temp, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC, FILE_MODE)
                     size = append_durably(fd, temp, 0, line, sync=True)
                     os.rename(temp, path)
                     fsync_folder(path.parent)

@@ -20,7 +20,7 @@ from agent_continuity.errors import CorruptRecord, StoreError
 from agent_continuity.model import Damage
 
 from . import codec
-from .atomic import append_durably, fsync_folder, store_error
+from .atomic import FILE_MODE, append_durably, fsync_folder, store_error
 from .journal_file import split_lines
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -80,7 +80,7 @@ def append_log_line(path: Path, entry: dict[str, Any]) -> None:
     line = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     try:
         created = not path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
     except OSError as exc:
         raise store_error(exc, "open", path) from exc
     try:

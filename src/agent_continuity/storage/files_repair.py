@@ -37,7 +37,15 @@ from agent_continuity.model import (
 )
 
 from . import codec
-from .atomic import fsync_folder, is_temp_name, replace_atomically, store_error
+from .atomic import (
+    FILE_MODE,
+    FOLDER_MODE,
+    fsync_folder,
+    is_temp_name,
+    make_private,
+    replace_atomically,
+    store_error,
+)
 from .base import VerifyReport
 from .files_documents import read_document, read_log, read_model, validate
 from .files_index import quarantine_copy, quarantine_target
@@ -63,9 +71,26 @@ def verify_store(store: FileStore, *, repair: bool) -> VerifyReport:
     try:
         with store._registry_lock.exclusive() if repair else nullcontext():
             _Verifier(store, report, repair).run()
+        if repair:
+            narrowed = narrow_modes(store.root)
+            if narrowed:
+                report.repaired.append(f"narrowed {narrowed} files and folders to 0600/0700")
     except OSError as exc:
         raise store_error(exc, "verify", exc.filename or store.root) from exc
     return report
+
+
+def narrow_modes(root: Path) -> int:
+    """Make every file 0600 and folder 0700 under ``root``; how many were looser.
+
+    A store made before stores were private by default: opening it narrows
+    only its root (enough to shut others out); this narrows the rest.
+    """
+    narrowed = 0
+    for folder, _folders, files in os.walk(root):
+        narrowed += make_private(Path(folder), FOLDER_MODE)
+        narrowed += sum(make_private(Path(folder, name), FILE_MODE) for name in files)
+    return narrowed
 
 
 class _Verifier:

@@ -85,6 +85,7 @@ from .sqlite_schema import (
     JOURNAL,
     POINTS_OF,
     create_database,
+    make_database_private,
     migrate,
     point_range,
 )
@@ -175,6 +176,8 @@ class SqliteStore:
                     "backup; if it never held sessions, delete it and run the command again",
                     str(self.path),
                 )
+            else:
+                make_database_private(self.path)
         except OSError as exc:
             raise StoreError(
                 f"cannot create the store {self.path}: {exc.strerror}; "

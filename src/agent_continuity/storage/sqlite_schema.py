@@ -25,6 +25,7 @@ from pathlib import Path
 
 from agent_continuity.errors import StoreError
 
+from .atomic import FILE_MODE, ensure_folder, make_private
 from .sqlite_flusher import fsync_path
 
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -107,9 +108,13 @@ def create_database(path: Path) -> None:
     up with the same complete file.
     """
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)  # the folders it makes are private (0700)
     tmp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new"
     try:
+        # Made 0600 before SQLite opens it (an empty file is a new database):
+        # SQLite gives its -wal, -shm and -journal files the database's mode,
+        # so they are private too, whatever the umask.
+        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -130,6 +135,16 @@ def create_database(path: Path) -> None:
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+
+def make_database_private(path: Path) -> None:
+    """Narrow a database made before stores were private by default to 0600.
+
+    The database first: SQLite gives the -wal, -shm and -journal files it
+    creates the database's mode; those already there are narrowed as well.
+    """
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        make_private(Path(f"{path}{suffix}"), FILE_MODE)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
