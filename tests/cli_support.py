@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 
-def cli(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the command line in ``root`` on the store ``url`` as user alice."""
+def cli(root: Path, url: str, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
+    """Run the command line in ``root`` on the store ``url`` as ``user``."""
     return subprocess.run(
         [sys.executable, "-m", "agent_continuity.cli", "--store", url, *args],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "CONTINUITY_USER": "alice"},
+        env={**os.environ, "CONTINUITY_USER": user},
     )
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     url = f"files:{tmp_path / 'tracking'}" if request.param == "files" else "sqlite:///s.db"
 
     def ok(*args: str, user: str = "alice") -> None:
-        result = cli_as(root, url, user, *args)
+        result = cli(root, url, *args, user=user)
         assert result.returncode == 0, result.stderr
 
     ok("start", "--task", "TASK-1")
@@ -43,18 +40,6 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     ok("interrupt", "--cause", "exception: ValueError: bad input", user="bob")
     ok("recover", "--no", user="bob")
     return root, url
-
-
-def cli_as(root: Path, url: str, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the command line in ``root`` on the store ``url`` as ``user``."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", "--store", url, *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": user},
-    )
 
 
 def analytics_json(root: Path, url: str, *args: str) -> dict[str, Any]:
