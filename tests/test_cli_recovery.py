@@ -17,6 +17,7 @@ import pytest
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
 from agent_continuity.model import EventKind
+from cli_support import continuity as cli
 
 CONTRACT_KEYS = {
     "status",
@@ -52,17 +53,6 @@ def git(root: Path, *args: str) -> str:
         capture_output=True,
         text=True,
     ).stdout
-
-
-def cli(root: Path, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent_continuity.cli", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CONTINUITY_USER": user},
-    )
 
 
 def recover_json(root: Path, *args: str, user: str = "alice") -> dict[str, object]:
