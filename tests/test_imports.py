@@ -81,9 +81,13 @@ def _imports(path: Path, here: str = "agent_continuity.cli") -> list[tuple[str, 
     return found
 
 
-# The front ends: each may import its own package and start another front end.
-FRONT_ENDS = ("agent_continuity.cli", "agent_continuity.mcp")
-CLI_FILES = sorted((PACKAGE_DIR / "cli").glob("*.py")) + sorted((PACKAGE_DIR / "mcp").glob("*.py"))
+# The front ends: the command line, the MCP server, the coding agents' hooks,
+# the HTTP service and the framework integrations. Each may import its own
+# package and start another front end; the rest of the library only through
+# the public API.
+FRONT_END_PACKAGES = ("cli", "mcp", "hooks", "service", "integrations")
+FRONT_ENDS = tuple(f"agent_continuity.{name}" for name in FRONT_END_PACKAGES)
+CLI_FILES = sorted(p for name in FRONT_END_PACKAGES for p in (PACKAGE_DIR / name).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", CLI_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -147,12 +151,14 @@ def test_the_recovery_engine_loads_the_core_only() -> None:
 # to (lifecycle, live, restore, autosave, inspection, runner...) gets a Runtime,
 # and nothing below session.py reaches back up into it. Only the front ends
 # (the command line, the package's lazy exports and the demo) stand above it.
-# replies.py runs each command on a SessionManager for the front ends (cli/, mcp/).
+# replies.py runs each command on a SessionManager for the front ends
+# (FRONT_END_PACKAGES above).
 ABOVE_THE_FACADE = {"session.py", "__init__.py", "demo.py", "__main__.py", "replies.py"}
+
 BELOW_THE_FACADE = sorted(
     path
     for path in PACKAGE_DIR.rglob("*.py")
-    if path.relative_to(PACKAGE_DIR).parts[0] not in ("cli", "mcp")
+    if path.relative_to(PACKAGE_DIR).parts[0] not in FRONT_END_PACKAGES
     and not (path.parent == PACKAGE_DIR and path.name in ABOVE_THE_FACADE)
 )
 
