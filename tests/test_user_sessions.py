@@ -134,6 +134,8 @@ def test_a_message_does_not_keep_a_dead_page_alive(url: str, clock: Clock, tmp_p
         clock.advance(4)
         alice.message(sid, "user", "typing")
     clock.advance(3)
+    with pytest.raises(NoActiveSession):  # nor is a write accepted after the lease ran out
+        alice.message(sid, "user", "too late")
     assert alice.recovery() is not None
     assert alice.details(sid)["session"]["interruption"]["cause"] == "heartbeat-lost"
 

@@ -17,12 +17,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_continuity import replies
-from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession, SessionNotFound
 from agent_continuity.ids import validate_session_id
 from agent_continuity.model import EventKind, SessionRecord, SessionStatus
 
 if TYPE_CHECKING:
+    from agent_continuity.live import LiveSession
     from agent_continuity.session import SessionManager
+
+#: Open handles kept for writing (one per active session written through this view).
+MAX_HANDLES = 1024
 
 #: The ``update`` fields (the keyword arguments of SessionManager.update).
 UPDATE_FIELDS = (
@@ -64,6 +68,7 @@ class UserSessions:
         self._mgr = manager
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._handles: dict[str, LiveSession] = {}
 
     @property
     def user(self) -> str:
@@ -88,6 +93,32 @@ class UserSessions:
         # the session, appends and writes its registry entry from what it loaded.
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
+
+    def _live(self, session_id: str) -> LiveSession:
+        """A handle to write through, kept between requests (call with the write lock held).
+
+        Attaching loads the session (its newest point and the journal after
+        it), which grows with the conversation; a kept handle appends at once.
+        It is used only while the session's lease is the one it holds and has
+        not run out; otherwise it is dropped and the session attached afresh,
+        which notices a lost lease (heartbeat-lost) and refuses what ended.
+        """
+        handle = self._handles.get(session_id)
+        if handle is not None:
+            lease = self._mgr.store.read_lease(session_id)
+            if (
+                handle.closed
+                or lease is None
+                or lease.token != handle.lease.token
+                or lease.expires <= self._mgr.now()
+            ):
+                handle = None
+        if handle is None:
+            if len(self._handles) >= MAX_HANDLES:
+                self._handles.clear()
+            self._handles.pop(session_id, None)
+            handle = self._handles[session_id] = self._mgr.attach(session_id)
+        return handle
 
     # -- reading ----------------------------------------------------------
 
@@ -151,10 +182,17 @@ class UserSessions:
     def message(self, session_id: str, role: str, text: str) -> dict[str, Any]:
         """Record a message (``message --json``): ``{"sessionId", "seq"}``."""
         record = self._own(session_id)
-        if not isinstance(text, str):
-            raise InvalidInput("text must be text")
+        if role not in replies.ROLES:
+            raise InvalidInput(f"role {role!r} is not one of {', '.join(replies.ROLES)}")
         with self._writing(record.id):
-            return replies.message(self._mgr, role, text, record.id)
+            try:
+                seq = self._live(record.id).add_message(role, text)
+            except LeaseHeld:
+                # Taken over since (recovered, or marked interrupted): attach afresh,
+                # which says what became of it.
+                self._handles.pop(record.id, None)
+                seq = self._live(record.id).add_message(role, text)
+            return {"sessionId": record.id, "seq": seq}
 
     def update(
         self,
@@ -188,7 +226,7 @@ class UserSessions:
         with self._writing(record.id):
             seqs: list[int] = []
             if tasks or notes:
-                live = self._mgr.attach(record.id)
+                live = self._live(record.id)
                 for task in tasks:
                     seqs.append(
                         live.set_task(
@@ -234,6 +272,7 @@ class UserSessions:
         """
         record = self._own(session_id)
         with self._writing(record.id):
+            self._handles.pop(record.id, None)
             if record.status is SessionStatus.ACTIVE:
                 try:
                     record = self._mgr.end(record.id)
@@ -273,4 +312,5 @@ class UserSessions:
             self._mgr.detect_interruptions()
             chosen = self._mgr.recovery_candidate(self.user).id
         with self._writing(chosen):
+            self._handles.pop(chosen, None)
             return self._mgr.recover(chosen, user=self.user, answer=answer).to_wire()
