@@ -203,6 +203,15 @@ def test_another_users_session_answers_exactly_as_a_missing_one(
         ("POST", "/update", b'{"decisions": [1]}', 400, "invalid-input"),
         ("POST", "/update", b'{"tasks": [{"id": "T", "status": "maybe"}]}', 400, "invalid-input"),
         ("POST", "/update", b'{"tasks": "T1"}', 400, "invalid-input"),
+        # The good task is not kept when the next one is refused: one group or nothing.
+        (
+            "POST",
+            "/update",
+            b'{"tasks": [{"id": "A"}, {"id": "B", "status": "maybe"}]}',
+            400,
+            "invalid-input",
+        ),
+        ("POST", "/update", b'{"tasks": [{"id": "A"}], "decisions": [" "]}', 400, None),
         ("POST", "/update", b'{"decisions": ["' + b'x", "' * 200 + b'y"]}', 413, "too-large"),
         ("POST", "/save", b'{"trigger": "whenever"}', 400, "invalid-input"),
         ("POST", "/save", b'{"trigger": 3}', 400, "invalid-input"),

@@ -172,6 +172,33 @@ def test_accepting_restores_the_conversation_and_tasks_and_the_page_takes_it_bac
     alice.message(sid, "user", "carry on")
 
 
+def test_an_update_is_one_group_checked_before_anything_is_written(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    sid = alice.start()["id"]
+    before = alice.details(sid)["session"]["lastSeq"]
+    for bad in (
+        {"tasks": [{"id": "A"}, {"id": "B", "status": "maybe"}]},
+        {"tasks": [{"id": "A"}], "decisions": [" "]},
+        {"tasks": [{"id": "A"}], "notes": [""]},
+        {"tasks": [{"id": ""}]},
+    ):
+        with pytest.raises(InvalidInput):
+            alice.update(sid, **bad)
+    assert alice.details(sid)["session"]["lastSeq"] == before
+    done = alice.update(
+        sid,
+        tasks=[{"id": "A", "title": "Read", "status": "done"}, {"id": "B"}],
+        notes=["n"],
+        decisions=["d"],
+    )
+    assert len(done["seqs"]) == 4
+    shown = alice.details(sid)
+    assert {t["id"]: t["status"] for t in shown["tasks"]} == {"A": "done", "B": "open"}
+    assert shown["recoveryPoints"][-1]["trigger"] == "task-completion"
+
+
 def test_declining_archives_and_starts_afresh(url: str, clock: Clock, tmp_path: Path) -> None:
     alice = view(url, "alice", clock, tmp_path, ttl=10)
     sid = alice.start()["id"]
