@@ -10,6 +10,7 @@ import json
 import stat
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -348,3 +349,21 @@ def test_declining_archives_and_starts_a_new_session(quick: tuple[Served, httpx.
     assert carol.post(f"/api/sessions/{fresh}/heartbeat").status_code == 200
     assert carol.get(f"/api/sessions/{fresh}").json()["conversation"] == []
     assert carol.post(f"/api/sessions/{fresh}/end").status_code == 200
+
+
+def test_the_first_user_is_named_after_the_login_made_fit_for_a_user_name(
+    tmp_path: Path,
+) -> None:
+    from agent_continuity import Config
+    from agent_continuity.service.server import login_banner
+    from agent_continuity.service.state import Service
+
+    (tmp_path / ".git").mkdir()
+    service = Service(tmp_path, config=Config(user="Jane Doe@corp"))
+    banner = login_banner(service, "127.0.0.1", 8765)
+    assert "log in as Jane-Doe-corp: http://127.0.0.1:8765/login?token=ct_" in banner
+    token = banner.split("login?token=")[1].split()[0]
+    assert service.users.authenticate(token) == "Jane-Doe-corp"
+    again = login_banner(service, "::1", 8765)  # each start: a fresh link, the old one retired
+    assert "http://[::1]:8765/login?token=" in again
+    assert service.users.authenticate(token) is None
