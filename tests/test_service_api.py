@@ -367,3 +367,11 @@ def test_the_first_user_is_named_after_the_login_made_fit_for_a_user_name(
     again = login_banner(service, "::1", 8765)  # each start: a fresh link, the old one retired
     assert "http://[::1]:8765/login?token=" in again
     assert service.users.authenticate(token) is None
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/..%2Fapp.py", "/static/%2e%2e/app.py", "/static/../app.py", "/static/"]
+)
+def test_the_static_files_stay_in_their_folder(served: Served, path: str) -> None:
+    answer = httpx.get(served.url + path)
+    assert answer.status_code == 404 and "build_app" not in answer.text

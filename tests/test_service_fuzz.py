@@ -36,6 +36,8 @@ ROUTES = [
 ]
 TOP = [("GET", "/api/sessions"), ("POST", "/api/sessions"), ("GET", "/api/recovery")]
 TOP += [("POST", "/api/recovery"), ("GET", "/api/analytics"), ("GET", "/api/me")]
+TOP += [("GET", "/login?token=ct_x"), ("GET", "/login"), ("POST", "/logout"), ("GET", "/")]
+TOP += [("GET", "/static/%2e%2e/%2e%2e/etc/passwd"), ("GET", "/static/..%2Fapp.py")]
 HOSTILE_IDS = [
     "",
     "..",
