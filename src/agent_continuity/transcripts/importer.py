@@ -156,15 +156,12 @@ def _import_file(
     target: _Target,
     report: ImportReport,
 ) -> None:
-    stamp = fingerprint(path)
     cursor = target.cursors.get(str(path))
     offset = line = 0
-    if (
-        cursor is not None
-        and cursor.get("fingerprint") == stamp
-        and int(cursor.get("offset", 0)) <= path.stat().st_size
-    ):
-        offset, line = int(cursor["offset"]), int(cursor.get("line", 0))
+    if cursor is not None:
+        at = int(cursor.get("offset", 0))
+        if at <= path.stat().st_size and cursor.get("fingerprint") == fingerprint(path, at):
+            offset, line = at, int(cursor.get("line", 0))
     chunk = read_from(path, offset, line)
     report.damaged += [_damage(d, path) for d in chunk.damaged]
     file_key = f"{module.NAME}:{agent_sid}" if path.parent.name != "subagents" else path.stem
@@ -184,7 +181,7 @@ def _import_file(
         "file": str(path),
         "offset": chunk.end,
         "line": chunk.end_line,
-        "fingerprint": stamp,
+        "fingerprint": fingerprint(path, chunk.end),
         "agent": module.NAME,
         "agentSessionId": agent_sid,
     }

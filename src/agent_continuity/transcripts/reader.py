@@ -75,10 +75,14 @@ class Chunk:
     end_line: int
 
 
-def fingerprint(path: Path) -> str:
-    """A hash of the file's first bytes: a file rewritten from the start gets a new one."""
+def fingerprint(path: Path, length: int) -> str:
+    """A hash of the file's first ``length`` bytes (at most 1 KiB).
+
+    Taken over the part already read, so a file that grew keeps it and a file
+    rewritten from the start gets another.
+    """
     with path.open("rb") as f:
-        head = f.read(_FINGERPRINT_BYTES)
+        head = f.read(min(length, _FINGERPRINT_BYTES))
     return hashlib.sha256(head).hexdigest()[:16]
 
 
