@@ -415,3 +415,86 @@ def test_an_unknown_agent_or_a_missing_file_is_one_error_line(
     result = cli(root, f"files:{tmp_path / 'store'}", "import", "codex", str(tmp_path / "no.jsonl"))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "is not a transcript file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("agent", "odd_line"),
+    [
+        (
+            "claude",
+            {
+                "type": "assistant",
+                "sessionId": SID,
+                "message": {"content": [{"type": "tool_use", "name": {"x": 1}, "input": {}}]},
+                "timestamp": 5,
+                "uuid": "z",
+                "isSidechain": True,
+                "agentId": None,
+            },
+        ),
+        (
+            "codex",
+            {
+                "type": "response_item",
+                "timestamp": T0,
+                "payload": {"type": "message", "role": "user", "content": 7},
+            },
+        ),
+        (
+            "gemini",
+            {"id": "m1", "type": "gemini", "timestamp": T0, "content": "hi", "toolCalls": 3},
+        ),
+        (
+            "codex",
+            {
+                "type": "response_item",
+                "timestamp": T0,
+                "payload": {
+                    "type": "function_call",
+                    "name": "shell",
+                    "arguments": "{not json",
+                    "call_id": "k",
+                },
+            },
+        ),
+    ],
+)
+def test_records_of_an_unexpected_shape_never_stop_the_import(
+    mgr: SessionManager, tmp_path: Path, agent: str, odd_line: dict[str, Any]
+) -> None:
+    """Fields of other types than the agents write are read as well as they can be, never raised."""
+    path = write_jsonl(tmp_path / "t.jsonl", [odd_line, {"type": ["x"], "id": {"y": 1}}])
+    report = mgr.import_transcripts(agent, [path]).to_wire()
+    assert report["imported"] + report["skipped"] + len(report["damaged"]) >= 2
+    assert all(d["line"] in (1, 2) and d["reason"] for d in report["damaged"])
+
+
+def test_a_record_that_cannot_be_read_is_reported_by_line_and_the_rest_imported(
+    mgr: SessionManager, tmp_path: Path
+) -> None:
+    codex_lines = [
+        {"type": "response_item", "timestamp": T0, "payload": {"type": ["function_call"]}},
+        {
+            "type": "response_item",
+            "timestamp": T0,
+            "payload": {"type": "message", "role": "user", "content": "run the tests"},
+        },
+    ]
+    report = mgr.import_transcripts("codex", [write_jsonl(tmp_path / "c.jsonl", codex_lines)])
+    assert report.imported == 1
+    assert [(d["line"], d["reason"].split(":")[0]) for d in report.damaged] == [
+        (1, "unexpected record")
+    ]
+    gemini_lines = [
+        {"sessionId": "g-2", "projectHash": "h"},
+        {"id": "m1", "type": "user", "timestamp": T0, "content": "list files"},
+        {
+            "id": "m2",
+            "type": "gemini",
+            "timestamp": T0,
+            "toolCalls": [{"id": "c", "status": ["?"]}],
+        },
+    ]
+    report = mgr.import_transcripts("gemini", [write_jsonl(tmp_path / "g.jsonl", gemini_lines)])
+    assert report.imported == 1
+    assert [d["line"] for d in report.damaged] == [3]

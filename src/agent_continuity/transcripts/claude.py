@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from agent_continuity.transcripts.reader import (
+    ODD_RECORD,
+    Entry,
     Line,
     Parsed,
     message,
+    odd,
     parse_time,
     text_of,
     tool_call,
@@ -56,44 +59,51 @@ def parse(lines: list[Line], file_key: str) -> Parsed:
     """The messages, tool calls and results of the lines."""
     out = Parsed()
     for line in lines:
-        record = line.record
-        body = record.get("message")
-        role = record.get("type")
-        if role not in ("user", "assistant") or record.get("isMeta") or not isinstance(body, dict):
-            out.skipped += 1
+        try:
+            found = _line(line, file_key)
+        except ODD_RECORD as exc:
+            out.damaged.append(odd(line.number, exc))
             continue
-        at = parse_time(record.get("timestamp"))
-        key = f"{file_key}:{record.get('uuid') or line.number}"
-        extra: dict[str, Any] = {}
-        if record.get("isSidechain") and record.get("agentId"):
-            extra["subagent"] = str(record["agentId"])
-        before = len(out.entries)
-        content = body.get("content")
-        blocks = content if isinstance(content, list) else [content]
-        for n, block in enumerate(blocks):
-            part = f"{key}:{n}"
-            if isinstance(block, str):
-                if block.strip():
-                    out.entries.append(message(part, at, str(role), block, **extra))
-                continue
-            if not isinstance(block, dict):
-                continue
-            kind = block.get("type")
-            if kind == "text" and str(block.get("text", "")).strip():
-                out.entries.append(message(part, at, str(role), str(block["text"]), **extra))
-            elif kind == "tool_use":
-                call_id = str(block.get("id") or part)
-                out.entries.append(
-                    tool_call(
-                        part, at, call_id, str(block.get("name", "")), block.get("input"), **extra
-                    )
-                )
-            elif kind == "tool_result":
-                call_id = str(block.get("tool_use_id") or part)
-                output = block.get("content")
-                output = text_of(output) if isinstance(output, list) else output
-                failed = bool(block.get("is_error"))
-                out.entries.append(tool_result(part, at, call_id, output, failed, **extra))
-        if len(out.entries) == before:
-            out.skipped += 1  # only thinking, or nothing to say
+        if found:
+            out.entries += found
+        else:
+            out.skipped += 1  # another type, a meta line, only thinking
     return out
+
+
+def _line(line: Line, file_key: str) -> list[Entry]:
+    record = line.record
+    body = record.get("message")
+    role = record.get("type")
+    if role not in ("user", "assistant") or record.get("isMeta") or not isinstance(body, dict):
+        return []
+    at = parse_time(record.get("timestamp"))
+    key = f"{file_key}:{record.get('uuid') or line.number}"
+    extra: dict[str, Any] = {}
+    if record.get("isSidechain") and record.get("agentId"):
+        extra["subagent"] = str(record["agentId"])
+    found: list[Entry] = []
+    content = body.get("content")
+    blocks = content if isinstance(content, list) else [content]
+    for n, block in enumerate(blocks):
+        part = f"{key}:{n}"
+        if isinstance(block, str):
+            if block.strip():
+                found.append(message(part, at, str(role), block, **extra))
+            continue
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and str(block.get("text", "")).strip():
+            found.append(message(part, at, str(role), str(block["text"]), **extra))
+        elif kind == "tool_use":
+            call_id = str(block.get("id") or part)
+            name = str(block.get("name", ""))
+            found.append(tool_call(part, at, call_id, name, block.get("input"), **extra))
+        elif kind == "tool_result":
+            call_id = str(block.get("tool_use_id") or part)
+            output = block.get("content")
+            output = text_of(output) if isinstance(output, list) else output
+            failed = bool(block.get("is_error"))
+            found.append(tool_result(part, at, call_id, output, failed, **extra))
+    return found

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from agent_continuity.transcripts.reader import (
+    ODD_RECORD,
     Line,
     Parsed,
     message,
+    odd,
     parse_time,
     text_of,
     tool_call,
@@ -60,36 +62,39 @@ def parse(lines: list[Line], file_key: str) -> Parsed:
     """The messages, tool calls and results of the lines."""
     out = Parsed()
     for line in lines:
-        record = line.record
-        payload = record.get("payload")
-        if record.get("type") != "response_item" or not isinstance(payload, dict):
-            out.skipped += 1
-            continue
-        at = parse_time(record.get("timestamp"))
-        kind = payload.get("type")
-        key = f"{file_key}:{line.number}"
-        if kind == "message":
-            role = payload.get("role")
-            text = text_of(payload.get("content"))
-            if role not in ("user", "assistant") or not text.strip() or _INJECTED.match(text):
-                out.skipped += 1
-                continue
-            out.entries.append(message(key, at, str(role), text))
-        elif kind in _CALLS:
-            call_id = str(payload.get("call_id") or payload.get("id") or key)
-            out.entries.append(
-                tool_call(
-                    key, at, call_id, str(payload.get("name") or "shell"), _arguments(payload)
-                )
-            )
-        elif kind in _OUTPUTS:
-            output, failed = _output(payload.get("output"))
-            out.entries.append(
-                tool_result(key, at, str(payload.get("call_id") or key), output, failed)
-            )
-        else:
-            out.skipped += 1
+        try:
+            _line(line, file_key, out)
+        except ODD_RECORD as exc:
+            out.damaged.append(odd(line.number, exc))
     return out
+
+
+def _line(line: Line, file_key: str, out: Parsed) -> None:
+    record = line.record
+    payload = record.get("payload")
+    if record.get("type") != "response_item" or not isinstance(payload, dict):
+        out.skipped += 1
+        return
+    at = parse_time(record.get("timestamp"))
+    kind = payload.get("type")
+    key = f"{file_key}:{line.number}"
+    if kind == "message":
+        role = payload.get("role")
+        text = text_of(payload.get("content"))
+        if role not in ("user", "assistant") or not text.strip() or _INJECTED.match(text):
+            out.skipped += 1
+            return
+        out.entries.append(message(key, at, str(role), text))
+    elif kind in _CALLS:
+        call_id = str(payload.get("call_id") or payload.get("id") or key)
+        out.entries.append(
+            tool_call(key, at, call_id, str(payload.get("name") or "shell"), _arguments(payload))
+        )
+    elif kind in _OUTPUTS:
+        output, failed = _output(payload.get("output"))
+        out.entries.append(tool_result(key, at, str(payload.get("call_id") or key), output, failed))
+    else:
+        out.skipped += 1
 
 
 def _arguments(payload: dict[str, Any]) -> Any:

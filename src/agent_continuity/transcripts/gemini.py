@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from agent_continuity.transcripts.reader import (
+    ODD_RECORD,
     Entry,
     Line,
     Parsed,
     message,
+    odd,
     parse_time,
     text_of,
     tool_call,
@@ -58,13 +60,13 @@ def companions(path: Path) -> list[Path]:
 def parse(lines: list[Line], file_key: str) -> Parsed:
     """The messages, tool calls and results of the lines, each message as last written."""
     out = Parsed()
-    latest: dict[str, dict[str, Any]] = {}  # id -> the message as last written (first place kept)
+    # id -> (the message as last written, its line); a re-written id keeps its first place.
+    latest: dict[str, tuple[dict[str, Any], int]] = {}
     for line in lines:
         record = line.record
-        if isinstance(record.get("$set"), dict) and isinstance(
-            record["$set"].get("messages"), list
-        ):
-            records = [m for m in record["$set"]["messages"] if isinstance(m, dict)]
+        sets = record.get("$set")
+        if isinstance(sets, dict) and isinstance(sets.get("messages"), list):
+            records = [m for m in sets["messages"] if isinstance(m, dict)]
         elif isinstance(record.get("id"), str) and "type" in record:
             records = [record]
         else:
@@ -72,9 +74,12 @@ def parse(lines: list[Line], file_key: str) -> Parsed:
             continue
         for msg in records:
             if isinstance(msg.get("id"), str):
-                latest[msg["id"]] = msg
-    for msg_id, msg in latest.items():
-        out.entries += _entries(f"{file_key}:{msg_id}", msg)
+                latest[msg["id"]] = (msg, line.number)
+    for msg_id, (msg, number) in latest.items():
+        try:
+            out.entries += _entries(f"{file_key}:{msg_id}", msg)
+        except ODD_RECORD as exc:
+            out.damaged.append(odd(number, exc))
     return out
 
 
@@ -87,7 +92,8 @@ def _entries(key: str, msg: dict[str, Any]) -> list[Entry]:
     text = text_of(msg.get("content"))
     if text.strip() and not text.lstrip().startswith("<session_context>"):
         found.append(message(f"{key}:text", at, role, text))
-    for call in msg.get("toolCalls") or ():
+    calls = msg.get("toolCalls")
+    for call in calls if isinstance(calls, list) else ():
         if not isinstance(call, dict):
             continue
         call_id = str(call.get("id") or f"{key}:{len(found)}")

@@ -163,10 +163,11 @@ def _import_file(
         if at <= path.stat().st_size and cursor.get("fingerprint") == fingerprint(path, at):
             offset, line = at, int(cursor.get("line", 0))
     chunk = read_from(path, offset, line)
-    report.damaged += [_damage(d, path) for d in chunk.damaged]
     file_key = f"{module.NAME}:{agent_sid}" if path.parent.name != "subagents" else path.stem
     parsed = module.parse(chunk.lines, file_key)
     report.skipped += parsed.skipped
+    damage = sorted([*chunk.damaged, *parsed.damaged], key=lambda d: d.line)
+    report.damaged += [_damage(d, path) for d in damage]
     now = rt.now()
     drafts: list[EventDraft] = []
     for entry in parsed.entries:

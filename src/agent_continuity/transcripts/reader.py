@@ -59,10 +59,20 @@ class Entry:
 
 @dataclass
 class Parsed:
-    """The entries of a run of lines, and the lines that gave none."""
+    """The entries of a run of lines, the lines that gave none, and those that made no sense."""
 
     entries: list[Entry] = field(default_factory=list)
     skipped: int = 0
+    damaged: list[Damaged] = field(default_factory=list)
+
+
+#: What a record of the right shape but with fields of the wrong types raises when read.
+ODD_RECORD = (AttributeError, KeyError, TypeError, ValueError)
+
+
+def odd(line: int, exc: Exception) -> Damaged:
+    """A line that is JSON but not a record the agent writes."""
+    return Damaged(line, f"unexpected record: {type(exc).__name__}: {exc}")
 
 
 @dataclass
