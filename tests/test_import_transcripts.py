@@ -187,6 +187,24 @@ def test_a_subagent_s_transcript_comes_with_its_session(
     assert mgr.import_transcripts("claude", [path]).imported == 0
 
 
+def test_a_subagent_beside_its_session_as_before_claude_code_2_1_2_comes_too(
+    mgr: SessionManager, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / f"{SID}.jsonl", CLAUDE[:2])
+    sub = claude_line("assistant", "s1", T0, "Found 3 models.", isSidechain=True, agentId="b7")
+    write_jsonl(tmp_path / "agent-b7.jsonl", [sub])
+    other = {**sub, "sessionId": "another-session", "uuid": "s2"}
+    write_jsonl(tmp_path / "agent-c8.jsonl", [other])
+    report = mgr.import_transcripts("claude", [path])
+    assert report.imported == 2  # not the other session's subagent
+    # Given on its own, a subagent's file goes to its main session's.
+    assert mgr.import_transcripts("claude", [tmp_path / "agent-b7.jsonl"]).to_wire() == {
+        **report.to_wire(),
+        "imported": 0,
+        "skipped": 0,
+    }
+
+
 def test_importing_again_adds_nothing_and_a_grown_file_adds_only_its_new_lines(
     mgr: SessionManager, tmp_path: Path
 ) -> None:

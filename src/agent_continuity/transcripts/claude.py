@@ -9,8 +9,9 @@ and ``sessionId``. Lines marked ``isMeta`` (command caveats Claude Code adds)
 and the other types (``summary``, ``system``, ``file-history-snapshot``...)
 are skipped. A subagent's conversation (a Task) is in
 ``<session-id>/subagents/agent-*.jsonl`` beside the main file (its lines
-are ``isSidechain`` and name the main session): it is imported with it,
-each event marked with the subagent's id.
+are ``isSidechain`` and name the main session; before Claude Code 2.1.2
+they were ``agent-*.jsonl`` beside it): it is imported with it, each event
+marked with the subagent's id.
 """
 
 from __future__ import annotations
@@ -50,9 +51,19 @@ def session_of(path: Path) -> str:
 
 
 def companions(path: Path) -> list[Path]:
-    """The subagent transcripts of a main transcript, oldest name first."""
+    """The subagent transcripts of a main transcript, by name.
+
+    Claude Code 2.1.2 and later write them to ``<session-id>/subagents/``;
+    earlier versions wrote ``agent-*.jsonl`` beside the main file, naming the
+    main session in their lines.
+    """
+    if path.stem.startswith("agent-"):
+        return []
     folder = path.parent / path.stem / "subagents"
-    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    found = sorted(folder.glob("agent-*.jsonl")) if folder.is_dir() else []
+    main = session_of(path)
+    found += [p for p in sorted(path.parent.glob("agent-*.jsonl")) if session_of(p) == main]
+    return found
 
 
 def parse(lines: list[Line], file_key: str) -> Parsed:

@@ -163,7 +163,8 @@ def _import_file(
         if at <= path.stat().st_size and cursor.get("fingerprint") == fingerprint(path, at):
             offset, line = at, int(cursor.get("line", 0))
     chunk = read_from(path, offset, line)
-    file_key = f"{module.NAME}:{agent_sid}" if path.parent.name != "subagents" else path.stem
+    # A subagent's lines are keyed by its own file: they share the main session's id.
+    file_key = path.stem if path.stem.startswith("agent-") else f"{module.NAME}:{agent_sid}"
     parsed = module.parse(chunk.lines, file_key)
     report.skipped += parsed.skipped
     damage = sorted([*chunk.damaged, *parsed.damaged], key=lambda d: d.line)
