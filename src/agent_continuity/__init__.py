@@ -27,6 +27,7 @@ __all__ = [
     "ContinuityError",
     "EmergencyResult",
     "Event",
+    "ImportReport",
     "LiveSession",
     "RecoveryPoint",
     "RecoveryResult",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
+    from agent_continuity.transcripts import ImportReport
 
 # Public name -> (module, name there). Imported on first use, so that
 # `continuity --help` does not pay for pydantic and `continuity list --json`
@@ -70,6 +72,7 @@ _WHERE = {
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),
     "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
     "Event": ("agent_continuity.model", "Event"),
+    "ImportReport": ("agent_continuity.transcripts", "ImportReport"),
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
