@@ -44,6 +44,15 @@ def claude_line(kind: str, uuid: str, at: str, content: Any, **extra: Any) -> di
 CLAUDE = [
     {"type": "summary", "summary": "SMS reminders", "leafUuid": "u0"},
     claude_line("user", "u1", "2026-11-21T10:00:00.000Z", "Add SMS reminders to bookings"),
+    # Claude Code 2.1 writes its context and requests in lines of their own types.
+    {
+        "type": "attachment",
+        "sessionId": SID,
+        "uuid": "x1",
+        "timestamp": T0,
+        "attachment": {"type": "date", "date": "2026-11-21"},
+    },
+    {"type": "api-request", "sessionId": SID, "id": "r1", "timestamp": T0, "version": "2.1.337"},
     claude_line(
         "user",
         "u1m",
@@ -138,8 +147,8 @@ def test_a_claude_code_transcript_gives_messages_tool_calls_and_results_with_the
     path = write_jsonl(tmp_path / "projects" / "-work-app" / f"{SID}.jsonl", CLAUDE)
     report = mgr.import_transcripts("claude", [path]).to_wire()
     assert report["imported"] == 5
-    # The summary, the meta line, the thinking-free snapshot line: skipped and counted.
-    assert report["skipped"] == 3
+    # The summary, the attachment, the request, the meta line, the snapshot: skipped, counted.
+    assert report["skipped"] == 5
     assert report["damaged"] == []
     session_id = report["sessionId"]
     assert conversation(mgr, session_id) == [
@@ -208,7 +217,7 @@ def test_a_subagent_beside_its_session_as_before_claude_code_2_1_2_comes_too(
 def test_importing_again_adds_nothing_and_a_grown_file_adds_only_its_new_lines(
     mgr: SessionManager, tmp_path: Path
 ) -> None:
-    path = write_jsonl(tmp_path / f"{SID}.jsonl", CLAUDE[:4])
+    path = write_jsonl(tmp_path / f"{SID}.jsonl", CLAUDE[:6])
     first = mgr.import_transcripts("claude", [path])
     session_id = first.session_id
     assert session_id is not None and first.imported == 2
@@ -216,7 +225,7 @@ def test_importing_again_adds_nothing_and_a_grown_file_adds_only_its_new_lines(
     again = mgr.import_transcripts("claude", [path]).to_wire()
     assert (again["sessionId"], again["imported"], again["damaged"]) == (session_id, 0, [])
     assert len(mgr.events(session_id)) == count  # not even a cursor was written
-    append_jsonl(path, CLAUDE[4:])
+    append_jsonl(path, CLAUDE[6:])
     grown = mgr.import_transcripts("claude", [path])
     assert (grown.session_id, grown.imported, grown.skipped) == (session_id, 3, 1)
     assert [w for _, _, w in conversation(mgr, session_id)][2:] == [
@@ -242,7 +251,7 @@ def test_a_torn_last_line_is_reported_by_number_and_read_once_it_is_whole(
 ) -> None:
     url = f"files:{tmp_path / 'store'}"
     path = write_jsonl(tmp_path / f"{SID}.jsonl", CLAUDE[:2])
-    whole = json.dumps(CLAUDE[3]) + "\n"
+    whole = json.dumps(CLAUDE[5]) + "\n"  # the assistant's first words
     with path.open("a", encoding="utf-8") as f:
         f.write(whole[:40])  # the agent died mid-line
     result = cli(root, url, "import", "claude", str(path), "--json")
