@@ -9,6 +9,8 @@ real run does not produce on demand: a rewritten file, a rewind, a secret.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -525,3 +527,32 @@ def test_a_record_that_cannot_be_read_is_reported_by_line_and_the_rest_imported(
     report = mgr.import_transcripts("gemini", [write_jsonl(tmp_path / "g.jsonl", gemini_lines)])
     assert report.imported == 1
     assert [d["line"] for d in report.damaged] == [3]
+
+
+def test_a_session_whose_agent_was_killed_is_continued_with_the_transcript(
+    mgr: SessionManager, root: Path, tmp_path: Path
+) -> None:
+    """The hooks' session of a `kill -9`ed agent: the import continues it, never fails."""
+    owner = (
+        "import os, signal, sys\n"
+        "from agent_continuity import AgentInfo, SessionManager\n"
+        "mgr = SessionManager(store=sys.argv[1], project_dir=sys.argv[2], user_id='alice', "
+        "observer=False)\n"
+        f"s = mgr.start(agent=AgentInfo(type='claude-code', name='claude', session_id={SID!r}))\n"
+        "s.add_message('user', 'Add SMS reminders to bookings')\n"
+        "print(s.id, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", owner, f"files:{tmp_path / 'store'}", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    hooked = done.stdout.strip()
+    assert hooked.startswith("SESSION-"), done.stderr
+    path = write_jsonl(tmp_path / f"{SID}.jsonl", CLAUDE)
+    report = mgr.import_transcripts("claude", [path])
+    assert report.imported == 5 and report.session_id != hooked
+    assert mgr.get(hooked).status.value == "interrupted"
+    assert mgr.get(str(report.session_id)).recovered_from == hooked

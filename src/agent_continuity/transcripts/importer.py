@@ -100,6 +100,9 @@ def import_transcripts(
         if not path.is_file():
             raise InvalidInput(f"{path} is not a transcript file; give the .jsonl the agent wrote")
     report = ImportReport()
+    # A session whose owner died (the agent, killed with its hooks' lease) is
+    # marked interrupted now, so it is continued below instead of refused on attach.
+    lifecycle.detect_interruptions(rt)
     given = lifecycle.get(rt, session_id) if session_id else None
     targets: dict[str, _Target] = {}
     for path in files:
