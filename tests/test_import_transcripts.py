@@ -119,12 +119,18 @@ def root(tmp_path: Path) -> Path:
     return git_project(tmp_path / "app")
 
 
+@pytest.fixture(params=["files", "sqlite"])
+def store_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Each store the importer writes to."""
+    return {"files": f"files:{tmp_path / 'store'}", "sqlite": f"sqlite:///{tmp_path / 's.db'}"}[
+        request.param
+    ]
+
+
 @pytest.fixture
-def mgr(root: Path, tmp_path: Path) -> Iterator[SessionManager]:
-    with SessionManager(
-        store=f"files:{tmp_path / 'store'}", project_dir=root, user_id="alice", observer=False
-    ) as manager:
-        yield manager
+def mgr(root: Path, store_url: str) -> Iterator[SessionManager]:
+    with SessionManager(store=store_url, project_dir=root, user_id="alice", observer=False) as m:
+        yield m
 
 
 def conversation(mgr: SessionManager, session_id: str) -> list[tuple[str, str, Any]]:
@@ -530,7 +536,7 @@ def test_a_record_that_cannot_be_read_is_reported_by_line_and_the_rest_imported(
 
 
 def test_a_session_whose_agent_was_killed_is_continued_with_the_transcript(
-    mgr: SessionManager, root: Path, tmp_path: Path
+    mgr: SessionManager, root: Path, tmp_path: Path, store_url: str
 ) -> None:
     """The hooks' session of a `kill -9`ed agent: the import continues it, never fails."""
     owner = (
@@ -544,7 +550,7 @@ def test_a_session_whose_agent_was_killed_is_continued_with_the_transcript(
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", owner, f"files:{tmp_path / 'store'}", str(root)],
+        [sys.executable, "-c", owner, store_url, str(root)],
         capture_output=True,
         text=True,
         timeout=60,
