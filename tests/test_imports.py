@@ -244,6 +244,8 @@ FACADE = {
     "analyse",
     "resume_task",
     "emergency",
+    # issue 12: coding agents' transcripts (`continuity import`)
+    "import_transcripts",
     # the manager itself
     "close",
     # read-only properties

@@ -34,6 +34,7 @@ COMMAND_TOOLS = {
     "emergency",
     "list",
     "show",
+    "import",  # issue 12: coding agents' transcripts
 }
 
 
@@ -218,3 +219,34 @@ def test_without_the_mcp_extra_the_command_says_how_to_install_it(tmp_path: Path
         "continuity: error [usage]: the MCP server needs the mcp extra: "
         "pip install 'agent-continuity[mcp]'"
     ]
+
+
+def test_a_transcript_imported_through_the_tool_is_in_the_session(tmp_path: Path) -> None:
+    root = git_project(tmp_path / "project")
+    transcript = tmp_path / "rollout-2026-11-21T10-00-00-c0de.jsonl"
+    lines = [
+        {"timestamp": "2026-11-21T10:00:00Z", "type": "session_meta", "payload": {"id": "c0de"}},
+        {
+            "timestamp": "2026-11-21T10:00:01Z",
+            "type": "response_item",
+            "payload": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Add SMS reminders"}],
+            },
+        },
+    ]
+    transcript.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    seen: dict[str, Any] = {}
+
+    async def script(client: ClientSession) -> None:
+        seen["first"] = await call(client, "import", agent="codex", paths=[str(transcript)])
+        seen["again"] = await call(client, "import", agent="codex", paths=[str(transcript)])
+        seen["show"] = await call(client, "show", session_id=seen["first"]["sessionId"])
+
+    drive(root, script)
+    assert (seen["first"]["imported"], seen["first"]["skipped"]) == (1, 1)
+    assert seen["again"]["imported"] == 0
+    assert seen["again"]["sessionId"] == seen["first"]["sessionId"]
+    assert seen["show"]["recentMessages"][0]["text"] == "Add SMS reminders"
+    assert seen["show"]["session"]["agent"]["sessionId"] == "c0de"

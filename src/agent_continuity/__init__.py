@@ -28,6 +28,7 @@ __all__ = [
     "EmergencyResult",
     "Event",
     "EventKind",
+    "ImportReport",
     "LiveSession",
     "RecoveryPoint",
     "RecoveryResult",
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
+    from agent_continuity.transcripts import ImportReport
     from agent_continuity.user_sessions import UserSessions
     from agent_continuity.users import UserRegistry
 
@@ -76,6 +78,7 @@ _WHERE = {
     "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
     "Event": ("agent_continuity.model", "Event"),
     "EventKind": ("agent_continuity.model", "EventKind"),
+    "ImportReport": ("agent_continuity.transcripts", "ImportReport"),
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),

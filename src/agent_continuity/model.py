@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
 )
 from pydantic.alias_generators import to_camel
 
@@ -175,6 +177,19 @@ class AgentInfo(WireModel):
     type: str = "development-assistant"
     capabilities: list[str] = Field(default_factory=list)
     specialization: str = ""
+    # A coding agent's own name (``claude``, ``codex``, ``gemini``) and its own
+    # session id: hooks and transcript imports find the session they feed by these.
+    name: str = ""
+    session_id: str = ""
+
+    @model_serializer(mode="wrap")
+    def _drop_unmapped(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Sessions no coding agent feeds keep the shape they always had.
+        data: dict[str, Any] = handler(self)
+        for key in ("name", "session_id", "sessionId"):
+            if key in data and not data[key]:
+                del data[key]
+        return data
 
 
 class SessionContext(WireModel):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
+    from agent_continuity.transcripts import ImportReport
 
 
 class SessionManager:
@@ -648,3 +649,25 @@ class SessionManager:
         from agent_continuity.continuing import emergency
 
         return emergency(self._rt)
+
+    def import_transcripts(
+        self, agent: str, paths: Sequence[str | os.PathLike[str]], session_id: str | None = None
+    ) -> ImportReport:
+        """Import a coding agent's transcript files: messages, tool calls and results, with times.
+
+        Importing again adds nothing; a grown file adds only its new lines.
+
+        Args:
+            agent: ``claude``, ``codex`` or ``gemini``.
+            paths: The ``.jsonl`` files the agent wrote.
+            session_id: Import into this session instead of the mapped one.
+
+        Returns:
+            What was imported, skipped and found damaged (with line numbers).
+
+        Raises:
+            InvalidInput: If the agent is unknown or a path is not a file.
+        """
+        from agent_continuity.transcripts import import_transcripts
+
+        return import_transcripts(self._rt, agent, [Path(p) for p in paths], session_id)

@@ -15,6 +15,7 @@ import click
 
 from agent_continuity.cli import (
     analytics_command,
+    import_command,
     mcp_command,
     recovery_commands,
     serve_command,
@@ -45,7 +46,14 @@ def cli(store: str | None) -> None:
     """The ``continuity`` command group."""
 
 
-for _module in (session_commands, recovery_commands, mcp_command, analytics_command, serve_command):
+for _module in (
+    session_commands,
+    recovery_commands,
+    mcp_command,
+    analytics_command,
+    serve_command,
+    import_command,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -251,6 +251,20 @@ def _session_tools(server: MCPServer[Any], project: Project) -> None:
         """One session: context, state, recovery points, damage (as `continuity show --json`)."""
         return project.call(lambda mgr: mgr.details(session_id), create=False)
 
+    @server.tool(name="import")
+    def import_(
+        agent: Annotated[
+            Literal["claude", "codex", "gemini"], Field(description="The agent that wrote them.")
+        ],
+        paths: Annotated[list[str], Field(description="The transcript .jsonl files.")],
+        session_id: Annotated[
+            str | None,
+            Field(description="Import into this session (default: the agent session's own)."),
+        ] = None,
+    ) -> CallToolResult:
+        """Import coding-agent transcripts (as `continuity import --json`)."""
+        return project.call(lambda mgr: mgr.import_transcripts(agent, paths, session_id).to_wire())
+
 
 def _recovery_tools(server: MCPServer[Any], project: Project) -> None:
 
