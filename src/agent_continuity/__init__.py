@@ -35,6 +35,8 @@ __all__ = [
     "SessionManager",
     "SessionRecord",
     "Store",
+    "UserRegistry",
+    "UserSessions",
     "find_project_root",
     "listed_sessions",
     "load_config",
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
+    from agent_continuity.user_sessions import UserSessions
+    from agent_continuity.users import UserRegistry
 
 # Public name -> (module, name there). Imported on first use, so that
 # `continuity --help` does not pay for pydantic and `continuity list --json`
@@ -78,6 +82,8 @@ _WHERE = {
     "SessionManager": ("agent_continuity.session", "SessionManager"),
     "SessionRecord": ("agent_continuity.model", "SessionRecord"),
     "Store": ("agent_continuity.storage", "Store"),
+    "UserRegistry": ("agent_continuity.users", "UserRegistry"),
+    "UserSessions": ("agent_continuity.user_sessions", "UserSessions"),
     "find_project_root": ("agent_continuity.config", "find_project_root"),
     "listed_sessions": ("agent_continuity.listing", "listed_sessions"),
     "load_config": ("agent_continuity.config", "load_config"),

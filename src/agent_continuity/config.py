@@ -85,6 +85,11 @@ class Config:
         cli_lease_ttl: Idle time after which a command-line session counts as abandoned.
         process_lease_ttl: How long a process owner's lease lasts without a heartbeat.
         heartbeat_interval: How often a process owner renews its lease.
+        browser_lease_ttl: How long a web page's session lease lasts without a
+            heartbeat (``continuity serve``); then the session is interrupted,
+            cause ``heartbeat-lost``.
+        users_file: Where ``continuity users`` keeps the service's users (hashed
+            tokens); empty: beside the store (see :mod:`~agent_continuity.users`).
         build_command: Shell command whose exit status is the build status (optional);
             run in the background on project-state saves.
         build_timeout: Seconds before the build command counts as timed out.
@@ -110,6 +115,8 @@ class Config:
     cli_lease_ttl: float = 1800.0
     process_lease_ttl: float = 30.0
     heartbeat_interval: float = 5.0
+    browser_lease_ttl: float = 30.0
+    users_file: str = ""
     build_command: str = ""
     build_timeout: float = 60.0
     watch_debounce: float = 1.0
@@ -142,6 +149,7 @@ _DURATIONS = {
     "cli_lease_ttl",
     "process_lease_ttl",
     "heartbeat_interval",
+    "browser_lease_ttl",
     "build_timeout",
     "watch_debounce",
 }
@@ -235,6 +243,8 @@ _ENV = {
     "CONTINUITY_CLI_LEASE_TTL": "cli_lease_ttl",
     "CONTINUITY_PROCESS_LEASE_TTL": "process_lease_ttl",
     "CONTINUITY_HEARTBEAT_INTERVAL": "heartbeat_interval",
+    "CONTINUITY_BROWSER_LEASE_TTL": "browser_lease_ttl",
+    "CONTINUITY_USERS_FILE": "users_file",
     "CONTINUITY_BUILD_COMMAND": "build_command",
     "CONTINUITY_BUILD_TIMEOUT": "build_timeout",
     "CONTINUITY_WATCH_DEBOUNCE": "watch_debounce",

@@ -24,7 +24,7 @@ from agent_continuity.errors import (
 )
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession
-from agent_continuity.liveness import CLI_HOLDER, Owner, owner_gone
+from agent_continuity.liveness import BROWSER_HOLDER, CLI_HOLDER, Owner, owner_gone
 from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
     AgentInfo,
@@ -85,19 +85,22 @@ def start(
     owned_by_process: bool = True,
     auto_save: bool = True,
     recovered_from: str | None = None,
+    browser: bool = False,
 ) -> LiveSession:
     """Create a session and return its live handle.
 
     The arguments are those of
     :meth:`~agent_continuity.session.SessionManager.start`, which documents them.
     """
+    if browser:
+        owned_by_process = False  # the page's heartbeats keep it, not a thread here
     detect_interruptions(rt)
     if rt.redactor is not None:
         # The record holds the task and phase as given, not only their events.
         task = rt.redactor.text(task) if task else task
         phase = rt.redactor.text(phase) if phase else phase
     now = rt.now()
-    owner = rt.owner(owned_by_process)
+    owner = Owner.browser(rt.config.browser_lease_ttl) if browser else rt.owner(owned_by_process)
     draft = SessionRecord(
         id="SESSION-000101-001",
         type=type,
@@ -161,9 +164,16 @@ def attach(rt: Runtime, session_id: str | None = None) -> LiveSession:
     # The journal, not the registry, says whether the session is still going:
     # an end whose registry write failed (a full disk) left the registry behind.
     if view.record.status is not SessionStatus.ACTIVE:
-        rt.store.release_lease(lease)
+        if lease.holder != BROWSER_HOLDER:
+            rt.store.release_lease(lease)
         _refuse_ended(rt, view)
-    return LiveSession(rt, view, lease, owned_by_process=False)
+    session = LiveSession(rt, view, lease, owned_by_process=False)
+    if lease.holder == BROWSER_HOLDER:
+        # Every request of the page writes under its one lease (one handle per
+        # request, several at once): each handle folds in what the others
+        # appended, so that its points and backups never hide their events.
+        session.share_lease()
+    return session
 
 
 def _refuse_ended(rt: Runtime, view: SessionView) -> NoReturn:
@@ -218,12 +228,64 @@ def adopt(rt: Runtime, session_id: str) -> LiveSession:
     return session
 
 
+def browser_heartbeat(rt: Runtime, session_id: str) -> Lease:
+    """Renew a web page's lease on its session (``POST /api/sessions/{id}/heartbeat``).
+
+    A session restored by recovery or started from the command line (its lease
+    held by ``cli``) is taken over by the page, as ``adopt`` does for a process.
+    A page that comes back after its lease ran out finds the session
+    interrupted (``heartbeat-lost``), never silently revived.
+
+    Raises:
+        NoActiveSession: If the session is not active (ended, or interrupted
+            because the heartbeats stopped); ``recover`` continues it.
+        LeaseHeld: If a live process owns the session.
+    """
+    record = get(rt, session_id)
+    now = rt.now()
+    current = rt.store.read_lease(record.id)
+    if record.status is SessionStatus.ACTIVE:
+        cause = owner_gone(current, now)
+        if cause is not None:
+            try:
+                _mark_interrupted(rt, record.id, current, cause)
+            except LeaseHeld:
+                pass  # another process marked it, or took it over: read it again
+            record = get(rt, record.id)
+            current = rt.store.read_lease(record.id)
+    if record.status is not SessionStatus.ACTIVE:
+        raise NoActiveSession(
+            f"{record.id} is {record.status.value}; recover it to continue "
+            f"(`continuity recover {record.id}`, or the web app's resume question)"
+        )
+    owner = Owner.browser(rt.config.browser_lease_ttl)
+    if current is not None and current.holder == BROWSER_HOLDER:
+        return rt.store.renew_lease(current, owner.request(now))
+    if current is not None and current.holder != CLI_HOLDER:
+        raise LeaseHeld(
+            f"{record.id} is being written by {current.holder}; a web page cannot take it "
+            "over while that process lives",
+            current.holder,
+        )
+    return rt.store.acquire_lease(
+        record.id,
+        owner.request(now),
+        steal=True,
+        expect_token=current.token if current is not None else 0,
+    )
+
+
 def _cli_lease(rt: Runtime, session_id: str) -> Lease:
     now = rt.now()
     current = rt.store.read_lease(session_id)
     inherited = os.environ.get(LEASE_ENV, "")
     if current is not None and inherited == f"{session_id}:{current.token}":
         return current  # the agent run by `continuity run` writes under its lease
+    if current is not None and current.holder == BROWSER_HOLDER and current.expires > now:
+        # A web page's session (`continuity serve`): written under the page's
+        # lease, which only its heartbeats renew, so a write never hides that
+        # the page is gone.
+        return current
     owner = Owner.cli(rt.config.cli_lease_ttl)
     if current is not None and current.holder == CLI_HOLDER and current.expires > now:
         return rt.store.renew_lease(current, owner.request(now))

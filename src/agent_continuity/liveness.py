@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from agent_continuity.storage.base import LeaseRequest
 
 CLI_HOLDER = "cli"
+#: The holder of a session a web page owns through ``continuity serve``: its
+#: heartbeats renew the lease; when they stop, the session is interrupted with
+#: :data:`HEARTBEAT_LOST`, not ``lease-expired``.
+BROWSER_HOLDER = "browser"
+HEARTBEAT_LOST = "heartbeat-lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,11 @@ class Owner:
     def cli(cls, ttl: float) -> Owner:
         """No process: the lease is renewed by every command and expires when idle."""
         return cls(CLI_HOLDER, None, socket.gethostname(), timedelta(seconds=ttl))
+
+    @classmethod
+    def browser(cls, ttl: float) -> Owner:
+        """A web page: no process here; the page's heartbeats renew the lease."""
+        return cls(BROWSER_HOLDER, None, socket.gethostname(), timedelta(seconds=ttl))
 
     def request(self, now: datetime) -> LeaseRequest:
         """A lease request for this owner at ``now``."""
@@ -71,18 +81,21 @@ def owner_gone(lease: Lease | None, now: datetime) -> str | None:
     """Why the lease's owner can no longer be writing, or None if it may be.
 
     Returns:
-        ``"lease-expired"`` when the lease ran out or its owner process on this
-        host no longer exists; None while the owner may still be alive.
+        ``"heartbeat-lost"`` when a web page's lease ran out (its heartbeats
+        stopped); ``"lease-expired"`` when another lease ran out or its owner
+        process on this host no longer exists; None while the owner may still be alive.
     """
     if lease is None:
         return "lease-expired"
-    return holder_gone(lease.expires, lease.pid, lease.host, now)
+    return holder_gone(lease.expires, lease.pid, lease.host, now, holder=lease.holder)
 
 
-def holder_gone(expires: datetime, pid: int | None, host: str, now: datetime) -> str | None:
+def holder_gone(
+    expires: datetime, pid: int | None, host: str, now: datetime, *, holder: str = ""
+) -> str | None:
     """:func:`owner_gone` for a lease given by its parts (expiry, owner process and host)."""
     if expires <= now:
-        return "lease-expired"
+        return HEARTBEAT_LOST if holder == BROWSER_HOLDER else "lease-expired"
     if pid is not None and host == socket.gethostname() and not pid_alive(pid):
         return "lease-expired"
     return None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_continuity.config import Config, find_project_root, load_config, resolve_store_url
 from agent_continuity.errors import StoreNotFound
-from agent_continuity.liveness import CLI_HOLDER, Owner
+from agent_continuity.liveness import BROWSER_HOLDER, CLI_HOLDER, Owner
 from agent_continuity.model import EventDraft, EventKind, Lease, SessionRecord, format_time
 from agent_continuity.storage import Store, open_store
 
@@ -199,6 +199,8 @@ class Runtime:
 
     def owner_for(self, lease: Lease) -> Owner:
         """The owner a lease is renewed as."""
+        if lease.holder == BROWSER_HOLDER:
+            return Owner.browser(self.config.browser_lease_ttl)
         return self.owner(lease.holder != CLI_HOLDER)
 
     def log_interruption(self, record: SessionRecord, cause: str) -> None:

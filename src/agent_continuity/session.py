@@ -129,6 +129,7 @@ class SessionManager:
         owned_by_process: bool = True,
         auto_save: bool = True,
         recovered_from: str | None = None,
+        browser: bool = False,
     ) -> LiveSession:
         """Create a session and return its live handle.
 
@@ -146,6 +147,9 @@ class SessionManager:
                 lease is renewed by each command and expires when idle.
             auto_save: Run the interval saves in a background thread.
             recovered_from: The session this one continues, if any.
+            browser: A web page owns it (``continuity serve``): its lease lasts
+                ``browser_lease_ttl`` and only :meth:`heartbeat` renews it; when
+                the heartbeats stop, it is interrupted (``heartbeat-lost``).
 
         Returns:
             The handle to write through; used as a context manager, leaving the
@@ -166,7 +170,24 @@ class SessionManager:
             owned_by_process=owned_by_process,
             auto_save=auto_save,
             recovered_from=recovered_from,
+            browser=browser,
         )
+
+    def heartbeat(self, session_id: str) -> None:
+        """Renew a web page's lease on its session (see ``start(browser=True)``).
+
+        A session whose lease is held by the command line (restored by
+        ``recover``) is taken over by the page.
+
+        Args:
+            session_id: The session.
+
+        Raises:
+            NoActiveSession: If it is no longer active (its heartbeats stopped
+                for longer than ``browser_lease_ttl``: recover it).
+            LeaseHeld: If a live process owns it.
+        """
+        lifecycle.browser_heartbeat(self._rt, session_id)
 
     def attach(self, session_id: str | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
@@ -537,6 +558,22 @@ class SessionManager:
             confirm=confirm,
             progress=progress,
         )
+
+    def recovery_candidate(self, user: str | None = None) -> SessionRecord:
+        """The session ``recover`` without a session id would recover; nothing changes.
+
+        Args:
+            user: Whose sessions (default: this manager's user).
+
+        Returns:
+            The user's most recent interrupted session (one with work in it first).
+
+        Raises:
+            NoActiveSession: If the user has no interrupted session.
+        """
+        from agent_continuity.restore import pick_session
+
+        return pick_session(self._rt, None, user)
 
     def start_recovered(
         self, session_id: str | None = None, *, session_type: str | None = None

@@ -1,0 +1,276 @@
+"""One user's view of the sessions: what ``continuity serve`` answers each request through.
+
+Every method that takes a session id first checks that the session is this
+user's; another user's session raises :class:`~agent_continuity.errors.SessionNotFound`
+with exactly the message a missing one gets, so nobody can tell the two apart
+and a bug in a front end (a route that forgets a check) cannot leak a session.
+Nothing here takes a user argument: the user is fixed when the view is made.
+
+Each reply is the JSON-ready object of the matching command (``show --json``,
+``update --json``, ``recover --json``...).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agent_continuity import replies
+from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+from agent_continuity.ids import validate_session_id
+from agent_continuity.model import EventKind, SessionRecord, SessionStatus
+
+if TYPE_CHECKING:
+    from agent_continuity.session import SessionManager
+
+#: The ``update`` fields (the keyword arguments of SessionManager.update).
+UPDATE_FIELDS = (
+    "task",
+    "phase",
+    "step",
+    "complete",
+    "next_steps",
+    "blockers",
+    "unblock",
+    "decisions",
+    "progress",
+    "summary",
+    "files",
+    "preferences",
+    "pending",
+    "pending_done",
+)
+
+
+def _not_found(session_id: str) -> SessionNotFound:
+    # One message for "missing" and "someone else's": the two must not differ.
+    return SessionNotFound(f"no session {session_id}; list your sessions to find its id")
+
+
+class UserSessions:
+    """The sessions of one user, and nothing else.
+
+    Args:
+        manager: A manager whose ``user_id`` is the user. Its store may hold
+            other users' sessions; this view never shows or changes them.
+
+    Example:
+        >>> mine = UserSessions(SessionManager(store="memory:", user_id="alice"))  # doctest: +SKIP
+        >>> sid = mine.start()["id"]  # doctest: +SKIP
+    """
+
+    def __init__(self, manager: SessionManager) -> None:
+        self._mgr = manager
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def user(self) -> str:
+        """Whose sessions these are."""
+        return self._mgr.user_id
+
+    def _own(self, session_id: str) -> SessionRecord:
+        """The user's session, or SessionNotFound (also for another user's)."""
+        if not isinstance(session_id, str):
+            raise InvalidInput("a session id must be text, SESSION-YYMMDD-NNN")
+        valid = validate_session_id(session_id)
+        try:
+            record = self._mgr.get(valid)
+        except SessionNotFound:
+            raise _not_found(valid) from None
+        if record.user_id != self.user:
+            raise _not_found(valid)
+        return record
+
+    def _writing(self, session_id: str) -> threading.Lock:
+        # One write at a time per session in this process: each request loads
+        # the session, appends and writes its registry entry from what it loaded.
+        with self._locks_guard:
+            return self._locks.setdefault(session_id, threading.Lock())
+
+    # -- reading ----------------------------------------------------------
+
+    def sessions(self, status: str | None = None) -> dict[str, Any]:
+        """The user's sessions, oldest first (``list --json`` for this user).
+
+        Args:
+            status: Only those with this status.
+        """
+        if status is not None and status not in {s.value for s in SessionStatus}:
+            known = ", ".join(s.value for s in SessionStatus)
+            raise InvalidInput(f"status must be one of {known}, not {status!r}")
+        return replies.sessions(self._mgr, status, self.user)[0]
+
+    def details(self, session_id: str) -> dict[str, Any]:
+        """``show --json`` of one of the user's sessions, plus ``"conversation"``.
+
+        ``conversation`` is every message in order, ``{"seq", "role", "text",
+        "at"}``: what a page shows when it reopens the session.
+        """
+        record = self._own(session_id)
+        data = self._mgr.details(record.id)
+        data["conversation"] = self.conversation(record.id)
+        return data
+
+    def conversation(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's messages, in order: ``[{"seq", "role", "text", "at"}]``."""
+        record = self._own(session_id)
+        # The intact events: a damaged record is left out (``show`` reports it).
+        events = self._mgr.store.read_events(record.id).events
+        messages = []
+        for event in events:
+            if event.kind is EventKind.MESSAGE and not event.payload.get("partial"):
+                messages.append(
+                    {
+                        "seq": event.seq,
+                        "role": event.payload.get("role"),
+                        "text": event.payload.get("text"),
+                        "at": event.to_wire().get("at"),
+                    }
+                )
+        return messages
+
+    def analytics(self) -> dict[str, Any]:
+        """``analytics --json`` of the user's sessions only."""
+        return self._mgr.analytics(user=self.user).to_wire()
+
+    # -- writing ----------------------------------------------------------
+
+    def start(
+        self, *, type: str = "research", task: str | None = None, phase: str | None = None
+    ) -> dict[str, Any]:
+        """Start a session a web page owns (its lease is renewed by :meth:`heartbeat`).
+
+        Returns:
+            The session's record (wire form).
+        """
+        session = self._mgr.start(type=type, task=task, phase=phase, browser=True, auto_save=False)
+        return session.record.to_wire()
+
+    def message(self, session_id: str, role: str, text: str) -> dict[str, Any]:
+        """Record a message (``message --json``): ``{"sessionId", "seq"}``."""
+        record = self._own(session_id)
+        if not isinstance(text, str):
+            raise InvalidInput("text must be text")
+        with self._writing(record.id):
+            return replies.message(self._mgr, role, text, record.id)
+
+    def update(
+        self,
+        session_id: str,
+        *,
+        tasks: Sequence[Mapping[str, Any]] = (),
+        notes: Sequence[str] = (),
+        **changes: Any,
+    ) -> dict[str, Any]:
+        """Record progress (``update --json``), plus tasks with a status and notes.
+
+        Args:
+            session_id: The session.
+            tasks: Tasks to create or change: ``{"id", "title"?, "status"?}``
+                (status ``open``, ``in-progress``, ``blocked``, ``done``,
+                ``cancelled``); none becomes the current task.
+            notes: Free-form notes.
+            **changes: The keyword arguments of ``SessionManager.update``
+                (see :data:`UPDATE_FIELDS`).
+
+        Returns:
+            ``{"sessionId", "seqs", "session"}``.
+        """
+        record = self._own(session_id)
+        unknown = set(changes) - set(UPDATE_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+        given = {key: value for key, value in changes.items() if value not in (None, [], (), {})}
+        if not (given or tasks or notes):
+            raise InvalidInput("nothing to record; give at least one field")
+        with self._writing(record.id):
+            seqs: list[int] = []
+            if tasks or notes:
+                live = self._mgr.attach(record.id)
+                for task in tasks:
+                    seqs.append(
+                        live.set_task(
+                            task["id"],
+                            title=task.get("title"),
+                            status=task.get("status"),
+                            current=False,
+                        )
+                    )
+                seqs += [live.note(text) for text in notes]
+            if given:
+                reply = replies.update(self._mgr, record.id, **given)
+                reply["seqs"] = seqs + reply["seqs"]
+                return reply
+            now = self._mgr.get(record.id)
+            return {"sessionId": now.id, "seqs": seqs, "session": now.to_wire()}
+
+    def heartbeat(self, session_id: str) -> dict[str, Any]:
+        """Renew the page's lease on its session: ``{"sessionId", "status"}``.
+
+        Raises:
+            NoActiveSession: If the session is no longer active (the heartbeats
+                stopped too long: it is interrupted, recover it).
+        """
+        record = self._own(session_id)
+        self._mgr.heartbeat(record.id)
+        return {"sessionId": record.id, "status": "active"}
+
+    def save(self, session_id: str, trigger: str = "user-request") -> dict[str, Any]:
+        """Make a recovery point now (``save --json``): ``{"recoveryPointId"}``."""
+        record = self._own(session_id)
+        with self._writing(record.id):
+            return replies.save(self._mgr, record.id, trigger)
+
+    def end(self, session_id: str) -> dict[str, Any]:
+        """Complete the session (the page closed normally: not a crash).
+
+        Ending a session that already ended is not an error: a page may both
+        call ``end`` and send a beacon.
+
+        Returns:
+            ``{"sessionId", "status"}``.
+        """
+        record = self._own(session_id)
+        with self._writing(record.id):
+            if record.status is SessionStatus.ACTIVE:
+                try:
+                    record = self._mgr.end(record.id)
+                except NoActiveSession:
+                    record = self._mgr.get(record.id)
+            return {"sessionId": record.id, "status": record.status.value}
+
+    # -- recovery ---------------------------------------------------------
+
+    def recovery(self) -> dict[str, Any] | None:
+        """The user's most recent interrupted session, analysed; nothing changes.
+
+        Returns:
+            The ``recover --json`` object (decision ``auto-resume``, ``prompt``
+            or ``new-session``), or None when the user has no interrupted session.
+        """
+        self._mgr.detect_interruptions()
+        try:
+            chosen = self._mgr.recovery_candidate(self.user)
+        except NoActiveSession:
+            return None
+        return self._mgr.analyse(chosen.id).to_wire()
+
+    def recover(self, session_id: str | None = None, answer: bool | None = None) -> dict[str, Any]:
+        """Act on the recovery question (``recover --json``).
+
+        Args:
+            session_id: The session (default: the user's most recent interrupted one).
+            answer: True resumes, False archives it and starts a new session,
+                None follows the decision (auto-resume, new session, or wait
+                for an answer when the decision is to ask).
+        """
+        if answer is not None and not isinstance(answer, bool):
+            raise InvalidInput("answer must be true, false or null")
+        chosen = self._own(session_id).id if session_id is not None else None
+        if chosen is None:
+            self._mgr.detect_interruptions()
+            chosen = self._mgr.recovery_candidate(self.user).id
+        with self._writing(chosen):
+            return self._mgr.recover(chosen, user=self.user, answer=answer).to_wire()

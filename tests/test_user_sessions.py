@@ -1,0 +1,208 @@
+"""Below the HTTP layer: one user's view of the sessions, browser leases, and the users file.
+
+The service answers every request through :class:`UserSessions`; these tests
+check, without any HTTP, that the view cannot read or change another user's
+session (so a route that forgets a check still cannot leak one), that a web
+page's session is interrupted with ``heartbeat-lost`` when its heartbeats
+stop, and that users' tokens are kept only as hashes. Time is injected.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent_continuity import Config, SessionManager, UserRegistry, UserSessions
+from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 's.db'}"
+
+
+def view(url: str, user: str, clock: Clock, tmp_path: Path, ttl: float = 30.0) -> UserSessions:
+    config = Config(store=url, user=user, browser_lease_ttl=ttl)
+    mgr = SessionManager(
+        store=url,
+        project_dir=tmp_path,
+        user_id=user,
+        config=config,
+        clock=clock,
+        observer=False,
+    )
+    return UserSessions(mgr)
+
+
+def test_another_users_session_is_missing_for_every_operation(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    bob = view(url, "bob", clock, tmp_path)
+    sid = alice.start(task="read-aries")["id"]
+    alice.message(sid, "user", "alice's secret plan")
+    before = alice.details(sid)
+    missing = "SESSION-261206-099"
+
+    with pytest.raises(SessionNotFound) as absent:
+        bob.details(missing)
+    operations = {
+        "details": lambda s: bob.details(s),
+        "conversation": lambda s: bob.conversation(s),
+        "message": lambda s: bob.message(s, "user", "bob writes"),
+        "update": lambda s: bob.update(s, decisions=["bob decides"]),
+        "heartbeat": lambda s: bob.heartbeat(s),
+        "save": lambda s: bob.save(s),
+        "end": lambda s: bob.end(s),
+        "recover": lambda s: bob.recover(s, answer=True),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(SessionNotFound) as theirs:
+            operation(sid)
+        # Word for word what a missing session gets: nobody can tell the two apart.
+        assert str(theirs.value) == str(absent.value).replace(missing, sid), name
+    assert [s["id"] for s in bob.sessions()["sessions"]] == []
+    after = alice.details(sid)
+    assert after["session"]["lastSeq"] == before["session"]["lastSeq"]
+    assert after["conversation"] == before["conversation"]
+
+
+def test_recovery_offers_only_the_users_own_interrupted_session(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=5)
+    bob = view(url, "bob", clock, tmp_path, ttl=5)
+    sid = alice.start(task="read-aries")["id"]
+    alice.message(sid, "user", "where were we")
+    clock.advance(6)
+    assert bob.recovery() is None  # alice's interrupted session is not bob's to resume
+    with pytest.raises(NoActiveSession):
+        bob.recover(answer=True)
+    offered = alice.recovery()
+    assert offered is not None and offered["sessionId"] == sid
+
+
+def test_a_page_whose_heartbeats_stop_is_interrupted_with_heartbeat_lost(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=10)
+    sid = alice.start()["id"]
+    alice.message(sid, "user", "first")
+    for _ in range(5):  # 40 s of life, a heartbeat every 8 s: never lost
+        clock.advance(8)
+        alice.heartbeat(sid)
+    assert alice.details(sid)["session"]["status"] == "active"
+    heard = clock.now
+    clock.advance(11)
+    offered = alice.recovery()
+    record = alice.details(sid)["session"]
+    assert record["status"] == "interrupted"
+    assert record["interruption"]["cause"] == "heartbeat-lost"
+    # It stopped when the page was last heard from, not when that was noticed.
+    assert record["interruption"]["at"] == heard.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert offered is not None and offered["sessionId"] == sid
+    with pytest.raises(NoActiveSession):
+        alice.heartbeat(sid)  # a page that comes back late is not silently revived
+
+
+def test_a_message_does_not_keep_a_dead_page_alive(url: str, clock: Clock, tmp_path: Path) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=10)
+    sid = alice.start()["id"]
+    for _ in range(2):  # writes, but no heartbeat: only the heartbeat says the page lives
+        clock.advance(4)
+        alice.message(sid, "user", "typing")
+    clock.advance(3)
+    assert alice.recovery() is not None
+    assert alice.details(sid)["session"]["interruption"]["cause"] == "heartbeat-lost"
+
+
+def test_closing_the_page_ends_the_session_and_is_not_a_crash(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=10)
+    sid = alice.start()["id"]
+    alice.message(sid, "user", "done for today")
+    assert alice.end(sid) == {"sessionId": sid, "status": "completed"}
+    assert alice.end(sid) == {"sessionId": sid, "status": "completed"}  # a beacon after end
+    clock.advance(3600)
+    assert alice.recovery() is None
+    assert alice.details(sid)["session"]["status"] == "completed"
+
+
+def test_accepting_restores_the_conversation_and_tasks_and_the_page_takes_it_back(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=10)
+    sid = alice.start()["id"]
+    alice.message(sid, "user", "survey crash recovery")
+    alice.update(sid, tasks=[{"id": "T1", "title": "Read ARIES", "status": "in-progress"}])
+    before = alice.details(sid)
+    clock.advance(20)
+    result = alice.recover(sid, answer=True)
+    assert result["outcome"] == "restored"
+    alice.heartbeat(sid)  # the page adopts the restored session
+    after = alice.details(sid)
+    assert after["session"]["status"] == "active"
+    assert after["conversation"] == before["conversation"]
+    assert after["tasks"] == before["tasks"]
+    alice.message(sid, "user", "carry on")
+
+
+def test_declining_archives_and_starts_afresh(url: str, clock: Clock, tmp_path: Path) -> None:
+    alice = view(url, "alice", clock, tmp_path, ttl=10)
+    sid = alice.start()["id"]
+    alice.message(sid, "user", "an old thread")
+    clock.advance(20)
+    result = alice.recover(sid, answer=False)
+    assert result["outcome"] == "new-session"
+    assert alice.details(sid)["session"]["status"] == "archived"
+    fresh = result["newSessionId"]
+    alice.heartbeat(fresh)
+    assert alice.details(fresh)["conversation"] == []
+    assert alice.recovery() is None
+
+
+def test_users_keep_only_a_hash_of_their_tokens(tmp_path: Path) -> None:
+    registry = UserRegistry.for_store(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
+    assert registry.path == tmp_path / "s.db.users.json"
+    alice = registry.add("alice")
+    bob = registry.add("bob")
+    text = registry.path.read_text()
+    assert alice.token not in text and bob.token not in text
+    assert stat.S_IMODE(registry.path.stat().st_mode) == 0o600
+    assert registry.authenticate(alice.token) == "alice"
+    assert registry.authenticate(bob.token) == "bob"
+    assert registry.authenticate(alice.token + "x") is None
+    assert registry.authenticate("") is None
+    launch = registry.launch_token("alice")
+    assert registry.authenticate(launch) == "alice"
+    assert registry.authenticate(alice.token) == "alice"  # the token of `add` still works
+    again = registry.add("alice")  # a new token replaces the old ones
+    assert registry.authenticate(alice.token) is None
+    assert registry.authenticate(again.token) == "alice"
+    assert json.loads(text)["users"].keys() == {"alice", "bob"}
+    for name in ("", "../x", "a b", "x" * 65, "-lead"):
+        with pytest.raises(InvalidInput):
+            registry.add(name)
