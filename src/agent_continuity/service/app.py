@@ -28,6 +28,7 @@ store is unavailable, 502 when a configured responder does not answer):
     POST /api/sessions/{id}/end          -> {"sessionId", "status"}; any body (sendBeacon)
     GET  /api/recovery                   the `recover --json` analysis, nothing changed; or 204
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
+    GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
     GET  /api/analytics                  `analytics --json` of the user's sessions
 
 Authentication: ``Authorization: Bearer TOKEN``, or the cookie ``/login`` sets.
@@ -300,6 +301,10 @@ class Api:
         answer = inputs.boolean_or_null(body, "answer")
         return reply(await run_in_threadpool(mine.recover, sid, answer))
 
+    async def recovery_log(self, request: Request, mine: UserSessions) -> Response:
+        """The user's interruptions and recoveries (the sessions page shows them)."""
+        return reply(await run_in_threadpool(mine.recovery_log))
+
     async def analytics(self, request: Request, mine: UserSessions) -> Response:
         """The user's analytics."""
         return reply(await run_in_threadpool(mine.analytics))
@@ -375,6 +380,7 @@ def build_app(service: Service, *, sweep: bool = True) -> Starlette:
         Route(sid + "/save", api.scoped(api.save), methods=["POST"]),
         Route(sid + "/end", api.scoped(api.end), methods=["POST"]),
         Route("/api/recovery", api.scoped(api.recovery), methods=["GET", "POST"]),
+        Route("/api/recovery/log", api.scoped(api.recovery_log), methods=["GET"]),
         Route("/api/analytics", api.scoped(api.analytics), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
