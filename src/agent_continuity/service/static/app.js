@@ -218,7 +218,8 @@ async function show() {
 }
 
 function focusComposer() {
-  document.getElementById("composer-input")?.focus();
+  // No scroll: on a short window the header and the latest messages stay in view.
+  document.getElementById("composer-input")?.focus({ preventScroll: true });
 }
 
 function showLogin() {

@@ -238,7 +238,8 @@ export class Workspace {
     }
     // A task is also a next step, and the first one is the current task: what the
     // recovery summary, its confidence and the resume point are built from.
-    const fields = { tasks: [{ id: title, title, status: "open" }], next: [title] };
+    // The task's words are its id: the summary then names it once ("Task X (open)").
+    const fields = { tasks: [{ id: title, status: "open" }], next: [title] };
     if (!this.details.session.context?.currentTask) fields.task = title;
     await this.write("the task", () => api.update(this.id, fields)).catch(() => null);
     await this.refresh();
