@@ -9,6 +9,7 @@ import { Workspace } from "./workspace.js";
 const main = document.getElementById("main");
 const TAB_KEY = "continuity.session"; // per tab: survives a reload, not a closed tab
 const HEARTBEAT_DEFAULT_S = 30; // DESIGN §6: browser-lease-ttl's default
+const REOPEN_WAIT_MS = 1500;
 
 let workspace = null;
 let opening = null;
@@ -39,9 +40,14 @@ async function reopenAfterReload() {
   const nav = performance.getEntriesByType("navigation")[0];
   if (!id || !nav || !["reload", "back_forward"].includes(nav.type)) return null;
   try {
-    const current = await api.session(id);
-    const status = current.session.status;
-    if (status === "active") return id;
+    let status = (await api.session(id)).session.status;
+    // The previous page's end beacon may still be on its way: wait for it a
+    // moment, or it would end the session under this page.
+    for (let waited = 0; status === "active" && waited < REOPEN_WAIT_MS; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      status = (await api.session(id)).session.status;
+    }
+    if (status === "active") return id; // the beacon was lost: the session is still ours
     if (status !== "completed") return null; // interrupted or archived: the protocol decides
     const result = await api.recover(id, true);
     return result.status === "failed" ? null : id;
