@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test quick lint typecheck unit bench clean
+.PHONY: install demo serve test quick lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/continuity demo
+
+# The web app and the HTTP API (the dev extra holds the service extra's packages).
+serve: $(STAMP)
+	$(BIN)/continuity serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -114,3 +114,14 @@ def test_analytics_benchmark_builds_both_stores_and_times_the_command(tmp_path: 
     assert all(row[2].endswith("s") and row[3].endswith("s") for row in rows.values())
     assert "target < 2.0 s at 10,000" in table
     assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
+@pytest.mark.slow
+def test_service_load_benchmark_prints_its_three_rows() -> None:
+    table = _script("benchmarks/service_load.py", "--clients", "2", "--messages", "3")
+    for path in (
+        "in-process add_message",
+        "in-process UserSessions.message",
+        "HTTP POST /messages",
+    ):
+        assert any(path in line and line.startswith("| sqlite") for line in table.splitlines())

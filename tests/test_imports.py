@@ -235,6 +235,9 @@ FACADE = {
     "detect_interruptions",
     "verify",
     "analytics",  # issue 16: the figures `continuity analytics` and a dashboard show
+    "heartbeat",  # issue 15: a web page renews its session's lease (`continuity serve`)
+    "recovery_candidate",  # issue 15: the page asks about the session recover would pick
+    "now",  # issue 15: the manager's clock, to judge a lease's expiry
     # recovery
     "recover",
     "start_recovered",

@@ -134,6 +134,8 @@ def test_a_message_does_not_keep_a_dead_page_alive(url: str, clock: Clock, tmp_p
         clock.advance(4)
         alice.message(sid, "user", "typing")
     clock.advance(3)
+    with pytest.raises(NoActiveSession):  # nor is a write accepted after the lease ran out
+        alice.message(sid, "user", "too late")
     assert alice.recovery() is not None
     assert alice.details(sid)["session"]["interruption"]["cause"] == "heartbeat-lost"
 
@@ -168,6 +170,33 @@ def test_accepting_restores_the_conversation_and_tasks_and_the_page_takes_it_bac
     assert after["conversation"] == before["conversation"]
     assert after["tasks"] == before["tasks"]
     alice.message(sid, "user", "carry on")
+
+
+def test_an_update_is_one_group_checked_before_anything_is_written(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    sid = alice.start()["id"]
+    before = alice.details(sid)["session"]["lastSeq"]
+    for bad in (
+        {"tasks": [{"id": "A"}, {"id": "B", "status": "maybe"}]},
+        {"tasks": [{"id": "A"}], "decisions": [" "]},
+        {"tasks": [{"id": "A"}], "notes": [""]},
+        {"tasks": [{"id": ""}]},
+    ):
+        with pytest.raises(InvalidInput):
+            alice.update(sid, **bad)
+    assert alice.details(sid)["session"]["lastSeq"] == before
+    done = alice.update(
+        sid,
+        tasks=[{"id": "A", "title": "Read", "status": "done"}, {"id": "B"}],
+        notes=["n"],
+        decisions=["d"],
+    )
+    assert len(done["seqs"]) == 4
+    shown = alice.details(sid)
+    assert {t["id"]: t["status"] for t in shown["tasks"]} == {"A": "done", "B": "open"}
+    assert shown["recoveryPoints"][-1]["trigger"] == "task-completion"
 
 
 def test_declining_archives_and_starts_afresh(url: str, clock: Clock, tmp_path: Path) -> None:

@@ -106,6 +106,10 @@ class SessionManager:
         """The project observer (None when observing is off); made on first use."""
         return self._rt.observer
 
+    def now(self) -> datetime:
+        """The current time, from the manager's clock."""
+        return self._rt.now()
+
     def close(self) -> None:
         """Close the store."""
         self._rt.close()

@@ -13,16 +13,30 @@ Each reply is the JSON-ready object of the matching command (``show --json``,
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent_continuity import replies
-from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession, SessionNotFound
 from agent_continuity.ids import validate_session_id
-from agent_continuity.model import EventKind, SessionRecord, SessionStatus
+from agent_continuity.model import (
+    Event,
+    EventKind,
+    SessionRecord,
+    SessionStatus,
+    TaskStatus,
+    Trigger,
+)
+from agent_continuity.updates import update_group
 
 if TYPE_CHECKING:
+    from agent_continuity.live import LiveSession
     from agent_continuity.session import SessionManager
+
+T = TypeVar("T")
+
+#: Open handles kept for writing (one per active session written through this view).
+MAX_HANDLES = 1024
 
 #: The ``update`` fields (the keyword arguments of SessionManager.update).
 UPDATE_FIELDS = (
@@ -41,6 +55,33 @@ UPDATE_FIELDS = (
     "pending",
     "pending_done",
 )
+
+
+def _task_payload(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``task`` event of ``{"id", "title"?, "status"?}``, checked (none becomes current).
+
+    Raises:
+        InvalidInput: If the id is missing or empty, or a field is not text or unknown.
+    """
+    if not isinstance(task, Mapping):
+        raise InvalidInput("a task is an object {id, title?, status?}")
+    unknown = set(task) - {"id", "title", "status"}
+    if unknown:
+        raise InvalidInput(f"unknown task fields: {', '.join(sorted(map(str, unknown)))}")
+    task_id, title, status = task.get("id"), task.get("title"), task.get("status")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise InvalidInput("a task needs an id: non-empty text")
+    payload: dict[str, Any] = {"id": task_id, "current": False}
+    if title is not None:
+        if not isinstance(title, str):
+            raise InvalidInput("a task's title must be text")
+        payload["title"] = title
+    if status is not None:
+        known = [s.value for s in TaskStatus]
+        if status not in known:
+            raise InvalidInput(f"task status must be one of {', '.join(known)}, not {status!r}")
+        payload["status"] = status
+    return payload
 
 
 def _not_found(session_id: str) -> SessionNotFound:
@@ -64,6 +105,7 @@ class UserSessions:
         self._mgr = manager
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._handles: dict[str, LiveSession] = {}
 
     @property
     def user(self) -> str:
@@ -88,6 +130,32 @@ class UserSessions:
         # the session, appends and writes its registry entry from what it loaded.
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
+
+    def _live(self, session_id: str) -> LiveSession:
+        """A handle to write through, kept between requests (call with the write lock held).
+
+        Attaching loads the session (its newest point and the journal after
+        it), which grows with the conversation; a kept handle appends at once.
+        It is used only while the session's lease is the one it holds and has
+        not run out; otherwise it is dropped and the session attached afresh,
+        which notices a lost lease (heartbeat-lost) and refuses what ended.
+        """
+        handle = self._handles.get(session_id)
+        if handle is not None:
+            lease = self._mgr.store.read_lease(session_id)
+            if (
+                handle.closed
+                or lease is None
+                or lease.token != handle.lease.token
+                or lease.expires <= self._mgr.now()
+            ):
+                handle = None
+        if handle is None:
+            if len(self._handles) >= MAX_HANDLES:
+                self._handles.clear()
+            self._handles.pop(session_id, None)
+            handle = self._handles[session_id] = self._mgr.attach(session_id)
+        return handle
 
     # -- reading ----------------------------------------------------------
 
@@ -161,10 +229,11 @@ class UserSessions:
     def message(self, session_id: str, role: str, text: str) -> dict[str, Any]:
         """Record a message (``message --json``): ``{"sessionId", "seq"}``."""
         record = self._own(session_id)
-        if not isinstance(text, str):
-            raise InvalidInput("text must be text")
+        if role not in replies.ROLES:
+            raise InvalidInput(f"role {role!r} is not one of {', '.join(replies.ROLES)}")
         with self._writing(record.id):
-            return replies.message(self._mgr, role, text, record.id)
+            seq = self._retrying(record.id, lambda: self._live(record.id).add_message(role, text))
+            return {"sessionId": record.id, "seq": seq}
 
     def update(
         self,
@@ -195,26 +264,37 @@ class UserSessions:
         given = {key: value for key, value in changes.items() if value not in (None, [], (), {})}
         if not (given or tasks or notes):
             raise InvalidInput("nothing to record; give at least one field")
+        # Every change is checked before anything is written, and all of them are
+        # written as one atomic group: a bad task never leaves the good ones behind.
+        task_payloads = [_task_payload(task) for task in tasks]
+        if any(not isinstance(n, str) or not n.strip() for n in notes):
+            raise InvalidInput("notes must be non-empty text")
+
+        def append() -> list[Event]:
+            live = self._live(record.id)
+            drafts, trigger = update_group(live.draft, **given) if given else ([], None)
+            drafts += [live.draft(EventKind.TASK, payload) for payload in task_payloads]
+            drafts += [live.draft(EventKind.NOTE, {"text": note}) for note in notes]
+            if any(p.get("status") == TaskStatus.DONE.value for p in task_payloads):
+                trigger = Trigger.TASK_COMPLETION
+            return live.append_group(drafts, trigger)
+
         with self._writing(record.id):
-            seqs: list[int] = []
-            if tasks or notes:
-                live = self._mgr.attach(record.id)
-                for task in tasks:
-                    seqs.append(
-                        live.set_task(
-                            task["id"],
-                            title=task.get("title"),
-                            status=task.get("status"),
-                            current=False,
-                        )
-                    )
-                seqs += [live.note(text) for text in notes]
-            if given:
-                reply = replies.update(self._mgr, record.id, **given)
-                reply["seqs"] = seqs + reply["seqs"]
-                return reply
-            now = self._mgr.get(record.id)
-            return {"sessionId": now.id, "seqs": seqs, "session": now.to_wire()}
+            events = self._retrying(record.id, append)
+            now = self._handles[record.id].record
+            return {"sessionId": now.id, "seqs": [e.seq for e in events], "session": now.to_wire()}
+
+    def _retrying(self, session_id: str, write: Callable[[], T]) -> T:
+        """Run ``write`` (which writes through :meth:`_live`); again once if the lease moved.
+
+        The session was taken over since the kept handle was made (recovered,
+        or marked interrupted): attaching afresh says what became of it.
+        """
+        try:
+            return write()
+        except LeaseHeld:
+            self._handles.pop(session_id, None)
+            return write()
 
     def heartbeat(self, session_id: str) -> dict[str, Any]:
         """Renew the page's lease on its session: ``{"sessionId", "status"}``.
@@ -244,6 +324,7 @@ class UserSessions:
         """
         record = self._own(session_id)
         with self._writing(record.id):
+            self._handles.pop(record.id, None)
             if record.status is SessionStatus.ACTIVE:
                 try:
                     record = self._mgr.end(record.id)
@@ -283,4 +364,5 @@ class UserSessions:
             self._mgr.detect_interruptions()
             chosen = self._mgr.recovery_candidate(self.user).id
         with self._writing(chosen):
+            self._handles.pop(chosen, None)
             return self._mgr.recover(chosen, user=self.user, answer=answer).to_wire()

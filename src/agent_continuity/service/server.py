@@ -9,6 +9,7 @@ than add throughput; a ``memory:`` store lives in one process by definition.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def login_banner(service: Service, host: str, port: int) -> str:
     names = registry.names()
     made = ""
     if not names:
-        first = registry.add(service.config.user)
+        # Named after the configured user (the login name), made fit to be a user name.
+        wanted = re.sub(r"[^A-Za-z0-9._-]+", "-", service.config.user).strip("-._")[:64]
+        first = registry.add(wanted or "admin")
         names = [first.user]
         made = f"  made the first user {first.user!r}; its API token (shown once): {first.token}\n"
     token = registry.launch_token(names[0])

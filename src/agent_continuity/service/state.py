@@ -55,6 +55,7 @@ class Service:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._sweeping: SessionManager | None = None
 
     @property
     def store(self) -> Store:
@@ -94,7 +95,9 @@ class Service:
         Returns:
             How many sessions were marked.
         """
-        return len(self._manager("continuity-service").detect_interruptions())
+        if self._sweeping is None:
+            self._sweeping = self._manager("continuity-service")
+        return len(self._sweeping.detect_interruptions())
 
     def start_sweeper(self) -> None:
         """Sweep in the background, a few times per browser lease."""
