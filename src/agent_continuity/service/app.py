@@ -263,7 +263,9 @@ class Api:
         }
         for name, key in _UPDATE_TEXTS.items():
             limit = inputs.MAX_TEXT if name == "summary" else inputs.MAX_FIELD
-            if name in body:
+            if name == "summary" and body.get(name) == "":
+                changes[key] = ""  # the page's notes emptied: clearing them is a change too
+            elif name in body:
                 changes[key] = inputs.text(body, name, limit=limit)
         changes["progress"] = inputs.integer(body, "progress", 0, 100)
         changes["preferences"] = inputs.string_map(body, "preferences") or None
