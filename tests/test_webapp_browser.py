@@ -31,6 +31,8 @@ expect.set_options(timeout=20_000)  # 2 cores shared with other suites
 
 LEASE_TTL = "4"
 ASKING = "[recovery]\nauto-resume-threshold = 1.0\nhalf-life-hours = 0.01\n"
+# Below any prompt threshold: a crash starts a new session (the old one archived).
+ARCHIVING = ASKING + "prompt-threshold = 1.0\n"
 QUESTION = "Would you like to resume your previous session?"
 
 
@@ -63,6 +65,12 @@ def asking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server with the default thresholds (a fresh crash resumes by itself)."""
     yield from _serve(tmp_path_factory.mktemp("default") / "project")
+
+
+@pytest.fixture(scope="module")
+def archiving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server whose thresholds never resume a crashed session."""
+    yield from _serve(tmp_path_factory.mktemp("archiving") / "project", ARCHIVING)
 
 
 # -- helpers --------------------------------------------------------------
@@ -315,6 +323,25 @@ def test_a_crash_with_high_confidence_resumes_by_itself_with_a_notice(
         assert session_id(page) == sid
         expect(page.locator("#messages li.message")).to_have_count(len(before["messages"]))
         assert workspace_state(page) == before
+
+
+def test_a_crash_with_low_confidence_starts_a_new_session_and_says_why(
+    pw: Playwright, archiving: Served, tmp_path: Path
+) -> None:
+    token = archiving.add_user("franklin")
+    profile = tmp_path / "profile"
+    sid, _ = research_then_crash(pw, archiving, token, profile)
+    wait_for_lease(archiving, token, sid)
+    with Chromium(profile) as chromium:
+        page = first_page(connect(pw, chromium))
+        log_in(page, archiving, token)
+        notice = page.get_by_test_id("notice-recovered")
+        expect(notice).to_contain_text("Started a new session")
+        expect(notice).to_contain_text(f"{sid}) could not be resumed")
+        expect(page.locator("#resume-dialog")).to_be_hidden()
+        assert session_id(page) != sid
+        expect(page.locator("#no-messages")).to_be_visible()
+        assert api(archiving, token, f"/api/sessions/{sid}")["session"]["status"] == "archived"
 
 
 def test_a_reload_keeps_the_session_and_closing_the_tab_is_not_a_crash(

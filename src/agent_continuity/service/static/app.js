@@ -173,11 +173,19 @@ window.addEventListener("pagehide", (event) => {
   closed = true;
   clearInterval(heartbeatTimer);
   const notes = workspace.notes?.value;
-  if (notes && notes !== workspace.savedNotes && notes.trim()) {
+  if (notes !== undefined && notes !== workspace.savedNotes) {
+    // Notes typed in the last moment before the close (the save waits for a pause).
+    const summary = notes.trim() ? notes : "";
     navigator.sendBeacon(`/api/sessions/${encodeURIComponent(workspace.id)}/update`,
-      new Blob([JSON.stringify({ summary: notes })], { type: "application/json" }));
+      new Blob([JSON.stringify({ summary })], { type: "application/json" }));
   }
   endOnUnload(workspace.id);
+});
+
+// Back from the back-forward cache: the page never ended its session; beat again at once.
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted || !workspace) return;
+  api.heartbeat(workspace.id).then(() => schedule(workspace.id)).catch((err) => lost(err));
 });
 
 // -- routing -------------------------------------------------------------

@@ -276,7 +276,9 @@ export class Workspace {
       return;
     }
     this.savedNotes = text;
-    await this.write("the notes", () => api.update(this.id, { summary: text })).catch(() => {
+    // Blank notes are saved as none at all (the service keeps no whitespace-only text).
+    const summary = text.trim() ? text : "";
+    await this.write("the notes", () => api.update(this.id, { summary })).catch(() => {
       this.savedNotes = null; // try again on the next edit
     });
   }
