@@ -3,6 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { badge, h, percent, when } from "./ui.js";
 
+const ROLE_NAMES = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
 const FILTERS = [
   ["", "All"],
   ["active", "Active"],
@@ -126,7 +127,7 @@ export async function renderSessionDetail(root, id) {
           h("h2", { id: "conv-title" }, `Conversation (${conversation.length})`),
           conversation.length
             ? h("ol.messages", { style: "max-height:none" }, conversation.map((m) =>
-              h(`li.message.${m.role}`, {}, h("span.who", {}, m.role), m.text)))
+              h(`li.message.${m.role}`, {}, h("span.who", {}, ROLE_NAMES[m.role] || m.role), m.text)))
             : h("p.empty", {}, "No messages."))),
       h("div.side", {},
         h("section.panel", {}, h("h2", {}, "Tasks"), listOf(d.tasks || [], (t) =>
