@@ -4,7 +4,7 @@ Each test drives Debian's Chromium (a process group of its own, launched with a
 remote-debugging port on 127.0.0.1 and a profile folder kept across the crash)
 through Playwright's ``connect_over_cdp``, against a real ``continuity serve``
 on a free loopback port (stopped by pid). The crash is ``SIGKILL`` of the whole
-browser: no unload handler, no last request. The browser lease is 4 s here, so
+browser: no unload handler, no last request. The browser lease is 5 s here, so
 the wait for the lease is seconds, not the default 30.
 
 The server that asks uses ``auto-resume-threshold = 1.0`` and a 36 s half-life:
@@ -29,7 +29,7 @@ from service_support import Served
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=20_000)  # 2 cores shared with other suites
 
-LEASE_TTL = "4"
+LEASE_TTL = "5"
 ASKING = "[recovery]\nauto-resume-threshold = 1.0\nhalf-life-hours = 0.01\n"
 # Below any prompt threshold: a crash starts a new session (the old one archived).
 ARCHIVING = ASKING + "prompt-threshold = 1.0\n"
