@@ -80,11 +80,26 @@ def connect(pw: Playwright, chromium: Chromium) -> Browser:
     return pw.chromium.connect_over_cdp(chromium.launch())
 
 
-def first_page(browser: Browser) -> Page:
-    context = browser.contexts[0]
-    page = context.pages[0] if context.pages else context.new_page()
+# Uncaught JavaScript errors of every page the tests open; each test ends with none.
+SCRIPT_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors() -> Iterator[None]:
+    SCRIPT_ERRORS.clear()
+    yield
+    assert SCRIPT_ERRORS == []
+
+
+def watch(page: Page) -> Page:
+    page.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{page.url}: {error}"))
     page.set_default_timeout(30_000)
     return page
+
+
+def first_page(browser: Browser) -> Page:
+    context = browser.contexts[0]
+    return watch(context.pages[0] if context.pages else context.new_page())
 
 
 def log_in(page: Page, served: Served, token: str) -> None:
@@ -287,8 +302,7 @@ def test_two_users_never_see_each_others_sessions(
         pages, sids = {}, {}
         for name, token in tokens.items():
             context = browser.new_context()  # its own cookies: two people, one machine
-            page = context.new_page()
-            page.set_default_timeout(30_000)
+            page = watch(context.new_page())
             log_in(page, default, token)
             sids[name] = session_id(page)
             say(page, f"{name}'s private research question")
@@ -365,7 +379,7 @@ def test_a_reload_keeps_the_session_and_closing_the_tab_is_not_a_crash(
         )
         time.sleep(float(LEASE_TTL) + 1)
         assert api(default, token, "/api/recovery") is None  # nothing to resume: not a crash
-        page = browser.contexts[0].new_page()
+        page = watch(browser.contexts[0].new_page())
         page.goto(default.url + "/")
         assert session_id(page) != sid
         expect(page.locator("#resume-dialog")).to_be_hidden()
