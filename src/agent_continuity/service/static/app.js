@@ -59,44 +59,61 @@ async function reopenAfterReload() {
 
 /** GET /api/recovery: auto-resume, ask, or start afresh (the seed's resumeSession). */
 async function recoverOrStart() {
-  const found = await api.recovery();
-  if (!found) return (await api.start({ type: "research" })).id;
+  let found = await api.recovery();
+  if (!found) return startFresh();
   try {
-    if (found.decision === "auto-resume") {
+    if (found.decision !== "prompt") {
+      // The service follows its own decision (answer null): the log says nobody was asked.
       const result = await api.recover(found.sessionId, null);
-      notice("Session resumed automatically.", {
-        kind: "ok", id: "recovered",
-        detail: `${found.contextSummary} Confidence ${percent(found.confidence?.score)}.`,
-      });
-      return result.sessionId || found.sessionId;
-    }
-    if (found.decision === "prompt") {
-      const accept = await ask(found);
-      const result = await api.recover(found.sessionId, accept);
-      if (accept) {
-        notice("Your previous session is back where you left it.", { kind: "ok", id: "recovered" });
+      if (result.outcome === "restored") {
+        notice("Session resumed automatically.", {
+          kind: "ok", id: "recovered",
+          detail: `${result.contextSummary} Confidence ${percent(result.confidence?.score)}.`,
+        });
         return found.sessionId;
       }
+      if (result.outcome === "new-session") {
+        notice("Started a new session.", {
+          kind: "warn", id: "recovered",
+          detail: `The previous session (${found.sessionId}) could not be resumed with enough ` +
+            `confidence (${percent(result.confidence?.score)}); it was archived.`,
+        });
+        return result.newSessionId || startFresh();
+      }
+      if (result.outcome !== "awaiting-answer") throw new Error(nothingRecovered(result));
+      found = result; // the score crossed a threshold since it was read: ask after all
+    }
+    const accept = await ask(found);
+    const result = await api.recover(found.sessionId, accept);
+    if (accept && result.outcome === "restored") {
+      notice("Your previous session is back where you left it.", { kind: "ok", id: "recovered" });
+      return found.sessionId;
+    }
+    if (!accept && result.outcome === "new-session") {
       notice("Started afresh. The previous session was archived.", {
         kind: "info", id: "recovered", detail: `You can still read ${found.sessionId} under Sessions.`,
       });
-      return result.newSessionId || (await api.start({ type: "research" })).id;
+      return result.newSessionId || startFresh();
     }
-    const result = await api.recover(found.sessionId, null);
-    notice("Started a new session.", {
-      kind: "warn", id: "recovered",
-      detail: `The previous session (${found.sessionId}) could not be resumed with enough ` +
-        `confidence (${percent(found.confidence?.score)}); it was archived.`,
-    });
-    return result.newSessionId || (await api.start({ type: "research" })).id;
+    throw new Error(nothingRecovered(result));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
-    // Another tab may have answered first: the work is safe, start here afresh.
+    // Another tab may have answered first, or the saved state failed its checks:
+    // what was saved stays under Sessions; work goes on in a new session.
     notice("The previous session could not be recovered here.", {
       kind: "bad", id: "recovered", detail: err.message,
     });
-    return (await api.start({ type: "research" })).id;
+    return startFresh();
   }
+}
+
+async function startFresh() {
+  return (await api.start({ type: "research" })).id;
+}
+
+function nothingRecovered(result) {
+  const why = (result.warnings || []).join(" ");
+  return `Nothing was restored (${result.outcome || result.status}). ${why}`.trim();
 }
 
 /** The seed's question, with the summary, the confidence and its reasons. */
