@@ -203,6 +203,16 @@ class UserSessions:
         """``analytics --json`` of the user's sessions only."""
         return self._mgr.analytics(user=self.user).to_wire()
 
+    def recovery_log(self) -> dict[str, Any]:
+        """The recovery log's entries about the user's sessions, oldest first.
+
+        Returns:
+            ``{"entries": [...]}``: each interruption (its cause) and each recovery
+            (score, factors, decision, answer, outcome), as the store logged them.
+        """
+        entries = self._mgr.store.read_recovery_log()
+        return {"entries": [entry for entry in entries if entry.get("userId") == self.user]}
+
     # -- writing ----------------------------------------------------------
 
     def start(

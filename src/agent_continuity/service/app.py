@@ -28,6 +28,7 @@ store is unavailable, 502 when a configured responder does not answer):
     POST /api/sessions/{id}/end          -> {"sessionId", "status"}; any body (sendBeacon)
     GET  /api/recovery                   the `recover --json` analysis, nothing changed; or 204
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
+    GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
     GET  /api/analytics                  `analytics --json` of the user's sessions
 
 Authentication: ``Authorization: Bearer TOKEN``, or the cookie ``/login`` sets.
@@ -262,7 +263,9 @@ class Api:
         }
         for name, key in _UPDATE_TEXTS.items():
             limit = inputs.MAX_TEXT if name == "summary" else inputs.MAX_FIELD
-            if name in body:
+            if name == "summary" and body.get(name) == "":
+                changes[key] = ""  # the page's notes emptied: clearing them is a change too
+            elif name in body:
                 changes[key] = inputs.text(body, name, limit=limit)
         changes["progress"] = inputs.integer(body, "progress", 0, 100)
         changes["preferences"] = inputs.string_map(body, "preferences") or None
@@ -299,6 +302,10 @@ class Api:
         sid = inputs.text(body, "sessionId", limit=100)
         answer = inputs.boolean_or_null(body, "answer")
         return reply(await run_in_threadpool(mine.recover, sid, answer))
+
+    async def recovery_log(self, request: Request, mine: UserSessions) -> Response:
+        """The user's interruptions and recoveries (the sessions page shows them)."""
+        return reply(await run_in_threadpool(mine.recovery_log))
 
     async def analytics(self, request: Request, mine: UserSessions) -> Response:
         """The user's analytics."""
@@ -375,6 +382,7 @@ def build_app(service: Service, *, sweep: bool = True) -> Starlette:
         Route(sid + "/save", api.scoped(api.save), methods=["POST"]),
         Route(sid + "/end", api.scoped(api.end), methods=["POST"]),
         Route("/api/recovery", api.scoped(api.recovery), methods=["GET", "POST"]),
+        Route("/api/recovery/log", api.scoped(api.recovery_log), methods=["GET"]),
         Route("/api/analytics", api.scoped(api.analytics), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
