@@ -129,6 +129,7 @@ class SessionManager:
         owned_by_process: bool = True,
         auto_save: bool = True,
         recovered_from: str | None = None,
+        owner_pid: int | None = None,
     ) -> LiveSession:
         """Create a session and return its live handle.
 
@@ -146,6 +147,11 @@ class SessionManager:
                 lease is renewed by each command and expires when idle.
             auto_save: Run the interval saves in a background thread.
             recovered_from: The session this one continues, if any.
+            owner_pid: Another process on this host that owns the session (a
+                coding agent whose hooks write to it): its pid holds the lease,
+                so its death, even by ``kill -9``, is seen as an interruption
+                at once. Nothing runs in this process then (no heartbeat, no
+                auto-save thread).
 
         Returns:
             The handle to write through; used as a context manager, leaving the
@@ -166,9 +172,10 @@ class SessionManager:
             owned_by_process=owned_by_process,
             auto_save=auto_save,
             recovered_from=recovered_from,
+            owner_pid=owner_pid,
         )
 
-    def attach(self, session_id: str | None = None) -> LiveSession:
+    def attach(self, session_id: str | None = None, *, owner_pid: int | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
 
         The command-line lease is renewed (or taken over when it expired).
@@ -176,6 +183,10 @@ class SessionManager:
         Args:
             session_id: The session; default: the newest active session of this
                 project and user.
+            owner_pid: Hold the lease for this process instead of the command
+                line (see :meth:`start`). Writing goes on even if it has died
+                (what it left behind, such as its hooks' spool); the next look
+                then finds the session interrupted.
 
         Returns:
             A handle that writes under the command-line lease.
@@ -185,7 +196,7 @@ class SessionManager:
                 session is not active.
             LeaseHeld: If a live process owns the session.
         """
-        return lifecycle.attach(self._rt, session_id)
+        return lifecycle.attach(self._rt, session_id, owner_pid=owner_pid)
 
     def adopt(self, session_id: str) -> LiveSession:
         """Make this process the owner of an active session (``continuity run --session``).
