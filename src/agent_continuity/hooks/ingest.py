@@ -172,11 +172,14 @@ def _record(session: LiveSession, event: str, data: dict[str, Any], entry: dict[
         prompt = data.get("prompt")
         if isinstance(prompt, str) and prompt:
             session.add_message("user", prompt)
+    elif event == "PreToolUse":  # the call in flight, should the agent die in it
+        name = str(data.get("tool_name") or "tool")
+        session.record_tool_call(name, data.get("tool_input"), call_id=data.get("tool_use_id"))
     elif event in ("PostToolUse", "AfterTool"):
         name = str(data.get("tool_name") or "tool")
-        call = session.record_tool_call(
-            name, data.get("tool_input"), call_id=data.get("tool_use_id") or None
-        )
+        call = str(data.get("tool_use_id") or "")
+        if not call or call not in session.view.pending_calls:
+            call = session.record_tool_call(name, data.get("tool_input"), call_id=call or None)
         result = data.get("tool_response", data.get("tool_result"))
         session.record_tool_result(call, result)
         if name in _FILE_TOOLS:

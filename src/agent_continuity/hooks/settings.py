@@ -34,6 +34,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "claude": (
         "SessionStart",
         "UserPromptSubmit",
+        "PreToolUse",
         "PostToolUse",
         "Stop",
         "PreCompact",
@@ -49,12 +50,15 @@ EVENTS: dict[str, tuple[str, ...]] = {
         "SessionEnd",
     ),
 }
-_TOOL_EVENTS = {"PostToolUse", "AfterTool"}
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "AfterTool"}
 _FOLDERS = {"claude": ".claude", "codex": ".codex", "gemini": ".gemini"}
 _FILES = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
 #: What each agent's hooks can and cannot record, for ``hooks status``.
 NOTES = {
-    "claude": "records prompts, tool calls and results, replies, compaction and session end",
+    "claude": (
+        "records prompts, tool calls (also one still running when the agent died) and "
+        "results, files written, replies, compaction and session end"
+    ),
     "codex": (
         "Codex hooks are experimental (needs [features] codex_hooks = true, which install "
         "sets); they see prompts, tool calls (Bash only) and replies, not compaction or "
