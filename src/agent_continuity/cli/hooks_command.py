@@ -85,7 +85,7 @@ def status(as_json: bool) -> None:
         "pending": spool.has_pending(project),
         "errors": errors[-20:],
         "errorCount": len(errors),
-        "log": str(spool.state_dir() / "hooks.log"),
+        "log": str(Path(spool.state_dir()) / "hooks.log"),
     }
 
     def text() -> str:

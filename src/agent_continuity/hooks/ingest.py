@@ -45,8 +45,8 @@ def manager(root: Path) -> SessionManager:
 def project_lock(root: Path, wait: float) -> Iterator[bool]:
     """Hold the project's ingest lock; yields False if another holder kept it ``wait`` seconds."""
     folder = spool.project_spool(root)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(folder, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -97,10 +97,9 @@ def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = 
 
 def ingest(mgr: SessionManager, root: Path) -> int:
     """Write every spooled record of the project (call it under :func:`project_lock`)."""
-    folder = spool.project_spool(root)
     written = 0
-    for path in sorted(folder.glob("*.jsonl")):
-        writer = _Writer(mgr, path)
+    for path in spool.spool_files(root):
+        writer = _Writer(mgr)
         try:
             for number, end, entry in spool.pending(path):
                 if entry is None:
@@ -116,9 +115,8 @@ def ingest(mgr: SessionManager, root: Path) -> int:
 class _Writer:
     """Applies one agent session's spooled records to our session, under the agent's lease."""
 
-    def __init__(self, mgr: SessionManager, path: Path) -> None:
+    def __init__(self, mgr: SessionManager) -> None:
         self._mgr = mgr
-        self._path = path
         self._session: LiveSession | None = None
         self._pid = 0
 
@@ -189,7 +187,10 @@ def _record(session: LiveSession, event: str, data: dict[str, Any], entry: dict[
                 session.touch_file(_relative(path, session))
     elif event in ("Stop", "AfterAgent"):
         text = data.get("last_assistant_message") or data.get("prompt_response")
-        text = text or entry.get("assistant")
+        transcript, size = entry.get("transcript"), entry.get("transcriptSize")
+        if not text and isinstance(transcript, str) and isinstance(size, int):
+            # The transcript as it was when the hook ran: its last reply then.
+            text = spool.last_assistant_text(transcript, up_to=size)
         if isinstance(text, str) and text:
             session.add_message("assistant", text)
     elif event in ("PreCompact", "PreCompress"):
@@ -253,7 +254,7 @@ def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] 
     Returns:
         The hook's output (``additionalContext`` carries the recovery prompt), or None.
     """
-    root = spool.project_root(str(data.get("cwd") or os.getcwd()))
+    root = Path(spool.project_root(str(data.get("cwd") or os.getcwd())))
     agent_session = str(data.get("session_id") or data.get("sessionId") or "")
     with manager(root) as mgr:
         ingest_project(root, mgr)

@@ -8,7 +8,7 @@ true`` in the ``config.toml`` beside it. All three use the same shape::
 
     {"hooks": {"EVENT": [{"matcher": "...", "hooks": [{"type": "command", "command": "..."}]}]}}
 
-Our hook is recognised by its command (it runs :data:`MARKER`): install adds
+Our hook is recognised by its command (it names one of :data:`MARKERS`): install adds
 it where it is missing and updates only our own entries; uninstall removes
 only those; every other key and hook is kept as it was. Installing twice
 changes nothing.
@@ -26,7 +26,8 @@ from typing import Any
 
 from agent_continuity.errors import ConfigError, InvalidInput
 
-MARKER = "agent_continuity.hooks.run"
+#: What our hook's command names: the hook script's path, or the module in older installs.
+MARKERS = ("agent_continuity/hooks/spool.py", "agent_continuity.hooks.run")
 AGENTS = ("claude", "codex", "gemini")
 
 #: The events each agent's hook is installed for (matcher "" = every one).
@@ -100,8 +101,15 @@ def target(agent: str, scope: str, project: Path, home: Path | None = None) -> T
 
 
 def hook_command(agent: str) -> str:
-    """The command the agent runs: this Python, the lean hook module, the agent's name."""
-    return f"{shlex.quote(sys.executable)} -m {MARKER} {agent}"
+    """The command the agent runs: this Python, isolated and without ``site``, on the hook script.
+
+    ``-I -S`` keep the recording path to a few standard modules (see
+    :mod:`agent_continuity.hooks.spool`); SessionStart loads the rest itself.
+    """
+    from agent_continuity.hooks import spool
+
+    script = os.path.abspath(spool.__file__)
+    return f"{shlex.quote(sys.executable)} -I -S {shlex.quote(script)} {agent}"
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -130,7 +138,8 @@ def _write(path: Path, settings: dict[str, Any]) -> None:
 
 
 def _ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and MARKER in str(hook.get("command", ""))
+    command = str(hook.get("command", "")) if isinstance(hook, dict) else ""
+    return any(marker in command.replace(os.sep, "/") for marker in MARKERS)
 
 
 def _hooks_table(settings: dict[str, Any], path: Path) -> dict[str, Any]:
