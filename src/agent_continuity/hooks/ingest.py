@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity.errors import ContinuityError, NoActiveSession
+from agent_continuity.errors import ContinuityError, LeaseHeld, NoActiveSession
 from agent_continuity.hooks import spool
 
 if TYPE_CHECKING:
@@ -105,7 +105,13 @@ def ingest(mgr: SessionManager, root: Path) -> int:
                 if entry is None:
                     spool.log_error("damaged spool line skipped", file=str(path), line=number)
                 else:
-                    written += writer.apply(entry)
+                    try:
+                        written += writer.apply(entry)
+                    except LeaseHeld as exc:
+                        # Another live process writes that session: the rest of this
+                        # spool waits for the next reader, kept, in order.
+                        spool.log_error(f"spool of {path} waits: {exc}")
+                        break
                 spool.mark_done(path, end)
         finally:
             writer.close()
@@ -138,6 +144,9 @@ class _Writer:
                 return 0
             _record(session, event, data, entry)
             return 1
+        except LeaseHeld:
+            self._session = None
+            raise
         except ContinuityError as exc:
             # Kept in the log whole: the record is not lost, and `verify` shows it.
             spool.log_error(f"could not record {event}: {exc}", record=entry)
