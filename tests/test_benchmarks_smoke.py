@@ -114,3 +114,17 @@ def test_analytics_benchmark_builds_both_stores_and_times_the_command(tmp_path: 
     assert all(row[2].endswith("s") and row[3].endswith("s") for row in rows.values())
     assert "target < 2.0 s at 10,000" in table
     assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
+def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
+    table = _script("benchmarks/hooks.py", "--runs", "2")
+    for row in (
+        "python -c pass",
+        "hook UserPromptSubmit",
+        "hook PreToolUse",
+        "hook PostToolUse",
+        "hook Stop",
+        "hook SessionStart, injecting a recovery",
+        "continuity message",
+    ):
+        assert f"| {row}" in table, row

@@ -550,7 +550,11 @@ class SessionManager:
         )
 
     def start_recovered(
-        self, session_id: str | None = None, *, session_type: str | None = None
+        self,
+        session_id: str | None = None,
+        *,
+        session_type: str | None = None,
+        owner_pid: int | None = None,
     ) -> RecoveryResult:
         """Start a new session seeded from a recovered one (``start --recover``).
 
@@ -558,6 +562,8 @@ class SessionManager:
             session_id: The session to continue from; default: the user's most
                 recent interrupted one.
             session_type: The new session's type; default: the old one's.
+            owner_pid: The process that owns the new session (see :meth:`start`);
+                default: the command line.
 
         Returns:
             The recovery; ``new_session_id`` is the new session, the old one is archived.
@@ -568,7 +574,7 @@ class SessionManager:
         """
         from agent_continuity.continuing import start_recovered
 
-        return start_recovered(self._rt, session_id, session_type=session_type)
+        return start_recovered(self._rt, session_id, session_type=session_type, owner_pid=owner_pid)
 
     def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
         """What recovering a session would find, without changing anything.

@@ -251,6 +251,31 @@ def continue_session(
     return mgr.attach(target, owner_pid=pid), None
 
 
+def nothing_to_recover(agent: str, agent_session: str, root: Path) -> bool:
+    """Whether a quick look, without the model, finds nothing here to recover or resume.
+
+    True when no hook spooled records wait, this project has no interrupted
+    session of this user and no active one whose owner is gone, and the
+    agent's session id is new or maps to a session still active. False
+    whenever unsure (a store the quick look cannot read): the full path decides.
+    """
+    if spool.has_pending(root):
+        return False
+    from datetime import UTC, datetime
+
+    from agent_continuity import listed_sessions, load_config, resolve_store_url
+
+    config = load_config(root)
+    listed = listed_sessions(resolve_store_url(config, root), root, datetime.now(UTC))
+    if listed is None:
+        return False  # unreadable quickly, or an owner died: the full path marks it
+    here = [s for s in listed if s.get("projectDir") == str(root)]
+    if any(s.get("status") == "interrupted" and s.get("userId") == config.user for s in here):
+        return False
+    ours = spool.mapped_session(agent, agent_session)
+    return ours is None or any(s.get("id") == ours and s.get("status") == "active" for s in here)
+
+
 def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] | None:
     """The SessionStart hook: start or continue the session; the output that injects a recovery.
 
@@ -265,6 +290,13 @@ def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] 
     """
     root = Path(spool.project_root(str(data.get("cwd") or os.getcwd())))
     agent_session = str(data.get("session_id") or data.get("sessionId") or "")
+    if agent_session and nothing_to_recover(agent, agent_session, root):
+        # The common start: written by the ingester, the agent is not held up.
+        entry = {"agent": agent, "event": "SessionStart", "at": time.time(), "pid": pid}
+        path = spool.spool_file(str(root), agent, agent_session)
+        spool.append(path, {**entry, "input": data}, root=str(root))
+        spool.spawn_ingester(str(root))
+        return None
     with manager(root) as mgr:
         ingest_project(root, mgr)
         ours = spool.mapped_session(agent, agent_session) if agent_session else None
@@ -275,11 +307,10 @@ def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] 
             mgr.detect_interruptions()
             waiting = mgr.sessions("interrupted", mgr.user_id, this_project=True)
             if waiting:
-                result = mgr.start_recovered(waiting[-1].id)
+                result = mgr.start_recovered(waiting[-1].id, owner_pid=pid)
                 prompt = result.prompt
                 if result.new_session_id and agent_session:
                     spool.map_session(agent, agent_session, result.new_session_id)
-                    mgr.attach(result.new_session_id, owner_pid=pid)
             elif agent_session:
                 start_for(mgr, agent, agent_session, pid)
     if not prompt:

@@ -392,7 +392,7 @@ def field(raw: bytes, key: str) -> str | None:
     return "".join(out)
 
 
-def _spawn_ingester(root: str) -> None:
+def spawn_ingester(root: str) -> None:
     """Start a detached ingester (``agent_continuity.hooks.run --ingest``); nobody waits for it."""
     try:
         first = os.fork()
@@ -452,7 +452,7 @@ def record(agent: str, raw: bytes) -> None:
     path = spool_file(root, agent, session)
     _bounded(lambda: append_raw(path, header, body, root=root), f"spool write of {event}")
     if _time_to_ingest(path, event):
-        _spawn_ingester(root)
+        spawn_ingester(root)
 
 
 def _time_to_ingest(path: str, event: str) -> bool:
