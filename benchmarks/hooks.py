@@ -120,7 +120,7 @@ def measure(runs: int) -> list[tuple[str, list[float], float | None]]:
         series(
             "hook SessionStart, nothing to recover",
             lambda i: (HOOK, _payload("SessionStart", f"fresh{i}", root, source="startup")),
-            RECORDING_TARGET_MS * 2,
+            START_TARGET_MS,
         )
 
         def interrupted_then_start(i: int) -> tuple[list[str], bytes]:
