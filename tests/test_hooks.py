@@ -316,3 +316,15 @@ def test_a_recording_hook_imports_only_a_few_standard_modules() -> None:
     )
     loaded = set(done.stdout.split())
     assert not loaded & {"json", "re", "typing", "pathlib", "threading", "agent_continuity"}
+
+
+def test_a_command_run_before_the_first_session_is_written_writes_it(project: Path) -> None:
+    # The first SessionStart in a project only spools (nothing to recover); a
+    # reading command that runs before the ingester creates the store.
+    agent = Agent(project, "first")
+    assert agent.hook("SessionStart", source="startup") is None
+    agent.hook("UserPromptSubmit", prompt="hello")
+    (session,) = listed(project)
+    assert session["status"] == "active"
+    assert ("message", {"role": "user", "text": "hello"}) in events_of(project, session["id"])
+    assert spool.read_log() == []

@@ -20,7 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity.errors import ContinuityError, LeaseHeld, NoActiveSession
+from agent_continuity.errors import (
+    ContinuityError,
+    IncompleteWrite,
+    LeaseHeld,
+    NoActiveSession,
+    StoreError,
+    StoreNotFound,
+)
 from agent_continuity.hooks import spool
 
 if TYPE_CHECKING:
@@ -107,8 +114,9 @@ def ingest(mgr: SessionManager, root: Path) -> int:
                 else:
                     try:
                         written += writer.apply(entry)
-                    except LeaseHeld as exc:
-                        # Another live process writes that session: the rest of this
+                    except (LeaseHeld, StoreError, StoreNotFound) as exc:
+                        # Another live process writes that session, or the store
+                        # cannot be written now (a full disk): the rest of this
                         # spool waits for the next reader, kept, in order.
                         spool.log_error(f"spool of {path} waits: {exc}")
                         break
@@ -144,7 +152,11 @@ class _Writer:
                 return 0
             _record(session, event, data, entry)
             return 1
-        except LeaseHeld:
+        except IncompleteWrite as exc:  # the event itself is kept: never write it twice
+            spool.log_error(f"{event} recorded, but: {exc}")
+            self._session = None
+            return 1
+        except (LeaseHeld, StoreError, StoreNotFound):
             self._session = None
             raise
         except ContinuityError as exc:
