@@ -134,7 +134,7 @@ def _ingest_hooks(root: Path) -> None:
     """
     from agent_continuity.hooks import spool
 
-    if spool.has_pending(root):
+    if spool.busy(root):
         from agent_continuity.hooks.ingest import ingest_project
 
         ingest_project(root)

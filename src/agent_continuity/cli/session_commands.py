@@ -303,7 +303,7 @@ def _listed_quickly(
     root, config = project_config(store, user)
     from agent_continuity.hooks import spool
 
-    if spool.has_pending(root):
+    if spool.busy(root):
         return None  # a coding agent's hooks spooled records: the manager writes them first
     return listed_sessions(
         resolve_store_url(config, root), root, datetime.now(UTC), status=status, user=user

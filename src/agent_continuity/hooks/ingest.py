@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,26 +49,36 @@ def manager(root: Path) -> SessionManager:
     return SessionManager(project_dir=root)
 
 
-@contextmanager
-def project_lock(root: Path, wait: float) -> Iterator[bool]:
-    """Hold the project's ingest lock; yields False if another holder kept it ``wait`` seconds."""
+def take_lock(root: Path, wait: float) -> int | None:
+    """Lock the project's spool: the locked descriptor, or None after ``wait`` seconds.
+
+    ``flock``: the lock belongs to the open file, so a process started with
+    the descriptor (:func:`finish_start`) holds it on after this one exits.
+    """
     folder = spool.project_spool(root)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     fd = os.open(os.path.join(folder, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.01)
+
+
+@contextmanager
+def project_lock(root: Path, wait: float) -> Iterator[bool]:
+    """Hold the project's ingest lock; yields False if another holder kept it ``wait`` seconds."""
+    fd = take_lock(root, wait)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.01)
-        yield True
+        yield fd is not None
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def ingest_in_background(root: Path) -> None:
@@ -90,7 +101,7 @@ def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = 
     Returns:
         How many records were written.
     """
-    if not spool.has_pending(root):
+    if not spool.busy(root):
         return 0
     with project_lock(root, wait) as held:
         if not held:
@@ -288,17 +299,42 @@ def nothing_to_recover(agent: str, agent_session: str, root: Path) -> bool:
     return ours is None or any(s.get("id") == ours and s.get("status") == "active" for s in here)
 
 
-def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] | None:
+@dataclass
+class Started:
+    """What the SessionStart hook prints, and the work it leaves to a detached process.
+
+    Attributes:
+        output: The hook's JSON output (None: print nothing).
+        finish: Arguments of ``agent_continuity.hooks.run --finish-start`` to run
+            detached once the output is printed, or None.
+        lock_fd: The spool lock that process inherits and releases.
+    """
+
+    output: dict[str, Any] | None
+    finish: list[str] | None = None
+    lock_fd: int | None = None
+
+
+def _output(prompt: str | None) -> dict[str, Any] | None:
+    if not prompt:
+        return None
+    return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": prompt}}
+
+
+def session_start(agent: str, data: dict[str, Any], pid: int) -> Started:
     """The SessionStart hook: start or continue the session; the output that injects a recovery.
 
     The project's spool is written first, so a session whose agent was killed
     is complete before it is judged. Then: the agent's session id already
     mapped (``resume``, ``compact``, ``clear``) continues that session,
     resuming it if it was interrupted; otherwise a new session starts, seeded
-    from this project's most recent interrupted session if there is one.
+    from this project's most recent interrupted session if there is one. The
+    agent waits for the prompt only: seeding the new session from the old
+    one is left to a detached process (:func:`finish_start`) that holds the
+    spool's lock until it is done, so nothing is written before it.
 
     Returns:
-        The hook's output (``additionalContext`` carries the recovery prompt), or None.
+        The output (``additionalContext`` carries the recovery prompt) and what is left to do.
     """
     root = Path(spool.project_root(str(data.get("cwd") or os.getcwd())))
     agent_session = str(data.get("session_id") or data.get("sessionId") or "")
@@ -308,24 +344,51 @@ def session_start(agent: str, data: dict[str, Any], pid: int) -> dict[str, Any] 
         path = spool.spool_file(str(root), agent, agent_session)
         spool.append(path, {**entry, "input": data}, root=str(root))
         spool.spawn_ingester(str(root))
-        return None
-    with manager(root) as mgr:
-        ingest_project(root, mgr)
-        ours = spool.mapped_session(agent, agent_session) if agent_session else None
-        prompt: str | None = None
-        if ours is not None:
-            prompt = continue_session(mgr, agent, agent_session, ours, pid)[1]
-        else:
+        return Started(None)
+    fd = take_lock(root, LOCK_WAIT)
+    if fd is None:
+        spool.log_error(
+            "the spool stayed locked; SessionStart went on without it", project=str(root)
+        )
+    handed = False
+    try:
+        with manager(root) as mgr:
+            if fd is not None:
+                ingest(mgr, root)
+            ours = spool.mapped_session(agent, agent_session) if agent_session else None
+            if ours is not None:
+                return Started(_output(continue_session(mgr, agent, agent_session, ours, pid)[1]))
             mgr.detect_interruptions()
             waiting = mgr.sessions("interrupted", mgr.user_id, this_project=True)
-            if waiting:
-                result = mgr.start_recovered(waiting[-1].id, owner_pid=pid)
-                prompt = result.prompt
-                if result.new_session_id and agent_session:
-                    spool.map_session(agent, agent_session, result.new_session_id)
-            elif agent_session:
-                start_for(mgr, agent, agent_session, pid)
-    if not prompt:
-        return None
-    name = "SessionStart"
-    return {"hookSpecificOutput": {"hookEventName": name, "additionalContext": prompt}}
+            if not waiting:
+                if agent_session:
+                    start_for(mgr, agent, agent_session, pid)
+                return Started(None)
+            old = waiting[-1].id
+            prompt = mgr.analyse(old).prompt
+        if fd is None or not agent_session:
+            with manager(root) as mgr:
+                mgr.start_recovered(old, owner_pid=pid)
+            return Started(_output(prompt))
+        handed = True
+        finish = [str(root), old, agent, agent_session, str(pid), str(fd)]
+        return Started(_output(prompt), finish=finish, lock_fd=fd)
+    finally:
+        if fd is not None and not handed:
+            os.close(fd)
+
+
+def finish_start(root: Path, old: str, agent: str, agent_session: str, pid: int, fd: int) -> None:
+    """Seed the agent's new session from ``old`` and map it, under the inherited spool lock.
+
+    Then write what the agent's hooks spooled meanwhile, and release the lock.
+    """
+    try:
+        with manager(root) as mgr:
+            result = mgr.start_recovered(old, owner_pid=pid)
+            if result.new_session_id:
+                spool.map_session(agent, agent_session, result.new_session_id)
+            ingest(mgr, root)
+    finally:
+        os.close(fd)
+    ingest_in_background(root)  # what came while the lock was released

@@ -215,6 +215,29 @@ def has_pending(root: str | os.PathLike[str]) -> bool:
     return any(os.path.getsize(path) > done_offset(path) for path in spool_files(root))
 
 
+def busy(root: str | os.PathLike[str]) -> bool:
+    """Whether records wait for the journal, or a hook's process is writing them now.
+
+    A reader that finds the spool locked waits for it: a recovery being
+    seeded for a new agent session (or an ingest) is then complete when it looks.
+    """
+    if has_pending(root):
+        return True
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(project_spool(root), "lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def log_error(what: str, **details: Any) -> None:
     """Add one line to the hooks' error log (``continuity hooks status`` shows it)."""
     import json  # only when something went wrong
@@ -394,6 +417,11 @@ def field(raw: bytes, key: str) -> str | None:
 
 def spawn_ingester(root: str) -> None:
     """Start a detached ingester (``agent_continuity.hooks.run --ingest``); nobody waits for it."""
+    spawn_detached(["--ingest", root])
+
+
+def spawn_detached(args: list[str], keep_fd: int | None = None) -> None:
+    """Run ``agent_continuity.hooks.run ARGS`` detached; ``keep_fd`` is passed on open."""
     try:
         first = os.fork()
     except OSError:
@@ -413,11 +441,9 @@ def spawn_ingester(root: str) -> None:
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
         }
-        os.execve(
-            sys.executable,
-            [sys.executable, "-m", "agent_continuity.hooks.run", "--ingest", root],
-            env,
-        )
+        if keep_fd is not None:
+            os.set_inheritable(keep_fd, True)
+        os.execve(sys.executable, [sys.executable, "-m", "agent_continuity.hooks.run", *args], env)
     finally:
         os._exit(0)
 
@@ -513,6 +539,18 @@ def main(argv: list[str]) -> int:
     Returns:
         0, always: a hook never fails the agent's turn; errors go to the log.
     """
+    if argv[:1] == ["--finish-start"] and len(argv) == 7:
+        try:
+            _full_python()
+            from pathlib import Path
+
+            from agent_continuity.hooks.ingest import finish_start
+
+            root, old, agent, session, pid, fd = argv[1:]
+            finish_start(Path(root), old, agent, session, int(pid), int(fd))
+        except BaseException as exc:
+            log_error(f"starting the recovered session failed: {exc!r}", project=argv[1])
+        return 0
     if argv[:1] == ["--ingest"] and len(argv) == 2:
         try:
             _full_python()
@@ -537,10 +575,12 @@ def main(argv: list[str]) -> int:
             _full_python()
             from agent_continuity.hooks.ingest import session_start
 
-            output = session_start(agent, data, agent_pid())
-            if output:
-                sys.stdout.write(json.dumps(output))
+            started = session_start(agent, data, agent_pid())
+            if started.output:
+                sys.stdout.write(json.dumps(started.output))
                 sys.stdout.flush()
+            if started.finish is not None:
+                spawn_detached(["--finish-start", *started.finish], keep_fd=started.lock_fd)
         else:
             record(agent, raw)
     except BaseException as exc:  # never fail the agent's turn
