@@ -328,3 +328,26 @@ def test_a_command_run_before_the_first_session_is_written_writes_it(project: Pa
     assert session["status"] == "active"
     assert ("message", {"role": "user", "text": "hello"}) in events_of(project, session["id"])
     assert spool.read_log() == []
+
+
+# -- the public API the hooks stand on ----------------------------------------
+
+
+def test_a_session_owned_by_another_process_is_interrupted_when_it_dies(project: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    LIVING.append(owner)  # type: ignore[arg-type]
+    with SessionManager(store="memory:", project_dir=project, observer=False) as mgr:
+        session = mgr.start(task="TASK-1", owner_pid=owner.pid)
+        session.add_message("user", "before")
+        assert mgr.detect_interruptions() == []  # its owner lives (no heartbeat thread here)
+        owner.kill()
+        owner.wait()
+        # What the dead owner left is still written for it, without marking it first...
+        late = mgr.attach(session.id, owner_pid=owner.pid)
+        late.add_message("assistant", "after")
+        # ...and the next look finds it interrupted, with everything in it.
+        (marked,) = mgr.detect_interruptions()
+        assert marked.id == session.id and marked.status.value == "interrupted"
+        texts = [e.payload.get("text") for e in mgr.events(session.id) if e.kind.value == "message"]
+        assert texts == ["before", "after"]
+        assert mgr.start_recovered(session.id, owner_pid=os.getpid()).new_session_id
