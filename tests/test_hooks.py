@@ -351,3 +351,20 @@ def test_a_session_owned_by_another_process_is_interrupted_when_it_dies(project:
         texts = [e.payload.get("text") for e in mgr.events(session.id) if e.kind.value == "message"]
         assert texts == ["before", "after"]
         assert mgr.start_recovered(session.id, owner_pid=os.getpid()).new_session_id
+
+
+def test_resuming_an_ended_agent_session_continues_it_in_a_linked_session(project: Path) -> None:
+    first = Agent(project, "r1")
+    first.hook("SessionStart", source="startup")
+    first.hook("UserPromptSubmit", prompt="Plan the release")
+    first.hook("SessionEnd", reason="prompt_input_exit")
+    (ended,) = listed(project)
+    assert ended["status"] == "completed"
+    again = Agent(project, "r1")  # `claude --resume r1`: a new process, the same agent session
+    assert again.hook("SessionStart", source="resume") is None  # it ended well: nothing to recover
+    again.hook("UserPromptSubmit", prompt="Now ship it")
+    sessions = {s["id"]: s for s in listed(project)}
+    (current,) = [s for s in sessions.values() if s["id"] != ended["id"]]
+    assert current["status"] == "active" and current["recoveredFrom"] == ended["id"]
+    assert ("message", {"role": "user", "text": "Now ship it"}) in events_of(project, current["id"])
+    assert spool.read_log() == []
