@@ -125,3 +125,17 @@ def test_service_load_benchmark_prints_its_three_rows() -> None:
         "HTTP POST /messages",
     ):
         assert any(path in line and line.startswith("| sqlite") for line in table.splitlines())
+
+
+def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
+    table = _script("benchmarks/hooks.py", "--runs", "2")
+    for row in (
+        "python -c pass",
+        "hook UserPromptSubmit",
+        "hook PreToolUse",
+        "hook PostToolUse",
+        "hook Stop",
+        "hook SessionStart, injecting a recovery",
+        "continuity message",
+    ):
+        assert f"| {row}" in table, row

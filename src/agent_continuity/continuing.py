@@ -29,7 +29,11 @@ from agent_continuity.runtime import Runtime
 
 
 def start_recovered(
-    rt: Runtime, session_id: str | None, *, session_type: str | None = None
+    rt: Runtime,
+    session_id: str | None,
+    *,
+    session_type: str | None = None,
+    owner_pid: int | None = None,
 ) -> RecoveryResult:
     """``start --recover``: a new session seeded from a recovered one and linked to it."""
     lifecycle.detect_interruptions(rt)
@@ -52,6 +56,7 @@ def start_recovered(
         owned_by_process=False,
         auto_save=False,
         recovered_from=old.id,
+        owner_pid=owner_pid,
     )
     drafts = []
     task = view.current_task

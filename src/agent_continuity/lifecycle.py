@@ -40,6 +40,12 @@ from agent_continuity.replay import SessionView
 from agent_continuity.runtime import Runtime
 from agent_continuity.session_facts import emergency_backup
 
+#: How long a lease held for another process (a coding agent, see
+#: :meth:`Owner.agent`) lasts without a write. Its holder's death is seen at
+#: once on this host, so this only bounds how long a session of an agent on
+#: another host (or whose pid was reused) can look alive.
+AGENT_LEASE_TTL = 12 * 3600.0
+
 #: Environment variable through which `continuity run` lets the agent it runs
 #: write to the session it owns: ``SESSION-ID:TOKEN``.
 LEASE_ENV = "CONTINUITY_LEASE"
@@ -86,6 +92,7 @@ def start(
     auto_save: bool = True,
     recovered_from: str | None = None,
     browser: bool = False,
+    owner_pid: int | None = None,
 ) -> LiveSession:
     """Create a session and return its live handle.
 
@@ -100,7 +107,13 @@ def start(
         task = rt.redactor.text(task) if task else task
         phase = rt.redactor.text(phase) if phase else phase
     now = rt.now()
-    owner = Owner.browser(rt.config.browser_lease_ttl) if browser else rt.owner(owned_by_process)
+    if browser:
+        owner = Owner.browser(rt.config.browser_lease_ttl)
+    elif owner_pid is not None:
+        owned_by_process = auto_save = False  # the agent's hooks write; nothing runs here
+        owner = Owner.agent(owner_pid, max(AGENT_LEASE_TTL, rt.config.cli_lease_ttl))
+    else:
+        owner = rt.owner(owned_by_process)
     draft = SessionRecord(
         id="SESSION-000101-001",
         type=type,
@@ -142,24 +155,41 @@ def start(
     return session
 
 
-def attach(rt: Runtime, session_id: str | None = None) -> LiveSession:
+def attach(
+    rt: Runtime, session_id: str | None = None, *, owner_pid: int | None = None
+) -> LiveSession:
     """Continue writing to an existing active session from a command.
 
     Without ``session_id``, the newest active session of this project and
     user. The command-line lease is renewed (or taken over when it expired).
+    With ``owner_pid``, the lease is held for that process instead (see
+    :meth:`Owner.agent`): renewed if it already holds it, taken from the
+    command line or a dead owner otherwise. The session is written even if
+    that process has died meanwhile (what its hooks spooled before it died),
+    and found interrupted by the next look.
 
     Raises:
         NoActiveSession: If no session is given and none is active.
         LeaseHeld: If a live process owns the session.
     """
-    detect_interruptions(rt)
+    held: Lease | None = None
+    if owner_pid is not None and session_id:
+        held = _hold_for(rt, validate_session_id(session_id), owner_pid)
+    # A session written for its agent is spared: the agent may have died
+    # while this process writes what it left, and the next look marks it.
+    detect_interruptions(rt, spare=held.session_id if held else None)
     record = get(rt, session_id) if session_id else newest_active(rt)
     if record.status is not SessionStatus.ACTIVE:
         raise NoActiveSession(
             f"{record.id} is {record.status.value}; `continuity recover {record.id}` "
             "continues it, `continuity start` begins a new one"
         )
-    lease = _cli_lease(rt, record.id)
+    if held is not None:
+        lease = held
+    elif owner_pid is not None:
+        lease = _hold_for(rt, record.id, owner_pid)
+    else:
+        lease = _cli_lease(rt, record.id)
     view = load(rt, record.id).view
     # The journal, not the registry, says whether the session is still going:
     # an end whose registry write failed (a full disk) left the registry behind.
@@ -292,6 +322,24 @@ def _cli_lease(rt: Runtime, session_id: str) -> Lease:
     return rt.store.acquire_lease(session_id, owner.request(now))
 
 
+def _hold_for(rt: Runtime, session_id: str, pid: int) -> Lease:
+    """The lease of an active session, held (or renewed) for process ``pid``."""
+    now = rt.now()
+    owner = Owner.agent(pid, max(AGENT_LEASE_TTL, rt.config.cli_lease_ttl))
+    current = rt.store.read_lease(session_id)
+    if current is not None and current.holder == owner.holder:
+        return rt.store.renew_lease(current, owner.request(now))
+    steal = current is not None and (
+        current.holder == CLI_HOLDER or owner_gone(current, now) is not None
+    )
+    return rt.store.acquire_lease(
+        session_id,
+        owner.request(now),
+        steal=steal,
+        expect_token=current.token if current is not None else None,
+    )
+
+
 def _start_autosave(
     rt: Runtime, session: LiveSession, *, heartbeat: bool, saves: bool = True
 ) -> None:
@@ -373,8 +421,12 @@ def damaged_sessions(rt: Runtime) -> dict[str, str]:
     return {sid: missing_journal_detail(sid) for sid in rt.store.lost_journals()}
 
 
-def detect_interruptions(rt: Runtime) -> list[SessionRecord]:
+def detect_interruptions(rt: Runtime, spare: str | None = None) -> list[SessionRecord]:
     """Mark active sessions whose owner is gone as ``interrupted`` (``lease-expired``).
+
+    Args:
+        rt: The runtime.
+        spare: A session not to mark (the caller writes to it for its owner).
 
     Returns:
         The sessions marked now.
@@ -382,7 +434,7 @@ def detect_interruptions(rt: Runtime) -> list[SessionRecord]:
     now = rt.now()
     marked = []
     for record in rt.store.list_sessions():
-        if record.status is not SessionStatus.ACTIVE:
+        if record.status is not SessionStatus.ACTIVE or record.id == spare:
             continue
         lease = rt.store.read_lease(record.id)
         cause = owner_gone(lease, now)

@@ -39,6 +39,17 @@ class Owner:
         return cls(f"{pid}@{host}", pid, host, timedelta(seconds=ttl))
 
     @classmethod
+    def agent(cls, pid: int, ttl: float) -> Owner:
+        """Another process on this host, which holds the lease while it lives.
+
+        A coding agent's hooks write for the agent (their parent): the agent's
+        pid holds the lease, so the moment the agent dies (even ``kill -9``,
+        with no hook run) anyone who looks sees the session interrupted.
+        """
+        host = socket.gethostname()
+        return cls(f"{pid}@{host}", pid, host, timedelta(seconds=ttl))
+
+    @classmethod
     def cli(cls, ttl: float) -> Owner:
         """No process: the lease is renewed by every command and expires when idle."""
         return cls(CLI_HOLDER, None, socket.gethostname(), timedelta(seconds=ttl))

@@ -164,6 +164,7 @@ class Trigger(StrEnum):
     USER_REQUEST = "user-request"
     INTERRUPTION = "interruption"  # the final state of a session that died
     END = "end"
+    COMPACTION = "compaction"  # a coding agent is about to compact its context
 
     @property
     def automatic(self) -> bool:

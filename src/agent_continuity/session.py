@@ -135,6 +135,7 @@ class SessionManager:
         auto_save: bool = True,
         recovered_from: str | None = None,
         browser: bool = False,
+        owner_pid: int | None = None,
     ) -> LiveSession:
         """Create a session and return its live handle.
 
@@ -155,6 +156,11 @@ class SessionManager:
             browser: A web page owns it (``continuity serve``): its lease lasts
                 ``browser_lease_ttl`` and only :meth:`heartbeat` renews it; when
                 the heartbeats stop, it is interrupted (``heartbeat-lost``).
+            owner_pid: Another process on this host that owns the session (a
+                coding agent whose hooks write to it): its pid holds the lease,
+                so its death, even by ``kill -9``, is seen as an interruption
+                at once. Nothing runs in this process then (no heartbeat, no
+                auto-save thread).
 
         Returns:
             The handle to write through; used as a context manager, leaving the
@@ -176,6 +182,7 @@ class SessionManager:
             auto_save=auto_save,
             recovered_from=recovered_from,
             browser=browser,
+            owner_pid=owner_pid,
         )
 
     def heartbeat(self, session_id: str) -> None:
@@ -194,7 +201,7 @@ class SessionManager:
         """
         lifecycle.browser_heartbeat(self._rt, session_id)
 
-    def attach(self, session_id: str | None = None) -> LiveSession:
+    def attach(self, session_id: str | None = None, *, owner_pid: int | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
 
         The command-line lease is renewed (or taken over when it expired).
@@ -202,6 +209,10 @@ class SessionManager:
         Args:
             session_id: The session; default: the newest active session of this
                 project and user.
+            owner_pid: Hold the lease for this process instead of the command
+                line (see :meth:`start`). Writing goes on even if it has died
+                (what it left behind, such as its hooks' spool); the next look
+                then finds the session interrupted.
 
         Returns:
             A handle that writes under the command-line lease.
@@ -211,7 +222,7 @@ class SessionManager:
                 session is not active.
             LeaseHeld: If a live process owns the session.
         """
-        return lifecycle.attach(self._rt, session_id)
+        return lifecycle.attach(self._rt, session_id, owner_pid=owner_pid)
 
     def adopt(self, session_id: str) -> LiveSession:
         """Make this process the owner of an active session (``continuity run --session``).
@@ -581,7 +592,11 @@ class SessionManager:
         return pick_session(self._rt, None, user)
 
     def start_recovered(
-        self, session_id: str | None = None, *, session_type: str | None = None
+        self,
+        session_id: str | None = None,
+        *,
+        session_type: str | None = None,
+        owner_pid: int | None = None,
     ) -> RecoveryResult:
         """Start a new session seeded from a recovered one (``start --recover``).
 
@@ -589,6 +604,8 @@ class SessionManager:
             session_id: The session to continue from; default: the user's most
                 recent interrupted one.
             session_type: The new session's type; default: the old one's.
+            owner_pid: The process that owns the new session (see :meth:`start`);
+                default: the command line.
 
         Returns:
             The recovery; ``new_session_id`` is the new session, the old one is archived.
@@ -599,7 +616,7 @@ class SessionManager:
         """
         from agent_continuity.continuing import start_recovered
 
-        return start_recovered(self._rt, session_id, session_type=session_type)
+        return start_recovered(self._rt, session_id, session_type=session_type, owner_pid=owner_pid)
 
     def analyse(self, session_id: str | None = None, mode: str = "auto") -> RecoveryResult:
         """What recovering a session would find, without changing anything.

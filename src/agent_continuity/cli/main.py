@@ -15,6 +15,7 @@ import click
 
 from agent_continuity.cli import (
     analytics_command,
+    hooks_command,
     import_command,
     mcp_command,
     recovery_commands,
@@ -53,6 +54,7 @@ for _module in (
     analytics_command,
     serve_command,
     import_command,
+    hooks_command,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -118,11 +118,26 @@ def manager(
 
     ctx = click.get_current_context()
     root, config = project_config(store, user)
+    _ingest_hooks(root)
     mgr = SessionManager(project_dir=root, config=config, create_store=create)
     # Closed when the command ends, so batched appends are flushed here and not
     # left to a daemon thread that dies with the process.
     ctx.call_on_close(mgr.close)
     return mgr
+
+
+def _ingest_hooks(root: Path) -> None:
+    """Write what coding agents' hooks spooled for this project first, so commands see it all.
+
+    Into the project's configured store, as the hooks themselves do (not one
+    named by --store), creating it if the hooks' first session is still spooled.
+    """
+    from agent_continuity.hooks import spool
+
+    if spool.busy(root):
+        from agent_continuity.hooks.ingest import ingest_project
+
+        ingest_project(root)
 
 
 def emit(as_json: bool, data: dict[str, Any], text: str | Callable[[], str]) -> None:

@@ -119,6 +119,10 @@ def verify_report(report: dict[str, Any]) -> str:
         lines.append("no damage found")
     lines += [f"repaired: {item}" for item in report["repaired"]]
     lines += [f"quarantined: {item}" for item in report["quarantined"]]
+    if report.get("hookErrors"):
+        errors = report["hookErrors"]
+        lines.append(f"{errors['count']} coding-agent hook errors; newest:")
+        lines += [f"  {e.get('at', '?')} {e.get('error')}" for e in errors["newest"]]
     if report["damage"] and not report["repaired"]:
         lines.append(
             "run `continuity verify --repair` to rebuild the registry and quarantine "

@@ -301,6 +301,10 @@ def _listed_quickly(
     from agent_continuity import listed_sessions, resolve_store_url
 
     root, config = project_config(store, user)
+    from agent_continuity.hooks import spool
+
+    if spool.busy(root):
+        return None  # a coding agent's hooks spooled records: the manager writes them first
     return listed_sessions(
         resolve_store_url(config, root), root, datetime.now(UTC), status=status, user=user
     )
@@ -327,6 +331,11 @@ def show(session_id: str, store: str | None, as_json: bool) -> None:
 def verify(repair: bool, store: str | None, as_json: bool) -> None:
     """Check every record's checksum; exit 1 if anything is damaged."""
     report = manager(store, create=False).verify(repair=repair)
+    from agent_continuity.hooks import spool
+
+    hook_errors = spool.read_log()
+    if hook_errors:  # the coding agents' hooks never fail a turn; their errors show here
+        report["hookErrors"] = {"count": len(hook_errors), "newest": hook_errors[-5:]}
     emit(as_json, report, lambda: render.verify_report(report))
     if report["damage"] and not (repair and report["repairedAll"]):
         click.get_current_context().exit(1)

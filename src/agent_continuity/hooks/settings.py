@@ -1,0 +1,290 @@
+"""Installing the hooks into each coding agent's own settings.
+
+Claude Code reads ``.claude/settings.json`` (project) or
+``~/.claude/settings.json`` (user); Gemini CLI ``.gemini/settings.json`` or
+``~/.gemini/settings.json``; Codex ``.codex/hooks.json`` or
+``~/.codex/hooks.json``, with hooks switched on by ``[features] codex_hooks =
+true`` in the ``config.toml`` beside it. All three use the same shape::
+
+    {"hooks": {"EVENT": [{"matcher": "...", "hooks": [{"type": "command", "command": "..."}]}]}}
+
+Our hook is recognised by its command (it names one of :data:`MARKERS`): install adds
+it where it is missing and updates only our own entries; uninstall removes
+only those; every other key and hook is kept as it was. Installing twice
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent_continuity.errors import ConfigError, InvalidInput
+
+#: What our hook's command names: the hook script's path, or the module in older installs.
+MARKERS = ("agent_continuity/hooks/spool.py", "agent_continuity.hooks.run")
+AGENTS = ("claude", "codex", "gemini")
+
+#: The events each agent's hook is installed for (matcher "" = every one).
+EVENTS: dict[str, tuple[str, ...]] = {
+    "claude": (
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "PreCompact",
+        "SessionEnd",
+    ),
+    "codex": ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"),
+    "gemini": (
+        "SessionStart",
+        "BeforeAgent",
+        "AfterTool",
+        "AfterAgent",
+        "PreCompress",
+        "SessionEnd",
+    ),
+}
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "AfterTool"}
+_FOLDERS = {"claude": ".claude", "codex": ".codex", "gemini": ".gemini"}
+_FILES = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
+#: What each agent's hooks can and cannot record, for ``hooks status``.
+NOTES = {
+    "claude": (
+        "records prompts, tool calls (also one still running when the agent died) and "
+        "results, files written, replies, compaction and session end"
+    ),
+    "codex": (
+        "Codex hooks are experimental (needs [features] codex_hooks = true, which install "
+        "sets); they see prompts, tool calls (Bash only) and replies, not compaction or "
+        "session end: `continuity import codex` reads the rest from its rollout files"
+    ),
+    "gemini": (
+        "records prompts, tool calls and results, replies, compression and session end; "
+        "Gemini CLI versions before hooks record nothing: use `continuity import gemini`"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one agent's hooks go."""
+
+    agent: str
+    scope: str
+    path: Path
+
+    @property
+    def feature_file(self) -> Path | None:
+        """Codex's ``config.toml``, whose feature flag turns hooks on (None for the others)."""
+        return self.path.parent / "config.toml" if self.agent == "codex" else None
+
+
+def target(agent: str, scope: str, project: Path, home: Path | None = None) -> Target:
+    """The settings file of ``agent`` for ``scope`` (``project`` or ``user``).
+
+    Raises:
+        InvalidInput: If the agent or scope is unknown.
+    """
+    if agent not in AGENTS:
+        raise InvalidInput(f"unknown agent {agent!r}; use one of {', '.join(AGENTS)}")
+    if scope not in ("project", "user"):
+        raise InvalidInput(f"unknown scope {scope!r}; use project or user")
+    base = project if scope == "project" else (home or Path.home())
+    return Target(agent, scope, base / _FOLDERS[agent] / _FILES[agent])
+
+
+def hook_command(agent: str) -> str:
+    """The command the agent runs: this Python, isolated and without ``site``, on the hook script.
+
+    ``-I -S`` keep the recording path to a few standard modules (see
+    :mod:`agent_continuity.hooks.spool`); SessionStart loads the rest itself.
+    """
+    from agent_continuity.hooks import spool
+
+    script = os.path.abspath(spool.__file__)
+    return f"{shlex.quote(sys.executable)} -I -S {shlex.quote(script)} {agent}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; check its permissions") from None
+    try:
+        found = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc}); fix it first, nothing was changed"
+        ) from None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path} does not hold a JSON object; fix it first")
+    return found
+
+
+def _write(path: Path, settings: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.continuity.tmp")
+    temp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _ours(hook: Any) -> bool:
+    command = str(hook.get("command", "")) if isinstance(hook, dict) else ""
+    return any(marker in command.replace(os.sep, "/") for marker in MARKERS)
+
+
+def _hooks_table(settings: dict[str, Any], path: Path) -> dict[str, Any]:
+    table = settings.setdefault("hooks", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"'hooks' in {path} is not an object; fix it first")
+    return table
+
+
+def install(where: Target) -> dict[str, Any]:
+    """Add our hook for each event; returns what was done (``changed`` false if nothing)."""
+    settings = _read(where.path)
+    table = _hooks_table(settings, where.path)
+    command = hook_command(where.agent)
+    changed = False
+    for event in EVENTS[where.agent]:
+        groups = table.setdefault(event, [])
+        if not isinstance(groups, list):
+            raise ConfigError(f"hooks.{event} in {where.path} is not a list; fix it first")
+        mine = [h for g in groups if isinstance(g, dict) for h in g.get("hooks", []) if _ours(h)]
+        if mine and all(h.get("command") == command for h in mine):
+            continue
+        if mine:  # ours, from another Python: point it at this one
+            for old in mine:
+                old["command"] = command
+        else:
+            new: dict[str, Any] = {"type": "command", "command": command}
+            if where.agent == "gemini":
+                new["name"] = "agent-continuity"
+            group: dict[str, Any] = {"hooks": [new]}
+            if event in _TOOL_EVENTS:
+                group = {"matcher": "*" if where.agent != "codex" else "", **group}
+            groups.append(group)
+        changed = True
+    if where.agent == "gemini" and settings.get("hooksConfig", {}).get("enabled") is False:
+        settings["hooksConfig"]["enabled"] = True
+        changed = True
+    if changed:
+        _write(where.path, settings)
+    flag = _enable_codex_hooks(where.feature_file) if where.feature_file else False
+    return {
+        "agent": where.agent,
+        "scope": where.scope,
+        "path": str(where.path),
+        "changed": changed or flag,
+        "events": list(EVENTS[where.agent]),
+        "command": command,
+    }
+
+
+def uninstall(where: Target) -> dict[str, Any]:
+    """Remove our hook entries (only ours); returns what was done."""
+    if not where.path.exists():
+        return {
+            "agent": where.agent,
+            "scope": where.scope,
+            "path": str(where.path),
+            "changed": False,
+        }
+    settings = _read(where.path)
+    table = settings.get("hooks")
+    changed = False
+    if isinstance(table, dict):
+        for event in list(table):
+            groups = table[event]
+            if not isinstance(groups, list):
+                continue
+            kept_groups = []
+            for group in groups:
+                hooks = group.get("hooks") if isinstance(group, dict) else None
+                if isinstance(hooks, list) and any(_ours(h) for h in hooks):
+                    changed = True
+                    rest = [h for h in hooks if not _ours(h)]
+                    if rest:
+                        kept_groups.append({**group, "hooks": rest})
+                else:
+                    kept_groups.append(group)
+            if kept_groups != groups:
+                if kept_groups:
+                    table[event] = kept_groups
+                else:
+                    del table[event]
+        if not table:
+            del settings["hooks"]
+    if changed:
+        _write(where.path, settings)
+    return {"agent": where.agent, "scope": where.scope, "path": str(where.path), "changed": changed}
+
+
+def installed_events(where: Target) -> list[str]:
+    """The events our hook is installed for in ``where`` (empty if none, or unreadable)."""
+    try:
+        table = _read(where.path).get("hooks")
+    except ConfigError:
+        return []
+    if not isinstance(table, dict):
+        return []
+    return [
+        event
+        for event, groups in table.items()
+        if isinstance(groups, list)
+        and any(_ours(h) for g in groups if isinstance(g, dict) for h in g.get("hooks", []) or [])
+    ]
+
+
+def _enable_codex_hooks(config: Path) -> bool:
+    """Set ``[features] codex_hooks = true`` in Codex's config.toml, keeping the rest as it is."""
+    import tomllib
+
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        features = tomllib.loads(text).get("features", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config} is not valid TOML ({exc}); fix it first") from None
+    if features.get("codex_hooks") is True:
+        return False
+    if "codex_hooks" in features:
+        raise ConfigError(
+            f"{config} sets features.codex_hooks = {features['codex_hooks']!r}; set it to true "
+            "for the hooks to run"
+        )
+    lines = text.splitlines()
+    if "[features]" in (line.strip() for line in lines):
+        at = next(i for i, line in enumerate(lines) if line.strip() == "[features]")
+        lines.insert(at + 1, "codex_hooks = true")
+    else:
+        lines += ([""] if lines else []) + ["[features]", "codex_hooks = true"]
+    config.parent.mkdir(parents=True, exist_ok=True)
+    temp = config.with_name(f".{config.name}.continuity.tmp")
+    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(temp, config)
+    return True
+
+
+def codex_hooks_enabled(where: Target) -> bool:
+    """Whether Codex's config.toml beside ``where`` turns hooks on."""
+    import tomllib
+
+    if where.feature_file is None:
+        return True
+    try:
+        found = tomllib.loads(where.feature_file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return found.get("features", {}).get("codex_hooks") is True
