@@ -3,7 +3,7 @@
 A CLI is installed once per version with npm under
 ``~/.cache/agent-continuity/npm/<name>-<version>`` (a lock file keeps two
 test processes from installing it at once); later runs find it there. A fake
-API (``tests/agents/fake_*.py``) runs as its own process on 127.0.0.1 on a
+API (``tests/coding_agents/fake_*.py``) runs as its own process on 127.0.0.1 on a
 free port and is stopped by its pid.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-AGENTS_DIR = Path(__file__).resolve().parent / "agents"
+AGENTS_DIR = Path(__file__).resolve().parent / "coding_agents"
 NPM_CACHE = Path.home() / ".cache" / "agent-continuity" / "npm"
 
 # Pinned: the transcript formats the importer reads are those of these versions.
@@ -62,7 +62,7 @@ def npm_cli(package: str, version: str, binary: str) -> Path:
 
 @contextmanager
 def fake_api(script: str, log: Path) -> Iterator[int]:
-    """Run ``tests/agents/<script>`` logging requests to ``log``; yields its port."""
+    """Run ``tests/coding_agents/<script>`` logging requests to ``log``; yields its port."""
     process = subprocess.Popen(
         [sys.executable, str(AGENTS_DIR / script), str(log)],
         stdout=subprocess.PIPE,

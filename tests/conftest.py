@@ -22,7 +22,7 @@ from agent_continuity.storage.files import FileStore  # noqa: E402
 from agent_continuity.storage.memory import MemoryStore  # noqa: E402
 from agent_continuity.storage.sqlite import SqliteStore  # noqa: E402
 from agent_continuity.testing.conformance import StoreFactory  # noqa: E402
-from agents.fixtures import claude_project, claude_transcripts  # noqa: E402, F401
+from coding_agents.fixtures import claude_project, claude_transcripts  # noqa: E402, F401
 
 
 def _flip_letter(data: bytearray, start: int, end: int) -> None:

@@ -1,7 +1,7 @@
 """The hooks in the real Claude Code, offline: what a run records, and a kill -9's recovery.
 
 Each test drives the ``claude`` binary bundled in ``claude-agent-sdk`` against
-the fake Messages API (tests/agents/), with the hooks installed by
+the fake Messages API (tests/coding_agents/), with the hooks installed by
 ``continuity hooks install claude`` in a fresh project.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from agent_continuity import SessionManager
-from agents.claude_code import kill_hard, wait_for
-from agents.fake_anthropic import request_text
-from agents.fixtures import ClaudeProject
+from coding_agents.claude_code import kill_hard, wait_for
+from coding_agents.fake_anthropic import request_text
+from coding_agents.fixtures import ClaudeProject
 
 
 def _drained(project: ClaudeProject) -> None:

@@ -213,3 +213,24 @@ def test_gemini_cli_transcripts_import_each_message_once_as_last_written(
         assert after[:4] == events
         check_turn(after[4:], "cherry7", started)
     grow_and_tear(root, url, "gemini", chat, session_id)
+
+
+def test_claude_code_transcripts_import_whole_once(
+    claude_transcripts: list[Path], project: tuple[Path, str, Path]
+) -> None:
+    # Written by the real Claude Code (tests/coding_agents/fixtures.py): a Bash call
+    # in the first run, a Write in the resumed one.
+    root, url, _ = project
+    reports = [import_json(root, url, "claude", path) for path in claude_transcripts]
+    assert all(r["damaged"] == [] for r in reports)
+    assert sum(r["imported"] for r in reports) >= 8
+    said = [what for r in reports for what in turn(imported(url, root, r["sessionId"]))]
+    assert ("message", "user: List the files\nRUN: ls -a") in said
+    calls = [what for kind, what in said if kind == "tool-call"]
+    assert any(c.startswith("Bash ") and "ls -a" in c for c in calls), calls
+    assert any(c.startswith("Write ") and "notes.txt" in c for c in calls), calls
+    assert any(kind == "tool-result" for kind, _ in said)
+    assert any(kind == "message" and what.startswith("assistant: ") for kind, what in said)
+
+    again = [import_json(root, url, "claude", path) for path in claude_transcripts]
+    assert [r["imported"] for r in again] == [0] * len(again)

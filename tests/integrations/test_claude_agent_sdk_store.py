@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,57 @@ def test_a_damaged_line_raises_instead_of_loading_short(tmp_path: Path) -> None:
     with ContinuitySessionStore(store=_url("files", tmp_path), project_dir=str(tmp_path)) as store:
         with pytest.raises(CorruptRecord):
             asyncio.run(store.load(key))
+
+
+def test_real_claude_code_mirrors_its_transcript_through_the_readme_snippet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's snippet, run by the SDK against the real Claude Code it bundles,
+    # offline: the fake Messages API of tests/coding_agents answers on 127.0.0.1.
+    from coding_agents.claude_code import ClaudeCode, claude_binary
+    from coding_agents.fake_anthropic import FakeAnthropic
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("### Claude Agent SDK\n", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    assert "ClaudeAgentOptions(session_store=store)" in code
+    code = code.replace(
+        "ClaudeAgentOptions(session_store=store)",
+        "ClaudeAgentOptions(session_store=store, cli_path=cli, env=env, cwd=cwd)",
+    )
+    project, home = tmp_path / "project", tmp_path / "home"
+    (project / ".git").mkdir(parents=True)
+    home.mkdir()
+    monkeypatch.chdir(project)
+    # The SDK mirrors only transcripts under its own config folder: the child's.
+    monkeypatch.setenv("HOME", str(home))
+    printed: list[Any] = []
+    with FakeAnthropic() as api:
+        env = ClaudeCode(project, home, api.url).env()
+        namespace: dict[str, Any] = {
+            "cli": str(claude_binary()),
+            "env": env,
+            "cwd": str(project),
+            "print": printed.append,
+        }
+        exec(code, namespace)
+        asyncio.run(namespace["fix_the_test"]())
+        assert api.message_requests(), "Claude Code never called the fake API"
+
+    assert any("Hello from the fake model." in str(m) for m in printed)
+    with ContinuitySessionStore(store="sqlite:///sessions.db") as store:
+        (project_key,) = {
+            r.context.current_task.split(":", 1)[1].rsplit("/", 1)[0]
+            for r in store._manager.sessions()
+            if r.context.current_task
+        }
+        (listed,) = asyncio.run(store.list_sessions(project_key))
+        key = {"project_key": project_key, "session_id": listed["session_id"]}
+        lines = asyncio.run(store.load(key))
+    assert lines is not None
+    said = json.dumps(lines)
+    assert "Fix the failing test" in said and "Hello from the fake model." in said
+    # Claude Code's own copy of the transcript has the same lines, in the same order.
+    (local,) = (home / ".claude" / "projects").rglob(f"{listed['session_id']}.jsonl")
+    uuids = [json.loads(line).get("uuid") for line in local.read_text().splitlines()]
+    mirrored = [line["uuid"] for line in lines if line.get("uuid")]
+    assert mirrored and mirrored == [u for u in uuids if u]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.claude_code import ClaudeCode
-from agents.fake_anthropic import FakeAnthropic
+from coding_agents.claude_code import ClaudeCode
+from coding_agents.fake_anthropic import FakeAnthropic
 
 
 @dataclass
