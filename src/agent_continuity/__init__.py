@@ -27,6 +27,7 @@ __all__ = [
     "ContinuityError",
     "EmergencyResult",
     "Event",
+    "EventKind",
     "LiveSession",
     "RecoveryPoint",
     "RecoveryResult",
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from agent_continuity.errors import ContinuityError
     from agent_continuity.listing import listed_sessions
     from agent_continuity.live import LiveSession
-    from agent_continuity.model import AgentInfo, Event, RecoveryPoint, SessionRecord
+    from agent_continuity.model import AgentInfo, Event, EventKind, RecoveryPoint, SessionRecord
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import STAGES as RECOVERY_STAGES
     from agent_continuity.runner import RunOutcome
@@ -70,6 +71,7 @@ _WHERE = {
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),
     "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
     "Event": ("agent_continuity.model", "Event"),
+    "EventKind": ("agent_continuity.model", "EventKind"),  # what LiveSession.draft takes
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
