@@ -29,6 +29,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 #: LangChain message types that become conversation messages, and their role.
 ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+# The class a role's message usually has; written only when it is another.
+_USUAL = {
+    "user": "HumanMessage",
+    "assistant": "AIMessage",
+    "system": "SystemMessage",
+    "tool": "ToolMessage",
+}
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -104,11 +111,23 @@ class MessageRefs:
         # The message events of the group being built: (message, encoded form).
         self.pending: list[tuple[object, dict[str, Any]]] = []
 
+        # Messages referred to with a patch: (message, seq, form now), kept as the
+        # base of the next reference once the group is written (the reader does the same).
+        self.patched: list[tuple[object, int, dict[str, Any]]] = []
+
     def committed(self, seqs: list[int]) -> None:
         """The group was appended; its message events got these sequence numbers."""
+        for message, seq, form in self.patched:
+            self.written[id(message)] = (message, seq, form)
         for (message, form), seq in zip(self.pending, seqs, strict=True):
             self.written[id(message)] = (message, seq, form)
         self.pending = []
+        self.patched = []
+
+    def abandon(self) -> None:
+        """The group was not written: forget what it would have added."""
+        self.pending = []
+        self.patched = []
 
 
 class Encoder:
@@ -149,7 +168,10 @@ class Encoder:
             return {"$m": form}
         known = refs.written.get(id(message))
         if known is not None and known[0] is message:
-            return _ref("$r", known[1], known[2], form)
+            ref = _ref("$r", known[1], known[2], form)
+            if "p" in ref:
+                refs.patched.append((message, known[1], form))
+            return ref
         for index, (pending, before) in enumerate(refs.pending):
             if pending is message:
                 return _ref("$g", index, before, form)
@@ -174,15 +196,20 @@ def message_payload(form: dict[str, Any], role: str) -> dict[str, Any]:
         text = " ".join(
             str(block.get("text", "")) for block in content if isinstance(block, dict)
         ).strip()
-    return {"role": role, "text": text, "lg": {"c": form["c"], "d": fields}}
+    lg: dict[str, Any] = {}
+    if form["c"] != _USUAL[role]:
+        lg["c"] = form["c"]
+    if fields:
+        lg["d"] = fields
+    return {"role": role, "text": text, "lg": lg}
 
 
 def form_of_event(payload: dict[str, Any]) -> dict[str, Any]:
     """The encoded form of the message a ``message`` event written by the saver holds."""
     lg = payload["lg"]
-    fields = dict(lg["d"])
+    fields = dict(lg.get("d", {}))
     fields.setdefault("content", payload.get("text", ""))
-    return {"c": lg["c"], "d": fields}
+    return {"c": lg.get("c") or _USUAL[str(payload.get("role"))], "d": fields}
 
 
 class Decoder:
@@ -197,6 +224,8 @@ class Decoder:
         self._serde = serde
         self._message = message
         self._first = group_first
+        #: The messages referred to with a patch: seq -> their form now (see MessageRefs).
+        self.patched: dict[int, dict[str, Any]] = {}
 
     def value(self, data: Any) -> Any:
         """The value that :meth:`Encoder.value` wrote as ``data``."""
@@ -217,6 +246,7 @@ class Decoder:
             form = self._message(seq)
             if "p" in data:
                 form = {"c": form["c"], "d": patch(form["d"], data["p"])}
+                self.patched[seq] = form
             return self.build(form)
         raise ValueError(f"unknown encoded value {sorted(data)}")
 

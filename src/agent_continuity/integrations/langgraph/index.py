@@ -24,6 +24,12 @@ from .codec import Decoder, form_of_event, patch
 
 Version = str | int | float
 
+#: The key of a note event's payload that holds the saver's operation.
+OP_KEY = "lg"
+#: Short names for a checkpoint's usual keys, written when none of them is a key already.
+_SHORT = {"channel_versions": "cv", "versions_seen": "vs", "updated_channels": "uc"}
+_LONG = {short: long for long, short in _SHORT.items()}
+
 #: A channel version written without a value (LangGraph's "empty" blob).
 EMPTY: Any = object()
 _MEMO = 16  # materialised list values kept (the newest version of each list channel, mostly)
@@ -158,6 +164,21 @@ class ThreadIndex:
         return (task_id, idx) in self.writes.get((ns, checkpoint_id), {})
 
 
+def abbreviated(checkpoint: dict[str, Any], *, expand: bool = False) -> dict[str, Any]:
+    """An encoded checkpoint with its usual keys shortened (or, with ``expand``, restored).
+
+    A checkpoint that already has a key named like a short one is left as it
+    is, and marked so with ``"~": 1`` to be left as it is when read.
+    """
+    if expand:
+        if checkpoint.get("~") == 1:
+            return {k: v for k, v in checkpoint.items() if k != "~"}
+        return {_LONG.get(k, k): v for k, v in checkpoint.items()}
+    if any(k in _LONG or k == "~" for k in checkpoint):
+        return {**checkpoint, "~": 1}
+    return {_SHORT.get(k, k): v for k, v in checkpoint.items()}
+
+
 class SessionReader:
     """Folds one session's journal into a thread's index.
 
@@ -180,7 +201,7 @@ class SessionReader:
                 if "lg" in payload:
                     self.messages[event.seq] = form_of_event(payload)
                 continue
-            op = payload.get("langgraph") if event.kind is EventKind.NOTE else None
+            op = payload.get(OP_KEY) if event.kind is EventKind.NOTE else None
             if isinstance(op, dict):
                 self.apply(op, event.seq)
 
@@ -204,9 +225,9 @@ class SessionReader:
             ck = patch(before_ck, op["ck"])
             md = patch(before_md, op["md"])
             parent = op["pa"] if "pa" in op else before_id
-            checkpoint = decoder.value(ck)
+            checkpoint = decoder.value(abbreviated(ck, expand=True))
             self.last[ns] = (ck, md, checkpoint["id"])
-            for channel, blob in op.get("blobs", {}).items():
+            for channel, blob in op.get("b", {}).items():
                 index.put_blob(ns, channel, blob[0], self._blob(decoder, blob))
             index.checkpoints.setdefault(ns, {})[checkpoint["id"]] = StoredCheckpoint(
                 checkpoint, decoder.value(md), parent
@@ -214,7 +235,7 @@ class SessionReader:
         elif what == "writes":
             index.add_writes(
                 ns,
-                op["id"],
+                op["id"] if "id" in op else self.last.get(ns, ({}, {}, ""))[2] or "",
                 (
                     (op["t"], idx, channel, decoder.value(value), op.get("tp", ""))
                     for idx, channel, value in op["w"]
@@ -224,6 +245,7 @@ class SessionReader:
             index.drop(ns, op["ids"])
         elif what == "delete":
             index.clear()
+        self.messages.update(decoder.patched)
 
     @staticmethod
     def _blob(decoder: Decoder, blob: list[Any]) -> Any:

@@ -44,7 +44,17 @@ from agent_continuity import EventKind, LiveSession, SessionManager, SessionReco
 from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession
 
 from .codec import ROLES, Decoder, Encoder, MessageRefs, diff, message_payload
-from .index import EMPTY, Delta, SessionReader, StoredCheckpoint, ThreadIndex, Version, prefix
+from .index import (
+    EMPTY,
+    OP_KEY,
+    Delta,
+    SessionReader,
+    StoredCheckpoint,
+    ThreadIndex,
+    Version,
+    abbreviated,
+    prefix,
+)
 
 #: The type of the sessions that hold LangGraph threads.
 SESSION_TYPE = "langgraph"
@@ -218,11 +228,11 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         ]
         if drafts:
             op["n"] = len(drafts)
-        drafts.append(live.draft(EventKind.NOTE, {"text": text, "langgraph": op}))
+        drafts.append(live.draft(EventKind.NOTE, {"text": text, OP_KEY: op}))
         try:
             events = live.append_group(drafts)
         except BaseException:
-            refs.pending = []
+            refs.abandon()
             raise
         refs.committed([event.seq for event in events[:-1]])
 
@@ -277,7 +287,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         pure = Encoder(self.serde)
         encoder = Encoder(self.serde, thread.refs)
         values: dict[str, Any] = checkpoint["channel_values"]
-        ck = pure.value({k: v for k, v in checkpoint.items() if k != "channel_values"})
+        ck = abbreviated(pure.value({k: v for k, v in checkpoint.items() if k != "channel_values"}))
         md = pure.value(metadata)
         before_ck, before_md, before_id = thread.last.get(ns, ({}, {}, None))
         blobs: dict[str, list[Any]] = {}
@@ -294,15 +304,18 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
                 blobs[channel] = [version, data]
                 stored[channel] = (version, keep, items)
         except BaseException:
-            thread.refs.pending = []
+            thread.refs.abandon()
             raise
-        op: dict[str, Any] = {"op": "put", "ns": ns, "ck": diff(before_ck, ck)}
+        op: dict[str, Any] = {"op": "put"}
+        if ns:
+            op["ns"] = ns
+        op["ck"] = diff(before_ck, ck)
         op["md"] = diff(before_md, md)
         if parent != before_id:
             op["pa"] = parent
-        op["blobs"] = blobs
-        step, source = metadata.get("step"), metadata.get("source")
-        self._append(thread_id, thread, op, f"LangGraph checkpoint, step {step} ({source})")
+        op["b"] = blobs
+        # What `continuity recover` shows as the last action: where the graph was.
+        self._append(thread_id, thread, op, f"LangGraph step {metadata.get('step')}")
         thread.last[ns] = (ck, md, checkpoint["id"])
         for channel, (version, keep, items) in stored.items():
             index.put_blob(ns, channel, version, keep)
@@ -310,7 +323,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
                 index.remember(ns, channel, version, items)
         decoder = Decoder(self.serde)
         index.checkpoints.setdefault(ns, {})[checkpoint["id"]] = StoredCheckpoint(
-            decoder.value(ck), decoder.value(md), parent
+            decoder.value(abbreviated(ck, expand=True)), decoder.value(md), parent
         )
 
     @staticmethod
@@ -372,15 +385,20 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
                 rows.append([idx, channel, encoder.value(value)])
                 kept.append((task_id, idx, channel, value, task_path))
         except BaseException:
-            thread.refs.pending = []
+            thread.refs.abandon()
             raise
         if not rows:
             return
-        op: dict[str, Any] = {"op": "writes", "ns": ns, "id": checkpoint_id, "t": task_id}
+        op: dict[str, Any] = {"op": "writes"}
+        if ns:
+            op["ns"] = ns
+        if thread.last.get(ns, ({}, {}, None))[2] != checkpoint_id:
+            op["id"] = checkpoint_id  # left out when it is the checkpoint just written
+        op["t"] = task_id
         if task_path:
             op["tp"] = task_path
         op["w"] = rows
-        self._append(thread_id, thread, op, "LangGraph task writes")
+        self._append(thread_id, thread, op, "LangGraph writes")
         index.add_writes(ns, checkpoint_id, kept)
 
     # -- reading --------------------------------------------------------
