@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
-from agent_continuity.integrations.langgraph.saver import SESSION_TYPE, ContinuitySaver
+from agent_continuity.integrations.langgraph.saver import ContinuitySaver
+from agent_continuity.integrations.langgraph.threads import SESSION_TYPE
 
 __all__ = ["SESSION_TYPE", "ContinuitySaver"]

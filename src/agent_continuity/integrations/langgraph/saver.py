@@ -1,20 +1,13 @@
 """ContinuitySaver: a LangGraph checkpointer that keeps each thread as a session.
 
-Each thread is a session of type ``langgraph`` whose task is the thread id,
-owned by the process that writes it: a process killed mid-run leaves it
-``interrupted``, where ``continuity list`` and ``continuity recover`` find
-it, and the next process that writes the thread continues it (adopting the
-session when ``recover`` resumed it, or starting one that records what it
-continues). A thread's history can so span several sessions; reading a thread
-reads them all, oldest first.
-
 Every ``put`` and ``put_writes`` is one atomic, durable group of journal
-events: a ``note`` event holding the checkpoint (only what changed since the
-previous one, and only the channels whose versions changed) or the writes,
-preceded by a ``message`` event for each LangChain message seen for the first
-time, so the conversation reads as one in ``continuity show``. Deleting and
-pruning are recorded as events too: the journal is append-only, so what they
-remove is no longer read, though its bytes stay until the session is removed.
+events (see :mod:`.threads` for which session): a ``note`` event holding the
+checkpoint (only what changed since the previous one, and only the channels
+whose versions changed) or the writes, preceded by a ``message`` event for
+each LangChain message seen for the first time, so the conversation reads as
+one in ``continuity show`` and ``continuity recover``. Deleting and pruning
+are recorded as events too: the journal is append-only, so what they remove
+is no longer read, though its bytes stay until the session is removed.
 """
 
 from __future__ import annotations
@@ -23,7 +16,6 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -40,45 +32,18 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from agent_continuity import EventKind, LiveSession, SessionManager, SessionRecord
-from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession
+from agent_continuity import SessionManager
+from agent_continuity.errors import InvalidInput
 
-from .codec import ROLES, Decoder, Encoder, MessageRefs, diff, message_payload
-from .index import (
-    EMPTY,
-    OP_KEY,
-    Delta,
-    SessionReader,
-    StoredCheckpoint,
-    ThreadIndex,
-    Version,
-    abbreviated,
-    prefix,
-)
-
-#: The type of the sessions that hold LangGraph threads.
-SESSION_TYPE = "langgraph"
+from .codec import Decoder, Encoder, diff
+from .index import EMPTY, Delta, StoredCheckpoint, ThreadIndex, Version, abbreviated, prefix
+from .threads import Thread, Threads
 
 _T = TypeVar("_T")
 # Spelled out here: inside the class, `list` is the saver's method.
 _Tuples = list[CheckpointTuple]
 _Ids = list[str]
 _Writes = list[tuple[str, Any]]
-
-
-@dataclass
-class _Thread:
-    """A thread this process has read: its index, its sessions, and the one it writes."""
-
-    index: ThreadIndex
-    records: list[SessionRecord]
-    # The reader of each session, by id: the newest one's state is where a
-    # writer adopting that session carries on from.
-    readers: dict[str, SessionReader] = field(default_factory=dict)
-    live: LiveSession | None = None
-    refs: MessageRefs = field(default_factory=MessageRefs)
-    # ns -> (encoded checkpoint, encoded metadata, id) last written in the live session
-    last: dict[str, tuple[dict[str, Any], dict[str, Any], str | None]] = field(default_factory=dict)
 
 
 class ContinuitySaver(BaseCheckpointSaver[int]):
@@ -99,7 +64,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         super().__init__(serde=serde)
         self.manager = manager
         self._lock = threading.RLock()
-        self._threads: dict[str, _Thread] = {}
+        self._book = Threads(manager, lambda: self.serde)
         self._owned: SessionManager | None = None
 
     @classmethod
@@ -144,97 +109,11 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         """End the sessions this saver wrote; close the store if it opened it."""
         with self._lock:
             try:
-                for thread in self._threads.values():
-                    if thread.live is not None and not thread.live.closed:
-                        thread.live.end()
-                    thread.live = None
+                self._book.close()
             finally:
                 if self._owned is not None:
                     self._owned.close()
                     self._owned = None
-
-    # -- threads and sessions -------------------------------------------
-
-    def _records(self) -> dict[str, list[SessionRecord]]:
-        found: dict[str, list[SessionRecord]] = {}
-        for record in self.manager.sessions():
-            task = record.context.current_task
-            if record.type == SESSION_TYPE and task is not None:
-                found.setdefault(task, []).append(record)
-        return found
-
-    def _thread(self, thread_id: str) -> _Thread:
-        thread = self._threads.get(thread_id)
-        if thread is not None:
-            return thread
-        records = self._records().get(thread_id, [])
-        return self._load(thread_id, records)
-
-    def _load(self, thread_id: str, records: list[SessionRecord]) -> _Thread:
-        thread = _Thread(ThreadIndex(thread_id), records)
-        for record in records:
-            reader = SessionReader(thread.index, self.serde)
-            reader.read(self.manager.events(record.id))
-            thread.readers[record.id] = reader
-        self._threads[thread_id] = thread
-        return thread
-
-    def _all_threads(self) -> list[str]:
-        found = list(self._records())
-        return found + [t for t in self._threads if t not in found]
-
-    def _live(self, thread_id: str, thread: _Thread) -> LiveSession:
-        if thread.live is not None and not thread.live.closed:
-            return thread.live
-        newest = thread.records[-1] if thread.records else None
-        live: LiveSession | None = None
-        if newest is not None:
-            try:
-                # Active without a live owner: resumed by `continuity recover`
-                # (a command-line lease), or its owner died unnoticed so far.
-                live = self.manager.adopt(newest.id)
-            except NoActiveSession:
-                live = None
-            except LeaseHeld as exc:
-                raise LeaseHeld(
-                    f"thread {thread_id!r} is being written by another live process ({exc}); "
-                    "one process at a time writes a thread"
-                ) from exc
-        if live is not None and newest is not None:
-            reader = thread.readers.get(newest.id)
-            thread.last = dict(reader.last) if reader is not None else {}
-        else:
-            interrupted = newest is not None and (
-                self.manager.get(newest.id).status.value == "interrupted"
-            )
-            live = self.manager.start(
-                type=SESSION_TYPE,
-                task=thread_id,
-                auto_save=False,
-                recovered_from=newest.id if interrupted and newest is not None else None,
-            )
-            thread.records.append(live.record)
-            thread.last = {}
-        thread.live = live
-        thread.refs = MessageRefs()
-        return live
-
-    def _append(self, thread_id: str, thread: _Thread, op: dict[str, Any], text: str) -> None:
-        live = self._live(thread_id, thread)
-        refs = thread.refs
-        drafts = [
-            live.draft(EventKind.MESSAGE, message_payload(form, ROLES[message.type]))  # type: ignore[attr-defined]
-            for message, form in refs.pending
-        ]
-        if drafts:
-            op["n"] = len(drafts)
-        drafts.append(live.draft(EventKind.NOTE, {"text": text, OP_KEY: op}))
-        try:
-            events = live.append_group(drafts)
-        except BaseException:
-            refs.abandon()
-            raise
-        refs.committed([event.seq for event in events[:-1]])
 
     # -- writing --------------------------------------------------------
 
@@ -254,9 +133,8 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
         with self._lock:
-            thread = self._threads.get(thread_id) or self._thread(thread_id)
+            thread = self._book.get(thread_id)
             self._put(
-                thread_id,
                 thread,
                 ns,
                 checkpoint,
@@ -274,15 +152,14 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
 
     def _put(
         self,
-        thread_id: str,
-        thread: _Thread,
+        thread: Thread,
         ns: str,
         checkpoint: Checkpoint | dict[str, Any],
         metadata: dict[str, Any],
         parent: str | None,
         new_versions: ChannelVersions,
     ) -> None:
-        self._live(thread_id, thread)
+        self._book.live(thread)
         index = thread.index
         pure = Encoder(self.serde)
         encoder = Encoder(self.serde, thread.refs)
@@ -315,7 +192,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
             op["pa"] = parent
         op["b"] = blobs
         # What `continuity recover` shows as the last action: where the graph was.
-        self._append(thread_id, thread, op, f"LangGraph step {metadata.get('step')}")
+        self._book.append(thread, op, f"LangGraph step {metadata.get('step')}")
         thread.last[ns] = (ck, md, checkpoint["id"])
         for channel, (version, keep, items) in stored.items():
             index.put_blob(ns, channel, version, keep)
@@ -357,20 +234,19 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         ns = str(configurable.get("checkpoint_ns", ""))
         checkpoint_id = str(configurable["checkpoint_id"])
         with self._lock:
-            thread = self._threads.get(thread_id) or self._thread(thread_id)
-            self._write(thread_id, thread, ns, checkpoint_id, task_id, task_path, list(writes))
+            thread = self._book.get(thread_id)
+            self._write(thread, ns, checkpoint_id, task_id, task_path, list(writes))
 
     def _write(
         self,
-        thread_id: str,
-        thread: _Thread,
+        thread: Thread,
         ns: str,
         checkpoint_id: str,
         task_id: str,
         task_path: str,
         writes: list[tuple[str, Any]],
     ) -> None:
-        self._live(thread_id, thread)
+        self._book.live(thread)
         index = thread.index
         encoder = Encoder(self.serde, thread.refs)
         rows: list[list[Any]] = []
@@ -398,7 +274,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         if task_path:
             op["tp"] = task_path
         op["w"] = rows
-        self._append(thread_id, thread, op, "LangGraph writes")
+        self._book.append(thread, op, "LangGraph writes")
         index.add_writes(ns, checkpoint_id, kept)
 
     # -- reading --------------------------------------------------------
@@ -409,7 +285,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
         with self._lock:
-            thread = self._thread(thread_id)
+            thread = self._book.get(thread_id)
             stored = thread.index.checkpoints.get(ns, {})
             checkpoint_id = get_checkpoint_id(config)
             if checkpoint_id:
@@ -422,7 +298,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
 
     def _tuple(
         self,
-        thread: _Thread,
+        thread: Thread,
         ns: str,
         checkpoint_id: str,
         stored: StoredCheckpoint,
@@ -494,13 +370,13 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         limit: int | None,
     ) -> _Tuples:
         configurable = config["configurable"] if config else {}
-        thread_ids = [str(configurable["thread_id"])] if config else self._all_threads()
+        thread_ids = [str(configurable["thread_id"])] if config else self._book.all_ids()
         wanted_ns = configurable.get("checkpoint_ns")
         wanted_id = get_checkpoint_id(config) if config else None
         before_id = get_checkpoint_id(before) if before else None
         out: _Tuples = []
         for thread_id in thread_ids:
-            thread = self._thread(thread_id)
+            thread = self._book.get(thread_id)
             for ns, stored in thread.index.checkpoints.items():
                 if wanted_ns is not None and ns != wanted_ns:
                     continue
@@ -522,15 +398,14 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete a thread's checkpoints and writes (recorded in the journal)."""
         with self._lock:
-            thread = self._thread(str(thread_id))
+            thread = self._book.get(str(thread_id))
             if thread.records or thread.live is not None:
-                self._append(str(thread_id), thread, {"op": "delete"}, "LangGraph thread deleted")
+                self._book.append(thread, {"op": "delete"}, "LangGraph thread deleted")
             thread.index.clear()
 
-    def _drop(self, thread_id: str, thread: _Thread, ns: str, ids: _Ids) -> None:
+    def _drop(self, thread: Thread, ns: str, ids: _Ids) -> None:
         if ids:
-            self._append(
-                thread_id,
+            self._book.append(
                 thread,
                 {"op": "drop", "ns": ns, "ids": ids},
                 "LangGraph checkpoints deleted",
@@ -543,11 +418,11 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         if not runs:
             return
         with self._lock:
-            for thread_id in self._all_threads():
-                thread = self._thread(thread_id)
+            for thread_id in self._book.all_ids():
+                thread = self._book.get(thread_id)
                 for ns, stored in [*thread.index.checkpoints.items()]:
                     ids: _Ids = [c for c, s in stored.items() if s.metadata.get("run_id") in runs]
-                    self._drop(thread_id, thread, ns, ids)
+                    self._drop(thread, ns, ids)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep the newest checkpoint of each namespace (``keep_latest``), or none (``delete``).
@@ -559,19 +434,17 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
             raise InvalidInput(f"prune strategy must be keep_latest or delete, not {strategy!r}")
         with self._lock:
             for thread_id in thread_ids:
-                thread = self._thread(str(thread_id))
+                thread = self._book.get(str(thread_id))
                 for ns, stored in [*thread.index.checkpoints.items()]:
                     ids = sorted(stored)
-                    self._drop(
-                        str(thread_id), thread, ns, ids[:-1] if strategy == "keep_latest" else ids
-                    )
+                    self._drop(thread, ns, ids[:-1] if strategy == "keep_latest" else ids)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread into another, oldest first."""
         with self._lock:
-            source = self._thread(str(source_thread_id))
+            source = self._book.get(str(source_thread_id))
             target_id = str(target_thread_id)
-            target = self._thread(target_id)
+            target = self._book.get(target_id)
             index = source.index
             for ns, stored in [*index.checkpoints.items()]:
                 for checkpoint_id in sorted(stored):
@@ -587,7 +460,6 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
                     }
                     checkpoint = {**item.checkpoint, "channel_values": values}
                     self._put(
-                        target_id,
                         target,
                         ns,
                         checkpoint,
@@ -602,7 +474,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
                     ):
                         by_task.setdefault((task_id, path), []).append((channel, value))
                     for (task_id, path), writes in by_task.items():
-                        self._write(target_id, target, ns, checkpoint_id, task_id, path, writes)
+                        self._write(target, ns, checkpoint_id, task_id, path, writes)
 
     def get_next_version(self, current: int | None, channel: None) -> int:
         """The next version of a channel: whole numbers, which keep checkpoints small."""
