@@ -9,6 +9,7 @@ square, exact values across processes, and the README's snippet.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import os
 import re
 import signal
@@ -268,6 +269,23 @@ def test_the_saver_uses_sessions_a_session_manager_can_read(tmp_path: Path) -> N
         ]
     assert record.type == "langgraph" and record.context.current_task == "shown"
     assert said == [("user", "hello"), ("assistant", "reply to <hello>")]
+
+
+def test_a_secret_in_a_message_never_reaches_the_store(tmp_path: Path) -> None:
+    config: Any = {"configurable": {"thread_id": "secret"}}
+    url = f"files:{tmp_path}/store"
+    said = "deploy with AKIAIOSFODNN7EXAMPLE please"
+    with ContinuitySaver.from_conn_string(url) as saver:
+        _chat_graph(saver).invoke({"messages": [HumanMessage(content=said)]}, config)
+    files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    # Recovery points are gzipped: read what they hold, not their compressed bytes.
+    on_disk = b"".join(
+        gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in files
+    )
+    assert b"AKIAIOSFODNN7EXAMPLE" not in on_disk
+    with ContinuitySaver.from_conn_string(url) as saver:
+        first = _chat_graph(saver).get_state(config).values["messages"][0]
+    assert first.content == "deploy with [REDACTED:aws-access-key] please"
 
 
 def _readme_snippet() -> str:
