@@ -64,7 +64,8 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         super().__init__(serde=serde)
         self.manager = manager
         self._lock = threading.RLock()
-        self._book = Threads(manager, lambda: self.serde)
+        # Shared with the clones LangGraph makes (`with_allowlist`): one index per process.
+        self._book = Threads(manager)
         self._owned: SessionManager | None = None
 
     @classmethod
@@ -133,7 +134,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
         with self._lock:
-            thread = self._book.get(thread_id)
+            thread = self._book.get(thread_id, self.serde)
             self._put(
                 thread,
                 ns,
@@ -234,7 +235,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         ns = str(configurable.get("checkpoint_ns", ""))
         checkpoint_id = str(configurable["checkpoint_id"])
         with self._lock:
-            thread = self._book.get(thread_id)
+            thread = self._book.get(thread_id, self.serde)
             self._write(thread, ns, checkpoint_id, task_id, task_path, list(writes))
 
     def _write(
@@ -285,7 +286,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
         with self._lock:
-            thread = self._book.get(thread_id)
+            thread = self._book.get(thread_id, self.serde)
             stored = thread.index.checkpoints.get(ns, {})
             checkpoint_id = get_checkpoint_id(config)
             if checkpoint_id:
@@ -376,7 +377,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
         before_id = get_checkpoint_id(before) if before else None
         out: _Tuples = []
         for thread_id in thread_ids:
-            thread = self._book.get(thread_id)
+            thread = self._book.get(thread_id, self.serde)
             for ns, stored in thread.index.checkpoints.items():
                 if wanted_ns is not None and ns != wanted_ns:
                     continue
@@ -398,7 +399,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete a thread's checkpoints and writes (recorded in the journal)."""
         with self._lock:
-            thread = self._book.get(str(thread_id))
+            thread = self._book.get(str(thread_id), self.serde)
             if thread.records or thread.live is not None:
                 self._book.append(thread, {"op": "delete"}, "LangGraph thread deleted")
             thread.index.clear()
@@ -419,7 +420,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
             return
         with self._lock:
             for thread_id in self._book.all_ids():
-                thread = self._book.get(thread_id)
+                thread = self._book.get(thread_id, self.serde)
                 for ns, stored in [*thread.index.checkpoints.items()]:
                     ids: _Ids = [c for c, s in stored.items() if s.metadata.get("run_id") in runs]
                     self._drop(thread, ns, ids)
@@ -434,7 +435,7 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
             raise InvalidInput(f"prune strategy must be keep_latest or delete, not {strategy!r}")
         with self._lock:
             for thread_id in thread_ids:
-                thread = self._book.get(str(thread_id))
+                thread = self._book.get(str(thread_id), self.serde)
                 for ns, stored in [*thread.index.checkpoints.items()]:
                     ids = sorted(stored)
                     self._drop(thread, ns, ids[:-1] if strategy == "keep_latest" else ids)
@@ -442,9 +443,9 @@ class ContinuitySaver(BaseCheckpointSaver[int]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of a thread into another, oldest first."""
         with self._lock:
-            source = self._book.get(str(source_thread_id))
+            source = self._book.get(str(source_thread_id), self.serde)
             target_id = str(target_thread_id)
-            target = self._book.get(target_id)
+            target = self._book.get(target_id, self.serde)
             index = source.index
             for ns, stored in [*index.checkpoints.items()]:
                 for checkpoint_id in sorted(stored):

@@ -10,7 +10,6 @@ session it continues. Reading a thread reads all its sessions, oldest first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,12 +46,10 @@ class Threads:
 
     Args:
         manager: The session manager of the store.
-        serde: Gives the saver's serializer (a saver clone may change it).
     """
 
-    def __init__(self, manager: SessionManager, serde: Callable[[], SerializerProtocol]) -> None:
+    def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
-        self._serde = serde
         self.read: dict[str, Thread] = {}
 
     def close(self) -> None:
@@ -70,8 +67,12 @@ class Threads:
                 found.setdefault(task, []).append(record)
         return found
 
-    def get(self, thread_id: str) -> Thread:
+    def get(self, thread_id: str, serde: SerializerProtocol) -> Thread:
         """A thread, read from the store the first time it is asked for.
+
+        Args:
+            thread_id: The thread.
+            serde: The asking saver's serializer, for the values it reads.
 
         Raises:
             CorruptRecord: If one of its journals is damaged: nothing is skipped silently.
@@ -81,7 +82,7 @@ class Threads:
             return thread
         thread = Thread(thread_id, ThreadIndex(thread_id), self._records().get(thread_id, []))
         for record in thread.records:
-            reader = SessionReader(thread.index, self._serde())
+            reader = SessionReader(thread.index, serde)
             reader.read(self.manager.events(record.id))
             thread.readers[record.id] = reader
         self.read[thread_id] = thread
