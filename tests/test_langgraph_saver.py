@@ -271,6 +271,45 @@ def test_the_saver_uses_sessions_a_session_manager_can_read(tmp_path: Path) -> N
     assert said == [("user", "hello"), ("assistant", "reply to <hello>")]
 
 
+def test_an_interrupt_in_a_subgraph_is_answered_from_a_new_saver(tmp_path: Path) -> None:
+    from langgraph.types import Command, interrupt
+
+    def ask(state: MessagesState) -> dict[str, Any]:
+        answer = interrupt("approve the deploy?")
+        return {"messages": [AIMessage(content=f"approved: {answer}")]}
+
+    inner = StateGraph(MessagesState)
+    inner.add_node("ask", ask)
+    inner.add_edge(START, "ask")
+    inner.add_edge("ask", END)
+
+    def plan(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content="planning the deploy")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("plan", plan)
+    builder.add_node("review", inner.compile())
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "review")
+    builder.add_edge("review", END)
+    config: Any = {"configurable": {"thread_id": "review"}}
+    url = f"sqlite:///{tmp_path}/store.db"
+    with ContinuitySaver.from_conn_string(url) as saver:
+        out = builder.compile(checkpointer=saver).invoke(
+            {"messages": [HumanMessage(content="deploy")]}, config
+        )
+        assert [i.value for i in out["__interrupt__"]] == ["approve the deploy?"]
+    with ContinuitySaver.from_conn_string(url) as saver:  # the answer comes later, elsewhere
+        graph = builder.compile(checkpointer=saver)
+        assert graph.get_state(config).next == ("review",)
+        out = graph.invoke(Command(resume="yes"), config)
+    assert [m.content for m in out["messages"]] == [
+        "deploy",
+        "planning the deploy",
+        "approved: yes",
+    ]
+
+
 def test_a_secret_in_a_message_never_reaches_the_store(tmp_path: Path) -> None:
     config: Any = {"configurable": {"thread_id": "secret"}}
     url = f"files:{tmp_path}/store"
