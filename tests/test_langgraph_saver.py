@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,15 @@ def test_a_graph_killed_mid_run_is_recovered_and_its_thread_resumed_by_a_new_pro
         stderr=subprocess.PIPE,
         text=True,
     )
+    watchdog = threading.Timer(120, running.kill)  # never hang the suite on a stuck graph
+    watchdog.start()
     try:
         assert running.stdout is not None
         line = running.stdout.readline()  # blocks until the tool node of turn 3 runs
         assert line.strip() == "IN-TOOL", running.stderr.read() if running.stderr else line
         os.kill(running.pid, signal.SIGKILL)
     finally:
+        watchdog.cancel()
         running.kill()
         running.wait(timeout=30)
 
