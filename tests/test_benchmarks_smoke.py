@@ -37,12 +37,16 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         (5, "git status --porcelain"),
         (6, "continuity --help"),
         (6, "continuity list --json"),
+        (8, "median per invoke"),
+        (8, "bytes on disk after the invokes"),
     ]:
         rows = [line for line in table.splitlines() if line.startswith(f"{scenario} ")]
         assert any(measure in line for line in rows), f"scenario {scenario}: no {measure!r} row"
         assert measure.replace("|", "\\|") in markdown
     for store in ("agent-continuity files", "agent-continuity sqlite"):
         assert store in table
+    for saver in ("ContinuitySaver files", "ContinuitySaver sqlite", "LangGraph SqliteSaver"):
+        assert saver in "".join(line for line in table.splitlines() if line.startswith("8 "))
     assert "## Machine" in markdown
     assert "quick sizes: targets not judged" in table
     # Nothing of the temporary stores or the generated repository is left behind.

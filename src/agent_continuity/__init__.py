@@ -77,7 +77,7 @@ _WHERE = {
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),
     "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
     "Event": ("agent_continuity.model", "Event"),
-    "EventKind": ("agent_continuity.model", "EventKind"),
+    "EventKind": ("agent_continuity.model", "EventKind"),  # what LiveSession.draft takes
     "ImportReport": ("agent_continuity.transcripts", "ImportReport"),
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
