@@ -38,6 +38,7 @@ __all__ = [
     "find_project_root",
     "listed_sessions",
     "load_config",
+    "manage_keys",
     "open_store",
     "replies",
     "resolve_store_url",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
+    from agent_continuity.storage.encryption import manage_keys
 
 # Public name -> (module, name there). Imported on first use, so that
 # `continuity --help` does not pay for pydantic and `continuity list --json`
@@ -81,6 +83,7 @@ _WHERE = {
     "find_project_root": ("agent_continuity.config", "find_project_root"),
     "listed_sessions": ("agent_continuity.listing", "listed_sessions"),
     "load_config": ("agent_continuity.config", "load_config"),
+    "manage_keys": ("agent_continuity.storage.encryption", "manage_keys"),
     "open_store": ("agent_continuity.storage", "open_store"),
     "replies": ("agent_continuity.replies", ""),  # the module itself: each command's reply
     "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),

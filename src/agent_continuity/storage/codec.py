@@ -13,6 +13,14 @@ Documents (registry, snapshots, emergency backups) are JSON objects with a
 Recovery points are the same document, compact and gzip-compressed; their
 JSON is the canonical form itself with ``checksum`` appended as the last key,
 so a reader can check the bytes without encoding the document again.
+
+In an encrypted store (:mod:`.envelope`) every function here takes the
+store's ``sealer``: a journal line keeps ``seq``, ``kind``, ``at`` and its
+``crc`` in the clear (what ordering, torn-write detection and the journal
+marks need) and its payload becomes ``{"$aead": "KEYID.…"}``, bound to the
+session, number, kind and time; a document becomes ``{"$aead": …}`` plus its
+checksum, bound to its kind and owner. ``sealer=None`` is a plaintext store,
+where a sealed record is an error (the key is missing), never a silent value.
 """
 
 from __future__ import annotations
@@ -22,14 +30,20 @@ import hashlib
 import json
 import zlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_continuity.checksums import canonical as _canonical
 from agent_continuity.checksums import compact as _compact
 from agent_continuity.checksums import document_checksum as _checksum
 from agent_continuity.checksums import load_document as load_document
-from agent_continuity.errors import CorruptRecord, InvalidInput
-from agent_continuity.model import Event, EventKind, format_time
+from agent_continuity.errors import CorruptRecord, InvalidInput, KeyUnavailable
+from agent_continuity.model import Damage, Event, EventKind, format_time
+
+from .envelope import SEALED, document_context, event_context
+
+if TYPE_CHECKING:
+    from .base import JournalRead
+    from .envelope import Sealer
 
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
 _CRC_PREFIX = b',"crc":"'
@@ -77,8 +91,14 @@ def _time_text(at: datetime) -> str:
     return format_time(at)
 
 
-def encode_event(event: Event) -> bytes:
+def encode_event(event: Event, sealer: Sealer | None = None, session_id: str = "") -> bytes:
     """One journal line, newline-terminated, for ``event``.
+
+    Args:
+        event: The event.
+        sealer: The store's sealer when it is encrypted: the payload is sealed,
+            bound to ``session_id`` and the event's number, kind and time.
+        session_id: The session whose journal the line goes to.
 
     Raises:
         InvalidInput: If the payload cannot be stored exactly as JSON.
@@ -87,11 +107,16 @@ def encode_event(event: Event) -> bytes:
     # values never need escaping) and only the payload goes through the encoder.
     payload = event.payload
     _require_text_keys(payload)
+    at = _time_text(event.at)
+    body = _compact(payload)
+    if sealer is not None:
+        context = event_context(session_id, event.seq, event.kind.value, at)
+        body = _compact(sealer.seal(body, context))
     head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
         event.seq,
         _KINDS[event.kind],
-        _time_text(event.at).encode(),
-        _compact(payload),
+        at.encode(),
+        body,
     )
     # The checksum covers the event's compact JSON, that is ``head`` closed by "}".
     return head + b',"crc":"%08x"}\n' % zlib.crc32(b"}", zlib.crc32(head))
@@ -143,6 +168,73 @@ def decode_event(line: bytes, location: str = "") -> Event:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptRecord(f"{location}: journal line is not an event: {exc}", location) from None
+
+
+def open_events(
+    sealer: Sealer | None,
+    session_id: str,
+    read: JournalRead,
+    location: str = "",
+    *,
+    per_record: bool = False,
+) -> JournalRead:
+    """Open the sealed payloads of a journal read, in place.
+
+    A record that is plaintext in an encrypted store, or fails authentication
+    (altered, or moved or swapped from another session, number or kind), is
+    taken out of ``read.events`` and reported in ``read.damage`` (located at
+    ``location/SEQ`` with ``per_record``, as a SQL store names its rows).
+
+    Raises:
+        KeyUnavailable: If a record names a key that is not configured, or the
+            store holds sealed records but is not known to be encrypted.
+    """
+    if sealer is None:
+        for event in read.events:
+            payload = event.payload
+            if SEALED in payload and len(payload) == 1:
+                raise KeyUnavailable(
+                    f"{location or session_id}: the journal is encrypted but this store has no "
+                    "encryption marker or key; restore its encryption.json and configure the key"
+                )
+        return read
+    kept: list[Event] = []
+    for event in read.events:
+        at = _time_text(event.at)
+        where = f"{location or session_id}/{event.seq}" if per_record else location or session_id
+        context = event_context(session_id, event.seq, event.kind.value, at)
+        try:
+            payload = json.loads(sealer.open(event.payload, context, where))
+        except CorruptRecord as exc:
+            # "checksum": to recovery and repair this is a record that cannot be
+            # trusted, exactly like one failing its checksum.
+            detail = f"event {event.seq}: " + exc.message.removeprefix(f"{where}: ")
+            read.damage.append(Damage(location=where, kind="checksum", detail=detail))
+            continue
+        except ValueError:
+            detail = f"event {event.seq}: sealed payload is not JSON"
+            read.damage.append(Damage(location=where, kind="checksum", detail=detail))
+            continue
+        event.payload = payload
+        kept.append(event)
+    read.events = kept
+    return read
+
+
+def opens(sealer: Sealer | None, session_id: str, events: list[Event]) -> list[bool]:
+    """For each event, whether its sealed payload opens (all True in a plaintext store)."""
+    if sealer is None:
+        return [True] * len(events)
+    result = []
+    for event in events:
+        context = event_context(session_id, event.seq, event.kind.value, _time_text(event.at))
+        try:
+            sealer.open(event.payload, context, session_id)
+        except CorruptRecord:
+            result.append(False)
+        else:
+            result.append(True)
+    return result
 
 
 def event_seq(line: bytes, location: str = "") -> int:
@@ -201,10 +293,84 @@ def intact_seqs(lines: list[bytes], first: int = 1) -> list[int] | None:
     return seqs
 
 
-def dump_document(doc: dict[str, Any]) -> bytes:
-    """Pretty JSON of ``doc`` with a ``checksum`` key added."""
+def seal_document(
+    doc: dict[str, Any], sealer: Sealer | None, kind: str, owner: str = ""
+) -> dict[str, Any]:
+    """``doc`` sealed for an encrypted store (bound to its ``kind`` and ``owner``), else as is."""
+    if sealer is None:
+        return doc
     if "checksum" in doc:
         raise InvalidInput("a document may not carry its own 'checksum' key")
+    return sealer.seal(_canonical(doc), document_context(kind, owner))
+
+
+def open_document(
+    doc: dict[str, Any], sealer: Sealer | None, kind: str, owner: str = "", location: str = ""
+) -> dict[str, Any]:
+    """The inverse of :func:`seal_document`, on a document whose checksum was verified.
+
+    Raises:
+        CorruptRecord: If it is plaintext in an encrypted store, or fails authentication.
+        KeyUnavailable: If it is sealed and the store has no key for it.
+    """
+    if sealer is None:
+        if SEALED in doc and len(doc) <= 2:
+            raise KeyUnavailable(
+                f"{location}: this record is encrypted but the store has no encryption marker "
+                "or key; restore its encryption.json and configure the key"
+            )
+        return doc
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    plain = sealer.open(body, document_context(kind, owner), location)
+    try:
+        opened = json.loads(plain)
+    except ValueError:
+        raise CorruptRecord(f"{location}: sealed document is not JSON", location) from None
+    if not isinstance(opened, dict):
+        raise CorruptRecord(f"{location}: sealed document is not an object", location)
+    return opened
+
+
+def seal_blob(data: bytes, sealer: Sealer | None, kind: str, owner: str) -> bytes:
+    """Opaque bytes (a file-state chunk) sealed for an encrypted store, else as they are."""
+    if sealer is None:
+        return data
+    return _compact(sealer.seal(data, document_context(kind, owner)))
+
+
+def open_blob(data: bytes, sealer: Sealer | None, kind: str, owner: str, location: str) -> bytes:
+    """The inverse of :func:`seal_blob`.
+
+    Bytes that do not open (plaintext in an encrypted store, altered, moved)
+    come back as ``b""``, which fails the caller's own integrity check and is
+    reported as damage there.
+
+    Raises:
+        KeyUnavailable: If they are sealed and the store has no key for them.
+    """
+    sealed = data.startswith(b'{"' + SEALED.encode())
+    if sealer is None:
+        if sealed:
+            raise KeyUnavailable(
+                f"{location}: this record is encrypted but the store has no encryption marker "
+                "or key; restore its encryption.json and configure the key"
+            )
+        return data
+    if not sealed:
+        return data if sealer.accept_plaintext else b""
+    try:
+        return sealer.open(json.loads(data), document_context(kind, owner), location)
+    except (CorruptRecord, ValueError):
+        return b""
+
+
+def dump_document(
+    doc: dict[str, Any], sealer: Sealer | None = None, kind: str = "", owner: str = ""
+) -> bytes:
+    """Pretty JSON of ``doc`` with a ``checksum`` key added (sealed first when ``sealer``)."""
+    if "checksum" in doc:
+        raise InvalidInput("a document may not carry its own 'checksum' key")
+    doc = seal_document(doc, sealer, kind, owner)
     sealed = dict(doc)
     sealed["checksum"] = _checksum(doc)
     try:
@@ -239,7 +405,9 @@ _SEAL_LEN = len(_SEAL) + 64 + len(b'"}')
 _GZIP_LEVEL, _GZIP_WBITS, _GZIP_MEM_LEVEL = 1, 16 + 14, 6
 
 
-def dump_compressed(doc: dict[str, Any]) -> bytes:
+def dump_compressed(
+    doc: dict[str, Any], sealer: Sealer | None = None, kind: str = "", owner: str = ""
+) -> bytes:
     """Gzip-compressed, checksummed compact JSON of ``doc``.
 
     The JSON is the canonical form (sorted keys) the checksum covers, with the
@@ -251,6 +419,7 @@ def dump_compressed(doc: dict[str, Any]) -> bytes:
     """
     if "checksum" in doc:
         raise InvalidInput("a document may not carry its own 'checksum' key")
+    doc = seal_document(doc, sealer, kind, owner)
     body = _canonical(doc)
     digest = hashlib.sha256(body).hexdigest().encode()
     if body == b"{}":
@@ -261,8 +430,36 @@ def dump_compressed(doc: dict[str, Any]) -> bytes:
     return gz.compress(sealed) + gz.flush()
 
 
-def load_compressed(data: bytes, location: str = "") -> dict[str, Any]:
+def load_compressed(
+    data: bytes,
+    location: str = "",
+    sealer: Sealer | None = None,
+    kind: str = "",
+    owner: str = "",
+) -> dict[str, Any]:
     """Inverse of :func:`dump_compressed`.
+
+    Raises:
+        CorruptRecord: If the gzip stream or the checksum is damaged, or (with
+            ``sealer``) the record is plaintext or fails authentication.
+        KeyUnavailable: If it is sealed and the store has no key for it.
+    """
+    return open_document(read_compressed(data, location), sealer, kind, owner, location)
+
+
+def load_sealed_document(
+    data: bytes,
+    location: str = "",
+    sealer: Sealer | None = None,
+    kind: str = "",
+    owner: str = "",
+) -> dict[str, Any]:
+    """Inverse of :func:`dump_document` with a sealer: verify the checksum, then open."""
+    return open_document(load_document(data, location), sealer, kind, owner, location)
+
+
+def read_compressed(data: bytes, location: str = "") -> dict[str, Any]:
+    """The document :func:`dump_compressed` wrote, checksum verified, still sealed if it was.
 
     Raises:
         CorruptRecord: If the gzip stream or the checksum is damaged.

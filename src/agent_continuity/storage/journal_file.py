@@ -28,6 +28,7 @@ from agent_continuity.model import Damage
 from . import codec
 from .atomic import append_durably, store_error
 from .base import JournalRead
+from .envelope import Sealer
 
 _TAIL_WINDOW = 64 * 1024
 
@@ -187,7 +188,12 @@ class JournalSeal:
 
 
 def read_journal(
-    path: Path, after_seq: int = 0, mark: JournalMark | None = None, *, seal: bool = False
+    path: Path,
+    after_seq: int = 0,
+    mark: JournalMark | None = None,
+    *,
+    seal: bool = False,
+    sealer: Sealer | None = None,
 ) -> tuple[JournalRead, list[JournalLine], JournalSeal | None]:
     """Read and check a whole journal file (see :func:`parse_lines`).
 
@@ -197,6 +203,8 @@ def read_journal(
         mark: A mark of the journal's beginning; when the bytes still match it,
             the lines it covers are known intact without checking each.
         seal: Also return a :class:`JournalSeal` when the journal is undamaged.
+        sealer: The store's sealer when it is encrypted (payloads are opened,
+            records failing authentication reported as damage).
 
     Returns:
         The read, the damaged lines (for quarantine), and the seal if asked for
@@ -216,12 +224,17 @@ def read_journal(
         ) from None
     except OSError as exc:
         raise store_error(exc, "read", path) from exc
+    session_id = path.name.removesuffix(".jsonl")
     clean = _read_clean(data, str(path), after_seq, mark, seal)
     if clean is not None:
         read, crc = clean
-        found = None if crc is None else JournalSeal(inode, len(data), read.end_seq, crc)
+        codec.open_events(sealer, session_id, read, str(path))
+        found = None
+        if crc is not None and not read.damage:
+            found = JournalSeal(inode, len(data), read.end_seq, crc)
         return read, [], found
     read, damaged = parse_lines(split_lines(data), str(path), after_seq)
+    codec.open_events(sealer, session_id, read, str(path))
     return read, damaged, None
 
 

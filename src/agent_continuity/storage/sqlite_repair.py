@@ -20,6 +20,7 @@ from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_
 
 from . import codec
 from .base import VerifyReport
+from .envelope import table_kind
 from .index import derive_record, missing_journal_detail
 from .sqlite_schema import DOCUMENTS, INSERT_EVENT, JOURNAL
 from .tombstones import Lost, lost_numbers, tombstone, tombstones
@@ -129,7 +130,10 @@ def _check_rows(
                     # the point valid and its code context unknown: reported, not moved.
                     report.damage += store.load_point(row_key).damage
                 else:
-                    codec.load_document(data, store._loc(table, row_key))
+                    kind, owner = table_kind(table, row_key)
+                    sealer = store.sealer if kind else None
+                    location = store._loc(table, row_key)
+                    codec.load_sealed_document(data, location, sealer, kind, owner)
             except (CorruptRecord, InvalidIdentifier) as exc:
                 damage = damage_at(store._loc(table, row_key), "checksum", str(exc))
                 report.damage.append(damage)
@@ -216,7 +220,8 @@ def _close_gaps(
     }
     stones = tombstones(read.events, lost, utc_now())
     journal = conn.execute(f"SELECT {JOURNAL}", (session_id,)).fetchone()[0]
-    conn.executemany(INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
+    lines = [(journal, e.seq, codec.encode_event(e, store.sealer, session_id)) for e in stones]
+    conn.executemany(INSERT_EVENT, lines)
     if stones:
         numbers = ", ".join(str(e.seq) for e in stones)
         report.repaired.append(
@@ -246,7 +251,9 @@ def _rebuild_journal(
     doc = row.fetchone()
     if doc is not None:
         try:
-            record = SessionRecord.model_validate(codec.load_document(doc[0]))
+            kind, owner = table_kind("sessions", session_id)
+            opened = codec.load_sealed_document(doc[0], "", store.sealer, kind, owner)
+            record = SessionRecord.model_validate(opened)
             seen = max(seen, record.last_seq)
             when.append(record.last_activity)
         except (CorruptRecord, ValueError):
@@ -274,7 +281,8 @@ def _rebuild_journal(
         tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
         for seq in range(1, seen + 1)
     ]
-    conn.executemany(INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
+    lines = [(journal, e.seq, codec.encode_event(e, store.sealer, session_id)) for e in stones]
+    conn.executemany(INSERT_EVENT, lines)
     store._marks.forget(session_id)
     store._saw_end(session_id, seen)
     report.repaired.append(
