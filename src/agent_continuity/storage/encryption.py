@@ -112,7 +112,7 @@ class KeyReport:
             "encrypted": self.encrypted,
             "activeKey": self.active_key,
             "keyFile": self.key_file,
-            "records": dict(sorted(self.records.items())),
+            "records": {k: n for k, n in sorted(self.records.items()) if n},
             "resealed": self.resealed,
             "unfinished": self.unfinished,
             "unreadable": self.unreadable,

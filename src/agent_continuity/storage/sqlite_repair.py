@@ -144,6 +144,15 @@ def _check_rows(
         read = store.read_events(session_id)
         report.checked += len(read.events)
         report.damage.extend(read.damage)
+        covered = max((p.seq for p in store.list_points(session_id)), default=0)
+        if not read.damage and covered > read.end_seq:
+            # Cut at a row boundary, a journal has no damaged row to show; its
+            # recovery points still know how far it went.
+            detail = (
+                f"the journal ends at event {read.end_seq} but a recovery point covers event "
+                f"{covered}; events {read.end_seq + 1}..{covered} are lost"
+            )
+            report.damage.append(damage_at(store._loc("events", session_id), "truncated", detail))
         if read.damage:
             mend.add(session_id)
         for damage in read.damage:
