@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import cli, cli_json, git_project
 
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
 from agent_continuity.storage import codec, open_store
 from agent_continuity.storage.envelope import KEY_ENV, KEY_FILE_ENV
 from agent_continuity.testing.encrypted import encrypt_at
+from cli_support import cli, cli_json, git_project
 
 SECRET = "zebra-orchid-4471"
 KINDS = ("files", "sqlite")
