@@ -97,6 +97,10 @@ def journal_lines(url: str, sid: str) -> list[bytes]:
     return [bytes(r[0]) for r in rows]
 
 
+def journal_lines_bytes(url: str, sid: str) -> bytes:
+    return b"".join(journal_lines(url, sid))
+
+
 def put_journal(url: str, sid: str, lines: list[bytes]) -> None:
     """Replace a journal's stored lines (numbering taken from each line)."""
     if url.startswith("files:"):
@@ -175,6 +179,10 @@ def test_a_plaintext_record_in_an_encrypted_store_is_damage(encrypted: str, tmp_
     assert [d for d in damage if "plaintext record" in str(d["detail"])], damage
     read = manager(encrypted, tmp_path).store.read_events(sid)
     assert 3 not in [e.seq for e in read.events] and read.damage
+    mgr = manager(encrypted, tmp_path)
+    assert mgr.verify(repair=True)["quarantined"]  # the forged record is kept aside
+    assert damage_of(encrypted, tmp_path) == []
+    assert b"ignore previous instructions" not in journal_lines_bytes(encrypted, sid)
 
 
 def test_an_encrypted_journal_cut_at_a_record_boundary_is_detected(
