@@ -37,15 +37,15 @@ from agent_continuity.checksums import compact as _compact
 from agent_continuity.checksums import document_checksum as _checksum
 from agent_continuity.checksums import load_document as load_document
 from agent_continuity.errors import CorruptRecord, InvalidInput, KeyUnavailable
-from agent_continuity.model import Damage, Event, EventKind, format_time
+from agent_continuity.model import Event, EventKind, format_time
 
 from .envelope import SEALED, document_context, event_context
 
 if TYPE_CHECKING:
-    from .base import JournalRead
     from .envelope import Sealer
 
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
+_SEALED_PAYLOAD = b',"payload":{"' + SEALED.encode() + b'":"'
 _CRC_PREFIX = b',"crc":"'
 _SEQ_PREFIX = b'{"seq":'
 
@@ -107,17 +107,18 @@ def encode_event(event: Event, sealer: Sealer | None = None, session_id: str = "
     # values never need escaping) and only the payload goes through the encoder.
     payload = event.payload
     _require_text_keys(payload)
-    at = _time_text(event.at)
-    body = _compact(payload)
-    if sealer is not None:
-        context = event_context(session_id, event.seq, event.kind.value, at)
-        body = _compact(sealer.seal(body, context))
-    head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
+    head = b'{"seq":%d,"kind":"%s","at":"%s"' % (
         event.seq,
         _KINDS[event.kind],
-        at.encode(),
-        body,
+        _time_text(event.at).encode(),
     )
+    if sealer is None:
+        head += b',"payload":%s' % _compact(payload)
+    else:
+        # Bound to the session and to the line's own number, kind and time, byte for byte.
+        token = sealer.seal_token(_compact(payload), event_context(session_id, head))
+        head += _SEALED_PAYLOAD + token + b'"}'
+
     # The checksum covers the event's compact JSON, that is ``head`` closed by "}".
     return head + b',"crc":"%08x"}\n' % zlib.crc32(b"}", zlib.crc32(head))
 
@@ -150,91 +151,70 @@ def cut_short(line: bytes) -> bool:
     return len(line) < suffix + 2 or line[-suffix : -suffix + 8] != _CRC_PREFIX
 
 
-def decode_event(line: bytes, location: str = "") -> Event:
+def decode_event(
+    line: bytes, location: str = "", sealer: Sealer | None = None, session_id: str = ""
+) -> Event:
     """Parse and verify one journal line (with or without its newline).
 
+    Args:
+        line: The line.
+        location: Where it was read, for messages.
+        sealer: The store's sealer when it is encrypted: the payload is opened.
+        session_id: The session whose journal holds the line (what it is bound to).
+
     Raises:
-        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+        CorruptRecord: If the line is torn, fails its checksum or is not an event;
+            in an encrypted store, also if it is plaintext or fails authentication
+            (altered, or moved or swapped from another session, number or kind).
+        KeyUnavailable: If it is sealed with a key that is not configured, or
+            sealed in a store not known to be encrypted.
     """
     body = _verified_body(line, location)
+    payload: Any = None
+    if sealer is not None:
+        cut = body.find(_SEALED_PAYLOAD)
+        if cut > 0 and body.endswith(b'"}}'):
+            head = body[:cut]
+            token = body[cut + len(_SEALED_PAYLOAD) : -3]
+            plain = sealer.open_token(token, event_context(session_id, head), location)
+            body = head + b"}"
+            try:
+                payload = json.loads(plain)
+            except ValueError:
+                raise CorruptRecord(f"{location}: sealed payload is not JSON", location) from None
+        elif not sealer.accept_plaintext:
+            raise CorruptRecord(
+                f"{location}: plaintext record in an encrypted store (written without the key, "
+                "or injected)",
+                location,
+            )
     try:
         raw = json.loads(body)
+        if payload is None:
+            payload = raw["payload"]
+            if SEALED in payload and len(payload) == 1:
+                raise KeyUnavailable(
+                    f"{location}: this journal is encrypted but the store has no encryption "
+                    "marker; restore its encryption.json and configure the key"
+                )
         # Validating constructor on purpose: pydantic's model_construct is slower.
         return Event(
             seq=int(raw["seq"]),
             kind=EventKind(raw["kind"]),
             at=datetime.fromisoformat(raw["at"]),
-            payload=raw["payload"],
+            payload=payload,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptRecord(f"{location}: journal line is not an event: {exc}", location) from None
 
 
-def open_events(
-    sealer: Sealer | None,
-    session_id: str,
-    read: JournalRead,
-    location: str = "",
-    *,
-    per_record: bool = False,
-) -> JournalRead:
-    """Open the sealed payloads of a journal read, in place.
-
-    A record that is plaintext in an encrypted store, or fails authentication
-    (altered, or moved or swapped from another session, number or kind), is
-    taken out of ``read.events`` and reported in ``read.damage`` (located at
-    ``location/SEQ`` with ``per_record``, as a SQL store names its rows).
-
-    Raises:
-        KeyUnavailable: If a record names a key that is not configured, or the
-            store holds sealed records but is not known to be encrypted.
-    """
-    if sealer is None:
-        for event in read.events:
-            payload = event.payload
-            if SEALED in payload and len(payload) == 1:
-                raise KeyUnavailable(
-                    f"{location or session_id}: the journal is encrypted but this store has no "
-                    "encryption marker or key; restore its encryption.json and configure the key"
-                )
-        return read
-    kept: list[Event] = []
-    for event in read.events:
-        at = _time_text(event.at)
-        where = f"{location or session_id}/{event.seq}" if per_record else location or session_id
-        context = event_context(session_id, event.seq, event.kind.value, at)
-        try:
-            payload = json.loads(sealer.open(event.payload, context, where))
-        except CorruptRecord as exc:
-            # "checksum": to recovery and repair this is a record that cannot be
-            # trusted, exactly like one failing its checksum.
-            detail = f"event {event.seq}: " + exc.message.removeprefix(f"{where}: ")
-            read.damage.append(Damage(location=where, kind="checksum", detail=detail))
-            continue
-        except ValueError:
-            detail = f"event {event.seq}: sealed payload is not JSON"
-            read.damage.append(Damage(location=where, kind="checksum", detail=detail))
-            continue
-        event.payload = payload
-        kept.append(event)
-    read.events = kept
-    return read
-
-
-def opens(sealer: Sealer | None, session_id: str, events: list[Event]) -> list[bool]:
-    """For each event, whether its sealed payload opens (all True in a plaintext store)."""
-    if sealer is None:
-        return [True] * len(events)
-    result = []
-    for event in events:
-        context = event_context(session_id, event.seq, event.kind.value, _time_text(event.at))
-        try:
-            sealer.open(event.payload, context, session_id)
-        except CorruptRecord:
-            result.append(False)
-        else:
-            result.append(True)
-    return result
+def line_key_id(line: bytes) -> str | None:
+    """The key id a journal line's payload is sealed with, or None when it is plaintext."""
+    cut = line.find(_SEALED_PAYLOAD)
+    if cut < 0:
+        return None
+    start = cut + len(_SEALED_PAYLOAD)
+    return line[start : line.find(b".", start)].decode("ascii", "replace")
 
 
 def event_seq(line: bytes, location: str = "") -> int:

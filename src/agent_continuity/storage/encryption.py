@@ -220,20 +220,16 @@ class _Visitor:
 
     def line(self, line: bytes, session_id: str) -> bytes | None:
         """A journal line (no newline) sealed with the active key, or None to keep it."""
+        kid = codec.line_key_id(line)
+        if not self._count(kid):
+            return None
         try:
-            event = codec.decode_event(line)
+            event = codec.decode_event(line, "", self.sealer, session_id)
         except CorruptRecord:
             self.report.unreadable += 1  # damage stays as it is, for verify to report
             return None
-        kid = sealed_key_id(event.payload)
-        if not self._count(kid):
-            return None
-        read = codec.open_events(self.sealer, session_id, _one(event))
-        if read.damage:
-            self.report.unreadable += 1
-            return None
         self._moved(kid)
-        return codec.encode_event(read.events[0], self.sealer, session_id)[:-1]
+        return codec.encode_event(event, self.sealer, session_id)[:-1]
 
     def document(
         self, data: bytes, kind: str, owner: str, *, compressed: bool = False
@@ -273,12 +269,6 @@ class _Visitor:
             return None
         self._moved(kid)
         return codec.seal_blob(plain, self.sealer, kind, owner)
-
-
-def _one(event: Any) -> Any:
-    from .base import JournalRead
-
-    return JournalRead(events=[event])
 
 
 def _walk(store: Store, *, reseal: bool) -> KeyReport:

@@ -65,9 +65,10 @@ def _aesgcm() -> type[AESGCM]:
     return AESGCM
 
 
-def event_context(session_id: str, seq: int, kind: str, at: str) -> bytes:
-    """The associated data of one journal payload: where, at which number, of what kind, when."""
-    return f"event\0{session_id}\0{seq}\0{kind}\0{at}".encode()
+def event_context(session_id: str, head: bytes) -> bytes:
+    """The associated data of one journal payload: its session, and the line's head as
+    written (``{"seq":N,"kind":"…","at":"…"``: its number, kind and time, byte for byte)."""
+    return b"event\0" + session_id.encode() + b"\0" + head
 
 
 def document_context(kind: str, owner: str = "") -> bytes:
@@ -98,11 +99,48 @@ class Sealer:
         """The ids this sealer can open."""
         return sorted(self._aeads)
 
-    def seal(self, plain: bytes, context: bytes) -> dict[str, str]:
-        """``{"$aead": token}`` for ``plain``, bound to ``context``."""
+    def seal_token(self, plain: bytes, context: bytes) -> bytes:
+        """``KEYID.BASE64(nonce || ciphertext || tag)`` for ``plain``, bound to ``context``."""
         nonce = os.urandom(_NONCE)
         body = self._aeads[self.active].encrypt(nonce, plain, context)
-        return {SEALED: (self._prefix + base64.b64encode(nonce + body)).decode("ascii")}
+        return self._prefix + binascii.b2a_base64(nonce + body, newline=False)
+
+    def seal(self, plain: bytes, context: bytes) -> dict[str, str]:
+        """``{"$aead": token}`` for ``plain``, bound to ``context``."""
+        return {SEALED: self.seal_token(plain, context).decode("ascii")}
+
+    def open_token(self, token: bytes | str, context: bytes, location: str) -> bytes:
+        """The plaintext of a token :meth:`seal_token` made.
+
+        Raises:
+            CorruptRecord: If it is malformed or fails authentication.
+            KeyUnavailable: If it names a key that is not configured.
+        """
+        if isinstance(token, str):
+            token = token.encode("ascii", "replace")
+        kid, _, text = token.partition(b".")
+        aead = self._aeads.get(kid.decode("ascii", "replace"))
+        if aead is None:
+            raise KeyUnavailable(
+                f"{location} is sealed with key {kid.decode('ascii', 'replace')}, which is not "
+                f"configured; add it to {key_file_path()} or {KEY_ENV}"
+            )
+        try:
+            # Strict, in C: b64decode(validate=True) runs a regex, 3x the decryption.
+            raw = binascii.a2b_base64(text, strict_mode=True)
+            return aead.decrypt(raw[:_NONCE], raw[_NONCE:], context)
+        except (binascii.Error, ValueError) as exc:
+            raise CorruptRecord(
+                f"{location}: sealed record is malformed ({exc})", location
+            ) from None
+        except Exception as exc:  # cryptography's InvalidTag
+            if type(exc).__name__ != "InvalidTag":
+                raise
+            raise CorruptRecord(
+                f"{location}: sealed record fails authentication (altered, or moved from "
+                "another session, number or kind)",
+                location,
+            ) from None
 
     def open(self, sealed: Any, context: bytes, location: str) -> bytes:
         """The plaintext of a sealed value.
@@ -121,29 +159,7 @@ class Sealer:
                 "or injected)",
                 location,
             )
-        kid, _, text = token.partition(".")
-        aead = self._aeads.get(kid)
-        if aead is None:
-            raise KeyUnavailable(
-                f"{location} is sealed with key {kid}, which is not configured; add it to "
-                f"{key_file_path()} or {KEY_ENV}"
-            )
-        try:
-            # Strict, in C: b64decode(validate=True) runs a regex, 3x the decryption.
-            raw = binascii.a2b_base64(text, strict_mode=True)
-            return aead.decrypt(raw[:_NONCE], raw[_NONCE:], context)
-        except (binascii.Error, ValueError) as exc:
-            raise CorruptRecord(
-                f"{location}: sealed record is malformed ({exc})", location
-            ) from None
-        except Exception as exc:  # cryptography's InvalidTag
-            if type(exc).__name__ != "InvalidTag":
-                raise
-            raise CorruptRecord(
-                f"{location}: sealed record fails authentication (altered, or moved from "
-                "another session, number or kind)",
-                location,
-            ) from None
+        return self.open_token(token, context, location)
 
 
 def sealed_token(value: Any) -> str | None:

@@ -285,17 +285,9 @@ class _Verifier:
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
         lines = split_lines(data)
-        read, damaged = parse_lines(lines, str(path))
         session_id = path.name.removesuffix(".jsonl")
+        read, damaged = parse_lines(lines, str(path), 0, self.store.sealer, session_id)
         bad = {line.offset for line in damaged}
-        opens = codec.opens(self.store.sealer, session_id, read.events)
-        if not all(opens):
-            # A sealed record failing authentication is a damaged line like any other.
-            intact = [line for line in lines if line.offset not in bad]
-            damaged += [line for line, ok in zip(intact, opens, strict=True) if not ok]
-            read.events = [e for e, ok in zip(read.events, opens, strict=True) if ok]
-            damaged.sort(key=lambda line: line.offset)
-            bad = {line.offset for line in damaged}
         kept = (
             self.quarantine_bytes(path, b"".join(line.data + b"\n" for line in damaged))
             if damaged

@@ -567,9 +567,7 @@ class SqliteStore:
 
     @translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
-        read = sqlite_journal.read_events(self, session_id, after_seq)
-        location = self._loc("events", session_id)
-        return codec.open_events(self.sealer, session_id, read, location, per_record=True)
+        return sqlite_journal.read_events(self, session_id, after_seq)
 
     # -- recovery points --------------------------------------------------
 

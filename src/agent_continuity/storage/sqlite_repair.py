@@ -15,7 +15,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
-from agent_continuity.errors import CorruptRecord, InvalidIdentifier
+from agent_continuity.errors import CorruptRecord, InvalidIdentifier, KeyUnavailable
 from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_now
 
 from . import codec
@@ -349,8 +349,8 @@ def _named(first: bytes | None) -> str | None:
     try:
         event = codec.decode_event(first)
         named = event.payload["record"]["id"] if event.kind is EventKind.SESSION else None
-    except (CorruptRecord, KeyError, TypeError):
-        return None
+    except (CorruptRecord, KeyError, TypeError, KeyUnavailable):
+        return None  # sealed: bound to a session this journal cannot name
     return named if _is_session_id(named) else None
 
 
