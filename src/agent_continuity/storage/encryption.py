@@ -244,7 +244,7 @@ class _Visitor:
             kid = sealed_key_id(body)
             if not self._count(kid):
                 return None
-            opened = codec.open_document(doc, self.sealer, kind, owner)
+            opened = codec.open_document(doc, self.sealer, kind, owner, packed=compressed)
         except CorruptRecord:
             self.report.unreadable += 1
             return None

@@ -92,6 +92,8 @@ class Sealer:
         self.accept_plaintext = False
         self.active = active
         self._aeads = {kid: aesgcm(key) for kid, key in keys.items()}
+        # By the id's bytes too: a journal line's token is opened without decoding it.
+        self._by_bytes = {kid.encode(): aead for kid, aead in self._aeads.items()}
         self._prefix = active.encode() + b"."
 
     @property
@@ -119,7 +121,7 @@ class Sealer:
         if isinstance(token, str):
             token = token.encode("ascii", "replace")
         kid, _, text = token.partition(b".")
-        aead = self._aeads.get(kid.decode("ascii", "replace"))
+        aead = self._by_bytes.get(kid)
         if aead is None:
             raise KeyUnavailable(
                 f"{location} is sealed with key {kid.decode('ascii', 'replace')}, which is not "
