@@ -114,3 +114,13 @@ def test_analytics_benchmark_builds_both_stores_and_times_the_command(tmp_path: 
     assert all(row[2].endswith("s") and row[3].endswith("s") for row in rows.values())
     assert "target < 2.0 s at 10,000" in table
     assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
+@pytest.mark.slow
+def test_encryption_benchmark_compares_both_stores_on_and_off(tmp_path: Path) -> None:
+    table = _script("benchmarks/encryption.py", "--quick", "--tmp", str(tmp_path))
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    assert len(rows) == 6, table
+    assert {row[1] for row in rows} == {"files", "sqlite"}
+    assert all(row[4].startswith("x") for row in rows), table  # a ratio, encrypted / plain
+    assert list(tmp_path.iterdir()) == []  # the stores are deleted

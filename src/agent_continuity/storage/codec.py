@@ -107,14 +107,19 @@ def encode_event(event: Event, sealer: Sealer | None = None, session_id: str = "
     # values never need escaping) and only the payload goes through the encoder.
     payload = event.payload
     _require_text_keys(payload)
-    head = b'{"seq":%d,"kind":"%s","at":"%s"' % (
-        event.seq,
-        _KINDS[event.kind],
-        _time_text(event.at).encode(),
-    )
     if sealer is None:
-        head += b',"payload":%s' % _compact(payload)
+        head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
+            event.seq,
+            _KINDS[event.kind],
+            _time_text(event.at).encode(),
+            _compact(payload),
+        )
     else:
+        head = b'{"seq":%d,"kind":"%s","at":"%s"' % (
+            event.seq,
+            _KINDS[event.kind],
+            _time_text(event.at).encode(),
+        )
         # Bound to the session and to the line's own number, kind and time, byte for byte.
         token = sealer.seal_token(_compact(payload), event_context(session_id, head))
         head += _SEALED_PAYLOAD + token + b'"}'
