@@ -329,10 +329,21 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
         text=True,
         env=env,
     )
+    marker = marker_of(kind, project)
+
+    def rotating() -> tuple[bool, str]:
+        """Whether the marker says a rotation is under way, and its active key."""
+        try:
+            doc = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return False, ""
+        return bool(doc.get("rotating")), str(doc.get("activeKey"))
+
     rng = random.Random(17)
-    kills = 0
+    kills = midway = 0
     try:
-        for _ in range(6):
+        for round_ in range(8):
+            before = rotating()
             rotation = subprocess.Popen(
                 [sys.executable, "-m", "agent_continuity.cli", "--store", url, "keys", "rotate"],
                 cwd=project,
@@ -340,14 +351,25 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
                 stderr=subprocess.DEVNULL,
                 env=env,
             )
-            time.sleep(rng.uniform(0.25, 0.9))  # start-up is ~0.3 s: kills land at every stage
+            if round_ % 2 or before[0]:
+                time.sleep(rng.uniform(0.2, 0.9))  # any stage: start-up, new key, re-sealing
+            else:
+                # Wait for the new key to be in the marker, then kill while re-sealing.
+                deadline = time.monotonic() + 30
+                while rotating() == before and rotation.poll() is None:
+                    assert time.monotonic() < deadline, "the rotation never started"
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0, 0.02))
             rotation.send_signal(signal.SIGKILL)
-            kills += rotation.wait() == -signal.SIGKILL
+            if rotation.wait() == -signal.SIGKILL:
+                kills += 1
+                midway += rotating()[0]
     finally:
         writer.send_signal(signal.SIGKILL)
         out, _ = writer.communicate()
     acked = [line.split()[1] for line in out.splitlines() if line.startswith("ack ")]
-    assert kills >= 3 and len(acked) > 10, (kills, len(acked))
+    assert kills >= 4 and midway >= 2 and len(acked) > 10, (kills, midway, len(acked))
+    assert cli_json(project, url, "keys", "status")["unfinished"] == rotating()[0]
 
     finished = cli_json(project, url, "keys", "rotate")
     assert finished["unreadable"] == 0
