@@ -39,7 +39,7 @@ from agent_continuity.checksums import load_document as load_document
 from agent_continuity.errors import CorruptRecord, InvalidInput, KeyUnavailable
 from agent_continuity.model import Event, EventKind, format_time
 
-from .envelope import SEALED, document_context, event_context
+from .envelope import SEALED, document_context, event_context, table_kind
 
 if TYPE_CHECKING:
     from .envelope import Sealer
@@ -356,6 +356,24 @@ def open_document(
     if not isinstance(opened, dict):
         raise CorruptRecord(f"{location}: sealed document is not an object", location)
     return opened
+
+
+def dump_row(doc: dict[str, Any], sealer: Sealer | None, table: str, key: object) -> bytes:
+    """A SQL store's document column of ``table``'s row ``key``.
+
+    Sealed or not as :func:`.envelope.table_kind` says, so every SQL store
+    (SQLite, PostgreSQL) seals the same tables the same way.
+    """
+    kind, owner = table_kind(table, key)
+    return dump_document(doc, sealer if kind else None, kind, owner)
+
+
+def load_row(
+    data: bytes, location: str, sealer: Sealer | None, table: str, key: object
+) -> dict[str, Any]:
+    """The inverse of :func:`dump_row`: checksum verified, then opened if the table is sealed."""
+    kind, owner = table_kind(table, key)
+    return load_sealed_document(data, location, sealer if kind else None, kind, owner)
 
 
 def seal_blob(data: bytes, sealer: Sealer | None, kind: str, owner: str) -> bytes:

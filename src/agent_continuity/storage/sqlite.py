@@ -72,7 +72,7 @@ from agent_continuity.model import (
 from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
 from .encryption import attach
-from .envelope import Sealer, table_kind
+from .envelope import Sealer
 from .index import IndexDamage, derive_record, missing_journal_error
 from .sqlite_connection import ThreadConnection, translated
 from .sqlite_errors import translate
@@ -313,21 +313,15 @@ class SqliteStore:
         ids.validate_session_id(key)
         column = "id" if table == "sessions" else "session_id"
         row = self._one(f"SELECT CAST(doc AS BLOB) FROM {table} WHERE {column} = ?", key)
-        if row is None:
-            return None
-        return self._document(row[0], self._loc(table, key), model, table, key)
+        location = self._loc(table, key)
+        return None if row is None else self._document(row[0], location, model, table, key)
 
     def _document(
         self, data: bytes, location: str, model: type[_M], table: str = "", key: str = ""
     ) -> _M:
         """Load and verify a checksummed document (of ``table``'s row ``key``) into ``model``."""
         try:
-            kind, owner = table_kind(table, key)
-            return model.model_validate(
-                codec.load_sealed_document(
-                    data, location, self.sealer if kind else None, kind, owner
-                )
-            )
+            return model.model_validate(codec.load_row(data, location, self.sealer, table, key))
         except CorruptRecord as exc:
             raise CorruptRecord(
                 f"{exc}; run `continuity verify --repair` to move it aside", location
@@ -350,16 +344,10 @@ class SqliteStore:
 
     def _put_session(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
         key = ids.parse_session_id(record.id)
+        doc = codec.dump_row(record.to_wire(), self.sealer, "sessions", record.id)
         conn.execute(
             "INSERT OR REPLACE INTO sessions (id, day, number, doc) VALUES (?, ?, ?, ?)",
-            (
-                record.id,
-                ids.day_code(key.day),
-                key.number,
-                codec.dump_document(
-                    record.to_wire(), self.sealer, *table_kind("sessions", record.id)
-                ),
-            ),
+            (record.id, ids.day_code(key.day), key.number, doc),
         )
 
     def _put_lease(self, conn: sqlite3.Connection, lease: Lease) -> None:

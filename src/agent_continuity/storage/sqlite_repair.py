@@ -20,7 +20,6 @@ from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_
 
 from . import codec
 from .base import VerifyReport
-from .envelope import table_kind
 from .index import derive_record, missing_journal_detail
 from .sqlite_schema import DOCUMENTS, INSERT_EVENT, JOURNAL
 from .tombstones import Lost, lost_numbers, tombstone, tombstones
@@ -130,10 +129,7 @@ def _check_rows(
                     # the point valid and its code context unknown: reported, not moved.
                     report.damage += store.load_point(row_key).damage
                 else:
-                    kind, owner = table_kind(table, row_key)
-                    sealer = store.sealer if kind else None
-                    location = store._loc(table, row_key)
-                    codec.load_sealed_document(data, location, sealer, kind, owner)
+                    codec.load_row(data, store._loc(table, row_key), store.sealer, table, row_key)
             except (CorruptRecord, InvalidIdentifier) as exc:
                 damage = damage_at(store._loc(table, row_key), "checksum", str(exc))
                 report.damage.append(damage)
@@ -260,8 +256,7 @@ def _rebuild_journal(
     doc = row.fetchone()
     if doc is not None:
         try:
-            kind, owner = table_kind("sessions", session_id)
-            opened = codec.load_sealed_document(doc[0], "", store.sealer, kind, owner)
+            opened = codec.load_row(doc[0], "", store.sealer, "sessions", session_id)
             record = SessionRecord.model_validate(opened)
             seen = max(seen, record.last_seq)
             when.append(record.last_activity)
