@@ -27,6 +27,7 @@ import pytest
 
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
+from agent_continuity.errors import KeyUnavailable
 from agent_continuity.model import Event
 from agent_continuity.storage import codec, open_store
 from agent_continuity.storage.envelope import KEY_ENV, KEY_FILE_ENV
@@ -226,6 +227,17 @@ def test_repair_of_an_encrypted_store_seals_its_tombstones(encrypted: str, tmp_p
     assert b'"lost"' not in stored_bytes(tmp_path)  # the tombstone is sealed too
 
 
+def test_an_encrypted_store_that_lost_its_marker_is_an_error_never_an_empty_history(
+    encrypted: str, tmp_path: Path
+) -> None:
+    sid = session_with_secret(encrypted, tmp_path)
+    marker_of("files" if encrypted.startswith("files:") else "sqlite", tmp_path).unlink()
+    with pytest.raises(KeyUnavailable):
+        manager(encrypted, tmp_path).events(sid)
+    with pytest.raises(KeyUnavailable):
+        manager(encrypted, tmp_path).store.list_sessions()
+
+
 # -- the command line -------------------------------------------------------
 
 
@@ -286,6 +298,8 @@ def test_keys_rotate_seals_everything_with_the_new_key_and_keeps_the_old(
     url = url_of(kind, project)
     assert cli(project, url, "start", "--task", "T-1").returncode == 0
     first = cli_json(project, url, "keys", "new")["activeKey"]
+    again = cli(project, url, "keys", "new")  # never a second key by accident
+    assert again.returncode == 1 and "keys rotate" in again.stderr
     assert cli(project, url, "message", "--role", "user", SECRET).returncode == 0
     rotated = cli_json(project, url, "keys", "rotate")
     assert rotated["activeKey"] != first and rotated["resealed"] > 0
@@ -301,6 +315,7 @@ WRITER = """
 import sys
 from agent_continuity import SessionManager
 from agent_continuity.config import Config
+from agent_continuity.errors import KeyUnavailable
 from agent_continuity.model import Event
 mgr = SessionManager(store=sys.argv[1], project_dir=sys.argv[2], user_id="alice",
                      config=Config(user="alice"), observer=False)
