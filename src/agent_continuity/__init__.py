@@ -27,6 +27,7 @@ __all__ = [
     "ContinuityError",
     "EmergencyResult",
     "Event",
+    "KeyReport",
     "LiveSession",
     "RecoveryPoint",
     "RecoveryResult",
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
-    from agent_continuity.storage.encryption import manage_keys
+    from agent_continuity.storage.encryption import KeyReport, manage_keys
 
 # Public name -> (module, name there). Imported on first use, so that
 # `continuity --help` does not pay for pydantic and `continuity list --json`
@@ -72,6 +73,7 @@ _WHERE = {
     "ContinuityError": ("agent_continuity.errors", "ContinuityError"),
     "EmergencyResult": ("agent_continuity.recovery", "EmergencyResult"),
     "Event": ("agent_continuity.model", "Event"),
+    "KeyReport": ("agent_continuity.storage.encryption", "KeyReport"),
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),

@@ -12,7 +12,7 @@ import click
 from agent_continuity.cli.options import emit, json_option, manager, store_option
 
 if TYPE_CHECKING:
-    from agent_continuity.storage.encryption import KeyReport
+    from agent_continuity import KeyReport
 
 _DONE = {
     "new": "encrypted {url} with key {key} (key file {keyfile}); {resealed} record(s) sealed",
