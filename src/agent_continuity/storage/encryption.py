@@ -95,12 +95,21 @@ def attach(store: Store) -> None:
 
 @dataclass(slots=True)
 class KeyReport:
-    """What ``keys new``, ``keys rotate`` and ``keys status`` report."""
+    """What ``keys new``, ``keys rotate`` and ``keys status`` report.
+
+    Attributes:
+        encrypted: Whether the store is encrypted.
+        active_key: The id new records are sealed with.
+        key_file: The key file in use (``CONTINUITY_KEY_FILE`` or the default).
+        records: Key id (or ``"plaintext"``) to how many records are sealed with it.
+        resealed: How many records this run sealed again with the active key.
+        unfinished: A rotation (or ``keys new``) was cut short: run it again.
+        unreadable: Damaged records left as they are (``continuity verify`` names them).
+    """
 
     encrypted: bool
     active_key: str | None = None
     key_file: str = ""
-    #: Key id (or ``"plaintext"``) -> how many records are sealed with it.
     records: dict[str, int] = field(default_factory=dict)
     resealed: int = 0
     unfinished: bool = False
@@ -176,6 +185,7 @@ def rotate(store: Store) -> KeyReport:
         marker.pop("rotating", None)
     _write_marker(store, marker)
     attach(store)
+    report.unfinished = bool(marker.get("rotating"))  # damaged records held it back
     return report
 
 
