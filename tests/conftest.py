@@ -22,6 +22,7 @@ from agent_continuity.storage.files import FileStore  # noqa: E402
 from agent_continuity.storage.memory import MemoryStore  # noqa: E402
 from agent_continuity.storage.sqlite import SqliteStore  # noqa: E402
 from agent_continuity.testing.conformance import StoreFactory  # noqa: E402
+from agent_continuity.testing.encrypted import KEY_ENV, encrypt_at  # noqa: E402
 from coding_agents.fixtures import claude_project, claude_transcripts  # noqa: E402, F401
 
 
@@ -180,15 +181,48 @@ class SqliteFactory(StoreFactory):
         conn.close()
 
 
-STORE_FACTORIES: list[type[StoreFactory]] = [MemoryFactory, FilesFactory, SqliteFactory]
+class EncryptedFilesFactory(FilesFactory):
+    """``files:PATH`` encrypted at rest (AES-256-GCM) from its first record."""
+
+    name = "files-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.key = encrypt_at(self.root / "encryption.json")
+
+
+class EncryptedSqliteFactory(SqliteFactory):
+    """``sqlite:///PATH`` encrypted at rest (AES-256-GCM) from its first record."""
+
+    name = "sqlite-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.key = encrypt_at(self.path.with_name(self.path.name + ".encryption.json"))
+
+
+STORE_FACTORIES: list[type[StoreFactory]] = [
+    MemoryFactory,
+    FilesFactory,
+    SqliteFactory,
+    EncryptedFilesFactory,
+    EncryptedSqliteFactory,
+]
 
 
 @pytest.fixture(params=STORE_FACTORIES, ids=lambda factory: factory.name)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens the store under test on fresh data; see :class:`StoreFactory`."""
     factory: StoreFactory = request.param(tmp_path)
-    yield factory
-    factory.close_all()
+    # An encrypted store's key is configured as a user would, in the environment
+    # (inherited by worker processes); a context of its own, which a test's
+    # `monkeypatch.undo()` leaves alone.
+    with pytest.MonkeyPatch.context() as env:
+        key = getattr(factory, "key", None)
+        if key is not None:
+            env.setenv(KEY_ENV, key)
+        yield factory
+        factory.close_all()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -143,3 +143,12 @@ def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
         "continuity message",
     ):
         assert f"| {row}" in table, row
+
+
+def test_encryption_benchmark_compares_both_stores_on_and_off(tmp_path: Path) -> None:
+    table = _script("benchmarks/encryption.py", "--quick", "--tmp", str(tmp_path))
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    assert len(rows) == 6, table
+    assert {row[1] for row in rows} == {"files", "sqlite"}
+    assert all(row[4].startswith("x") for row in rows), table  # a ratio, encrypted / plain
+    assert list(tmp_path.iterdir()) == []  # the stores are deleted

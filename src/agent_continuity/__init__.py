@@ -29,6 +29,7 @@ __all__ = [
     "Event",
     "EventKind",
     "ImportReport",
+    "KeyReport",
     "LiveSession",
     "RecoveryPoint",
     "RecoveryResult",
@@ -42,6 +43,7 @@ __all__ = [
     "find_project_root",
     "listed_sessions",
     "load_config",
+    "manage_keys",
     "open_store",
     "replies",
     "resolve_store_url",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from agent_continuity.runner import RunOutcome
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
+    from agent_continuity.storage.encryption import KeyReport, manage_keys
     from agent_continuity.transcripts import ImportReport
     from agent_continuity.user_sessions import UserSessions
     from agent_continuity.users import UserRegistry
@@ -79,6 +82,7 @@ _WHERE = {
     "Event": ("agent_continuity.model", "Event"),
     "EventKind": ("agent_continuity.model", "EventKind"),  # what LiveSession.draft takes
     "ImportReport": ("agent_continuity.transcripts", "ImportReport"),
+    "KeyReport": ("agent_continuity.storage.encryption", "KeyReport"),
     "LiveSession": ("agent_continuity.live", "LiveSession"),
     "RecoveryPoint": ("agent_continuity.model", "RecoveryPoint"),
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
@@ -92,6 +96,7 @@ _WHERE = {
     "find_project_root": ("agent_continuity.config", "find_project_root"),
     "listed_sessions": ("agent_continuity.listing", "listed_sessions"),
     "load_config": ("agent_continuity.config", "load_config"),
+    "manage_keys": ("agent_continuity.storage.encryption", "manage_keys"),
     "open_store": ("agent_continuity.storage", "open_store"),
     "replies": ("agent_continuity.replies", ""),  # the module itself: each command's reply
     "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),

@@ -178,3 +178,26 @@ class ChartUnavailable(ContinuityError):
     """A chart format needs an optional dependency that is not installed."""
 
     code = "chart-unavailable"
+
+
+class KeyUnavailable(ContinuityError):
+    """The store is encrypted and the key its records need is not configured.
+
+    Raised instead of ever returning an empty history or plaintext: point
+    ``CONTINUITY_KEY_FILE`` (or ``CONTINUITY_KEY``) at the key the store was
+    encrypted with.
+    """
+
+    code = "key-unavailable"
+
+
+class WrongKey(ContinuityError):
+    """A configured key has the id the store names but is not the key the store was sealed with."""
+
+    code = "wrong-key"
+
+
+class KeyFileError(ContinuityError):
+    """The key file is unreadable, malformed, or readable by other users."""
+
+    code = "key-file"

@@ -213,8 +213,8 @@ def listed_sessions(
         user: Only this user's sessions.
     """
     root = files_store_root(store_url, project_root)
-    if root is None:
-        return None
+    if root is None or (root / "encryption.json").exists():
+        return None  # an encrypted store's registry opens only with its key: the full path
     try:
         return _listed(root, now, status, user)
     except Exception:  # any surprise at all: the full path knows what to say

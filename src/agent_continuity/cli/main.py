@@ -17,6 +17,7 @@ from agent_continuity.cli import (
     analytics_command,
     hooks_command,
     import_command,
+    keys_command,
     mcp_command,
     recovery_commands,
     serve_command,
@@ -55,6 +56,7 @@ for _module in (
     serve_command,
     import_command,
     hooks_command,
+    keys_command,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

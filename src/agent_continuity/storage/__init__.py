@@ -34,6 +34,8 @@ def open_store(
         ConfigError: If the URL or durability mode is not understood.
         StoreNotFound: If ``create`` is False and there is no store at the URL.
         StoreUnavailable: If the backend's driver is missing or it cannot connect.
+        KeyUnavailable: If the store is encrypted and its key is not configured.
+        WrongKey: If the configured key is not the one the store is encrypted with.
     """
     if durability not in DURABILITY_MODES:
         raise ConfigError(

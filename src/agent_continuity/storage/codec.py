@@ -13,6 +13,14 @@ Documents (registry, snapshots, emergency backups) are JSON objects with a
 Recovery points are the same document, compact and gzip-compressed; their
 JSON is the canonical form itself with ``checksum`` appended as the last key,
 so a reader can check the bytes without encoding the document again.
+
+In an encrypted store (:mod:`.envelope`) every function here takes the
+store's ``sealer``: a journal line keeps ``seq``, ``kind``, ``at`` and its
+``crc`` in the clear (what ordering, torn-write detection and the journal
+marks need) and its payload becomes ``{"$aead": "KEYID.…"}``, bound to the
+session, number, kind and time; a document becomes ``{"$aead": …}`` plus its
+checksum, bound to its kind and owner. ``sealer=None`` is a plaintext store,
+where a sealed record is an error (the key is missing), never a silent value.
 """
 
 from __future__ import annotations
@@ -22,16 +30,22 @@ import hashlib
 import json
 import zlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_continuity.checksums import canonical as _canonical
 from agent_continuity.checksums import compact as _compact
 from agent_continuity.checksums import document_checksum as _checksum
 from agent_continuity.checksums import load_document as load_document
-from agent_continuity.errors import CorruptRecord, InvalidInput
+from agent_continuity.errors import CorruptRecord, InvalidInput, KeyUnavailable
 from agent_continuity.model import Event, EventKind, format_time
 
+from .envelope import SEALED, document_context, event_context, table_kind
+
+if TYPE_CHECKING:
+    from .envelope import Sealer
+
 _CRC_SUFFIX_LEN = len(',"crc":"00000000"}\n')
+_SEALED_PAYLOAD = b',"payload":{"' + SEALED.encode() + b'":"'
 _CRC_PREFIX = b',"crc":"'
 _SEQ_PREFIX = b'{"seq":'
 
@@ -77,8 +91,14 @@ def _time_text(at: datetime) -> str:
     return format_time(at)
 
 
-def encode_event(event: Event) -> bytes:
+def encode_event(event: Event, sealer: Sealer | None = None, session_id: str = "") -> bytes:
     """One journal line, newline-terminated, for ``event``.
+
+    Args:
+        event: The event.
+        sealer: The store's sealer when it is encrypted: the payload is sealed,
+            bound to ``session_id`` and the event's number, kind and time.
+        session_id: The session whose journal the line goes to.
 
     Raises:
         InvalidInput: If the payload cannot be stored exactly as JSON.
@@ -87,12 +107,23 @@ def encode_event(event: Event) -> bytes:
     # values never need escaping) and only the payload goes through the encoder.
     payload = event.payload
     _require_text_keys(payload)
-    head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
-        event.seq,
-        _KINDS[event.kind],
-        _time_text(event.at).encode(),
-        _compact(payload),
-    )
+    if sealer is None:
+        head = b'{"seq":%d,"kind":"%s","at":"%s","payload":%s' % (
+            event.seq,
+            _KINDS[event.kind],
+            _time_text(event.at).encode(),
+            _compact(payload),
+        )
+    else:
+        head = b'{"seq":%d,"kind":"%s","at":"%s"' % (
+            event.seq,
+            _KINDS[event.kind],
+            _time_text(event.at).encode(),
+        )
+        # Bound to the session and to the line's own number, kind and time, byte for byte.
+        token = sealer.seal_token(_compact(payload), event_context(session_id, head))
+        head += _SEALED_PAYLOAD + token + b'"}'
+
     # The checksum covers the event's compact JSON, that is ``head`` closed by "}".
     return head + b',"crc":"%08x"}\n' % zlib.crc32(b"}", zlib.crc32(head))
 
@@ -125,24 +156,97 @@ def cut_short(line: bytes) -> bool:
     return len(line) < suffix + 2 or line[-suffix : -suffix + 8] != _CRC_PREFIX
 
 
-def decode_event(line: bytes, location: str = "") -> Event:
+def decode_event(
+    line: bytes, location: str = "", sealer: Sealer | None = None, session_id: str = ""
+) -> Event:
     """Parse and verify one journal line (with or without its newline).
 
+    Args:
+        line: The line.
+        location: Where it was read, for messages.
+        sealer: The store's sealer when it is encrypted: the payload is opened.
+        session_id: The session whose journal holds the line (what it is bound to).
+
     Raises:
-        CorruptRecord: If the line is torn, fails its checksum or is not an event.
+        CorruptRecord: If the line is torn, fails its checksum or is not an event;
+            in an encrypted store, also if it is plaintext or fails authentication
+            (altered, or moved or swapped from another session, number or kind).
+        KeyUnavailable: If it is sealed with a key that is not configured, or
+            sealed in a store not known to be encrypted.
     """
     body = _verified_body(line, location)
+    payload: Any = None
+    if sealer is not None:
+        cut = body.find(_SEALED_PAYLOAD)
+        if cut > 0 and body.endswith(b'"}}'):
+            head = body[:cut]
+            token = body[cut + len(_SEALED_PAYLOAD) : -3]
+            plain = sealer.open_token(token, event_context(session_id, head), location)
+            try:
+                payload = json.loads(plain)
+            except ValueError:
+                raise CorruptRecord(f"{location}: sealed payload is not JSON", location) from None
+            event = _event_of_head(head, payload)
+            if event is not None:
+                return event
+            body = head + b"}"
+        elif not sealer.accept_plaintext:
+            raise CorruptRecord(
+                f"{location}: plaintext record in an encrypted store (written without the key, "
+                "or injected)",
+                location,
+            )
     try:
         raw = json.loads(body)
+        if payload is None:
+            payload = raw["payload"]
+            if SEALED in payload and len(payload) == 1:
+                raise KeyUnavailable(
+                    f"{location}: this journal is encrypted but the store has no encryption "
+                    "marker; restore its encryption.json and configure the key"
+                )
         # Validating constructor on purpose: pydantic's model_construct is slower.
         return Event(
             seq=int(raw["seq"]),
             kind=EventKind(raw["kind"]),
             at=datetime.fromisoformat(raw["at"]),
-            payload=raw["payload"],
+            payload=payload,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptRecord(f"{location}: journal line is not an event: {exc}", location) from None
+
+
+def _event_of_head(head: bytes, payload: Any) -> Event | None:
+    """The event whose line begins ``head`` as :func:`encode_event` lays it out, or None.
+
+    A sealed line's payload is parsed on its own; reading the three fields
+    before it by their fixed layout spares a second JSON parse per record.
+    """
+    parts = head.split(b'"')
+    # {"seq":7,"kind":"message","at":"2026-12-06T10:00:00.000Z
+    if len(parts) != 11 or parts[1] != b"seq" or parts[3] != b"kind" or parts[7] != b"at":
+        return None
+    digits = parts[2][1:-1]
+    if not digits.isdigit() or parts[10] or parts[4] != b":" or parts[8] != b":":
+        return None
+    try:
+        return Event(
+            seq=int(digits),
+            kind=EventKind(parts[5].decode()),
+            at=datetime.fromisoformat(parts[9].decode()),
+            payload=payload,
+        )
+    except ValueError:
+        return None
+
+
+def line_key_id(line: bytes) -> str | None:
+    """The key id a journal line's payload is sealed with, or None when it is plaintext."""
+    cut = line.find(_SEALED_PAYLOAD)
+    if cut < 0:
+        return None
+    start = cut + len(_SEALED_PAYLOAD)
+    return line[start : line.find(b".", start)].decode("ascii", "replace")
 
 
 def event_seq(line: bytes, location: str = "") -> int:
@@ -201,10 +305,117 @@ def intact_seqs(lines: list[bytes], first: int = 1) -> list[int] | None:
     return seqs
 
 
-def dump_document(doc: dict[str, Any]) -> bytes:
-    """Pretty JSON of ``doc`` with a ``checksum`` key added."""
+def seal_document(
+    doc: dict[str, Any], sealer: Sealer | None, kind: str, owner: str = "", *, packed: bool = False
+) -> dict[str, Any]:
+    """``doc`` sealed for an encrypted store (bound to its ``kind`` and ``owner``), else as is.
+
+    ``packed``: compress the JSON before sealing (ciphertext does not compress;
+    what :func:`dump_compressed` stores).
+    """
+    if sealer is None:
+        return doc
     if "checksum" in doc:
         raise InvalidInput("a document may not carry its own 'checksum' key")
+    plain = _canonical(doc)
+    if packed:
+        plain = zlib.compress(plain, _GZIP_LEVEL)
+    return sealer.seal(plain, document_context(kind, owner))
+
+
+def open_document(
+    doc: dict[str, Any],
+    sealer: Sealer | None,
+    kind: str,
+    owner: str = "",
+    location: str = "",
+    *,
+    packed: bool = False,
+) -> dict[str, Any]:
+    """The inverse of :func:`seal_document`, on a document whose checksum was verified.
+
+    Raises:
+        CorruptRecord: If it is plaintext in an encrypted store, or fails authentication.
+        KeyUnavailable: If it is sealed and the store has no key for it.
+    """
+    if sealer is None:
+        if SEALED in doc and len(doc) <= 2:
+            raise KeyUnavailable(
+                f"{location}: this record is encrypted but the store has no encryption marker "
+                "or key; restore its encryption.json and configure the key"
+            )
+        return doc
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    if packed and sealer.accept_plaintext and SEALED not in body:
+        return body  # a plaintext point while the store is being encrypted
+    plain = sealer.open(body, document_context(kind, owner), location)
+    try:
+        opened = json.loads(zlib.decompress(plain) if packed else plain)
+    except (ValueError, zlib.error):
+        raise CorruptRecord(f"{location}: sealed document is not JSON", location) from None
+    if not isinstance(opened, dict):
+        raise CorruptRecord(f"{location}: sealed document is not an object", location)
+    return opened
+
+
+def dump_row(doc: dict[str, Any], sealer: Sealer | None, table: str, key: object) -> bytes:
+    """A SQL store's document column of ``table``'s row ``key``.
+
+    Sealed or not as :func:`.envelope.table_kind` says, so every SQL store
+    (SQLite, PostgreSQL) seals the same tables the same way.
+    """
+    kind, owner = table_kind(table, key)
+    return dump_document(doc, sealer if kind else None, kind, owner)
+
+
+def load_row(
+    data: bytes, location: str, sealer: Sealer | None, table: str, key: object
+) -> dict[str, Any]:
+    """The inverse of :func:`dump_row`: checksum verified, then opened if the table is sealed."""
+    kind, owner = table_kind(table, key)
+    return load_sealed_document(data, location, sealer if kind else None, kind, owner)
+
+
+def seal_blob(data: bytes, sealer: Sealer | None, kind: str, owner: str) -> bytes:
+    """Opaque bytes (a file-state chunk) sealed for an encrypted store, else as they are."""
+    if sealer is None:
+        return data
+    return _compact(sealer.seal(data, document_context(kind, owner)))
+
+
+def open_blob(data: bytes, sealer: Sealer | None, kind: str, owner: str, location: str) -> bytes:
+    """The inverse of :func:`seal_blob`.
+
+    Bytes that do not open (plaintext in an encrypted store, altered, moved)
+    come back as ``b""``, which fails the caller's own integrity check and is
+    reported as damage there.
+
+    Raises:
+        KeyUnavailable: If they are sealed and the store has no key for them.
+    """
+    sealed = data.startswith(b'{"' + SEALED.encode())
+    if sealer is None:
+        if sealed:
+            raise KeyUnavailable(
+                f"{location}: this record is encrypted but the store has no encryption marker "
+                "or key; restore its encryption.json and configure the key"
+            )
+        return data
+    if not sealed:
+        return data if sealer.accept_plaintext else b""
+    try:
+        return sealer.open(json.loads(data), document_context(kind, owner), location)
+    except (CorruptRecord, ValueError):
+        return b""
+
+
+def dump_document(
+    doc: dict[str, Any], sealer: Sealer | None = None, kind: str = "", owner: str = ""
+) -> bytes:
+    """Pretty JSON of ``doc`` with a ``checksum`` key added (sealed first when ``sealer``)."""
+    if "checksum" in doc:
+        raise InvalidInput("a document may not carry its own 'checksum' key")
+    doc = seal_document(doc, sealer, kind, owner)
     sealed = dict(doc)
     sealed["checksum"] = _checksum(doc)
     try:
@@ -239,7 +450,9 @@ _SEAL_LEN = len(_SEAL) + 64 + len(b'"}')
 _GZIP_LEVEL, _GZIP_WBITS, _GZIP_MEM_LEVEL = 1, 16 + 14, 6
 
 
-def dump_compressed(doc: dict[str, Any]) -> bytes:
+def dump_compressed(
+    doc: dict[str, Any], sealer: Sealer | None = None, kind: str = "", owner: str = ""
+) -> bytes:
     """Gzip-compressed, checksummed compact JSON of ``doc``.
 
     The JSON is the canonical form (sorted keys) the checksum covers, with the
@@ -251,6 +464,7 @@ def dump_compressed(doc: dict[str, Any]) -> bytes:
     """
     if "checksum" in doc:
         raise InvalidInput("a document may not carry its own 'checksum' key")
+    doc = seal_document(doc, sealer, kind, owner, packed=True)
     body = _canonical(doc)
     digest = hashlib.sha256(body).hexdigest().encode()
     if body == b"{}":
@@ -261,8 +475,37 @@ def dump_compressed(doc: dict[str, Any]) -> bytes:
     return gz.compress(sealed) + gz.flush()
 
 
-def load_compressed(data: bytes, location: str = "") -> dict[str, Any]:
+def load_compressed(
+    data: bytes,
+    location: str = "",
+    sealer: Sealer | None = None,
+    kind: str = "",
+    owner: str = "",
+) -> dict[str, Any]:
     """Inverse of :func:`dump_compressed`.
+
+    Raises:
+        CorruptRecord: If the gzip stream or the checksum is damaged, or (with
+            ``sealer``) the record is plaintext or fails authentication.
+        KeyUnavailable: If it is sealed and the store has no key for it.
+    """
+    doc = read_compressed(data, location)
+    return open_document(doc, sealer, kind, owner, location, packed=True)
+
+
+def load_sealed_document(
+    data: bytes,
+    location: str = "",
+    sealer: Sealer | None = None,
+    kind: str = "",
+    owner: str = "",
+) -> dict[str, Any]:
+    """Inverse of :func:`dump_document` with a sealer: verify the checksum, then open."""
+    return open_document(load_document(data, location), sealer, kind, owner, location)
+
+
+def read_compressed(data: bytes, location: str = "") -> dict[str, Any]:
+    """The document :func:`dump_compressed` wrote, checksum verified, still sealed if it was.
 
     Raises:
         CorruptRecord: If the gzip stream or the checksum is damaged.

@@ -77,6 +77,8 @@ from .atomic import (
     store_error,
 )
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
+from .encryption import attach
+from .envelope import Sealer
 from .files_documents import append_log_line, read_log, read_model
 from .files_flusher import JournalFlusher
 from .files_layout import (
@@ -146,6 +148,7 @@ class FileStore:
         self._registry_lock = FileLock(self.layout.registry_lock)
         self._registry_cache: RegistryCopy | None = None
         self._points = PointFiles(self.layout, self.url, self._session)
+        attach(self)  # an encrypted store's sealer, before anything below reads a record
         self._index_damage = IndexDamage()
         self._flusher = JournalFlusher(f"continuity-flush {self.root}", self._flush_journal)
         for folder in self.layout.folders():
@@ -162,6 +165,15 @@ class FileStore:
                 write_registry(self, {}, None)
             else:
                 finish_interrupted_writes(self)
+
+    @property
+    def sealer(self) -> Sealer | None:
+        """The sealer of an encrypted store (see :func:`.encryption.attach`), else None."""
+        return self._points.sealer
+
+    @sealer.setter
+    def sealer(self, value: Sealer | None) -> None:
+        self._points.sealer = value
 
     def close(self) -> None:
         """Flush batched appends and close every descriptor. Safe to call twice.
@@ -201,7 +213,7 @@ class FileStore:
                 at=draft.created,
                 payload=leases.creation_payload(record, granted),
             )
-            line = codec.encode_event(first)
+            line = codec.encode_event(first, self.sealer, session_id)
             # Lease first, then the journal, whole, under its final name, then the
             # registry: a kill between two steps leaves a journal that is either
             # absent or complete and leased, which the next open indexes.
@@ -281,7 +293,8 @@ class FileStore:
             if entries.get(record.id) == entry:
                 return  # nothing changed: spare the rewrite and its fsyncs
             if record.status in _ARCHIVED:
-                replace_atomically(self.layout.archived(record.id), codec.dump_document(entry))
+                archived = codec.dump_document(entry, self.sealer, "archive", record.id)
+                replace_atomically(self.layout.archived(record.id), archived)
             write_registry(self, {**entries, record.id: entry}, entries)
 
     # -- leases ---------------------------------------------------------
@@ -452,7 +465,7 @@ class FileStore:
             return events
         # Encode everything before writing anything: a value that cannot be stored
         # leaves the journal as it was.
-        data = b"".join([codec.encode_event(e) for e in events])
+        data = b"".join([codec.encode_event(e, self.sealer, entry.session_id) for e in events])
         entry.journal.append(data, sync=sync)
         entry.journal.last_seq = events[-1].seq
         if not sync:
@@ -467,7 +480,7 @@ class FileStore:
         # A writer here learns what it needs to mark its own points from this read.
         seal = entry is not None and entry.journal.verified is None and entry.journal.fd >= 0
         try:
-            read, _, found = read_journal(path, after_seq, mark, seal=seal)
+            read, _, found = read_journal(path, after_seq, mark, seal=seal, sealer=self.sealer)
         except SessionNotFound:
             if self._journal_lost(session_id):
                 return missing_journal_read(session_id, str(path))
@@ -475,7 +488,7 @@ class FileStore:
         if any(d.kind == "torn-tail" for d in read.damage):
             # Perhaps a write in progress rather than a torn one: look again with writers held off.
             with self._session(session_id).lock.shared():
-                read, _, found = read_journal(path, after_seq, mark, seal=seal)
+                read, _, found = read_journal(path, after_seq, mark, seal=seal, sealer=self.sealer)
         if found is not None and entry is not None:
             with entry.lock.shared():
                 entry.journal.seed(found)
@@ -529,20 +542,25 @@ class FileStore:
 
     def save_context_snapshot(self, snapshot: ContextSnapshot) -> None:
         path = self.layout.snapshot(snapshot.session_id)
-        data = codec.dump_document(snapshot.to_wire())
+        data = codec.dump_document(snapshot.to_wire(), self.sealer, "snapshot", snapshot.session_id)
         if not self.layout.journal(snapshot.session_id).exists():
             raise SessionNotFound(f"no session {snapshot.session_id} in {self.url}")
         replace_atomically(path, data)
 
     def load_context_snapshot(self, session_id: str) -> ContextSnapshot | None:
-        return read_model(self.layout.snapshot(session_id), ContextSnapshot)
+        return read_model(
+            self.layout.snapshot(session_id), ContextSnapshot, self.sealer, "snapshot"
+        )
 
     def save_emergency(self, backup: EmergencyBackup) -> None:
         path = self.layout.emergency_backup(backup.session_id)
-        replace_atomically(path, codec.dump_document(backup.to_wire()))
+        data = codec.dump_document(backup.to_wire(), self.sealer, "emergency", backup.session_id)
+        replace_atomically(path, data)
 
     def load_emergency(self, session_id: str) -> EmergencyBackup | None:
-        return read_model(self.layout.emergency_backup(session_id), EmergencyBackup)
+        return read_model(
+            self.layout.emergency_backup(session_id), EmergencyBackup, self.sealer, "emergency"
+        )
 
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
         backups: list[EmergencyBackup] = []
@@ -555,7 +573,7 @@ class FileStore:
             if is_temp_name(path.name):
                 continue
             try:
-                backup = read_model(path, EmergencyBackup)
+                backup = read_model(path, EmergencyBackup, self.sealer, "emergency")
             except CorruptRecord as exc:
                 damage.append(Damage(location=str(path), kind="checksum", detail=exc.message))
                 continue
@@ -565,10 +583,10 @@ class FileStore:
 
     def log_recovery(self, entry: dict[str, Any]) -> None:
         with self._registry_lock.exclusive():
-            append_log_line(self.layout.log, entry)
+            append_log_line(self.layout.log, entry, self.sealer)
 
     def read_recovery_log(self) -> list[dict[str, Any]]:
-        entries, _ = read_log(self.layout.log)
+        entries, _ = read_log(self.layout.log, self.sealer)
         return entries
 
     # -- maintenance ----------------------------------------------------

@@ -21,15 +21,26 @@ from agent_continuity.model import Damage
 
 from . import codec
 from .atomic import FILE_MODE, append_durably, fsync_folder, store_error
+from .envelope import Sealer
 from .journal_file import split_lines
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def read_model(path: Path, model: type[_Model]) -> _Model | None:
-    """A checksummed document as ``model``; None when absent, CorruptRecord when damaged."""
+def read_model(
+    path: Path, model: type[_Model], sealer: Sealer | None = None, kind: str = ""
+) -> _Model | None:
+    """A checksummed document as ``model``; None when absent, CorruptRecord when damaged.
+
+    With ``sealer`` (an encrypted store) the document is opened first, bound
+    to ``kind`` and the session its file is named after.
+    """
     doc = read_document(path)
-    return None if doc is None else validate(model, doc, path)
+    if doc is None:
+        return None
+    if kind:
+        doc = codec.open_document(doc, sealer, kind, path.name.split(".")[0], str(path))
+    return validate(model, doc, path)
 
 
 def read_document(path: Path) -> dict[str, Any] | None:
@@ -69,14 +80,14 @@ def validate(model: type[_Model], doc: dict[str, Any], path: Path) -> _Model:
         ) from None
 
 
-def append_log_line(path: Path, entry: dict[str, Any]) -> None:
+def append_log_line(path: Path, entry: dict[str, Any], sealer: Sealer | None = None) -> None:
     """Append one checksummed line to the recovery log (the caller holds the registry lock).
 
     Raises:
         StoreError: If it could not be written; a log file created for it is removed again.
     """
     # One line per entry, checksummed the way the codec seals documents.
-    sealed = json.loads(codec.dump_document(entry))
+    sealed = json.loads(codec.dump_document(entry, sealer, "log"))
     line = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     try:
         created = not path.exists()
@@ -97,7 +108,7 @@ def append_log_line(path: Path, entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_log(path: Path) -> tuple[list[dict[str, Any]], list[Damage]]:
+def read_log(path: Path, sealer: Sealer | None = None) -> tuple[list[dict[str, Any]], list[Damage]]:
     """The recovery log's intact entries, and a Damage for each line that is not.
 
     Raises:
@@ -113,7 +124,7 @@ def read_log(path: Path) -> tuple[list[dict[str, Any]], list[Damage]]:
     damage: list[Damage] = []
     for line in split_lines(data):
         try:
-            entries.append(codec.load_document(line.data, str(path)))
+            entries.append(codec.load_sealed_document(line.data, str(path), sealer, "log"))
         except CorruptRecord as exc:
             damage.append(
                 Damage(location=str(path), kind="checksum", detail=exc.message, offset=line.offset)

@@ -155,7 +155,7 @@ def derived_lease(store: FileStore, session_id: str, problem: CorruptRecord | No
     no journal either (it does not exist).
     """
     try:
-        read, _, _ = read_journal(store.layout.journal(session_id))
+        read, _, _ = read_journal(store.layout.journal(session_id), sealer=store.sealer)
     except SessionNotFound:
         return None
     lease = leases.from_journal(session_id, read.events)

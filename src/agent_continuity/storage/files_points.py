@@ -38,6 +38,7 @@ from agent_continuity.model import RecoveryPoint, RecoveryPointInfo
 
 from . import codec, file_states, retention
 from .atomic import FileLock, ensure_folder, replace_atomically, store_error
+from .envelope import Sealer
 from .files_documents import validate
 from .files_layout import Layout, parse_point_name, point_name
 from .journal_file import JournalHandle, JournalMark, mark_for_read
@@ -70,6 +71,8 @@ class PointFiles:
         self.layout = layout
         self.url = url
         self._session = session
+        #: The store's sealer when it is encrypted (points and chunks are sealed).
+        self.sealer: Sealer | None = None
         # Point file name -> its parsed listing. A name says everything about the
         # point's listing, so entries never go stale; recovery lists a long
         # session's thousands of points several times.
@@ -122,7 +125,7 @@ class PointFiles:
             mark = entry.journal.mark(point.seq)
             if mark is not None:
                 doc[JournalMark.KEY] = mark.to_doc()
-            data = codec.dump_compressed(doc)
+            data = codec.dump_compressed(doc, self.sealer, "point", point.id)
             ensure_folder(folder)
             existing = self.find(point.session_id, point.id)
             if existing is not None:
@@ -167,7 +170,7 @@ class PointFiles:
             raise store_error(exc, "read", path) from exc
 
     def _decode(self, info: RecoveryPointInfo, path: Path, data: bytes) -> RecoveryPoint:
-        doc = codec.load_compressed(data, str(path))
+        doc = codec.load_compressed(data, str(path), self.sealer, "point", info.id)
         mark = JournalMark.take_from(doc, info.seq)
         folder = self._chunk_folder(info.session_id)
         damage = file_states.join(
@@ -228,14 +231,14 @@ class PointFiles:
     def _chunk_folder(self, session_id: str) -> Path:
         return self.layout.points.parent / "file-states" / session_id
 
-    @staticmethod
-    def _read_chunk(path: Path) -> bytes | None:
+    def _read_chunk(self, path: Path) -> bytes | None:
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
+        return codec.open_blob(data, self.sealer, "chunk", _chunk_owner(path), str(path))
 
     def _store_chunks(self, session_id: str, chunks: dict[str, bytes]) -> None:
         """Write the chunks a point is about to refer to, unless stored intact already.
@@ -255,7 +258,10 @@ class PointFiles:
             path = folder / (ref + _CHUNK_SUFFIX)
             stored = self._read_chunk(path)
             if stored is None or not file_states.intact(ref, stored):
-                replace_atomically(path, data)  # a damaged one is replaced whole
+                # A damaged one is replaced whole.
+                replace_atomically(
+                    path, codec.seal_blob(data, self.sealer, "chunk", _chunk_owner(path))
+                )
             self._chunks.add((session_id, ref))
 
     def _collect_chunks(self, session_id: str) -> None:
@@ -270,7 +276,8 @@ class PointFiles:
         docs = []
         for info in self.listing(session_id):
             try:
-                docs.append(codec.load_compressed(self._read_bytes(info, Path(info.location))))
+                data = self._read_bytes(info, Path(info.location))
+                docs.append(codec.load_compressed(data, "", self.sealer, "point", info.id))
             except (CorruptRecord, RecoveryPointNotFound):
                 return  # a point that cannot be read may refer to any chunk: keep them all
         stored = {n[: -len(_CHUNK_SUFFIX)] for n in names if n.endswith(_CHUNK_SUFFIX)}
@@ -351,3 +358,8 @@ class PointFiles:
                 if info is not None and info.id == point_id:
                     return info, folder / name
         return None
+
+
+def _chunk_owner(path: Path) -> str:
+    """What a sealed chunk is bound to: its session (the folder) and its name."""
+    return f"{path.parent.name}/{path.name}"

@@ -59,7 +59,7 @@ def finish_interrupted_writes(store: FileStore) -> None:
     for session_id in store.layout.journal_ids():
         if session_id in entries:
             continue
-        read, damaged, _ = read_journal(store.layout.journal(session_id))
+        read, damaged, _ = read_journal(store.layout.journal(session_id), sealer=store.sealer)
         if damaged or len(read.events) != 1 or read.events[0].kind is not EventKind.SESSION:
             continue
         record = read.events[0].payload.get("record")
@@ -114,7 +114,7 @@ def read_registry(store: FileStore) -> RegistryCopy:
     if cache is not None and cache.data == data:
         return cache
     try:
-        doc = codec.load_document(data, str(path))
+        doc = codec.load_sealed_document(data, str(path), store.sealer, "registry")
     except CorruptRecord as exc:
         raise CorruptRecord(
             f"{exc.message}; run `continuity verify --repair` to rebuild it from the journals",
@@ -159,7 +159,8 @@ def write_registry(store: FileStore, entries: Entries, previous: Entries | None)
 
     ``previous`` is the registry as read; None rewrites the active list unconditionally.
     """
-    replace_atomically(store.layout.registry, codec.dump_document(registry_document(entries)))
+    data = codec.dump_document(registry_document(entries), store.sealer, "registry")
+    replace_atomically(store.layout.registry, data)
     active = active_document(entries)
     if previous is None or active != active_document(previous) or not store.layout.active.exists():
         try:

@@ -115,9 +115,9 @@ class _Verifier:
         for session_id in session_ids:
             self.journal(session_id)
         self.points()
-        self.documents(self.layout.snapshots, ContextSnapshot)
-        self.documents(self.layout.emergency, EmergencyBackup)
-        self.documents(self.layout.archive, SessionRecord)
+        self.documents(self.layout.snapshots, ContextSnapshot, "snapshot")
+        self.documents(self.layout.emergency, EmergencyBackup, "emergency")
+        self.documents(self.layout.archive, SessionRecord, "archive")
         self.leases(session_ids)
         self.log()
         self.protocols()
@@ -172,13 +172,13 @@ class _Verifier:
 
     def journal(self, session_id: str) -> None:
         path = self.layout.journal(session_id)
-        read, damaged, _ = read_journal(path)
+        read, damaged, _ = read_journal(path, sealer=self.store.sealer)
         seen, source = self.journal_end(session_id)
         if read.damage or seen > read.last_seq:
             # Look again with writers held off: a torn tail may be a write in progress.
             lock = self.store._session(session_id).lock
             with lock.exclusive() if self.repair else lock.shared():
-                read, damaged, _ = read_journal(path)
+                read, damaged, _ = read_journal(path, sealer=self.store.sealer)
                 seen, source = self.journal_end(session_id)
                 if self.repair and (read.damage or seen > read.last_seq):
                     self.mend_journal(path, seen)
@@ -226,7 +226,8 @@ class _Verifier:
         with self.store._session(session_id).lock.exclusive():
             if path.exists():
                 return  # a creation or another repair got there first
-            replace_atomically(path, b"".join(codec.encode_event(e) for e in stones))
+            lines = (codec.encode_event(e, self.store.sealer, session_id) for e in stones)
+            replace_atomically(path, b"".join(lines))
         self.report.repaired.append(
             f"{path}: the journal was missing; rebuilt with a tombstone at each of events "
             f"1..{seen} ({source or 'the registry'} saw event {seen}); what the recovery "
@@ -284,7 +285,8 @@ class _Verifier:
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
         lines = split_lines(data)
-        read, damaged = parse_lines(lines, str(path))
+        session_id = path.name.removesuffix(".jsonl")
+        read, damaged = parse_lines(lines, str(path), 0, self.store.sealer, session_id)
         bad = {line.offset for line in damaged}
         kept = (
             self.quarantine_bytes(path, b"".join(line.data + b"\n" for line in damaged))
@@ -302,7 +304,8 @@ class _Verifier:
                 records.append(seq)
                 valid.append((seq, line.data + b"\n"))
         lost = lost_in_order(records, quarantine=None if kept is None else str(kept), seen=seen)
-        out = interleave(valid, tombstones(read.events, lost, datetime.now(UTC)))
+        stones = tombstones(read.events, lost, datetime.now(UTC))
+        out = interleave(valid, stones, self.store.sealer, session_id)
         replace_atomically(path, b"".join(out))
         done = [f"kept the {len(valid)} valid line(s)"]
         if kept is not None:
@@ -318,7 +321,7 @@ class _Verifier:
         except OSError as exc:
             raise store_error(exc, "read", path) from exc
         lines = split_lines(data)
-        bad = {d.offset for d in read_log(self.layout.log)[1]}
+        bad = {d.offset for d in read_log(self.layout.log, self.store.sealer)[1]}
         target = self.quarantine_bytes(
             path, b"".join(line.data + b"\n" for line in lines if line.offset in bad)
         )
@@ -355,12 +358,12 @@ class _Verifier:
                     if self.repair:
                         self.quarantine_file(path)
 
-    def documents(self, folder: Path, model: type[BaseModel]) -> None:
+    def documents(self, folder: Path, model: type[BaseModel], kind: str) -> None:
         for path in self.leftovers(folder):
             self.report.checked += 1
             try:
                 ids.validate_session_id(path.name.removesuffix(".json"))
-                read_model(path, model)
+                read_model(path, model, self.store.sealer, kind)
             except InvalidIdentifier:
                 self.damage(path, "decode", "file name is not SESSION-YYMMDD-NNN.json")
             except CorruptRecord as exc:
@@ -386,7 +389,8 @@ class _Verifier:
         with entry.lock.exclusive():
             if path.exists():
                 self.quarantine_file(path)
-            events = read_journal(self.layout.journal(session_id))[0].events
+            path = self.layout.journal(session_id)
+            events = read_journal(path, sealer=self.store.sealer)[0].events
             taken = [e for e in events if e.kind is EventKind.LEASE]
             last = taken[-1] if taken else None
             # Tokens only grow: the rebuilt lease keeps the newest token the journal
@@ -408,7 +412,7 @@ class _Verifier:
         self.report.repaired.append(f"{path}: rebuilt from the journal (token {token}, expired)")
 
     def log(self) -> None:
-        entries, damage = read_log(self.layout.log)
+        entries, damage = read_log(self.layout.log, self.store.sealer)
         self.report.checked += len(entries) + len(damage)
         self.report.damage.extend(damage)
         if damage and self.repair:

@@ -28,6 +28,7 @@ from agent_continuity.model import Damage
 from . import codec
 from .atomic import append_durably, store_error
 from .base import JournalRead
+from .envelope import Sealer
 
 _TAIL_WINDOW = 64 * 1024
 
@@ -55,7 +56,11 @@ def split_lines(data: bytes) -> list[JournalLine]:
 
 
 def parse_lines(
-    lines: list[JournalLine], location: str, after_seq: int = 0
+    lines: list[JournalLine],
+    location: str,
+    after_seq: int = 0,
+    sealer: Sealer | None = None,
+    session_id: str = "",
 ) -> tuple[JournalRead, list[JournalLine]]:
     """Decode journal lines, reporting damage instead of skipping it.
 
@@ -71,7 +76,11 @@ def parse_lines(
             # Lines up to ``after_seq`` are checked (checksum, order) but not decoded:
             # recovery from a point reads only the tail, whatever the journal's length.
             seq = codec.event_seq(line.data, location)
-            event = codec.decode_event(line.data, location) if seq > after_seq else None
+            event = (
+                codec.decode_event(line.data, location, sealer, session_id)
+                if seq > after_seq
+                else None
+            )
         except CorruptRecord as exc:
             damaged.append(line)
             torn = not line.terminated
@@ -187,7 +196,12 @@ class JournalSeal:
 
 
 def read_journal(
-    path: Path, after_seq: int = 0, mark: JournalMark | None = None, *, seal: bool = False
+    path: Path,
+    after_seq: int = 0,
+    mark: JournalMark | None = None,
+    *,
+    seal: bool = False,
+    sealer: Sealer | None = None,
 ) -> tuple[JournalRead, list[JournalLine], JournalSeal | None]:
     """Read and check a whole journal file (see :func:`parse_lines`).
 
@@ -197,6 +211,8 @@ def read_journal(
         mark: A mark of the journal's beginning; when the bytes still match it,
             the lines it covers are known intact without checking each.
         seal: Also return a :class:`JournalSeal` when the journal is undamaged.
+        sealer: The store's sealer when it is encrypted (payloads are opened,
+            records failing authentication reported as damage).
 
     Returns:
         The read, the damaged lines (for quarantine), and the seal if asked for
@@ -216,17 +232,24 @@ def read_journal(
         ) from None
     except OSError as exc:
         raise store_error(exc, "read", path) from exc
-    clean = _read_clean(data, str(path), after_seq, mark, seal)
+    session_id = path.name.removesuffix(".jsonl")
+    clean = _read_clean(data, str(path), after_seq, mark, seal, sealer, session_id)
     if clean is not None:
         read, crc = clean
         found = None if crc is None else JournalSeal(inode, len(data), read.end_seq, crc)
         return read, [], found
-    read, damaged = parse_lines(split_lines(data), str(path), after_seq)
+    read, damaged = parse_lines(split_lines(data), str(path), after_seq, sealer, session_id)
     return read, damaged, None
 
 
 def _read_clean(
-    data: bytes, location: str, after_seq: int, mark: JournalMark | None, seal: bool
+    data: bytes,
+    location: str,
+    after_seq: int,
+    mark: JournalMark | None,
+    seal: bool,
+    sealer: Sealer | None = None,
+    session_id: str = "",
 ) -> tuple[JournalRead, int | None] | None:
     """The events after ``after_seq`` of an undamaged journal (and its CRC-32
     if ``seal``); None for any doubt.
@@ -257,13 +280,14 @@ def _read_clean(
     seqs = codec.intact_seqs(lines, first)
     if seqs is None or seqs != list(range(first, first + len(seqs))):
         return None
-    read = JournalRead(
-        events=[
-            codec.decode_event(line, location)
+    try:
+        events = [
+            codec.decode_event(line, location, sealer, session_id)
             for line in (*covered, *lines[max(after_seq + 1 - first, 0) :])
-        ],
-        end_seq=first - 1 + len(seqs),
-    )
+        ]
+    except CorruptRecord:
+        return None  # a sealed record that does not open: the careful path says which
+    read = JournalRead(events=events, end_seq=first - 1 + len(seqs))
     return read, (zlib.crc32(memoryview(data)[start:], crc) if seal else None)
 
 

@@ -71,6 +71,8 @@ from agent_continuity.model import (
 
 from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
+from .encryption import attach
+from .envelope import Sealer
 from .index import IndexDamage, derive_record, missing_journal_error
 from .sqlite_connection import ThreadConnection, translated
 from .sqlite_errors import translate
@@ -150,9 +152,12 @@ class SqliteStore:
         self._last_seq: dict[str, int] = {}
         # The journals this handle knows intact (to mark its points), and the marks of points read.
         self._marks = sqlite_journal.JournalMarks()
+        #: Set by :func:`.encryption.attach` when the store is encrypted.
+        self.sealer: Sealer | None = None
         self._written_points = WrittenPoints()
         try:
             self._open()
+            attach(self)
         except BaseException:
             self.close()
             raise
@@ -308,12 +313,15 @@ class SqliteStore:
         ids.validate_session_id(key)
         column = "id" if table == "sessions" else "session_id"
         row = self._one(f"SELECT CAST(doc AS BLOB) FROM {table} WHERE {column} = ?", key)
-        return None if row is None else self._document(row[0], self._loc(table, key), model)
+        location = self._loc(table, key)
+        return None if row is None else self._document(row[0], location, model, table, key)
 
-    def _document(self, data: bytes, location: str, model: type[_M]) -> _M:
-        """Load and verify a checksummed document into ``model``."""
+    def _document(
+        self, data: bytes, location: str, model: type[_M], table: str = "", key: str = ""
+    ) -> _M:
+        """Load and verify a checksummed document (of ``table``'s row ``key``) into ``model``."""
         try:
-            return model.model_validate(codec.load_document(data, location))
+            return model.model_validate(codec.load_row(data, location, self.sealer, table, key))
         except CorruptRecord as exc:
             raise CorruptRecord(
                 f"{exc}; run `continuity verify --repair` to move it aside", location
@@ -336,9 +344,10 @@ class SqliteStore:
 
     def _put_session(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
         key = ids.parse_session_id(record.id)
+        doc = codec.dump_row(record.to_wire(), self.sealer, "sessions", record.id)
         conn.execute(
             "INSERT OR REPLACE INTO sessions (id, day, number, doc) VALUES (?, ?, ?, ?)",
-            (record.id, ids.day_code(key.day), key.number, codec.dump_document(record.to_wire())),
+            (record.id, ids.day_code(key.day), key.number, doc),
         )
 
     def _put_lease(self, conn: sqlite3.Connection, lease: Lease) -> None:
@@ -381,7 +390,7 @@ class SqliteStore:
             Event(seq=last + n, kind=d.kind, at=d.at, payload=d.payload)
             for n, d in enumerate(drafts, 1)
         ]
-        rows = [(journal, e.seq, codec.encode_event(e)) for e in events]
+        rows = [(journal, e.seq, codec.encode_event(e, self.sealer, session_id)) for e in events]
         if len(rows) == 1:
             conn.execute(INSERT_EVENT, rows[0])
         else:
@@ -418,7 +427,7 @@ class SqliteStore:
             first = Event(seq=1, kind=EventKind.SESSION, at=draft.created, payload=payload)
             self._put_session(conn, record)
             journal = self._journal(conn, session_id, None)
-            line = codec.encode_event(first)
+            line = codec.encode_event(first, self.sealer, session_id)
             conn.execute(INSERT_EVENT, (journal, 1, line))
             self._saw_end(session_id, 1)
             self._put_lease(conn, granted)
@@ -450,7 +459,7 @@ class SqliteStore:
         """A registry row's record; a damaged one is derived from the journal instead."""
         location = self._loc("sessions", session_id)
         try:
-            return self._document(doc, location, SessionRecord)
+            return self._document(doc, location, SessionRecord, "sessions", session_id)
         except CorruptRecord as exc:
             record = derive_record(self, session_id)
             self._index_damage.note(
@@ -523,7 +532,8 @@ class SqliteStore:
             # finds out why, step by step.
             draft = drafts[0]
             event = Event(seq=last + 1, kind=draft.kind, at=draft.at, payload=draft.payload)
-            params = (lease.session_id, lease.token, event.seq, codec.encode_event(event))
+            line = codec.encode_event(event, self.sealer, lease.session_id)
+            params = (lease.session_id, lease.token, event.seq, line)
             if self._write_one(APPEND_AFTER, params).rowcount == 1:
                 self._saw_end(lease.session_id, event.seq)
                 self._marks.appended(lease.session_id, known, last, [params[3]])

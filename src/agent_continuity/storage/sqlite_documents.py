@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def save_context_snapshot(store: SqliteStore, snapshot: ContextSnapshot) -> None:
     """See :meth:`~.base.Store.save_context_snapshot`."""
-    doc = codec.dump_document(snapshot.to_wire())
+    doc = codec.dump_document(snapshot.to_wire(), store.sealer, "snapshot", snapshot.session_id)
     with store._write() as conn:
         store._require(conn, snapshot.session_id)
         conn.execute(
@@ -41,7 +41,7 @@ def load_context_snapshot(store: SqliteStore, session_id: str) -> ContextSnapsho
 def save_emergency(store: SqliteStore, backup: EmergencyBackup) -> None:
     """See :meth:`~.base.Store.save_emergency`."""
     ids.validate_session_id(backup.session_id)
-    doc = codec.dump_document(backup.to_wire())
+    doc = codec.dump_document(backup.to_wire(), store.sealer, "emergency", backup.session_id)
     with store._write() as conn:
         conn.execute(
             "INSERT OR REPLACE INTO emergency (session_id, doc) VALUES (?, ?)",
@@ -60,7 +60,8 @@ def list_emergency(store: SqliteStore) -> tuple[list[EmergencyBackup], list[Dama
     backups, damage = [], []
     for key, doc in rows:
         try:
-            backups.append(store._document(doc, store._loc("emergency", key), EmergencyBackup))
+            location = store._loc("emergency", key)
+            backups.append(store._document(doc, location, EmergencyBackup, "emergency", key))
         except CorruptRecord as exc:
             damage.append(damage_at(exc.location, "checksum", str(exc)))
     return backups, damage
@@ -68,7 +69,7 @@ def list_emergency(store: SqliteStore) -> tuple[list[EmergencyBackup], list[Dama
 
 def log_recovery(store: SqliteStore, entry: dict[str, Any]) -> None:
     """See :meth:`~.base.Store.log_recovery`."""
-    doc = codec.dump_document(entry)
+    doc = codec.dump_document(entry, store.sealer, "log")
     with store._write() as conn:
         conn.execute("INSERT INTO recovery_log (doc) VALUES (?)", (doc,))
 
@@ -80,5 +81,6 @@ def read_recovery_log(store: SqliteStore) -> list[dict[str, Any]]:
     for entry_id, doc in rows:
         # Damaged entries are reported by verify(); the rest stay readable.
         with suppress(CorruptRecord):
-            entries.append(codec.load_document(doc, store._loc("recovery_log", entry_id)))
+            location = store._loc("recovery_log", entry_id)
+            entries.append(codec.load_sealed_document(doc, location, store.sealer, "log"))
     return entries

@@ -173,7 +173,7 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
                 else:
                     result.end_seq = seq
                 continue
-            event = codec.decode_event(line, location)
+            event = codec.decode_event(line, location, store.sealer, session_id)
         except CorruptRecord as exc:
             result.damage.append(damage_at(location, "checksum", str(exc)))
             continue
@@ -221,7 +221,9 @@ def _read_clean(
     start = max(after_seq, 0)
     try:
         events = [
-            codec.decode_event(line, store._loc("events", session_id, seq))
+            codec.decode_event(
+                line, store._loc("events", session_id, seq), store.sealer, session_id
+            )
             for seq, line in rows[start:]
         ]
     except CorruptRecord:

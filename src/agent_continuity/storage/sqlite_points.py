@@ -46,6 +46,7 @@ from agent_continuity.errors import (
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
 from . import codec, file_states, retention
+from .envelope import Sealer
 from .journal_file import JournalMark
 from .sqlite_schema import JOURNAL
 
@@ -124,7 +125,7 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
         doc[JournalMark.KEY] = mark.to_doc()
     else:
         mark = None
-    body = codec.dump_compressed(doc)
+    body = codec.dump_compressed(doc, store.sealer, "point", point.id)
     # Full precision, so the listing orders points exactly as their bodies would.
     row = (
         point.session_id,
@@ -137,7 +138,7 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
         with _unsynced(store, point.trigger.automatic):
             if chunks:
                 with store._write() as conn:
-                    _put_chunks(conn, point.session_id, chunks)
+                    _put_chunks(conn, point.session_id, chunks, store.sealer)
                     inserted = conn.execute(_SAVE, (*row, body)).rowcount
                     if inserted != 1:
                         raise SessionNotFound(
@@ -175,13 +176,16 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     if row is None:
         raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
     location = store._loc("points", point_id)
-    doc = codec.load_compressed(row[3], location)
+    doc = codec.load_compressed(row[3], location, store.sealer, "point", point_id)
     mark = JournalMark.take_from(doc, row[1])
     session_id = row[0]
 
     def chunk(ref: str) -> bytes | None:
         found = store._one(_CHUNK, session_id, ref)
-        return None if found is None else bytes(found[0])
+        if found is None:
+            return None
+        where = store._loc("file_states", session_id, ref)
+        return codec.open_blob(bytes(found[0]), store.sealer, "chunk", f"{session_id}/{ref}", where)
 
     damage = file_states.join(
         doc, chunk, lambda ref: store._loc("file_states", session_id, ref), point_id
@@ -199,7 +203,9 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
     return point
 
 
-def _put_chunks(conn: sqlite3.Connection, session_id: str, chunks: dict[str, bytes]) -> None:
+def _put_chunks(
+    conn: sqlite3.Connection, session_id: str, chunks: dict[str, bytes], sealer: Sealer | None
+) -> None:
     """Store the chunks a point is about to refer to, unless stored intact already."""
     marks = ", ".join("?" * len(chunks))
     stored = dict(
@@ -211,11 +217,17 @@ def _put_chunks(conn: sqlite3.Connection, session_id: str, chunks: dict[str, byt
     )
     for ref, data in chunks.items():
         held = stored.get(ref)
+        owner = f"{session_id}/{ref}"
+        if held is not None:
+            held = codec.open_blob(bytes(held), sealer, "chunk", owner, owner)
         if held is None or not file_states.intact(ref, bytes(held)):
-            conn.execute(_PUT_CHUNK, (session_id, ref, data))  # a damaged one is replaced whole
+            # A damaged one is replaced whole.
+            conn.execute(
+                _PUT_CHUNK, (session_id, ref, codec.seal_blob(data, sealer, "chunk", owner))
+            )
 
 
-def _collect_chunks(conn: sqlite3.Connection, session_id: str) -> None:
+def _collect_chunks(conn: sqlite3.Connection, session_id: str, sealer: Sealer | None) -> None:
     """Delete the chunks no point of the session refers to any more (inside a write)."""
     rows = conn.execute("SELECT hash FROM file_states WHERE session_id = ?", (session_id,))
     stored = [row[0] for row in rows]
@@ -223,12 +235,12 @@ def _collect_chunks(conn: sqlite3.Connection, session_id: str) -> None:
         return
     docs = []
     low = "RECOVERY-" + session_id[len("SESSION-") :] + "-"
-    for (data,) in conn.execute(
-        "SELECT CAST(body AS BLOB) FROM points WHERE id >= ? AND id < ? AND session_id = ?",
+    for point_id, data in conn.execute(
+        "SELECT id, CAST(body AS BLOB) FROM points WHERE id >= ? AND id < ? AND session_id = ?",
         (low, low[:-1] + ".", session_id),
     ):
         try:
-            docs.append(codec.load_compressed(data))
+            docs.append(codec.load_compressed(data, "", sealer, "point", point_id))
         except CorruptRecord:
             return  # a point that cannot be read may refer to any chunk: keep them all
     doomed = file_states.unreferenced(stored, docs)
@@ -307,7 +319,7 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
         else:
             with store._write() as conn:
                 conn.execute(delete, doomed)
-                _collect_chunks(conn, session_id)
+                _collect_chunks(conn, session_id, store.sealer)
     return doomed
 
 

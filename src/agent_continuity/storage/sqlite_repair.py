@@ -15,7 +15,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
-from agent_continuity.errors import CorruptRecord, InvalidIdentifier
+from agent_continuity.errors import CorruptRecord, InvalidIdentifier, KeyUnavailable
 from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_now
 
 from . import codec
@@ -129,7 +129,7 @@ def _check_rows(
                     # the point valid and its code context unknown: reported, not moved.
                     report.damage += store.load_point(row_key).damage
                 else:
-                    codec.load_document(data, store._loc(table, row_key))
+                    codec.load_row(data, store._loc(table, row_key), store.sealer, table, row_key)
             except (CorruptRecord, InvalidIdentifier) as exc:
                 damage = damage_at(store._loc(table, row_key), "checksum", str(exc))
                 report.damage.append(damage)
@@ -140,6 +140,15 @@ def _check_rows(
         read = store.read_events(session_id)
         report.checked += len(read.events)
         report.damage.extend(read.damage)
+        covered = max((p.seq for p in store.list_points(session_id)), default=0)
+        if not read.damage and covered > read.end_seq:
+            # Cut at a row boundary, a journal has no damaged row to show; its
+            # recovery points still know how far it went.
+            detail = (
+                f"the journal ends at event {read.end_seq} but a recovery point covers event "
+                f"{covered}; events {read.end_seq + 1}..{covered} are lost"
+            )
+            report.damage.append(damage_at(store._loc("events", session_id), "truncated", detail))
         if read.damage:
             mend.add(session_id)
         for damage in read.damage:
@@ -216,7 +225,8 @@ def _close_gaps(
     }
     stones = tombstones(read.events, lost, utc_now())
     journal = conn.execute(f"SELECT {JOURNAL}", (session_id,)).fetchone()[0]
-    conn.executemany(INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
+    lines = [(journal, e.seq, codec.encode_event(e, store.sealer, session_id)) for e in stones]
+    conn.executemany(INSERT_EVENT, lines)
     if stones:
         numbers = ", ".join(str(e.seq) for e in stones)
         report.repaired.append(
@@ -246,7 +256,8 @@ def _rebuild_journal(
     doc = row.fetchone()
     if doc is not None:
         try:
-            record = SessionRecord.model_validate(codec.load_document(doc[0]))
+            opened = codec.load_row(doc[0], "", store.sealer, "sessions", session_id)
+            record = SessionRecord.model_validate(opened)
             seen = max(seen, record.last_seq)
             when.append(record.last_activity)
         except (CorruptRecord, ValueError):
@@ -274,7 +285,8 @@ def _rebuild_journal(
         tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
         for seq in range(1, seen + 1)
     ]
-    conn.executemany(INSERT_EVENT, [(journal, e.seq, codec.encode_event(e)) for e in stones])
+    lines = [(journal, e.seq, codec.encode_event(e, store.sealer, session_id)) for e in stones]
+    conn.executemany(INSERT_EVENT, lines)
     store._marks.forget(session_id)
     store._saw_end(session_id, seen)
     report.repaired.append(
@@ -332,8 +344,8 @@ def _named(first: bytes | None) -> str | None:
     try:
         event = codec.decode_event(first)
         named = event.payload["record"]["id"] if event.kind is EventKind.SESSION else None
-    except (CorruptRecord, KeyError, TypeError):
-        return None
+    except (CorruptRecord, KeyError, TypeError, KeyUnavailable):
+        return None  # sealed: bound to a session this journal cannot name
     return named if _is_session_id(named) else None
 
 

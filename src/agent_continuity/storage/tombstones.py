@@ -23,6 +23,7 @@ from agent_continuity.lost_events import (
 from agent_continuity.model import Event
 
 from .codec import cut_short, encode_event
+from .envelope import Sealer
 
 __all__ = [
     "LOST_REASONS",
@@ -76,18 +77,25 @@ def lost_in_order(records: Sequence[int | bytes], *, quarantine: str | None, see
     return lost
 
 
-def interleave(valid: Sequence[tuple[int, bytes]], stones: Sequence[Event]) -> list[bytes]:
+def interleave(
+    valid: Sequence[tuple[int, bytes]],
+    stones: Sequence[Event],
+    sealer: Sealer | None = None,
+    session_id: str = "",
+) -> list[bytes]:
     """The journal's lines again: the valid ones in their order, each tombstone in its place.
 
     Args:
         valid: Each intact line's ``seq`` and bytes (newline-terminated), in journal order.
         stones: The tombstones, in sequence order.
+        sealer: The store's sealer when it is encrypted (tombstones are sealed too).
+        session_id: The session the journal belongs to.
     """
     pending = list(stones)
     out: list[bytes] = []
     for seq, line in valid:
         while pending and pending[0].seq < seq:
-            out.append(encode_event(pending.pop(0)))
+            out.append(encode_event(pending.pop(0), sealer, session_id))
         out.append(line)
-    out.extend(encode_event(stone) for stone in pending)
+    out.extend(encode_event(stone, sealer, session_id) for stone in pending)
     return out
