@@ -228,6 +228,7 @@ FACADE = {
     "detect_interruptions",
     "verify",
     "analytics",  # issue 16: the figures `continuity analytics` and a dashboard show
+    "search",  # issue 16: `continuity search` across every session
     # recovery
     "recover",
     "start_recovered",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
+    from agent_continuity.search.catalog import SearchResults
 
 
 class SessionManager:
@@ -489,6 +490,44 @@ class SessionManager:
         from agent_continuity.analytics_reading import store_analytics
 
         return store_analytics(self._rt, since=since, user=user)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user: str | None = None,
+        limit: int = 20,
+        rebuild: bool = False,
+    ) -> SearchResults:
+        """Search every session's journal (``continuity search``): messages, decisions,
+        tasks, notes, tool calls and their results, steps, blockers and errors.
+
+        The index is derived from the journals: it is caught up with what they
+        gained before each query, and rebuilt when damaged, by ``rebuild`` or
+        by ``verify --repair``.
+
+        Args:
+            query: The words to find; punctuation is ignored. May be empty with ``rebuild``.
+            user: Only this user's sessions; None for every user's.
+            limit: The most results (1 to 1000).
+            rebuild: Build the index again from the journals first.
+
+        Returns:
+            The matching events, best first; ``to_wire()`` is the ``search --json`` object.
+
+        Raises:
+            InvalidInput: If the query has no word (and no rebuild was asked) or
+                the limit is out of range.
+        """
+        from agent_continuity.search.catalog import SearchResults, rebuild_index, search_store
+
+        results = SearchResults(query=query)
+        if rebuild:
+            results.rebuilt = rebuild_index(self._rt.store)
+            if not query.strip():
+                return results
+        results.hits = search_store(self._rt.store, query, user=user, limit=limit)
+        return results
 
     # -- recovery ---------------------------------------------------------
 

@@ -13,7 +13,13 @@ import sys
 
 import click
 
-from agent_continuity.cli import analytics_command, mcp_command, recovery_commands, session_commands
+from agent_continuity.cli import (
+    analytics_command,
+    mcp_command,
+    recovery_commands,
+    search_command,
+    session_commands,
+)
 
 HELP = """Crash-safe session persistence and recovery for AI agents.
 
@@ -39,7 +45,13 @@ def cli(store: str | None) -> None:
     """The ``continuity`` command group."""
 
 
-for _module in (session_commands, recovery_commands, mcp_command, analytics_command):
+for _module in (
+    session_commands,
+    recovery_commands,
+    mcp_command,
+    analytics_command,
+    search_command,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
