@@ -33,7 +33,9 @@ __all__ = ["SearchHit", "SearchResults", "index_path", "rebuild_index", "search_
 #: The most results one query returns.
 MAX_LIMIT = 1000
 
-_IN_MEMORY: weakref.WeakKeyDictionary[Any, SqliteSearchIndex] = weakref.WeakKeyDictionary()
+# One open index per store handle: opening costs more than a query. Kept until
+# the store handle is gone (an index is derived data: nothing to flush).
+_OPEN: weakref.WeakKeyDictionary[Any, SearchIndex] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True)
@@ -75,29 +77,36 @@ def _discard(path: Path) -> None:
 
 
 def _open(store: Store) -> SearchIndex:
+    opened = _OPEN.get(store)
+    if opened is not None:
+        return opened
     own = getattr(store, "search_index", None)
     if callable(own):
-        index: SearchIndex = own()
-        return index
+        opened = own()
+    else:
+        path = index_path(store)
+        if path is None:
+            opened = SqliteSearchIndex(":memory:")
+        else:
+            try:
+                opened = SqliteSearchIndex(path)
+                opened.marks()
+            except sqlite3.DatabaseError:
+                # Derived data: a damaged index is thrown away and built again from the journals.
+                _discard(path)
+                opened = SqliteSearchIndex(path)
+    _OPEN[store] = opened
+    return opened
+
+
+def _drop(store: Store) -> None:
+    """Close and forget a store's index after it failed; a damaged file is deleted."""
+    opened = _OPEN.pop(store, None)
+    if opened is not None:
+        opened.close()
     path = index_path(store)
-    if path is None:
-        memory = _IN_MEMORY.get(store)
-        if memory is None:
-            memory = _IN_MEMORY[store] = SqliteSearchIndex(":memory:")
-        return memory
-    try:
-        opened = SqliteSearchIndex(path)
-        opened.marks()
-        return opened
-    except sqlite3.DatabaseError:
-        # Derived data: a damaged index is thrown away and built again from the journals.
+    if path is not None:
         _discard(path)
-        return SqliteSearchIndex(path)
-
-
-def _close(store: Store, index: SearchIndex) -> None:
-    if _IN_MEMORY.get(store) is not index:
-        index.close()
 
 
 def catch_up(store: Store, index: SearchIndex) -> int:
@@ -181,13 +190,9 @@ def search_store(
             catch_up(store, index)
             return index.query(words, user, limit)
         except sqlite3.DatabaseError:
-            path = index_path(store)
-            if attempt == 2 or path is None:
+            if attempt == 2:
                 raise
-            index.close()
-            _discard(path)  # damaged while in use: rebuilt on the second attempt
-        finally:
-            _close(store, index)
+            _drop(store)  # damaged while in use: rebuilt on the second attempt
     raise AssertionError("unreachable")
 
 
@@ -203,14 +208,13 @@ def rebuild_index(store: Store, *, only_if_present: bool = False) -> int | None:
     """
     path = index_path(store)
     if only_if_present:
-        present = path.exists() if path is not None else store in _IN_MEMORY
+        present = path.exists() if path is not None else store in _OPEN
         if not present and not callable(getattr(store, "search_index", None)):
             return None
-    if path is not None:
-        _discard(path)
-    index = _open(store)
     try:
+        index = _open(store)
         index.clear()
-        return catch_up(store, index)
-    finally:
-        _close(store, index)
+    except sqlite3.DatabaseError:
+        _drop(store)
+        index = _open(store)
+    return catch_up(store, index)

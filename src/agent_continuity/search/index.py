@@ -161,15 +161,16 @@ class SqliteSearchIndex:
             # Derived data: losing the last catch-up to a power cut costs a re-read, no more.
             self._conn.execute("PRAGMA synchronous = NORMAL")
             version = self._version()
-            if version not in (None, INDEX_VERSION):
-                self._drop()
-            with self._transaction() as conn:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)",
-                    (INDEX_VERSION,),
-                )
+            if version != INDEX_VERSION:
+                if version is not None:
+                    self._drop()
+                with self._transaction() as conn:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)",
+                        (INDEX_VERSION,),
+                    )
         except BaseException:
             self._conn.close()
             raise
