@@ -15,6 +15,8 @@ snippets by ``ts_headline``); it can live in the store's own database, where
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import heapq
 import os
 import re
 import sqlite3
@@ -24,8 +26,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 #: Bumped when the index's schema or tokenizer changes: an older index is rebuilt.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 _WORD = re.compile(r"\w+", re.UNICODE)
+#: A query matching more events than this ranks the newest this many of them.
+RANK_WINDOW = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,16 @@ class SearchIndex(Protocol):
         ...
 
 
+def _owner(user: str) -> str:
+    """The token naming a user in the index (any user name becomes one plain word)."""
+    return "u" + hashlib.sha256(user.encode("utf-8")).hexdigest()[:24]
+
+
+def _score(rank: float) -> float:
+    """BM25 as a score where higher is better (SQLite's is negative, lower better)."""
+    return round(-float(rank), 6)
+
+
 def query_words(text: str) -> list[str]:
     """The words of a query, as the index matches them (punctuation is not syntax)."""
     return [w.lower() for w in _WORD.findall(text)]
@@ -131,8 +145,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS marks (session_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " head INTEGER NOT NULL, user TEXT NOT NULL)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(body, session_id UNINDEXED,"
-    " seq UNINDEXED, kind UNINDEXED, user UNINDEXED, tokenize = 'porter unicode61')",
+    # owner: one token naming the user (see _owner), so that one user's events
+    # are found through the index rather than by reading every match.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(body, owner, session_id UNINDEXED,"
+    " seq UNINDEXED, kind UNINDEXED, tokenize = 'porter unicode61')",
 )
 
 
@@ -220,8 +236,12 @@ class SqliteSearchIndex:
             ).fetchone()
             done = int(row[0]) if row else 0
             conn.executemany(
-                "INSERT INTO docs (body, session_id, seq, kind, user) VALUES (?, ?, ?, ?, ?)",
-                [(e.text, session_id, e.seq, e.kind, mark.user) for e in events if e.seq > done],
+                "INSERT INTO docs (body, owner, session_id, seq, kind) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (e.text, _owner(mark.user), session_id, e.seq, e.kind)
+                    for e in events
+                    if e.seq > done
+                ],
             )
             conn.execute(
                 "INSERT OR REPLACE INTO marks (session_id, seq, head, user) VALUES (?, ?, ?, ?)",
@@ -245,21 +265,35 @@ class SqliteSearchIndex:
             hits = self._match(" OR ".join(quoted), user, limit)
         return hits
 
-    def _match(self, match: str, user: str | None, limit: int) -> list[SearchHit]:
-        sql = (
-            "SELECT session_id, seq, kind, snippet(docs, 0, '[', ']', '…', 16), bm25(docs)"
-            " FROM docs WHERE docs MATCH ?"
-        )
-        params: list[object] = [match]
+    def _match(self, words: str, user: str | None, limit: int) -> list[SearchHit]:
+        match = f"body : ({words})"
         if user is not None:
-            sql += " AND user = ?"
-            params.append(user)
-        sql += " ORDER BY rank LIMIT ?"
-        params.append(limit)
-        return [
-            SearchHit(str(sid), int(seq), str(kind), str(snippet), round(-float(rank), 6))
-            for sid, seq, kind, snippet, rank in self._conn.execute(sql, params)
-        ]
+            match += f' AND owner : "{_owner(user)}"'
+        # Scoring costs a little per match, and a word in half a million events
+        # would take seconds: only the newest RANK_WINDOW matches are ranked
+        # (rowids grow as events are indexed, and FTS5 seeks on them).
+        floor = self._conn.execute(
+            "SELECT rowid FROM docs WHERE docs MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (match, RANK_WINDOW - 1),
+        ).fetchone()
+        sql = "SELECT rowid, bm25(docs, 1.0, 0.0) FROM docs WHERE docs MATCH ?"
+        params: list[object] = [match]
+        if floor is not None:
+            sql += " AND rowid >= ?"
+            params.append(int(floor[0]))
+        best = heapq.nsmallest(limit, self._conn.execute(sql, params), key=lambda r: r[1])
+        hits = []
+        for rowid, rank in best:
+            # Snippets only for the results: each reads and tokenizes its event's text.
+            row = self._conn.execute(
+                "SELECT session_id, seq, kind, snippet(docs, 0, '[', ']', '…', 16)"
+                " FROM docs WHERE docs MATCH ? AND rowid = ?",
+                (match, rowid),
+            ).fetchone()
+            if row is not None:
+                sid, seq, kind, snippet = row
+                hits.append(SearchHit(str(sid), int(seq), str(kind), str(snippet), _score(rank)))
+        return hits
 
     def clear(self) -> None:
         """See :meth:`SearchIndex.clear`."""
