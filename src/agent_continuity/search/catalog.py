@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_continuity.errors import InvalidInput
+from agent_continuity.errors import InvalidIdentifier, InvalidInput
 from agent_continuity.storage import Store
 
 from .heads import journal_heads
@@ -131,7 +131,10 @@ def catch_up(store: Store, index: SearchIndex) -> int:
         ]
     indexed = 0
     for session_id, head in todo:
-        indexed += _catch_up_session(store, index, session_id, head, marks.get(session_id))
+        try:
+            indexed += _catch_up_session(store, index, session_id, head, marks.get(session_id))
+        except InvalidIdentifier:
+            continue  # a journal file named like a session but of no real day
     return indexed
 
 

@@ -16,14 +16,16 @@ the catalog asks each session's journal for the events after its mark.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import weakref
 from pathlib import Path
+from typing import Any
 
-from agent_continuity import ids
-from agent_continuity.errors import InvalidIdentifier
 from agent_continuity.storage import Store
 
 _JOURNAL_SUFFIX = ".jsonl"
+_JOURNAL_NAME = re.compile(r"SESSION-\d{6}-\d{3,}\.jsonl")
 
 
 def journal_heads(store: Store) -> dict[str, int] | None:
@@ -42,7 +44,7 @@ def journal_heads(store: Store) -> dict[str, int] | None:
         return _file_heads(journals)
     path = getattr(store, "path", None)
     if isinstance(path, Path) and store.url.startswith("sqlite:"):
-        return _sqlite_heads(path)
+        return _sqlite_heads(store, path)
     return None
 
 
@@ -54,33 +56,54 @@ def _file_heads(folder: Path) -> dict[str, int]:
         return heads
     with entries:
         for entry in entries:
+            # A cheap look at the name first: this runs for every journal on every query.
             name = entry.name
-            if not name.endswith(_JOURNAL_SUFFIX):
+            if not _JOURNAL_NAME.fullmatch(name):
                 continue
             try:
-                session_id = ids.validate_session_id(name[: -len(_JOURNAL_SUFFIX)])
-            except InvalidIdentifier:
-                continue
-            try:
-                heads[session_id] = entry.stat().st_size
+                heads[name[: -len(_JOURNAL_SUFFIX)]] = entry.stat().st_size
             except FileNotFoundError:
                 continue
     return heads
 
 
-def _sqlite_heads(path: Path) -> dict[str, int] | None:
+class _SqliteHeads:
+    """A read-only connection to an SQLite store, and the heads it last read.
+
+    ``PRAGMA data_version`` changes when any other connection (another
+    process, or the store's own) commits: while it stands still, the heads
+    read last time still hold, and a query pays nothing to know it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+        )
+        self.version: int | None = None
+        self.heads: dict[str, int] = {}
+
+    def read(self) -> dict[str, int]:
+        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self.version:
+            rows = self.conn.execute(
+                "SELECT j.session_id, (SELECT MAX(seq) FROM events WHERE journal = j.id)"
+                " FROM journals AS j"
+            ).fetchall()
+            self.heads = {str(sid): int(seq or 0) for sid, seq in rows}
+            self.version = version
+        return dict(self.heads)
+
+
+_SQLITE: weakref.WeakKeyDictionary[Any, _SqliteHeads] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_heads(store: Store, path: Path) -> dict[str, int] | None:
+    reader = _SQLITE.get(store)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        if reader is None:
+            reader = _SQLITE[store] = _SqliteHeads(path)
+        return reader.read()
     except sqlite3.Error:
+        # A schema this code does not know, or no database: ask each journal instead.
+        _SQLITE.pop(store, None)
         return None
-    try:
-        rows = conn.execute(
-            "SELECT j.session_id, (SELECT MAX(seq) FROM events WHERE journal = j.id)"
-            " FROM journals AS j"
-        ).fetchall()
-    except sqlite3.Error:
-        # A schema this code does not know: fall back on asking each journal.
-        return None
-    finally:
-        conn.close()
-    return {str(sid): int(seq or 0) for sid, seq in rows}

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 INDEX_VERSION = "2"
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: A query matching more events than this ranks the newest this many of them.
-RANK_WINDOW = 2000
+RANK_WINDOW = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +169,7 @@ class SqliteSearchIndex:
             Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Private like the store it indexes: it holds the same words.
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._marks: dict[str, Mark] | None = None
         self._conn = sqlite3.connect(
             self.path, timeout=30, isolation_level=None, check_same_thread=False
         )
@@ -214,9 +215,16 @@ class SqliteSearchIndex:
         self._conn.execute("COMMIT")
 
     def marks(self) -> dict[str, Mark]:
-        """Every indexed session's mark."""
-        rows = self._conn.execute("SELECT session_id, seq, head, user FROM marks")
-        return {sid: Mark(seq, head, user) for sid, seq, head, user in rows}
+        """Every indexed session's mark.
+
+        Read from the file once, then kept up to date by this handle's own
+        writes. Another process's newer marks are not seen: that costs at most
+        a journal read that indexes nothing (:meth:`add` skips what is indexed).
+        """
+        if self._marks is None:
+            rows = self._conn.execute("SELECT session_id, seq, head, user FROM marks")
+            self._marks = {sid: Mark(seq, head, user) for sid, seq, head, user in rows}
+        return dict(self._marks)
 
     def add(
         self,
@@ -247,6 +255,8 @@ class SqliteSearchIndex:
                 "INSERT OR REPLACE INTO marks (session_id, seq, head, user) VALUES (?, ?, ?, ?)",
                 (session_id, max(done, mark.seq), mark.head, mark.user),
             )
+        if self._marks is not None:
+            self._marks[session_id] = Mark(max(done, mark.seq), mark.head, mark.user)
 
     def forget(self, session_ids: Sequence[str]) -> None:
         """See :meth:`SearchIndex.forget`."""
@@ -254,6 +264,9 @@ class SqliteSearchIndex:
             for sid in session_ids:
                 conn.execute("DELETE FROM docs WHERE session_id = ?", (sid,))
                 conn.execute("DELETE FROM marks WHERE session_id = ?", (sid,))
+        for sid in session_ids:
+            if self._marks is not None:
+                self._marks.pop(sid, None)
 
     def query(self, words: Sequence[str], user: str | None, limit: int) -> list[SearchHit]:
         """See :meth:`SearchIndex.query`."""
@@ -300,6 +313,7 @@ class SqliteSearchIndex:
         with self._transaction() as conn:
             conn.execute("DELETE FROM docs")
             conn.execute("DELETE FROM marks")
+        self._marks = {}
 
     def close(self) -> None:
         """Close the connection. Safe to call twice."""
