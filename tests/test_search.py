@@ -190,3 +190,18 @@ def test_searching_a_folder_without_a_store_creates_none(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"] == []
     assert not (tmp_path / "nothing").exists()
+
+
+def test_messages_of_a_session_still_active_are_found_as_they_come(
+    tmp_path: Path, url: str
+) -> None:
+    # A message rewrites no registry entry: the index must notice the journal grew anyway.
+    with manager(tmp_path, url) as mgr:
+        live = mgr.start(auto_save=False)
+        live.add_message("user", "the quarterly invoice run")
+        assert len(mgr.search("invoice").hits) == 1
+        for n in range(3):
+            live.add_message("assistant", f"invoice draft {n}")
+            assert len(mgr.search("invoice").hits) == n + 2
+        with manager(tmp_path, url) as other:  # another handle sees them too
+            assert len(other.search("invoice draft").hits) == 3
