@@ -205,3 +205,4 @@ def test_messages_of_a_session_still_active_are_found_as_they_come(
             assert len(mgr.search("invoice").hits) == n + 2
         with manager(tmp_path, url) as other:  # another handle sees them too
             assert len(other.search("invoice draft").hits) == 3
+        live.end()
