@@ -499,25 +499,21 @@ class SessionManager:
         limit: int = 20,
         rebuild: bool = False,
     ) -> SearchResults:
-        """Search every session's journal (``continuity search``): messages, decisions,
-        tasks, notes, tool calls and their results, steps, blockers and errors.
+        """Search every session's journal (``continuity search``), best first.
 
-        The index is derived from the journals: it is caught up with what they
-        gained before each query, and rebuilt when damaged, by ``rebuild`` or
-        by ``verify --repair``.
+        Messages, decisions, tasks, notes, tool calls and their results, steps,
+        blockers and errors. The index is derived from the journals and caught
+        up with them before each query (see :mod:`agent_continuity.search`).
 
         Args:
-            query: The words to find; punctuation is ignored. May be empty with ``rebuild``.
+            query: The words to find (all of them, else any); may be empty with ``rebuild``.
             user: Only this user's sessions; None for every user's.
             limit: The most results (1 to 1000).
             rebuild: Build the index again from the journals first.
 
-        Returns:
-            The matching events, best first; ``to_wire()`` is the ``search --json`` object.
-
         Raises:
-            InvalidInput: If the query has no word (and no rebuild was asked) or
-                the limit is out of range.
+            InvalidInput: If the query has no word (without ``rebuild``) or the limit is
+                out of range.
         """
         from agent_continuity.search.catalog import SearchResults, rebuild_index, search_store
 

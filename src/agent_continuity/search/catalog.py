@@ -15,6 +15,7 @@ touches.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ MAX_LIMIT = 1000
 # One open index per store handle: opening costs more than a query. Kept until
 # the store handle is gone (an index is derived data: nothing to flush).
 _OPEN: weakref.WeakKeyDictionary[Any, SearchIndex] = weakref.WeakKeyDictionary()
+# One search or rebuild at a time in a process: the open indexes and the heads
+# readers are shared by every thread (a server's requests), their connections too.
+_LOCK = threading.RLock()
 
 
 @dataclass(slots=True)
@@ -187,6 +191,11 @@ def search_store(
     if not words:
         raise InvalidInput(f"search for at least one word, not {query!r}")
     limit = _limit(limit)
+    with _LOCK:
+        return _search(store, words, user, limit)
+
+
+def _search(store: Store, words: list[str], user: str | None, limit: int) -> list[SearchHit]:
     for attempt in (1, 2):
         index = _open(store)
         try:
@@ -209,6 +218,11 @@ def rebuild_index(store: Store, *, only_if_present: bool = False) -> int | None:
     Returns:
         How many events were indexed, or None when nothing was done.
     """
+    with _LOCK:
+        return _rebuild(store, only_if_present)
+
+
+def _rebuild(store: Store, only_if_present: bool) -> int | None:
     path = index_path(store)
     if only_if_present:
         present = path.exists() if path is not None else store in _OPEN
