@@ -238,6 +238,7 @@ FACADE = {
     "heartbeat",  # issue 15: a web page renews its session's lease (`continuity serve`)
     "recovery_candidate",  # issue 15: the page asks about the session recover would pick
     "now",  # issue 15: the manager's clock, to judge a lease's expiry
+    "search",  # issue 16: `continuity search` across every session
     # recovery
     "recover",
     "start_recovered",

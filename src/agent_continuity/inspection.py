@@ -78,6 +78,13 @@ def verify_store(rt: Runtime, *, repair: bool) -> dict[str, Any]:
     store clean.
     """
     report = rt.store.verify(repair=repair)
+    if repair:
+        from agent_continuity.search import rebuild_index
+
+        # The search index is derived from the journals the repair may have changed.
+        rebuilt = rebuild_index(rt.store, only_if_present=True)
+        if rebuilt is not None:
+            report.repaired.append(f"search index rebuilt from the journals ({rebuilt} events)")
     after = rt.store.verify(repair=False) if repair else report
     return {
         "ok": report.ok,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
     from agent_continuity.transcripts import ImportReport
+    from agent_continuity.search.catalog import SearchResults
 
 
 class SessionManager:
@@ -526,6 +527,40 @@ class SessionManager:
         from agent_continuity.analytics_reading import store_analytics
 
         return store_analytics(self._rt, since=since, user=user)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user: str | None = None,
+        limit: int = 20,
+        rebuild: bool = False,
+    ) -> SearchResults:
+        """Search every session's journal (``continuity search``), best first.
+
+        Messages, decisions, tasks, notes, tool calls and their results, steps,
+        blockers and errors. The index is derived from the journals and caught
+        up with them before each query (see :mod:`agent_continuity.search`).
+
+        Args:
+            query: The words to find (all of them, else any); may be empty with ``rebuild``.
+            user: Only this user's sessions; None for every user's.
+            limit: The most results (1 to 1000).
+            rebuild: Build the index again from the journals first.
+
+        Raises:
+            InvalidInput: If the query has no word (without ``rebuild``) or the limit is
+                out of range.
+        """
+        from agent_continuity.search.catalog import SearchResults, rebuild_index, search_store
+
+        results = SearchResults(query=query)
+        if rebuild:
+            results.rebuilt = rebuild_index(self._rt.store)
+            if not query.strip():
+                return results
+        results.hits = search_store(self._rt.store, query, user=user, limit=limit)
+        return results
 
     # -- recovery ---------------------------------------------------------
 

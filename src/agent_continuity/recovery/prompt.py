@@ -26,6 +26,7 @@ from agent_continuity.captured import (
 )
 from agent_continuity.replay import SessionView
 
+from .prediction import PredictedContext
 from .result import StateDiff
 from .settings import RecoverySettings
 from .state_diff import describe_task_change
@@ -50,6 +51,9 @@ You are resuming work from SESSION-{SESSION-ID}.
 
 ## Key Decisions:
 {KEY-DECISIONS}
+
+## Predicted Context:
+{PREDICTED-CONTEXT}
 
 ## Agent State:
 - **Agent**: {AGENT}
@@ -89,6 +93,7 @@ PLACEHOLDERS = (
     "CONTINUATION-ID",
     "RECOVERY-MODE",
     "BUILD-STATUS",
+    "PREDICTED-CONTEXT",
 )
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)\}")
@@ -99,6 +104,8 @@ _FILL_RE = re.compile(r"(?P<blank>[ \t]*)\{(?P<name>[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)
 # "SESSION-"; filling it naively would print "SESSION-SESSION-240124-001".
 _PREFIXED_ID_RE = re.compile(r"SESSION-\{SESSION-ID\}")
 _MIN_CLIP = 60
+#: The prompt's predicted-context section shows at most this many, the best.
+PROMPT_PREDICTIONS = 8
 _ELLIPSIS = "…"
 
 
@@ -217,6 +224,7 @@ def prompt_content(
     continuation_id: str | None = None,
     mode: str | None = None,
     build: str | None = None,
+    predicted: Sequence[PredictedContext] = (),
 ) -> PromptContent:
     """Gather what the recovery prompt says about a session.
 
@@ -230,6 +238,7 @@ def prompt_content(
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
         build: Fills ``{BUILD-STATUS}`` (the latest build run); ``unknown`` without.
+        predicted: Fills ``{PREDICTED-CONTEXT}``, best first (the first trimmed last).
     """
     limit = settings.prompt_item_chars
     record = view.record
@@ -286,6 +295,19 @@ def prompt_content(
         ),
         "KEY-DECISIONS": _ListValue(
             [_Part([_clip(d, limit) for d in context.key_decisions], "decisions")]
+        ),
+        "PREDICTED-CONTEXT": _ListValue(
+            [
+                _Part(
+                    [
+                        _clip(f"{p.kind} {p.ref} ({p.score:.2f}): {p.reason}", limit)
+                        for p in predicted[:PROMPT_PREDICTIONS]
+                    ],
+                    "predictions",
+                    drop_from_end=True,
+                )
+            ],
+            empty="nothing predicted",
         ),
         "CONVERSATION-SUMMARY": _ListValue(conversation, empty="no conversation recorded"),
         "PENDING-OPERATIONS": _ListValue(
@@ -409,6 +431,7 @@ def render_prompt(
     continuation_id: str | None = None,
     mode: str | None = None,
     build: str | None = None,
+    predicted: Sequence[PredictedContext] = (),
 ) -> str:
     """The filled session recovery prompt for the next agent.
 
@@ -425,6 +448,7 @@ def render_prompt(
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
         build: Fills ``{BUILD-STATUS}``: the latest build run, described.
+        predicted: Fills ``{PREDICTED-CONTEXT}``: the predicted context, best first.
 
     Returns:
         The prompt text, at most ``settings.prompt_budget_chars`` characters.
@@ -438,6 +462,7 @@ def render_prompt(
         continuation_id=continuation_id,
         mode=mode,
         build=build,
+        predicted=predicted,
     )
     template = settings.prompt_template if settings.prompt_template else DEFAULT_TEMPLATE
     return fill_template(template, content, settings.prompt_budget_chars)
