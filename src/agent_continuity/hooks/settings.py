@@ -77,7 +77,8 @@ NOTES = {
         "results, replies, compaction and session end; needs [features] hooks = true "
         "(install sets it), and Codex runs new or changed hooks only once you trust them "
         "(review them in codex's /hooks, or run `codex exec --dangerously-bypass-hook-trust`); "
-        "hooks see no file edits by apply_patch: `continuity import codex` reads its rollout files"
+        "files apply_patch edits are not recorded as files: `continuity import codex` reads "
+        "its rollout files"
     ),
     "gemini": (
         "records prompts, tool calls (also one still running when the agent died) and "
