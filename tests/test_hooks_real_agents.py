@@ -155,7 +155,7 @@ def hooked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HookedAge
     log = tmp_path / "api.log"
     if request.param == "codex":
         binary = str(npm_cli(*CODEX))
-        codex_home = home / "codex-home"  # not ~/.codex: Codex reads $CODEX_HOME
+        codex_home = home / ".codex"
         codex_home.mkdir()
         with fake_api("fake_openai.py", log) as port:
             (codex_home / "config.toml").write_text(CODEX_CONFIG.format(port=port))
@@ -165,14 +165,14 @@ def hooked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HookedAge
                 FAKE_OPENAI_KEY="dummy",
                 CONTINUITY_STATE_DIR=str(state),
             )
-            # Codex runs hooks only once trusted (its /hooks review, kept in config.toml);
-            # `exec` can skip that for one run, as automation that vetted them would.
-            argv = [binary, "exec", "--dangerously-bypass-hook-trust", "--skip-git-repo-check"]
+            # Codex reads a project's .codex/ only once the project is trusted (--trust),
+            # and runs hooks only once they are trusted (its /hooks review, kept in
+            # config.toml); `exec` can skip that, as automation that vetted them would.
+            argv = [binary, "exec", "--trust", "--dangerously-bypass-hook-trust"]
             agent = HookedAgent("codex", root, home, state, log, argv, env)
-            # The user's Codex settings: $CODEX_HOME, beside the provider's config.toml.
-            done = agent.continuity("hooks", "install", "codex", "--scope", "user")
+            done = agent.continuity("hooks", "install", "codex")  # the project's settings
             assert done.returncode == 0, done.stderr
-            assert "hooks = true" in (codex_home / "config.toml").read_text()
+            assert "hooks = true" in (root / ".codex" / "config.toml").read_text()
             yield agent
     else:
         binary = str(npm_cli(*GEMINI))
@@ -259,3 +259,15 @@ def test_kill_9_mid_shell_call_is_found_interrupted_and_the_next_run_is_told(
         assert mgr.get(new["id"]).recovered_from == old["id"]
     said = [p["text"] for k, p in hooked.events(new["id"]) if k == "message"]
     assert said[-2:] == ["Say hello\nRUN: echo cherry7", "The shell said cherry7."]
+
+
+def test_codex_user_hooks_go_to_codex_home_when_it_is_set(tmp_path: Path) -> None:
+    root, home, state = _base(tmp_path)
+    codex_home = tmp_path / "elsewhere"
+    env = {"HOME": str(home), "CODEX_HOME": str(codex_home), "CONTINUITY_STATE_DIR": str(state)}
+    agent = HookedAgent("codex", root, home, state, tmp_path / "api.log", [], env)
+    done = agent.continuity("hooks", "install", "codex", "--scope", "user")
+    assert done.returncode == 0, done.stderr
+    assert "SessionStart" in json.loads((codex_home / "hooks.json").read_text())["hooks"]
+    assert "[features]\nhooks = true\n" in (codex_home / "config.toml").read_text()
+    assert not (home / ".codex").exists()

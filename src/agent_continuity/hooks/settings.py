@@ -75,7 +75,8 @@ NOTES = {
     "codex": (
         "records prompts, tool calls (also one still running when the agent died) and "
         "results, replies, compaction and session end; needs [features] hooks = true "
-        "(install sets it), and Codex runs new or changed hooks only once you trust them "
+        "(install sets it); Codex reads a project's .codex/ only once the project is trusted "
+        "(`codex exec --trust`), and runs new or changed hooks only once you trust them "
         "(review them in codex's /hooks, or run `codex exec --dangerously-bypass-hook-trust`); "
         "files apply_patch edits are not recorded as files: `continuity import codex` reads "
         "its rollout files"
