@@ -271,3 +271,22 @@ def test_codex_user_hooks_go_to_codex_home_when_it_is_set(tmp_path: Path) -> Non
     assert "SessionStart" in json.loads((codex_home / "hooks.json").read_text())["hooks"]
     assert "[features]\nhooks = true\n" in (codex_home / "config.toml").read_text()
     assert not (home / ".codex").exists()
+
+
+def test_installing_again_removes_our_gemini_precompress_hook_and_keeps_theirs(
+    tmp_path: Path,
+) -> None:
+    from agent_continuity.hooks.settings import hook_command
+
+    root, home, state = _base(tmp_path)
+    theirs = {"type": "command", "command": "notify-send compressing", "name": "mine"}
+    ours = {"type": "command", "command": hook_command("gemini"), "name": "agent-continuity"}
+    settings = root / ".gemini" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"hooks": {"PreCompress": [{"hooks": [theirs, ours]}]}}))
+    env = {"HOME": str(home), "CONTINUITY_STATE_DIR": str(state)}
+    agent = HookedAgent("gemini", root, home, state, tmp_path / "api.log", [], env)
+    assert agent.continuity("hooks", "install", "gemini").returncode == 0
+    hooks = json.loads(settings.read_text())["hooks"]
+    assert hooks["PreCompress"] == [{"hooks": [theirs]}]
+    assert "BeforeTool" in hooks and "AfterTool" in hooks

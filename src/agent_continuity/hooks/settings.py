@@ -195,6 +195,9 @@ def install(where: Target) -> dict[str, Any]:
                 group = {"matcher": "*" if where.agent != "codex" else "", **group}
             groups.append(group)
         changed = True
+    # Ours on an event no longer hooked (Gemini CLI's PreCompress, by older installs): removed.
+    if _drop_ours(table, [e for e in table if e not in EVENTS[where.agent]]):
+        changed = True
     if where.agent == "gemini" and settings.get("hooksConfig", {}).get("enabled") is False:
         settings["hooksConfig"]["enabled"] = True
         changed = True
@@ -224,30 +227,37 @@ def uninstall(where: Target) -> dict[str, Any]:
     table = settings.get("hooks")
     changed = False
     if isinstance(table, dict):
-        for event in list(table):
-            groups = table[event]
-            if not isinstance(groups, list):
-                continue
-            kept_groups = []
-            for group in groups:
-                hooks = group.get("hooks") if isinstance(group, dict) else None
-                if isinstance(hooks, list) and any(_ours(h) for h in hooks):
-                    changed = True
-                    rest = [h for h in hooks if not _ours(h)]
-                    if rest:
-                        kept_groups.append({**group, "hooks": rest})
-                else:
-                    kept_groups.append(group)
-            if kept_groups != groups:
-                if kept_groups:
-                    table[event] = kept_groups
-                else:
-                    del table[event]
+        changed = _drop_ours(table, list(table))
         if not table:
             del settings["hooks"]
     if changed:
         _write(where.path, settings)
     return {"agent": where.agent, "scope": where.scope, "path": str(where.path), "changed": changed}
+
+
+def _drop_ours(table: dict[str, Any], events: list[str]) -> bool:
+    """Remove our hook from ``events`` of the hooks table, keeping every other; True if any."""
+    changed = False
+    for event in events:
+        groups = table[event]
+        if not isinstance(groups, list):
+            continue
+        kept_groups = []
+        for group in groups:
+            hooks = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(hooks, list) and any(_ours(h) for h in hooks):
+                changed = True
+                rest = [h for h in hooks if not _ours(h)]
+                if rest:
+                    kept_groups.append({**group, "hooks": rest})
+            else:
+                kept_groups.append(group)
+        if kept_groups != groups:
+            if kept_groups:
+                table[event] = kept_groups
+            else:
+                del table[event]
+    return changed
 
 
 def installed_events(where: Target) -> list[str]:
