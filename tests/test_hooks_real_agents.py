@@ -55,13 +55,17 @@ class HookedAgent:
             check=False,
         )
 
-    def _command(self, prompt: str) -> list[str]:
-        return [*self.argv, prompt]
+    def _command(self, prompt: str, resume: str | None = None) -> list[str]:
+        if resume is None:
+            return [*self.argv, prompt]
+        if self.name == "codex":  # `codex exec [OPTIONS] resume SESSION PROMPT`
+            return [*self.argv, "resume", resume, prompt]
+        return [self.argv[0], "--resume", resume, *self.argv[1:], prompt]
 
-    def run(self, prompt: str) -> str:
-        """One whole non-interactive turn; its standard output."""
+    def run(self, prompt: str, resume: str | None = None) -> str:
+        """One whole non-interactive turn (of the agent's session ``resume``); its output."""
         done = subprocess.run(
-            self._command(prompt),
+            self._command(prompt, resume),
             cwd=self.root,
             env=self.env,
             capture_output=True,
@@ -259,6 +263,29 @@ def test_kill_9_mid_shell_call_is_found_interrupted_and_the_next_run_is_told(
         assert mgr.get(new["id"]).recovered_from == old["id"]
     said = [p["text"] for k, p in hooked.events(new["id"]) if k == "message"]
     assert said[-2:] == ["Say hello\nRUN: echo cherry7", "The shell said cherry7."]
+
+
+def test_resuming_the_killed_agent_session_continues_the_same_session(
+    hooked: HookedAgent,
+) -> None:
+    agent = hooked.start("Refactor the billing module\nRUN: echo go && sleep 30")
+    try:
+        tool_event = "PreToolUse" if hooked.name == "codex" else "BeforeTool"
+        wait_for(lambda: hooked.spooled(tool_event), 60, "the shell call to start")
+        time.sleep(0.5)
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait(timeout=10)
+    (mapped,) = (hooked.state / "map").glob(f"{hooked.name}-*")
+    agent_session, ours = mapped.name.removeprefix(f"{hooked.name}-"), mapped.read_text()
+    resume = agent_session if hooked.name == "codex" else "latest"
+    assert "The shell said cherry7." in hooked.run("Go on\nRUN: echo cherry7", resume=resume)
+    hooked.drained()
+    (only,) = hooked.sessions()  # no second session: the same one went on
+    assert only["id"] == ours and only["status"] == "completed"
+    said = [p["text"] for k, p in hooked.events(ours) if k == "message"]
+    assert said[0] == "Refactor the billing module\nRUN: echo go && sleep 30"
+    assert said[-2:] == ["Go on\nRUN: echo cherry7", "The shell said cherry7."]
 
 
 def test_codex_user_hooks_go_to_codex_home_when_it_is_set(tmp_path: Path) -> None:
