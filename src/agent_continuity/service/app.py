@@ -30,9 +30,9 @@ store is unavailable, 502 when a configured responder does not answer):
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
     GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
     GET  /api/analytics                  `analytics --json` of the user's sessions
-    GET  /api/search?q=WORDS[&limit=N]   `search --json` over the user's sessions only (limit 1-1000,
-                                         default 20); q missing, empty, wordless or over 500
-                                         characters: 400
+    GET  /api/search?q=WORDS[&limit=N]   `search --json` over the user's sessions only (limit
+                                         1-1000, default 20); q missing, empty, wordless or over
+                                         500 characters: 400
 
 Authentication: ``Authorization: Bearer TOKEN``, or the cookie ``/login`` sets.
 With the cookie, a POST must carry a same-origin ``Origin`` header (browsers send
