@@ -331,7 +331,7 @@ def test_search_of_an_encrypted_store_writes_no_readable_index(kind: str, projec
 
 
 def test_an_encrypted_stores_index_lives_in_memory_and_follows_the_journals(
-    encrypted: str, tmp_path: Path
+    encrypted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sid = session_with_secret(encrypted, tmp_path)
     mgr = manager(encrypted, tmp_path)  # one process searching again and again (a server)
@@ -343,6 +343,21 @@ def test_an_encrypted_stores_index_lives_in_memory_and_follows_the_journals(
     rebuilt = mgr.search("wombat", rebuild=True)
     assert rebuilt.rebuilt and rebuilt.in_memory and len(rebuilt.hits) == 1
     mgr.close()
+    # A manager per call (the MCP server's way) finds the index this process built.
+    from agent_continuity.search.index import SqliteSearchIndex
+
+    built: list[object] = []
+    opened = SqliteSearchIndex.__init__
+
+    def counting(self: SqliteSearchIndex, path: object) -> None:
+        built.append(path)
+        opened(self, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqliteSearchIndex, "__init__", counting)
+    again = manager(encrypted, tmp_path)
+    assert [h.session_id for h in again.search("wombat").hits] == [sid]
+    assert built == []
+    again.close()
     for word in (SECRET, "wombat"):
         assert word.encode() not in stored_bytes(tmp_path), word
     assert not list(tmp_path.rglob("*search*"))

@@ -9,8 +9,9 @@ An encrypted store's index is never written to disk: it would hold in plain
 text the words the encryption protects. It is kept in memory for the life of
 the process instead: built from the journals on the first query (which
 therefore reads, and decrypts, every journal), caught up like any other after
-that. ``continuity serve`` and ``continuity mcp`` keep it between queries; a
-``continuity search`` command builds it each time. A plaintext index left
+that. ``continuity serve`` and ``continuity mcp`` keep it between queries
+(by store URL, even across store handles); a ``continuity search`` command
+builds it each time. A plaintext index left
 from before the store was encrypted is deleted when found (and by
 ``keys new``, :func:`discard_disk_index`).
 
@@ -54,6 +55,10 @@ MAX_LIMIT = 1000
 # One open index per store handle: opening costs more than a query. Kept until
 # the store handle is gone (an index is derived data: nothing to flush).
 _OPEN: weakref.WeakKeyDictionary[Any, SearchIndex] = weakref.WeakKeyDictionary()
+# An encrypted store's in-memory index, by store URL and key ids: kept for the
+# process even when each call opens the store afresh (the MCP server does), as
+# building it reads and decrypts every journal.
+_MEMORY: dict[tuple[str, str], SearchIndex] = {}
 # One search or rebuild at a time in a process: the open indexes and the heads
 # readers are shared by every thread (a server's requests), their connections too.
 _LOCK = threading.RLock()
@@ -126,7 +131,7 @@ def discard_disk_index(store: Store) -> None:
     with _LOCK:
         opened = _OPEN.pop(store, None)
         if opened is not None:
-            opened.close()
+            _close(opened)
         path = _disk_path(store)
         if path is not None:
             _discard(path)
@@ -141,10 +146,15 @@ def _open(store: Store) -> SearchIndex:
         opened = own()
     else:
         path = index_path(store)
-        if path is None:
+        if encrypted(store):
             stale = _disk_path(store)
             if stale is not None:
                 _discard(stale)  # left from before the store was encrypted: readable text
+            key = _memory_key(store)
+            opened = _MEMORY.get(key)
+            if opened is None:
+                opened = _MEMORY[key] = SqliteSearchIndex(":memory:")
+        elif path is None:
             opened = SqliteSearchIndex(":memory:")
         else:
             try:
@@ -158,11 +168,23 @@ def _open(store: Store) -> SearchIndex:
     return opened
 
 
+def _memory_key(store: Store) -> tuple[str, str]:
+    sealer = getattr(store, "sealer", None)
+    kids = sorted(sealer.key_ids) if sealer is not None else []
+    return (store.url, ",".join(kids))
+
+
+def _close(opened: SearchIndex) -> None:
+    for key in [k for k, index in _MEMORY.items() if index is opened]:
+        del _MEMORY[key]
+    opened.close()
+
+
 def _drop(store: Store) -> None:
     """Close and forget a store's index after it failed; a damaged file is deleted."""
     opened = _OPEN.pop(store, None)
     if opened is not None:
-        opened.close()
+        _close(opened)
     path = index_path(store)
     if path is not None:
         _discard(path)
@@ -281,6 +303,7 @@ def _rebuild(store: Store, only_if_present: bool) -> int | None:
     path = index_path(store)
     if only_if_present:
         present = path.exists() if path is not None else store in _OPEN
+        present = present or (encrypted(store) and _memory_key(store) in _MEMORY)
         if not present and not callable(getattr(store, "search_index", None)):
             return None
     try:
