@@ -456,6 +456,9 @@ def test_the_dashboard_shows_the_users_figures_and_searches_only_their_words(
         assert figures["sessions"]["total"] == 1
         summary = page.get_by_test_id("analytics-summary")
         expect(summary).to_contain_text("You have 1 session: 1 active")
+        page.set_viewport_size({"width": 380, "height": 800})  # a phone: no sideways scrolling
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.set_viewport_size({"width": 1280, "height": 860})
 
         # The keyboard alone: type, Enter; the results say how many, the words marked.
         page.keyboard.type("quasar spectrum")
