@@ -311,6 +311,58 @@ def test_keys_rotate_seals_everything_with_the_new_key_and_keeps_the_old(
     assert cli_json(project, url, "verify")["ok"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_of_an_encrypted_store_writes_no_readable_index(kind: str, project: Path) -> None:
+    url = url_of(kind, project)
+    assert cli(project, url, "start", "--task", "T-1").returncode == 0
+    assert cli(project, url, "message", "--role", "user", SECRET).returncode == 0
+    plain = cli_json(project, url, "search", SECRET)  # a plaintext store: its index on disk
+    assert len(plain["results"]) == 1 and "indexInMemory" not in plain
+    assert SECRET.encode() in stored_bytes(project)
+    assert cli_json(project, url, "keys", "new")["encrypted"]
+    assert SECRET.encode() not in stored_bytes(project)  # the old index went with `keys new`
+    found = cli_json(project, url, "search", SECRET)
+    assert [r["kind"] for r in found["results"]] == ["message"] and found["indexInMemory"]
+    assert cli(project, url, "message", "--role", "user", "quokka-nebula-88").returncode == 0
+    shown = cli(project, url, "search", "quokka nebula")
+    assert "[quokka]-[nebula]" in shown.stdout and "kept in memory only" in shown.stdout
+    for word in (SECRET, "quokka-nebula-88", "quokka", "nebula"):
+        assert word.encode() not in stored_bytes(project), word
+
+
+def test_an_encrypted_stores_index_lives_in_memory_and_follows_the_journals(
+    encrypted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = session_with_secret(encrypted, tmp_path)
+    mgr = manager(encrypted, tmp_path)  # one process searching again and again (a server)
+    assert len(mgr.search(SECRET).hits) == 6
+    s = mgr.attach(sid)
+    s.add_message("user", "wombat ledger")
+    (hit,) = mgr.search("wombat").hits
+    assert (hit.session_id, hit.snippet) == (sid, "[wombat] ledger")
+    rebuilt = mgr.search("wombat", rebuild=True)
+    assert rebuilt.rebuilt and rebuilt.in_memory and len(rebuilt.hits) == 1
+    mgr.close()
+    # A manager per call (the MCP server's way) finds the index this process built.
+    from agent_continuity.search.index import SqliteSearchIndex
+
+    built: list[object] = []
+    opened = SqliteSearchIndex.__init__
+
+    def counting(self: SqliteSearchIndex, path: object) -> None:
+        built.append(path)
+        opened(self, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqliteSearchIndex, "__init__", counting)
+    again = manager(encrypted, tmp_path)
+    assert [h.session_id for h in again.search("wombat").hits] == [sid]
+    assert built == []
+    again.close()
+    for word in (SECRET, "wombat"):
+        assert word.encode() not in stored_bytes(tmp_path), word
+    assert not list(tmp_path.rglob("*search*"))
+
+
 WRITER = """
 import sys
 from agent_continuity import SessionManager

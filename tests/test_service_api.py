@@ -154,6 +154,39 @@ def test_a_research_session_through_every_route(alice: httpx.Client) -> None:
     assert figures["sessions"]["completed"] >= 1 and "interruptionsByCause" in figures
 
 
+def test_search_finds_the_users_own_words_and_never_another_users(
+    alice: httpx.Client, bob: httpx.Client
+) -> None:
+    mine, theirs = start(alice), start(bob)
+    alice.post(f"/api/sessions/{mine}/messages", json={"role": "user", "text": "heliotrope fjord"})
+    bob.post(f"/api/sessions/{theirs}/messages", json={"role": "user", "text": "heliotrope moor"})
+    found = alice.get("/api/search", params={"q": "heliotrope"}).json()
+    assert found["query"] == "heliotrope"
+    assert [(r["sessionId"], r["kind"]) for r in found["results"]] == [(mine, "message")]
+    assert found["results"][0]["snippet"] == "[heliotrope] fjord"
+    assert {"seq", "score"} <= set(found["results"][0])
+    assert bob.get("/api/search", params={"q": "fjord"}).json()["results"] == []
+    both = bob.get("/api/search", params={"q": "heliotrope", "limit": "1"}).json()["results"]
+    assert [r["sessionId"] for r in both] == [theirs]
+    refused = [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "?!"},
+        {"q": "x" * 501},
+        {"q": "fjord", "limit": "0"},
+        {"q": "fjord", "limit": "1001"},
+        {"q": "fjord", "limit": "-1"},
+        {"q": "fjord", "limit": "ten"},
+        {"q": "fjord", "limit": "²"},
+    ]
+    for params in refused:
+        answer = alice.get("/api/search", params=params)
+        assert answer.status_code == 400, (params, answer.text)
+        assert answer.json()["error"]["code"] and answer.json()["error"]["message"]
+    assert httpx.get(str(alice.base_url) + "/api/search?q=fjord").status_code == 401
+
+
 def test_another_users_session_answers_exactly_as_a_missing_one(
     alice: httpx.Client, bob: httpx.Client
 ) -> None:

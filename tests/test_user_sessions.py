@@ -235,3 +235,37 @@ def test_users_keep_only_a_hash_of_their_tokens(tmp_path: Path) -> None:
     for name in ("", "../x", "a b", "x" * 65, "-lead"):
         with pytest.raises(InvalidInput):
             registry.add(name)
+
+
+def test_search_finds_only_the_users_own_sessions(
+    url: str, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    bob = view(url, "bob", clock, tmp_path)
+    mine = alice.start(task="sms")["id"]
+    alice.message(mine, "user", "alice picks Twilio for the reminder texts")
+    theirs = bob.start()["id"]
+    bob.message(theirs, "user", "bob also thinks about Twilio pricing")
+    found = alice.search("twilio")
+    assert found["query"] == "twilio"
+    assert [(r["sessionId"], r["kind"]) for r in found["results"]] == [(mine, "message")]
+    assert "[Twilio]" in found["results"][0]["snippet"]
+    assert {r["sessionId"] for r in bob.search("Twilio")["results"]} == {theirs}
+    assert bob.search("reminder texts")["results"] == []
+    # Below the index too: an index that forgot its user filter still leaks nothing.
+    from agent_continuity.search.index import SqliteSearchIndex
+
+    unfiltered = SqliteSearchIndex.query
+    monkeypatch.setattr(
+        SqliteSearchIndex,
+        "query",
+        lambda self, words, user, limit: unfiltered(self, words, None, limit),
+    )
+    assert {r["sessionId"] for r in bob.search("twilio")["results"]} == {theirs}
+    assert bob.search("reminder")["results"] == []
+    for bad in ("", "   ", "?!", 5):
+        with pytest.raises(InvalidInput):
+            alice.search(bad)  # type: ignore[arg-type]
+    for limit in (0, 1001):
+        with pytest.raises(InvalidInput):
+            alice.search("twilio", limit)

@@ -541,6 +541,8 @@ class SessionManager:
         Messages, decisions, tasks, notes, tool calls and their results, steps,
         blockers and errors. The index is derived from the journals and caught
         up with them before each query (see :mod:`agent_continuity.search`).
+        An encrypted store's index is kept in memory, never on disk: the first
+        search in a process reads every journal.
 
         Args:
             query: The words to find (all of them, else any); may be empty with ``rebuild``.
@@ -552,9 +554,14 @@ class SessionManager:
             InvalidInput: If the query has no word (without ``rebuild``) or the limit is
                 out of range.
         """
-        from agent_continuity.search.catalog import SearchResults, rebuild_index, search_store
+        from agent_continuity.search.catalog import (
+            SearchResults,
+            encrypted,
+            rebuild_index,
+            search_store,
+        )
 
-        results = SearchResults(query=query)
+        results = SearchResults(query=query, in_memory=encrypted(self._rt.store))
         if rebuild:
             results.rebuilt = rebuild_index(self._rt.store)
             if not query.strip():

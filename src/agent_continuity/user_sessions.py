@@ -203,6 +203,36 @@ class UserSessions:
         """``analytics --json`` of the user's sessions only."""
         return self._mgr.analytics(user=self.user).to_wire()
 
+    def search(self, query: str, limit: int = 20) -> dict[str, Any]:
+        """``search --json`` over the user's sessions only, best first.
+
+        The index is asked for this user's events; each hit's session is then
+        checked against the registry too, so a hit whose session is not this
+        user's (an index bug, a session handed to another user) is never returned.
+
+        Args:
+            query: The words to find (all of them, else any).
+            limit: The most results (1 to 1000).
+
+        Returns:
+            ``{"query", "results": [{"sessionId", "seq", "kind", "snippet", "score"}]}``.
+
+        Raises:
+            InvalidInput: If the query has no word or the limit is out of range.
+        """
+        if not isinstance(query, str):
+            raise InvalidInput("a search query must be text")
+        found = self._mgr.search(query, user=self.user, limit=limit)
+        owned: dict[str, bool] = {}
+        for hit in found.hits:
+            if hit.session_id not in owned:
+                try:
+                    owned[hit.session_id] = self._mgr.get(hit.session_id).user_id == self.user
+                except SessionNotFound:
+                    owned[hit.session_id] = False  # its journal outlived its record
+        found.hits = [hit for hit in found.hits if owned[hit.session_id]]
+        return found.to_wire()
+
     def recovery_log(self) -> dict[str, Any]:
         """The recovery log's entries about the user's sessions, oldest first.
 

@@ -23,6 +23,11 @@ def render(result: SearchResults) -> str:
         lines.append(f"search index rebuilt: {result.rebuilt} events indexed")
     if not result.query.strip():
         return "\n".join(lines)
+    if result.in_memory:
+        lines.append(
+            "encrypted store: the search index is kept in memory only, never on disk "
+            "(built from the journals for each command; `continuity serve` keeps it)"
+        )
     if not result.hits:
         lines.append(f"nothing found for {result.query!r}")
     for hit in result.hits:

@@ -5,6 +5,16 @@ folder; beside an SQLite store's database, ``NAME.db.search``; in memory for
 ``memory:``. A store may bring its own (``search_index()``: the PostgreSQL
 store's tsvector table).
 
+An encrypted store's index is never written to disk: it would hold in plain
+text the words the encryption protects. It is kept in memory for the life of
+the process instead: built from the journals on the first query (which
+therefore reads, and decrypts, every journal), caught up like any other after
+that. ``continuity serve`` and ``continuity mcp`` keep it between queries
+(by store URL, even across store handles); a ``continuity search`` command
+builds it each time. A plaintext index left
+from before the store was encrypted is deleted when found (and by
+``keys new``, :func:`discard_disk_index`).
+
 Before each query the index is caught up: the journals' heads
 (:mod:`.heads`) are compared with the index's marks, and only the journals
 that moved are read, after the sequence number already indexed. An index
@@ -29,7 +39,15 @@ from .heads import journal_heads
 from .index import IndexedEvent, Mark, SearchHit, SearchIndex, SqliteSearchIndex, query_words
 from .text import searchable_text
 
-__all__ = ["SearchHit", "SearchResults", "index_path", "rebuild_index", "search_store"]
+__all__ = [
+    "SearchHit",
+    "SearchResults",
+    "discard_disk_index",
+    "encrypted",
+    "index_path",
+    "rebuild_index",
+    "search_store",
+]
 
 #: The most results one query returns.
 MAX_LIMIT = 1000
@@ -37,6 +55,10 @@ MAX_LIMIT = 1000
 # One open index per store handle: opening costs more than a query. Kept until
 # the store handle is gone (an index is derived data: nothing to flush).
 _OPEN: weakref.WeakKeyDictionary[Any, SearchIndex] = weakref.WeakKeyDictionary()
+# An encrypted store's in-memory index, by store URL and key ids: kept for the
+# process even when each call opens the store afresh (the MCP server does), as
+# building it reads and decrypts every journal.
+_MEMORY: dict[tuple[str, str], SearchIndex] = {}
 # One search or rebuild at a time in a process: the open indexes and the heads
 # readers are shared by every thread (a server's requests), their connections too.
 _LOCK = threading.RLock()
@@ -50,22 +72,42 @@ class SearchResults:
         query: The query as given.
         hits: The matching events, best first.
         rebuilt: How many events a rebuild asked for indexed (None: no rebuild).
+        in_memory: The store is encrypted, so its index is kept in memory only.
     """
 
     query: str
     hits: list[SearchHit] = field(default_factory=list)
     rebuilt: int | None = None
+    in_memory: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        """``{"query", "results": [{"sessionId", "seq", "kind", "snippet", "score"}]}``."""
+        """``{"query", "results": [{"sessionId", "seq", "kind", "snippet", "score"}]}``.
+
+        Plus ``"rebuilt": N`` after a rebuild, and ``"indexInMemory": true`` for
+        an encrypted store (its index is never written to disk).
+        """
         wire: dict[str, Any] = {"query": self.query, "results": [h.to_wire() for h in self.hits]}
         if self.rebuilt is not None:
             wire["rebuilt"] = self.rebuilt
+        if self.in_memory:
+            wire["indexInMemory"] = True
         return wire
+
+
+def encrypted(store: Store) -> bool:
+    """Whether the store seals its records (its index must then stay in memory)."""
+    return getattr(store, "sealer", None) is not None
 
 
 def index_path(store: Store) -> Path | None:
     """Where a store's search index file is (None: in memory or the store's own)."""
+    if encrypted(store):
+        return None
+    return _disk_path(store)
+
+
+def _disk_path(store: Store) -> Path | None:
+    """Where a plaintext store keeps its index file (also where an old one may be left)."""
     root = getattr(store, "root", None)
     if store.url.startswith("files:") and isinstance(root, Path):
         return root / "search" / "index.sqlite"
@@ -80,6 +122,21 @@ def _discard(path: Path) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
+def discard_disk_index(store: Store) -> None:
+    """Delete the index file a plaintext store kept (``keys new``: it holds readable text).
+
+    An index this process has open on it is closed and forgotten too; the next
+    query builds the index again, in memory once the store is encrypted.
+    """
+    with _LOCK:
+        opened = _OPEN.pop(store, None)
+        if opened is not None:
+            _close(opened)
+        path = _disk_path(store)
+        if path is not None:
+            _discard(path)
+
+
 def _open(store: Store) -> SearchIndex:
     opened = _OPEN.get(store)
     if opened is not None:
@@ -89,7 +146,15 @@ def _open(store: Store) -> SearchIndex:
         opened = own()
     else:
         path = index_path(store)
-        if path is None:
+        if encrypted(store):
+            stale = _disk_path(store)
+            if stale is not None:
+                _discard(stale)  # left from before the store was encrypted: readable text
+            key = _memory_key(store)
+            opened = _MEMORY.get(key)
+            if opened is None:
+                opened = _MEMORY[key] = SqliteSearchIndex(":memory:")
+        elif path is None:
             opened = SqliteSearchIndex(":memory:")
         else:
             try:
@@ -103,11 +168,23 @@ def _open(store: Store) -> SearchIndex:
     return opened
 
 
+def _memory_key(store: Store) -> tuple[str, str]:
+    sealer = getattr(store, "sealer", None)
+    kids = sorted(sealer.key_ids) if sealer is not None else []
+    return (store.url, ",".join(kids))
+
+
+def _close(opened: SearchIndex) -> None:
+    for key in [k for k, index in _MEMORY.items() if index is opened]:
+        del _MEMORY[key]
+    opened.close()
+
+
 def _drop(store: Store) -> None:
     """Close and forget a store's index after it failed; a damaged file is deleted."""
     opened = _OPEN.pop(store, None)
     if opened is not None:
-        opened.close()
+        _close(opened)
     path = index_path(store)
     if path is not None:
         _discard(path)
@@ -226,6 +303,7 @@ def _rebuild(store: Store, only_if_present: bool) -> int | None:
     path = index_path(store)
     if only_if_present:
         present = path.exists() if path is not None else store in _OPEN
+        present = present or (encrypted(store) and _memory_key(store) in _MEMORY)
         if not present and not callable(getattr(store, "search_index", None)):
             return None
     try:

@@ -177,6 +177,8 @@ class SqliteSearchIndex:
             self._conn.execute("PRAGMA journal_mode = WAL")
             # Derived data: losing the last catch-up to a power cut costs a re-read, no more.
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            # An in-memory index (an encrypted store's) must not spill its words to temp files.
+            self._conn.execute("PRAGMA temp_store = MEMORY")
             version = self._version()
             if version != INDEX_VERSION:
                 if version is not None:

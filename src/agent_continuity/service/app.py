@@ -30,6 +30,9 @@ store is unavailable, 502 when a configured responder does not answer):
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
     GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
     GET  /api/analytics                  `analytics --json` of the user's sessions
+    GET  /api/search?q=WORDS[&limit=N]   `search --json` over the user's sessions only (limit
+                                         1-1000, default 20); q missing, empty, wordless or over
+                                         500 characters: 400
 
 Authentication: ``Authorization: Bearer TOKEN``, or the cookie ``/login`` sets.
 With the cookie, a POST must carry a same-origin ``Origin`` header (browsers send
@@ -311,6 +314,19 @@ class Api:
         """The user's analytics."""
         return reply(await run_in_threadpool(mine.analytics))
 
+    async def search(self, request: Request, mine: UserSessions) -> Response:
+        """Search the user's sessions: ``?q=WORDS[&limit=N]`` -> the ``search --json`` object."""
+        query = inputs.query(request, "q")
+        if query is None or not query.strip():
+            raise BadRequest("give words to search for: /api/search?q=WORDS")
+        given = inputs.query(request, "limit")
+        limit = 20
+        if given is not None:
+            if not (given.isascii() and given.isdigit()) or len(given) > 4:
+                raise BadRequest(f"'limit' must be a whole number from 1 to 1000, not {given!r}")
+            limit = int(given)
+        return reply(await run_in_threadpool(mine.search, query, limit))
+
 
 _UPDATE_LISTS = {
     "complete": "complete",
@@ -384,6 +400,7 @@ def build_app(service: Service, *, sweep: bool = True) -> Starlette:
         Route("/api/recovery", api.scoped(api.recovery), methods=["GET", "POST"]),
         Route("/api/recovery/log", api.scoped(api.recovery_log), methods=["GET"]),
         Route("/api/analytics", api.scoped(api.analytics), methods=["GET"]),
+        Route("/api/search", api.scoped(api.search), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     return Starlette(

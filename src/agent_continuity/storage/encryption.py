@@ -155,6 +155,11 @@ def turn_on(store: Store) -> KeyReport:
     marker = {k: v for k, v in marker.items() if k != "acceptPlaintext"}
     _write_marker(store, marker)
     attach(store)
+    # The search index of the plaintext store holds its words readable: gone,
+    # and from now on kept in memory only (see agent_continuity.search.catalog).
+    from agent_continuity.search.catalog import discard_disk_index
+
+    discard_disk_index(store)
     return report
 
 

@@ -51,6 +51,8 @@ export const api = {
   recovery: () => call("GET", "/api/recovery"),
   recover: (sessionId, answer) => call("POST", "/api/recovery", { sessionId, answer }),
   recoveryLog: () => call("GET", "/api/recovery/log"),
+  analytics: () => call("GET", "/api/analytics"),
+  search: (q, limit) => call("GET", `/api/search?q=${enc(q)}${limit ? `&limit=${enc(limit)}` : ""}`),
 };
 
 /** Ends the session as the page goes away: a beacon survives the unload, fetch may not. */

@@ -2,6 +2,7 @@
 // and a normal close (the tab closed, the page left) that is not a crash.
 
 import { api, ApiError, endOnUnload } from "./api.js";
+import { renderDashboard } from "./dashboard.js";
 import { renderSessionDetail, renderSessionList } from "./sessions.js";
 import { clearNotices, confidenceView, h, notice, percent } from "./ui.js";
 import { Workspace } from "./workspace.js";
@@ -214,13 +215,14 @@ function route() {
   const match = path.match(/^\/sessions\/(.+)$/);
   if (match) return { page: "session", id: decodeURIComponent(match[1]) };
   if (path === "/sessions") return { page: "sessions", status: params.get("status") };
+  if (path === "/dashboard") return { page: "dashboard", q: params.get("q") || "" };
   return { page: "workspace" };
 }
 
 async function show() {
   const where = route();
   for (const link of document.querySelectorAll("[data-nav]")) {
-    const current = link.dataset.nav === (where.page === "workspace" ? "workspace" : "sessions");
+    const current = link.dataset.nav === (where.page === "session" ? "sessions" : where.page);
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -234,6 +236,9 @@ async function show() {
         await openWorkspace();
       }
       focusComposer();
+    } else if (where.page === "dashboard") {
+      await renderDashboard(main, where.q);
+      document.getElementById("search-input")?.focus(); // type, Enter, Tab to the results
     } else if (where.page === "sessions") {
       await renderSessionList(main, where.status);
       main.focus();
