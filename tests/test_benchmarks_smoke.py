@@ -152,6 +152,8 @@ def test_encryption_benchmark_compares_both_stores_on_and_off(tmp_path: Path) ->
     assert {row[1] for row in rows} == {"files", "sqlite"}
     assert all(row[4].startswith("x") for row in rows), table  # a ratio, encrypted / plain
     assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
 def test_search_benchmark_builds_both_stores_and_times_the_queries(tmp_path: Path) -> None:
     table = _script(
         "benchmarks/search.py",

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
-    from agent_continuity.transcripts import ImportReport
     from agent_continuity.search.catalog import SearchResults
+    from agent_continuity.transcripts import ImportReport
 
 
 class SessionManager:

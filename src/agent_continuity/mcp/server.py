@@ -264,6 +264,7 @@ def _session_tools(server: MCPServer[Any], project: Project) -> None:
     ) -> CallToolResult:
         """Import coding-agent transcripts (as `continuity import --json`)."""
         return project.call(lambda mgr: mgr.import_transcripts(agent, paths, session_id).to_wire())
+
     @server.tool()
     def search(
         query: Annotated[str, Field(description="Words to find in every session's journal.")],
