@@ -193,7 +193,8 @@ def test_prediction_benchmark_replays_a_history_against_the_baseline(tmp_path: P
         git("add", "-A")
         git("commit", "-q", "-m", f"step {n}")
     table = _script("benchmarks/prediction.py", "--repo", str(repo), "--session-commits", "1")
-    (row,) = [line.split() for line in table.splitlines()[2:]]
+    # The first table (the per-method table follows a blank line).
+    (row,) = [line.split() for line in table.split("\n\n")[0].splitlines()[2:]]
     assert row[0] == "repo" and row[3] == "16" and int(row[4]) > 0
     baseline, predicted = float(row[5]), float(row[6])
     assert 0 <= baseline <= 1 and 0 <= predicted <= 1

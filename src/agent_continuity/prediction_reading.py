@@ -30,12 +30,13 @@ EARLIER_SESSIONS = 50
 
 
 def parse_log(output: str) -> list[Commit]:
-    """Commits from ``git log --format=%x00%H --name-only`` output, in its order."""
+    """Commits from ``git log --format=%x00%H%x1f%s --name-only`` output, in its order."""
     commits = []
     for block in output.split("\x00")[1:]:
         lines = [line for line in block.splitlines() if line.strip()]
         if lines:
-            commits.append(Commit(sha=lines[0], files=tuple(lines[1:])))
+            sha, _, subject = lines[0].partition("\x1f")
+            commits.append(Commit(sha=sha, files=tuple(lines[1:]), message=subject))
     return commits
 
 
@@ -52,7 +53,7 @@ def recent_commits(rt: Runtime) -> list[Commit]:
                 "--no-merges",
                 "--topo-order",
                 f"-n{HISTORY_COMMITS}",
-                "--format=%x00%H",
+                "--format=%x00%H%x1f%s",
                 "--name-only",
             ],
             rt.project_root,

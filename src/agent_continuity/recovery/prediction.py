@@ -7,15 +7,10 @@ predictions; it reads nothing itself. The caller (``restore``) gathers the
 evidence; benchmarks/prediction.py feeds it replayed git histories and
 measures the file predictions against the next commit.
 
-Files are scored from four sources, each a probability-like score in [0, 1],
-combined as independent evidence (``1 - prod(1 - s)``):
-
-* **this session's own file events**, the most recent highest;
-* **co-change**: files changed together with those in the git history
-  (``P(g | f)`` over the commits that touched ``f``), weighted by how strongly
-  ``f`` itself is predicted;
-* **earlier sessions on the same task**: the files they touched;
-* **recency**: the files of the newest commits, a weak prior.
+Files are ranked by :mod:`agent_continuity.recovery.file_ranking` (the
+session's own files, association rules mined from the git history, names,
+folders, the session's words, recency and frequency, earlier sessions on the
+same task), related sessions and decisions here.
 
 Each prediction's reason names the evidence that gave its score, so a person
 can check it (``git log -- PATH``, ``continuity show SESSION``).
@@ -23,9 +18,7 @@ can check it (``git log -- PATH``, ``continuity show SESSION``).
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,20 +26,21 @@ from typing import Literal
 
 from agent_continuity.model import SessionRecord, WireModel
 
-#: Commits touching more files than this are left out of co-change (mass
-#: renames, reformatting): they say little about which files go together.
-MAX_COMMIT_FILES = 40
-OWN_TOP = 0.9  # this session's most recent file
-OWN_DECAY = 0.93  # each older file of the session
-CO_CHANGE_WEIGHT = 0.3
-SAME_TASK_WEIGHT = 0.6
-RECENT_TOP = 0.35  # the files of the newest commit, as a prior
-RECENT_DECAY = 0.75  # each older commit
-RECENT_COMMITS = 8
-FOLLOW_WEIGHT = 0.85  # files the history changed right after the session's files
-NAME_WEIGHT = 0.6  # files whose names share a word with the session's files
-FREQUENT_TOP = 0.3  # the file changed in the most recent commits, as a prior
-FREQUENT_WINDOW = 100  # commits counted for it
+from . import file_ranking
+from .file_ranking import MAX_COMMIT_FILES, WEIGHTS, Commit, SessionEvidence, Weights
+
+__all__ = [
+    "MAX_COMMIT_FILES",
+    "Commit",
+    "PredictedContext",
+    "PredictionEvidence",
+    "SessionWork",
+    "Weights",
+    "predict_context",
+    "rank_files",
+    "session_work",
+]
+
 _WORD = re.compile(r"[a-z0-9]{3,}")
 _STOP = frozenset(
     "the and for with from into that this then than are was were has have use used "
@@ -68,14 +62,6 @@ class PredictedContext(WireModel):
     ref: str
     reason: str
     score: float
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """One commit of the project's history."""
-
-    sha: str
-    files: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,57 +139,14 @@ class _Scored:
         return reason
 
 
-def co_change(commits: Sequence[Commit]) -> tuple[Counter[str], dict[str, Counter[str]]]:
-    """How often each file changed, and with which others (commits over the size cap skipped)."""
-    touched: Counter[str] = Counter()
-    together: dict[str, Counter[str]] = defaultdict(Counter)
-    for commit in commits:
-        files = set(commit.files)
-        if not files or len(files) > MAX_COMMIT_FILES:
-            continue
-        for f in files:
-            touched[f] += 1
-            for g in files:
-                if g != f:
-                    together[f][g] += 1
-    return touched, together
-
-
-def follows(commits: Sequence[Commit]) -> tuple[Counter[str], dict[str, Counter[str]]]:
-    """For each file, the files changed in the commit right after one touching it.
-
-    ``commits`` is newest first. Returns how many commits touching each file
-    had a successor, and the successors' files by how often.
-    """
-    had_next: Counter[str] = Counter()
-    after: dict[str, Counter[str]] = defaultdict(Counter)
-    for newer, older in itertools.pairwise(commits):
-        if len(newer.files) > MAX_COMMIT_FILES or len(older.files) > MAX_COMMIT_FILES:
-            continue
-        successors = set(newer.files)
-        for f in set(older.files):
-            had_next[f] += 1
-            for g in successors:
-                after[f][g] += 1
-    return had_next, after
-
-
-_GENERIC = frozenset({"test", "tests", "src", "lib", "init", "main", "index", "py", "md", "txt"})
-
-
-def _name_words(path: str) -> frozenset[str]:
-    """The words of a file's name, without its folder or extension (``test_cli_search.py``:
-    cli, search)."""
-    stem = path.rsplit("/", 1)[-1].split(".", 1)[0].lower()
-    return frozenset(w for w in re.split(r"[^a-z0-9]+", stem) if len(w) > 2 and w not in _GENERIC)
-
-
 def rank_files(
     own: Sequence[str],
     evidence: PredictionEvidence,
     *,
     task: str | None = None,
+    text: Sequence[str | None] = (),
     limit: int = 10,
+    weights: Weights = WEIGHTS,
 ) -> list[tuple[str, float, str]]:
     """The files most likely touched next: (path, score, reason), best first.
 
@@ -211,78 +154,18 @@ def rank_files(
         own: The files this session touched, oldest first.
         evidence: Git history and earlier sessions.
         task: This session's task (earlier sessions on it count).
+        text: The session's words: its task, step, next steps and decisions.
         limit: How many.
+        weights: How much each signal counts (:data:`file_ranking.WEIGHTS`).
     """
-    scored: dict[str, _Scored] = defaultdict(_Scored)
-    recent_own = list(dict.fromkeys(reversed(own)))  # newest first, each once
-    seeds: dict[str, float] = {}
-    for rank, path in enumerate(recent_own):
-        score = OWN_TOP * OWN_DECAY**rank
-        seeds[path] = score
-        where = "the latest file" if rank == 0 else f"{rank + 1}th most recent of its files"
-        scored[path].add(score, f"changed in this session ({where})")
     same_task = [s for s in evidence.earlier if task and s.task == task]
-    for session in same_task:
-        for path in dict.fromkeys(session.files):
-            share = sum(path in s.files for s in same_task) / len(same_task)
-            scored[path].add(
-                SAME_TASK_WEIGHT * share, f"touched by {session.session_id}, also on {task}"
-            )
-            seeds.setdefault(path, SAME_TASK_WEIGHT * share * 0.5)
-    for index, commit in enumerate(evidence.commits[:RECENT_COMMITS]):
-        if len(commit.files) > MAX_COMMIT_FILES:
-            continue
-        for path in commit.files:
-            score = RECENT_TOP * RECENT_DECAY**index
-            scored[path].add(score, f"changed in recent commit {commit.sha[:8]}")
-            seeds.setdefault(path, score)
-    window = [c for c in evidence.commits[:FREQUENT_WINDOW] if len(c.files) <= MAX_COMMIT_FILES]
-    frequent = Counter(path for commit in window for path in set(commit.files))
-    if frequent:
-        most = frequent.most_common(1)[0][1]
-        for path, count in frequent.items():
-            if count > 1:
-                scored[path].add(
-                    FREQUENT_TOP * count / most,
-                    f"changed in {count} of the last {len(window)} commits",
-                )
-    known = {path for commit in evidence.commits for path in commit.files}
-    by_word: dict[str, set[str]] = defaultdict(set)
-    for path in known:
-        for word in _name_words(path):
-            by_word[word].add(path)
-    for seed in recent_own:
-        words = _name_words(seed)
-        for word in words:
-            for other in by_word.get(word, ()):
-                if other != seed:
-                    share = len(words & _name_words(other)) / len(words | _name_words(other))
-                    scored[other].add(
-                        NAME_WEIGHT * seeds[seed] * share,
-                        f"its name shares {word!r} with {seed}, changed in this session",
-                    )
-    had_next, after = follows(evidence.commits)
-    for seed, weight in seeds.items():
-        seen = had_next.get(seed, 0)
-        for other, count in after.get(seed, Counter()).items():
-            scored[other].add(
-                FOLLOW_WEIGHT * weight * count / (seen + 1),
-                f"changed in the commit after one touching {seed}, {count} of {seen} times",
-            )
-    touched, together = co_change(evidence.commits)
-    for seed, weight in seeds.items():
-        seen = touched.get(seed, 0)
-        if not seen:
-            continue
-        for other, count in together[seed].items():
-            # Laplace-smoothed: one shared commit out of one is not certainty.
-            conditional = count / (seen + 1)
-            scored[other].add(
-                CO_CHANGE_WEIGHT * weight * conditional,
-                f"changed together with {seed} in {count} of the {seen} commits touching it",
-            )
-    ranked = sorted(scored.items(), key=lambda item: (-item[1].score, item[0]))
-    return [(path, round(s.score, 3), s.reason) for path, s in ranked[:limit]]
+    gathered = SessionEvidence(
+        commits=evidence.commits,
+        same_task=[tuple(s.files) for s in same_task],
+        same_task_ids=[s.session_id for s in same_task],
+    )
+    said = [t for t in text if t]
+    return file_ranking.rank_files(own, gathered, text=said, limit=limit, weights=weights)
 
 
 def _words(*texts: str | None) -> set[str]:
@@ -385,7 +268,13 @@ def predict_context(
     """
     predicted = [
         PredictedContext(kind="file", ref=path, reason=reason, score=score)
-        for path, score, reason in rank_files(work.files, evidence, task=work.task, limit=files)
+        for path, score, reason in rank_files(
+            work.files,
+            evidence,
+            task=work.task,
+            text=[work.task, work.current_step, *work.next_steps, *work.decisions],
+            limit=files,
+        )
     ]
     predicted += _related_sessions(work, evidence, sessions)
     predicted += _decisions(work, evidence, decisions)
