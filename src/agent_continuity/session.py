@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity import lifecycle
+from agent_continuity import browser_leases, lifecycle
 from agent_continuity.config import Config
 from agent_continuity.errors import InvalidInput
 from agent_continuity.live import LiveSession
@@ -186,21 +186,50 @@ class SessionManager:
             owner_pid=owner_pid,
         )
 
-    def heartbeat(self, session_id: str) -> None:
+    def heartbeat(self, session_id: str, *, claim: bool = False) -> int:
         """Renew a web page's lease on its session (see ``start(browser=True)``).
 
         A session whose lease is held by the command line (restored by
-        ``recover``) is taken over by the page.
+        ``recover``) is taken over by the page, and so is one whose page left
+        it less than ``browser_leave_grace`` ago (see :meth:`leave`).
 
         Args:
             session_id: The session.
+            claim: A page opening the session: the lease is taken afresh, so
+                that a late :meth:`leave` of an earlier page changes nothing.
+
+        Returns:
+            The lease token the page holds (what it gives :meth:`leave`).
 
         Raises:
             NoActiveSession: If it is no longer active (its heartbeats stopped
                 for longer than ``browser_lease_ttl``: recover it).
             LeaseHeld: If a live process owns it.
         """
-        lifecycle.browser_heartbeat(self._rt, session_id)
+        return browser_leases.browser_heartbeat(self._rt, session_id, claim=claim).token
+
+    def leave(self, session_id: str, *, lease: int | None = None) -> datetime | None:
+        """End a web page's session after ``browser_leave_grace``, unless a page claims it back.
+
+        What a page's unload asks: a reload's new page heartbeats the session
+        within the grace and it goes on (no recovery, nothing logged); with no
+        claim it is completed by the next look (``detect_interruptions``), as a
+        normal close, even after a restart of the service.
+
+        Args:
+            session_id: The session.
+            lease: The token of the leaving page's lease (from :meth:`heartbeat`);
+                if another page has claimed the session since, nothing changes.
+
+        Returns:
+            When the session will end unless claimed, or None if no end was
+            deferred (not active, already leaving, or claimed by a newer page).
+
+        Raises:
+            LeaseHeld: If a live process (not a page) owns the session.
+        """
+        left = browser_leases.browser_leave(self._rt, session_id, lease=lease)
+        return left.expires if left is not None else None
 
     def attach(self, session_id: str | None = None, *, owner_pid: int | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.

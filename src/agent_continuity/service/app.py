@@ -22,10 +22,17 @@ store is unavailable, 502 when a configured responder does not answer):
                                          preferences?, pending?, pendingDone?,
                                          tasks?: [{id, title?, status?}], notes?: [text]}
                                          -> {"sessionId", "seqs", "session"}
-    POST /api/sessions/{id}/heartbeat    -> {"sessionId", "status": "active"}; 409
-                                         `no-active-session` once the lease ran out
+    POST /api/sessions/{id}/heartbeat    {claim?} -> {"sessionId", "status": "active", "lease"};
+                                         409 `no-active-session` once the lease ran out (or
+                                         the page left it more than browser-leave-grace ago);
+                                         claim: true when a page opens the session (a fresh
+                                         lease token, which the page's deferred end names)
     POST /api/sessions/{id}/save         {trigger?} -> {"recoveryPointId"}
-    POST /api/sessions/{id}/end          -> {"sessionId", "status"}; any body (sendBeacon)
+    POST /api/sessions/{id}/end          {deferred?, lease?} -> {"sessionId", "status",
+                                         "endsAt"?}; any other body ends it now (sendBeacon).
+                                         deferred: the page is unloading (a close or a
+                                         reload): completed after browser-leave-grace unless
+                                         a page heartbeats it first
     GET  /api/recovery                   the `recover --json` analysis, nothing changed; or 204
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
     GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
@@ -279,8 +286,12 @@ class Api:
         )
 
     async def heartbeat(self, request: Request, mine: UserSessions) -> Response:
-        """Renew the page's lease."""
-        return reply(await run_in_threadpool(mine.heartbeat, request.path_params["id"]))
+        """Renew the page's lease (``claim``: a page opening the session takes it afresh)."""
+        body = await inputs.read_body(request, required=False)
+        inputs.only(body, {"claim"})
+        claim = bool(inputs.boolean_or_null(body, "claim"))
+        sid = request.path_params["id"]
+        return reply(await run_in_threadpool(lambda: mine.heartbeat(sid, claim=claim)))
 
     async def save(self, request: Request, mine: UserSessions) -> Response:
         """Make a recovery point now."""
@@ -291,8 +302,21 @@ class Api:
         return reply(await run_in_threadpool(mine.save, sid, trigger))
 
     async def end(self, request: Request, mine: UserSessions) -> Response:
-        """End the session: the page closed normally (any body: a beacon sends what it likes)."""
-        return reply(await run_in_threadpool(mine.end, request.path_params["id"]))
+        """End the session: the page closed normally, now or after the grace (``deferred``).
+
+        A body that is not a JSON object ends the session now, as before: a
+        beacon sends what it likes. ``deferred`` and ``lease``, when given, are checked.
+        """
+        try:
+            body = await inputs.read_body(request, required=False)
+        except BadRequest as exc:
+            if exc.code != "invalid-json":
+                raise
+            body = {}
+        deferred = bool(inputs.boolean_or_null(body, "deferred"))
+        lease = inputs.integer(body, "lease", 0, 2**62)
+        sid = request.path_params["id"]
+        return reply(await run_in_threadpool(lambda: mine.end(sid, deferred=deferred, lease=lease)))
 
     # -- recovery and analytics -------------------------------------------
 
