@@ -368,17 +368,27 @@ def test_a_reload_keeps_the_session_and_closing_the_tab_is_not_a_crash(
         log_in(page, default, token)
         sid = session_id(page)
         say(page, "A thought worth keeping")
-        page.reload()
+        page.reload()  # the old page asks for a deferred end; the new one claims the session
         assert session_id(page) == sid
         expect(page.locator("#messages li.message")).to_have_count(2)
         assert workspace_state(page)["messages"][0] == ("user", "A thought worth keeping")
-        page.close()  # a normal close: the page ends its session on the way out
+        expect(page.get_by_test_id("notice-recovered")).to_have_count(0)
+        # Not a recovery: the session went on, and the recovery log says nothing about it.
+        assert api(default, token, f"/api/sessions/{sid}")["session"]["status"] == "active"
+        logged = api(default, token, "/api/recovery/log")["entries"]
+        assert [e for e in logged if e.get("sessionId") == sid] == []
+        say(page, "Still the same session")
+        closed = time.monotonic()
+        page.close()  # a normal close: completed once nobody claims it within the grace
         wait_for(
             lambda: api(default, token, f"/api/sessions/{sid}")["session"]["status"] == "completed",
             "the closed tab to end its session",
         )
-        time.sleep(float(LEASE_TTL) + 1)
+        # Past the lease too: a closed tab never turns into a crash.
+        time.sleep(max(0.0, closed + float(LEASE_TTL) + 1 - time.monotonic()))
         assert api(default, token, "/api/recovery") is None  # nothing to resume: not a crash
+        logged = api(default, token, "/api/recovery/log")["entries"]
+        assert [e for e in logged if e.get("sessionId") == sid] == []
         page = watch(browser.contexts[0].new_page())
         page.goto(default.url + "/")
         assert session_id(page) != sid

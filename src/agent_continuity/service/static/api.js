@@ -45,7 +45,7 @@ export const api = {
   message: (id, role, text) => call("POST", `/api/sessions/${enc(id)}/messages`, { role, text }),
   reply: (id) => call("POST", `/api/sessions/${enc(id)}/reply`, {}),
   update: (id, fields) => call("POST", `/api/sessions/${enc(id)}/update`, fields),
-  heartbeat: (id) => call("POST", `/api/sessions/${enc(id)}/heartbeat`, {}),
+  heartbeat: (id, claim) => call("POST", `/api/sessions/${enc(id)}/heartbeat`, claim ? { claim: true } : {}),
   save: (id, trigger) => call("POST", `/api/sessions/${enc(id)}/save`, trigger ? { trigger } : {}),
   end: (id) => call("POST", `/api/sessions/${enc(id)}/end`, {}),
   recovery: () => call("GET", "/api/recovery"),
@@ -55,12 +55,19 @@ export const api = {
   search: (q, limit) => call("GET", `/api/search?q=${enc(q)}${limit ? `&limit=${enc(limit)}` : ""}`),
 };
 
-/** Ends the session as the page goes away: a beacon survives the unload, fetch may not. */
-export function endOnUnload(id) {
+/**
+ * Ends the session as the page goes away: a beacon survives the unload, fetch may not.
+ * The end is deferred: a page cannot tell a reload from a close, so the service waits
+ * browser-leave-grace for a page to claim the session back (the reload's page does)
+ * and completes it otherwise. `lease` is the token of this page's claim: a late beacon
+ * never ends the session under a newer page.
+ */
+export function endOnUnload(id, lease) {
   const url = `/api/sessions/${enc(id)}/end`;
-  const body = new Blob(["{}"], { type: "application/json" });
+  const json = JSON.stringify(Number.isInteger(lease) ? { deferred: true, lease } : { deferred: true });
+  const body = new Blob([json], { type: "application/json" });
   if (!(navigator.sendBeacon && navigator.sendBeacon(url, body))) {
-    fetch(url, { method: "POST", body: "{}", keepalive: true, credentials: "same-origin",
+    fetch(url, { method: "POST", body: json, keepalive: true, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-Continuity": "1" } }).catch(() => {});
   }
 }
