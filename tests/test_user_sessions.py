@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent_continuity import Config, SessionManager, UserRegistry, UserSessions
-from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession, SessionNotFound
 
 
 class Clock:
@@ -329,6 +329,8 @@ def test_a_closed_page_that_nobody_claims_is_completed_after_the_grace(
     alice.end(sid, deferred=True, lease=lease)
     clock.advance(2)
     assert alice.details(sid)["session"]["status"] == "active"  # within the grace
+    with pytest.raises(LeaseHeld):  # the leaving page's own last beat, arriving late
+        alice.heartbeat(sid, lease=lease)
     clock.advance(1.5)
     assert alice.recovery() is None  # looking settles it: a normal close, nothing to resume
     record = alice.details(sid)["session"]

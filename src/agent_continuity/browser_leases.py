@@ -26,7 +26,9 @@ from agent_continuity.model import Lease, SessionStatus
 from agent_continuity.runtime import Runtime
 
 
-def browser_heartbeat(rt: Runtime, session_id: str, *, claim: bool = False) -> Lease:
+def browser_heartbeat(
+    rt: Runtime, session_id: str, *, claim: bool = False, lease: int | None = None
+) -> Lease:
     """Renew a web page's lease on its session (``POST /api/sessions/{id}/heartbeat``).
 
     A session restored by recovery or started from the command line (its lease
@@ -44,11 +46,16 @@ def browser_heartbeat(rt: Runtime, session_id: str, *, claim: bool = False) -> L
             lease is taken afresh, with a new token, so that an end deferred
             by the page before it (see :func:`browser_leave`) that arrives
             late names an old token and changes nothing.
+        lease: The token a page renewing its lease holds. A heartbeat of the
+            page that is leaving (its token older than the leaving lease's: a
+            beat sent just before its unload, that arrived after its end)
+            does not take the session back.
 
     Raises:
         NoActiveSession: If the session is not active (ended, or interrupted
             because the heartbeats stopped); ``recover`` continues it.
-        LeaseHeld: If a live process owns the session.
+        LeaseHeld: If a live process owns the session, or the heartbeat is
+            the leaving page's own.
     """
     record = lifecycle.get(rt, session_id)
     now = rt.now()
@@ -65,6 +72,17 @@ def browser_heartbeat(rt: Runtime, session_id: str, *, claim: bool = False) -> L
             f"(`continuity recover {record.id}`, or the web app's resume question)"
         )
     owner = Owner.browser(rt.config.browser_lease_ttl)
+    if (
+        current is not None
+        and current.holder == LEAVING_HOLDER
+        and not claim
+        and lease is not None
+        and lease < current.token
+    ):
+        raise LeaseHeld(
+            f"{record.id} was left by this page; reload the page to take it back",
+            current.holder,
+        )
     if current is not None and current.holder == BROWSER_HOLDER and not claim:
         return rt.store.renew_lease(current, owner.request(now))
     if current is not None and current.holder not in (CLI_HOLDER, *BROWSER_HOLDERS):

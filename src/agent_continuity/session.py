@@ -186,7 +186,7 @@ class SessionManager:
             owner_pid=owner_pid,
         )
 
-    def heartbeat(self, session_id: str, *, claim: bool = False) -> int:
+    def heartbeat(self, session_id: str, *, claim: bool = False, lease: int | None = None) -> int:
         """Renew a web page's lease on its session (see ``start(browser=True)``).
 
         A session whose lease is held by the command line (restored by
@@ -197,6 +197,8 @@ class SessionManager:
             session_id: The session.
             claim: A page opening the session: the lease is taken afresh, so
                 that a late :meth:`leave` of an earlier page changes nothing.
+            lease: The token the page renewing its lease holds: the leaving
+                page's own late heartbeat does not take the session back.
 
         Returns:
             The lease token the page holds (what it gives :meth:`leave`).
@@ -206,7 +208,9 @@ class SessionManager:
                 for longer than ``browser_lease_ttl``: recover it).
             LeaseHeld: If a live process owns it.
         """
-        return browser_leases.browser_heartbeat(self._rt, session_id, claim=claim).token
+        return browser_leases.browser_heartbeat(
+            self._rt, session_id, claim=claim, lease=lease
+        ).token
 
     def leave(self, session_id: str, *, lease: int | None = None) -> datetime | None:
         """End a web page's session after ``browser_leave_grace``, unless a page claims it back.

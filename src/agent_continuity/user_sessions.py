@@ -85,6 +85,11 @@ def _task_payload(task: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def _check_token(lease: object) -> None:
+    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int)):
+        raise InvalidInput("lease must be a whole number (the token of the page's lease)")
+
+
 def _not_found(session_id: str) -> SessionNotFound:
     # One message for "missing" and "someone else's": the two must not differ.
     return SessionNotFound(f"no session {session_id}; list your sessions to find its id")
@@ -327,7 +332,9 @@ class UserSessions:
             self._handles.pop(session_id, None)
             return write()
 
-    def heartbeat(self, session_id: str, *, claim: bool = False) -> dict[str, Any]:
+    def heartbeat(
+        self, session_id: str, *, claim: bool = False, lease: int | None = None
+    ) -> dict[str, Any]:
         """Renew the page's lease on its session: ``{"sessionId", "status", "lease"}``.
 
         A session its page left less than ``browser-leave-grace`` ago (a
@@ -338,6 +345,9 @@ class UserSessions:
             claim: A page opening the session (its first heartbeat): the lease
                 is taken afresh, and ``lease`` is the token the page names when
                 it leaves, so that its end never hits a newer page's session.
+            lease: The token the page holds, on its renewals: a beat the page
+                sent just before leaving, arriving after its end, is refused
+                (``LeaseHeld``) instead of taking the session back.
 
         Raises:
             NoActiveSession: If the session is no longer active (the heartbeats
@@ -345,8 +355,9 @@ class UserSessions:
         """
         if not isinstance(claim, bool):
             raise InvalidInput("claim must be true or false")
+        _check_token(lease)
         record = self._own(session_id)
-        token = self._mgr.heartbeat(record.id, claim=claim)
+        token = self._mgr.heartbeat(record.id, claim=claim, lease=lease)
         return {"sessionId": record.id, "status": "active", "lease": token}
 
     def save(self, session_id: str, trigger: str = "user-request") -> dict[str, Any]:
@@ -381,8 +392,7 @@ class UserSessions:
         """
         if not isinstance(deferred, bool):
             raise InvalidInput("deferred must be true or false")
-        if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int)):
-            raise InvalidInput("lease must be a whole number (the token of the page's lease)")
+        _check_token(lease)
         record = self._own(session_id)
         with self._writing(record.id):
             self._handles.pop(record.id, None)

@@ -22,11 +22,14 @@ store is unavailable, 502 when a configured responder does not answer):
                                          preferences?, pending?, pendingDone?,
                                          tasks?: [{id, title?, status?}], notes?: [text]}
                                          -> {"sessionId", "seqs", "session"}
-    POST /api/sessions/{id}/heartbeat    {claim?} -> {"sessionId", "status": "active", "lease"};
+    POST /api/sessions/{id}/heartbeat    {claim?, lease?} -> {"sessionId", "status": "active",
+                                         "lease"};
                                          409 `no-active-session` once the lease ran out (or
                                          the page left it more than browser-leave-grace ago);
                                          claim: true when a page opens the session (a fresh
-                                         lease token, which the page's deferred end names)
+                                         lease token, which the page's deferred end names);
+                                         lease: the page's token, so that its own beat
+                                         arriving after its deferred end is refused (409)
     POST /api/sessions/{id}/save         {trigger?} -> {"recoveryPointId"}
     POST /api/sessions/{id}/end          {deferred?, lease?} -> {"sessionId", "status",
                                          "endsAt"?}; any other body ends it now (sendBeacon).
@@ -288,10 +291,11 @@ class Api:
     async def heartbeat(self, request: Request, mine: UserSessions) -> Response:
         """Renew the page's lease (``claim``: a page opening the session takes it afresh)."""
         body = await inputs.read_body(request, required=False)
-        inputs.only(body, {"claim"})
+        inputs.only(body, {"claim", "lease"})
         claim = bool(inputs.boolean_or_null(body, "claim"))
+        lease = inputs.integer(body, "lease", 0, 2**62)
         sid = request.path_params["id"]
-        return reply(await run_in_threadpool(lambda: mine.heartbeat(sid, claim=claim)))
+        return reply(await run_in_threadpool(lambda: mine.heartbeat(sid, claim=claim, lease=lease)))
 
     async def save(self, request: Request, mine: UserSessions) -> Response:
         """Make a recovery point now."""

@@ -45,7 +45,9 @@ export const api = {
   message: (id, role, text) => call("POST", `/api/sessions/${enc(id)}/messages`, { role, text }),
   reply: (id) => call("POST", `/api/sessions/${enc(id)}/reply`, {}),
   update: (id, fields) => call("POST", `/api/sessions/${enc(id)}/update`, fields),
-  heartbeat: (id, claim) => call("POST", `/api/sessions/${enc(id)}/heartbeat`, claim ? { claim: true } : {}),
+  // claim: a page opening the session; lease: the token of its claim, on each renewal.
+  heartbeat: (id, claim, lease) => call("POST", `/api/sessions/${enc(id)}/heartbeat`,
+    claim ? { claim: true } : Number.isInteger(lease) ? { lease } : {}),
   save: (id, trigger) => call("POST", `/api/sessions/${enc(id)}/save`, trigger ? { trigger } : {}),
   end: (id) => call("POST", `/api/sessions/${enc(id)}/end`, {}),
   recovery: () => call("GET", "/api/recovery"),

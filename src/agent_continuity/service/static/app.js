@@ -164,7 +164,7 @@ async function schedule(id) {
   }
   heartbeatTimer = setInterval(async () => {
     try {
-      await api.heartbeat(id);
+      await api.heartbeat(id, false, lease);
     } catch (err) {
       if (err instanceof ApiError && [401, 404, 409].includes(err.status)) lost(err);
     }
@@ -199,7 +199,7 @@ window.addEventListener("pagehide", (event) => {
 // (A page hidden into the cache sends no end: pagehide's `persisted` says so.)
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted || !workspace) return;
-  api.heartbeat(workspace.id).then(() => schedule(workspace.id)).catch((err) => lost(err));
+  api.heartbeat(workspace.id, false, lease).then(() => schedule(workspace.id)).catch((err) => lost(err));
 });
 
 // -- routing -------------------------------------------------------------
