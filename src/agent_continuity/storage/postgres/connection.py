@@ -81,4 +81,6 @@ def check(conn: psycopg.Connection[Any]) -> None:
         raise psycopg.OperationalError("the connection is closed")
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
     if readable:
+        # Closed here, so the pool drops it (it would take an open one back).
+        conn.close()
         raise psycopg.OperationalError("the server closed the connection")

@@ -155,6 +155,7 @@ class PostgresStore(SqlStore):
         self._closed = False
         self._pid = os.getpid()
         self._pool: ConnectionPool[Any] | None = None
+        self._stale = False  # the pool gave up waiting for the server: replace it
         self._inherited: list[ConnectionPool[Any]] = []
         self._start()
         try:
@@ -230,8 +231,27 @@ class PostgresStore(SqlStore):
             return held
         if self._closed or self._pool is None:
             raise StoreError(f"the store {self.where} is closed; open it again")
-        held = self._local.conn = PgConnection(self._pool.getconn())
+        from psycopg_pool import PoolTimeout
+
+        if self._stale:
+            self._renew_pool()
+        try:
+            raw = self._pool.getconn()
+        except PoolTimeout:
+            # The pool now backs off before each new attempt; a fresh one tries at
+            # once, so the next call connects as soon as the server is back.
+            self._stale = True
+            raise
+        held = self._local.conn = PgConnection(raw)
         return held
+
+    def _renew_pool(self) -> None:
+        with self._lock:
+            if not self._stale or self._pool is None:
+                return
+            old, self._pool = self._pool, self._new_pool()
+            self._stale = False
+        threading.Thread(target=old.close, kwargs={"timeout": 0}, daemon=True).start()
 
     def _give_back(self) -> None:
         """Return this thread's connection to the pool at the end of a call."""
