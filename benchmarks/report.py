@@ -21,6 +21,7 @@ SCENARIOS = {
     5: "Change detection",
     6: "Command start-up",
     7: "Storage with a point every turn",
+    8: "PostgreSQL: append, per-turn cost, storage",
 }
 
 

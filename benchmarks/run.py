@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from growth import storage_growth
+from postgres import postgres_rows
 from report import Report, Row, markdown, summary, text_table
 from scenarios import (
     append_latency,
@@ -49,7 +50,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7",
+        default="1,2,3,4,5,6,7,8",
         help="comma-separated scenarios to run (2 needs 1), e.g. --only 3,4",
     )
     parser.add_argument(
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             (5, "change detection", change_detection),
             (6, "command start-up", start_up),
             (7, "storage growth", storage_growth),
+            (8, "PostgreSQL (a throwaway server of its own)", postgres_rows),
         ]
         for number, title, scenario in steps:
             if number in wanted:

@@ -120,7 +120,7 @@ def test_a_write_while_the_server_is_down_fails_with_a_continuity_error(tmp_path
     try:
         record, lease = store.create_session(draft_record(), lease_request())
         pg = server()
-        pg._run("pg_ctl", "stop", "-m", "immediate", "-D", str(pg.data))
+        pg.stop_immediate()
         try:
             store.append(lease, [message("while the server is down")])
         except StoreUnavailable as exc:
