@@ -124,3 +124,11 @@ def test_session_ids_never_repeat_across_stores_on_one_database() -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_missing_database_is_not_found_for_reading_and_named_for_writing() -> None:
+    url = server().url("no_such_database")
+    with pytest.raises(StoreNotFound, match="no database"):
+        open_store(url, create=False)
+    with pytest.raises(StoreUnavailable, match='database "no_such_database" does not exist'):
+        open_store(url)

@@ -24,6 +24,7 @@ def _first_line(exc: BaseException) -> str:
 def translate(exc: BaseException, where: str, timeout: float) -> ContinuityError:
     """The package's error for a psycopg error on the store at ``where``."""
     from psycopg import Error as DriverError
+    from psycopg import OperationalError
     from psycopg_pool import PoolClosed, PoolTimeout
 
     said = _first_line(exc)
@@ -35,7 +36,8 @@ def translate(exc: BaseException, where: str, timeout: float) -> ContinuityError
     if isinstance(exc, PoolClosed):
         return StoreError(f"the store {where} is closed; open it again")
     state = (exc.sqlstate or "") if isinstance(exc, DriverError) else ""
-    broken = isinstance(exc, DriverError) and (exc.sqlstate is None or state.startswith(_LOST))
+    # psycopg's own word that the socket failed carries no SQLSTATE.
+    broken = isinstance(exc, OperationalError) and exc.sqlstate is None
     if state.startswith(_LOST) or broken:
         return StoreUnavailable(
             f"lost the connection to PostgreSQL at {where} ({said}). The write in progress was "

@@ -183,7 +183,7 @@ class PostgresStore(SqlStore):
         try:
             conn = psycopg.connect(self.url, **self._settings())
         except psycopg.OperationalError as exc:
-            if not create and "does not exist" in str(exc):
+            if not create and 'database "' in str(exc) and "does not exist" in str(exc):
                 raise StoreNotFound(
                     f"there is no database {self.where} yet, so nothing to read; create it "
                     "(`createdb`) and run `continuity start`, or --store names the store you meant"
