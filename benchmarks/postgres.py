@@ -135,7 +135,7 @@ def _measure(server: Any, sizes: Sizes, workdir: Path) -> tuple[list[Row], list[
     url = server.new_database(empty=True)
     raw_once, raw_close = _raw_commit(url, [t.encode() + b"\n" for t in texts])
     mgr = SessionManager(
-        store=url, project_dir=_folder(workdir / "append"), user_id="bench", observer=False
+        store=url, project_dir=_folder(workdir / "postgres-append"), user_id="bench", observer=False
     )
     session = mgr.start(type="benchmark", auto_save=False)
     counter = iter(range(10**9))
@@ -181,7 +181,7 @@ def _measure(server: Any, sizes: Sizes, workdir: Path) -> tuple[list[Row], list[
     pairs = list(conversation(sizes.turns))
     url = server.new_database(empty=True)
     mgr = SessionManager(
-        store=url, project_dir=_folder(workdir / "turns"), user_id="bench", observer=False
+        store=url, project_dir=_folder(workdir / "postgres-turns"), user_id="bench", observer=False
     )
     session = mgr.start(type="benchmark", auto_save=False)
     contenders: list[tuple[str, Any]] = []

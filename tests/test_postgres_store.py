@@ -8,6 +8,7 @@ schema version, synchronous commit, and reconnecting.
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import psycopg
@@ -93,11 +94,13 @@ def test_the_next_call_reconnects_after_the_server_ended_every_connection() -> N
     try:
         record, lease = store.create_session(draft_record(), lease_request())
         # An administrator (or a failover) ends every connection to the database.
-        _query(
-            server().url(),
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            f" WHERE datname = '{url.rsplit('/', 1)[1]}'",
-        )
+        name = url.rsplit("/", 1)[1]
+        activity = f"FROM pg_stat_activity WHERE datname = '{name}'"
+        _query(server().url(), f"SELECT pg_terminate_backend(pid) {activity}")
+        deadline = time.monotonic() + 30
+        while _query(server().url(), f"SELECT count(*) {activity}") != [(0,)]:
+            assert time.monotonic() < deadline, "the backends did not end"
+            time.sleep(0.01)
         (event,) = store.append(lease, [message("after the disconnect", minute=2)])
         assert store.read_events(record.id).events[-1] == event
     finally:
