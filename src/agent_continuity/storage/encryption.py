@@ -39,7 +39,7 @@ from .envelope import (
 if TYPE_CHECKING:
     from .base import Store
     from .files import FileStore
-    from .sqlite import SqliteStore
+    from .sql.store import SqlStore
 
 PLAINTEXT = "plaintext"
 
@@ -376,8 +376,8 @@ def _walk_files(store: FileStore, visitor: _Visitor) -> None:
         _rewrite(layout.log, log)
 
 
-def _walk_sql(store: SqliteStore, visitor: _Visitor) -> None:
-    from .sqlite_schema import DOCUMENTS
+def _walk_sql(store: SqlStore, visitor: _Visitor) -> None:
+    from .sql.statements import DOCUMENTS
 
     journals = store._all("SELECT id, session_id FROM journals ORDER BY id")
     for journal, session_id in journals:
