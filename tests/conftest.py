@@ -23,7 +23,7 @@ from agent_continuity.storage.files import FileStore  # noqa: E402
 from agent_continuity.storage.memory import MemoryStore  # noqa: E402
 from agent_continuity.storage.sqlite import SqliteStore  # noqa: E402
 from agent_continuity.testing.conformance import StoreFactory  # noqa: E402
-from agent_continuity.testing.encrypted import KEY_ENV, encrypt_at  # noqa: E402
+from agent_continuity.testing.encrypted import KEY_ENV, encrypt_at, encrypt_store  # noqa: E402
 from coding_agents.fixtures import claude_project, claude_transcripts  # noqa: E402, F401
 from postgres_support import postgres_server, server  # noqa: E402, F401  (session fixture)
 
@@ -273,6 +273,22 @@ class PostgresFactory(StoreFactory):
         self._execute("DELETE FROM journals WHERE session_id = ? RETURNING 1", (session_id,))
 
 
+class EncryptedPostgresFactory(PostgresFactory):
+    """``postgresql://`` encrypted at rest from its first record (the marker is a row)."""
+
+    name = "postgres-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        from agent_continuity.storage.postgres import PostgresStore
+
+        store = PostgresStore(self.url)
+        try:
+            self.key = encrypt_store(store)
+        finally:
+            store.close()
+
+
 STORE_FACTORIES: list[type[StoreFactory]] = [
     MemoryFactory,
     FilesFactory,
@@ -280,6 +296,7 @@ STORE_FACTORIES: list[type[StoreFactory]] = [
     EncryptedFilesFactory,
     EncryptedSqliteFactory,
     PostgresFactory,
+    EncryptedPostgresFactory,
 ]
 
 

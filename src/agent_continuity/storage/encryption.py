@@ -1,10 +1,11 @@
 """Turning a store's encryption on, rotating its key, and saying what is sealed with what.
 
 The byte formats are in :mod:`.codec` and :mod:`.envelope`; this module is
-the store-level part: the marker beside the store, the sealer a store gets
-when it is opened (:func:`attach`), and the walk over every record that
-re-seals it with the active key (``continuity keys new`` on a store that
-has records, ``continuity keys rotate``) or counts it (``keys status``).
+the store-level part: the marker (a file beside a files or SQLite store, a
+row inside a PostgreSQL one), the sealer a store gets when it is opened
+(:func:`attach`), and the walk over every record that re-seals it with the
+active key (``continuity keys new`` on a store that has records,
+``continuity keys rotate``) or counts it (``keys status``).
 
 Re-sealing is crash-safe and needs no downtime: every record is rewritten
 whole and atomically (a journal under its session's lock, a SQL row in its
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_continuity.errors import ConfigError, CorruptRecord
 
@@ -45,7 +46,7 @@ PLAINTEXT = "plaintext"
 
 
 def marker_path(store: Store) -> Path | None:
-    """Where the store records that it is encrypted; None for stores that cannot be."""
+    """The file where a files or SQLite store records that it is encrypted; None for others."""
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         return root / MARKER_NAME
@@ -55,12 +56,48 @@ def marker_path(store: Store) -> Path | None:
     return None
 
 
+class MarkerInStore(Protocol):
+    """A store that keeps its marker inside itself, having no folder to put a file in.
+
+    A ``postgresql://`` store is a database on a server: nothing lies beside it
+    that every client sees, so its marker is a row of the database
+    (:meth:`~.postgres.PostgresStore.load_marker`).
+    """
+
+    def load_marker(self) -> bytes | None:
+        """The marker's bytes, or None when the store is not encrypted."""
+        ...
+
+    def save_marker(self, data: bytes) -> None:
+        """Replace the marker with ``data`` (atomically)."""
+        ...
+
+    def marker_location(self) -> str:
+        """Where the marker is, for messages."""
+        ...
+
+
+def _in_store(store: Store) -> MarkerInStore | None:
+    if callable(getattr(store, "load_marker", None)):
+        return store  # type: ignore[return-value]
+    return None
+
+
+def can_be_encrypted(store: Store) -> bool:
+    """Whether the store has a place for its marker (files, SQLite and PostgreSQL do)."""
+    return marker_path(store) is not None or _in_store(store) is not None
+
+
 def read_marker(store: Store) -> dict[str, Any] | None:
     """The store's marker, or None when it is not encrypted.
 
     Raises:
         CorruptRecord: If the marker is damaged (restore it from a backup).
     """
+    holder = _in_store(store)
+    if holder is not None:
+        held = holder.load_marker()
+        return None if held is None else codec.load_document(held, holder.marker_location())
     path = marker_path(store)
     if path is None:
         return None
@@ -72,10 +109,17 @@ def read_marker(store: Store) -> dict[str, Any] | None:
 
 
 def _write_marker(store: Store, marker: dict[str, Any]) -> None:
+    holder = _in_store(store)
+    if holder is not None:
+        holder.save_marker(codec.dump_document(marker))
+        return
     path = marker_path(store)
     if path is None:
-        raise ConfigError(f"{store.url} cannot be encrypted: use a files: or sqlite: store")
+        raise ConfigError(_CANNOT.format(url=store.url))
     replace_atomically(path, codec.dump_document(marker))
+
+
+_CANNOT = "{url} cannot be encrypted: use a files:, sqlite: or postgresql:// store"
 
 
 def attach(store: Store) -> None:
@@ -136,8 +180,8 @@ def turn_on(store: Store) -> KeyReport:
     Raises:
         ConfigError: If the store is encrypted already (rotate instead) or cannot be.
     """
-    if marker_path(store) is None:
-        raise ConfigError(f"{store.url} cannot be encrypted: use a files: or sqlite: store")
+    if not can_be_encrypted(store):
+        raise ConfigError(_CANNOT.format(url=store.url))
     marker = read_marker(store)
     if marker is not None and not marker.get("acceptPlaintext"):
         raise ConfigError(
@@ -377,6 +421,12 @@ def _walk_files(store: FileStore, visitor: _Visitor) -> None:
 
 
 def _walk_sql(store: SqlStore, visitor: _Visitor) -> None:
+    # One pooled connection for the whole walk (the scope of a public call).
+    with store._scope:
+        _walk_sql_rows(store, visitor)
+
+
+def _walk_sql_rows(store: SqlStore, visitor: _Visitor) -> None:
     from .sql.statements import DOCUMENTS
 
     journals = store._all("SELECT id, session_id FROM journals ORDER BY id")

@@ -46,7 +46,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " source TEXT NOT NULL, key TEXT NOT NULL, found TEXT NOT NULL, reason TEXT NOT NULL,"
         " data BYTEA)",
     ),
+    # 2: the store's settings; the encryption marker (``encryption``) is a row of
+    # it, since a database on a server has no folder beside it to hold a file.
+    (f"CREATE TABLE settings (name {_ID} PRIMARY KEY, doc BYTEA NOT NULL)",),
 ]
+
+#: The row of ``settings`` that holds the encryption marker (see :mod:`...encryption`).
+MARKER_ROW = "encryption"
 
 
 def version(conn: psycopg.Connection[Any]) -> int | None:

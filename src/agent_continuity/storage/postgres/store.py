@@ -49,6 +49,7 @@ from agent_continuity.errors import (
 )
 
 from ..base import DURABILITY_MODES
+from ..encryption import attach
 from ..sql.connection import SqlConnection, translated
 from ..sql.statements import UPSERTED
 from ..sql.store import SqlStore
@@ -160,6 +161,7 @@ class PostgresStore(SqlStore):
         self._start()
         try:
             self._open(create)
+            attach(self)
         except BaseException:
             self.close()
             raise
@@ -328,6 +330,32 @@ class PostgresStore(SqlStore):
             f"restore {self.where} from a backup (pg_dump or point-in-time recovery); "
             "`pg_amcheck` tells what is readable"
         )
+
+    # -- what encryption asks of a store ----------------------------------
+
+    @translated
+    def load_marker(self) -> bytes | None:
+        """The encryption marker (a row of ``settings``), or None when not encrypted.
+
+        A file beside the store, as files and SQLite stores keep, would be seen
+        by one host only: in the database, every client opening the store sees it.
+        """
+        row = self._one("SELECT CAST(doc AS BLOB) FROM settings WHERE name = ?", schema.MARKER_ROW)
+        return None if row is None else bytes(row[0])
+
+    @translated
+    def save_marker(self, data: bytes) -> None:
+        """Replace the encryption marker with ``data`` (one transaction)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO settings (name, doc) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
+                (schema.MARKER_ROW, data),
+            )
+
+    def marker_location(self) -> str:
+        """Where the encryption marker is, for messages."""
+        return f"{self.where} (table settings, row {schema.MARKER_ROW!r})"
 
     def close(self) -> None:
         """Close the pool and every connection. Safe to call twice."""
