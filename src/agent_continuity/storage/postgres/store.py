@@ -331,7 +331,7 @@ class PostgresStore(SqlStore):
             "`pg_amcheck` tells what is readable"
         )
 
-    # -- what encryption asks of a store ----------------------------------
+    # -- what encryption and search ask of a store -----------------------
 
     @translated
     def load_marker(self) -> bytes | None:
@@ -356,6 +356,19 @@ class PostgresStore(SqlStore):
     def marker_location(self) -> str:
         """Where the encryption marker is, for messages."""
         return f"{self.where} (table settings, row {schema.MARKER_ROW!r})"
+
+    @translated
+    def journal_heads(self) -> dict[str, int]:
+        """Every journal's highest sequence number, by session id, in one query.
+
+        What lets search (:mod:`agent_continuity.search.heads`) see which
+        journals moved without reading them.
+        """
+        rows = self._all(
+            "SELECT j.session_id, (SELECT max(seq) FROM events WHERE journal = j.id)"
+            " FROM journals AS j"
+        )
+        return {str(sid): int(seq or 0) for sid, seq in rows}
 
     def close(self) -> None:
         """Close the pool and every connection. Safe to call twice."""
