@@ -51,7 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated scenarios to run (2 needs 1), e.g. --only 3,4",
     )
     parser.add_argument(
