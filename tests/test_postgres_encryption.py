@@ -100,6 +100,20 @@ def test_keys_new_and_rotate_seal_every_row_and_the_marker_is_a_row(project: Pat
     assert cli(project, url, "list").returncode == 0
 
 
+def test_keys_never_print_the_password_of_the_store_url(project: Path) -> None:
+    # The test server trusts loopback connections, so any password connects.
+    url = server().new_database().replace("postgres@", "postgres:Sup3rS3cret@")
+    assert cli(project, url, "start", "--task", "T-1").returncode == 0
+    outputs = [cli(project, url, "keys", "new"), cli(project, url, "keys", "status")]
+    outputs.append(cli(project, url, "keys", "new"))  # refused: encrypted already
+    Path(os.environ[KEY_FILE_ENV]).unlink()
+    outputs.append(cli(project, url, "list"))  # refused: the key is not configured
+    assert [done.returncode for done in outputs] == [0, 0, 1, 1]
+    assert "encrypted postgresql://127.0.0.1:" in outputs[0].stdout
+    for done in outputs:
+        assert "Sup3rS3cret" not in done.stdout + done.stderr, done
+
+
 def test_two_sealed_records_swapped_are_damage(project: Path) -> None:
     url = server().new_database()
     assert cli(project, url, "start", "--task", "T-1").returncode == 0

@@ -115,11 +115,18 @@ def _write_marker(store: Store, marker: dict[str, Any]) -> None:
         return
     path = marker_path(store)
     if path is None:
-        raise ConfigError(_CANNOT.format(url=store.url))
+        raise ConfigError(_CANNOT.format(url=shown(store)))
     replace_atomically(path, codec.dump_document(marker))
 
 
 _CANNOT = "{url} cannot be encrypted: use a files:, sqlite: or postgresql:// store"
+
+
+def shown(store: Store) -> str:
+    """The store as messages name it: a server store's address, never its password."""
+    if store.url.startswith(("postgresql:", "postgres:")):
+        return f"postgresql://{getattr(store, 'where', '?')}"
+    return store.url
 
 
 def attach(store: Store) -> None:
@@ -132,7 +139,7 @@ def attach(store: Store) -> None:
     marker = read_marker(store)
     if marker is None:
         return
-    sealer = build_sealer(marker, configured_keys(), store.url)
+    sealer = build_sealer(marker, configured_keys(), shown(store))
     sealer.accept_plaintext = bool(marker.get("acceptPlaintext"))
     store.sealer = sealer  # type: ignore[attr-defined]
 
@@ -149,6 +156,7 @@ class KeyReport:
         resealed: How many records this run sealed again with the active key.
         unfinished: A rotation (or ``keys new``) was cut short: run it again.
         unreadable: Damaged records left as they are (``continuity verify`` names them).
+        store: The store as messages name it (:func:`shown`: never a password).
     """
 
     encrypted: bool
@@ -158,6 +166,7 @@ class KeyReport:
     resealed: int = 0
     unfinished: bool = False
     unreadable: int = 0
+    store: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -181,11 +190,11 @@ def turn_on(store: Store) -> KeyReport:
         ConfigError: If the store is encrypted already (rotate instead) or cannot be.
     """
     if not can_be_encrypted(store):
-        raise ConfigError(_CANNOT.format(url=store.url))
+        raise ConfigError(_CANNOT.format(url=shown(store)))
     marker = read_marker(store)
     if marker is not None and not marker.get("acceptPlaintext"):
         raise ConfigError(
-            f"{store.url} is encrypted already (key {marker['activeKey']}); "
+            f"{shown(store)} is encrypted already (key {marker['activeKey']}); "
             "`continuity keys rotate` replaces its key"
         )
     if marker is None:
@@ -217,7 +226,7 @@ def rotate(store: Store) -> KeyReport:
     """
     marker = read_marker(store)
     if marker is None:
-        raise ConfigError(f"{store.url} is not encrypted; `continuity keys new` encrypts it")
+        raise ConfigError(f"{shown(store)} is not encrypted; `continuity keys new` encrypts it")
     if marker.get("acceptPlaintext"):
         return turn_on(store)
     if not marker.get("rotating"):
@@ -333,7 +342,7 @@ class _Visitor:
 def _walk(store: Store, *, reseal: bool) -> KeyReport:
     sealer: Sealer | None = getattr(store, "sealer", None)
     if sealer is None:
-        raise ConfigError(f"{store.url} is not encrypted")
+        raise ConfigError(f"{shown(store)} is not encrypted")
     visitor = _Visitor(sealer, reseal)
     if store.url.startswith("files:") or hasattr(store, "layout"):
         _walk_files(store, visitor)  # type: ignore[arg-type]
@@ -488,9 +497,12 @@ def manage_keys(store: Store, action: str) -> KeyReport:
         ConfigError: If ``action`` is unknown, or the store cannot do it (see each).
     """
     if action == "new":
-        return turn_on(store)
-    if action == "rotate":
-        return rotate(store)
-    if action == "status":
-        return status(store)
-    raise ConfigError(f"unknown keys action {action!r}; use one of {', '.join(KEY_ACTIONS)}")
+        report = turn_on(store)
+    elif action == "rotate":
+        report = rotate(store)
+    elif action == "status":
+        report = status(store)
+    else:
+        raise ConfigError(f"unknown keys action {action!r}; use one of {', '.join(KEY_ACTIONS)}")
+    report.store = shown(store)
+    return report
