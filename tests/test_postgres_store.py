@@ -56,6 +56,19 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path) 
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def test_messages_and_reports_name_the_store_without_its_password(tmp_path: Path) -> None:
+    # The test server trusts loopback connections, so any password connects.
+    url = server().new_database().replace("postgres@", "postgres:Sup3rS3cret@")
+    assert cli(tmp_path, url, "start", "--task", "TASK-PG-1").returncode == 0
+    missing = cli(tmp_path, url, "show", "SESSION-261207-999")
+    assert missing.returncode == 1 and "[session-not-found]" in missing.stderr
+    assert "postgresql://127.0.0.1:" in missing.stderr
+    verified = cli_json(tmp_path, url, "verify")
+    assert verified["store"].startswith("postgresql://127.0.0.1:")
+    for text in (missing.stderr, str(verified)):
+        assert "Sup3rS3cret" not in text
+
+
 def test_reading_a_database_without_a_store_creates_nothing(tmp_path: Path) -> None:
     url = server().new_database(empty=True)
     with pytest.raises(StoreNotFound):

@@ -13,7 +13,7 @@ from agent_continuity.errors import ConfigError, StoreNotFound, StoreUnavailable
 
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, Store, VerifyReport
 
-__all__ = ["JournalRead", "LeaseRequest", "Store", "VerifyReport", "open_store"]
+__all__ = ["JournalRead", "LeaseRequest", "Store", "VerifyReport", "open_store", "shown_url"]
 
 
 def open_store(
@@ -78,6 +78,17 @@ def open_store(
             ) from None
         return PostgresStore(url, durability=durability, create=create)
     raise ConfigError(f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:")
+
+
+def shown_url(store: Store) -> str:
+    """The store as messages and reports name it: a server store's address, never its password.
+
+    A ``postgresql://`` URL may carry a password; its store is named by
+    ``postgresql://HOST:PORT/DATABASE`` instead. Other stores' URLs hold none.
+    """
+    if store.url.startswith(("postgresql:", "postgres:")):
+        return f"postgresql://{getattr(store, 'where', '?')}"
+    return store.url
 
 
 def _files_store_exists(root: Path) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_continuity.errors import ConfigError, CorruptRecord
 
-from . import codec
+from . import codec, shown_url
 from .atomic import replace_atomically
 from .envelope import (
     MARKER_NAME,
@@ -115,18 +115,11 @@ def _write_marker(store: Store, marker: dict[str, Any]) -> None:
         return
     path = marker_path(store)
     if path is None:
-        raise ConfigError(_CANNOT.format(url=shown(store)))
+        raise ConfigError(_CANNOT.format(url=shown_url(store)))
     replace_atomically(path, codec.dump_document(marker))
 
 
 _CANNOT = "{url} cannot be encrypted: use a files:, sqlite: or postgresql:// store"
-
-
-def shown(store: Store) -> str:
-    """The store as messages name it: a server store's address, never its password."""
-    if store.url.startswith(("postgresql:", "postgres:")):
-        return f"postgresql://{getattr(store, 'where', '?')}"
-    return store.url
 
 
 def attach(store: Store) -> None:
@@ -139,7 +132,7 @@ def attach(store: Store) -> None:
     marker = read_marker(store)
     if marker is None:
         return
-    sealer = build_sealer(marker, configured_keys(), shown(store))
+    sealer = build_sealer(marker, configured_keys(), shown_url(store))
     sealer.accept_plaintext = bool(marker.get("acceptPlaintext"))
     store.sealer = sealer  # type: ignore[attr-defined]
 
@@ -156,7 +149,7 @@ class KeyReport:
         resealed: How many records this run sealed again with the active key.
         unfinished: A rotation (or ``keys new``) was cut short: run it again.
         unreadable: Damaged records left as they are (``continuity verify`` names them).
-        store: The store as messages name it (:func:`shown`: never a password).
+        store: The store as messages name it (:func:`.shown_url`: never a password).
     """
 
     encrypted: bool
@@ -190,11 +183,11 @@ def turn_on(store: Store) -> KeyReport:
         ConfigError: If the store is encrypted already (rotate instead) or cannot be.
     """
     if not can_be_encrypted(store):
-        raise ConfigError(_CANNOT.format(url=shown(store)))
+        raise ConfigError(_CANNOT.format(url=shown_url(store)))
     marker = read_marker(store)
     if marker is not None and not marker.get("acceptPlaintext"):
         raise ConfigError(
-            f"{shown(store)} is encrypted already (key {marker['activeKey']}); "
+            f"{shown_url(store)} is encrypted already (key {marker['activeKey']}); "
             "`continuity keys rotate` replaces its key"
         )
     if marker is None:
@@ -226,7 +219,7 @@ def rotate(store: Store) -> KeyReport:
     """
     marker = read_marker(store)
     if marker is None:
-        raise ConfigError(f"{shown(store)} is not encrypted; `continuity keys new` encrypts it")
+        raise ConfigError(f"{shown_url(store)} is not encrypted; `continuity keys new` encrypts it")
     if marker.get("acceptPlaintext"):
         return turn_on(store)
     if not marker.get("rotating"):
@@ -342,7 +335,7 @@ class _Visitor:
 def _walk(store: Store, *, reseal: bool) -> KeyReport:
     sealer: Sealer | None = getattr(store, "sealer", None)
     if sealer is None:
-        raise ConfigError(f"{shown(store)} is not encrypted")
+        raise ConfigError(f"{shown_url(store)} is not encrypted")
     visitor = _Visitor(sealer, reseal)
     if store.url.startswith("files:") or hasattr(store, "layout"):
         _walk_files(store, visitor)  # type: ignore[arg-type]
@@ -504,5 +497,5 @@ def manage_keys(store: Store, action: str) -> KeyReport:
         report = status(store)
     else:
         raise ConfigError(f"unknown keys action {action!r}; use one of {', '.join(KEY_ACTIONS)}")
-    report.store = shown(store)
+    report.store = shown_url(store)
     return report

@@ -42,7 +42,7 @@ from agent_continuity.errors import (
 )
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
-from .. import codec, file_states, retention
+from .. import codec, file_states, retention, shown_url
 from ..journal_file import JournalMark
 from .statements import JOURNAL
 
@@ -139,7 +139,7 @@ def save_point(store: SqlStore, point: RecoveryPoint) -> RecoveryPointInfo:
                     inserted = conn.execute(_SAVE, (*row, body)).rowcount
                     if inserted != 1:
                         raise SessionNotFound(
-                            f"no session {point.session_id} in {store.url}; "
+                            f"no session {point.session_id} in {shown_url(store)}; "
                             "`continuity list` shows the sessions"
                         )
             else:
@@ -148,12 +148,13 @@ def save_point(store: SqlStore, point: RecoveryPoint) -> RecoveryPointInfo:
         if not store._is_unique_violation(exc):
             raise
         raise DuplicateRecord(
-            f"recovery point {point.id} exists already in {store.url}; points are never "
+            f"recovery point {point.id} exists already in {shown_url(store)}; points are never "
             "overwritten, save under a new id"
         ) from None
     if inserted != 1:
         raise SessionNotFound(
-            f"no session {point.session_id} in {store.url}; `continuity list` shows the sessions"
+            f"no session {point.session_id} in {shown_url(store)}; "
+            "`continuity list` shows the sessions"
         )
     store._written_points.saved(point, body)
     if mark is not None:
@@ -173,7 +174,7 @@ def load_point(store: SqlStore, point_id: str) -> RecoveryPoint:
     ids.validate_recovery_id(point_id)
     row = store._one(_ROW, point_id)
     if row is None:
-        raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
+        raise RecoveryPointNotFound(f"no recovery point {point_id} in {shown_url(store)}")
     location = store._loc("points", point_id)
     doc = codec.load_compressed(row[3], location, store.sealer, "point", point_id)
     mark = JournalMark.take_from(doc, row[1])

@@ -54,7 +54,7 @@ from agent_continuity.model import (
     SessionRecord,
 )
 
-from .. import codec, leases
+from .. import codec, leases, shown_url
 from ..base import JournalRead, LeaseRequest, VerifyReport
 from ..envelope import Sealer
 from ..index import IndexDamage, derive_record, missing_journal_error
@@ -198,7 +198,8 @@ class SqlStore:
             (session_id, *point_range(session_id)),
         ).fetchone()[0]:
             raise SessionNotFound(
-                f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
+                f"no session {session_id} in {shown_url(self)}; "
+                "`continuity list` shows the sessions"
             )
 
     def _put_session(self, conn: SqlConnection, record: SessionRecord) -> None:
@@ -298,7 +299,8 @@ class SqlStore:
         row = self._one("SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", session_id)
         if row is None:
             raise SessionNotFound(
-                f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
+                f"no session {session_id} in {shown_url(self)}; "
+                "`continuity list` shows the sessions"
             )
         return self._entry(session_id, row[0])
 
