@@ -39,6 +39,8 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         (6, "continuity list --json"),
         (8, "median per invoke"),
         (8, "bytes on disk after the invokes"),
+        (9, "durable append (add_message, sync)"),
+        (9, "bytes in the server's tables after the turns"),
     ]:
         rows = [line for line in table.splitlines() if line.startswith(f"{scenario} ")]
         assert any(measure in line for line in rows), f"scenario {scenario}: no {measure!r} row"

@@ -1,10 +1,12 @@
 """Encryption at rest on every store: nothing readable stored, tampering detected, keys handled.
 
 The conformance suite runs on encrypted stores too (``files-encrypted``,
-``sqlite-encrypted`` in conftest); this file checks what only encryption
-promises: no plaintext on disk, a record swapped, moved, cut off or injected
-in plaintext is damage, a wrong or missing key is one clear error through the
-command line, and a rotation killed at any moment loses nothing.
+``sqlite-encrypted``, ``postgres-encrypted`` in conftest); this file checks
+what only encryption promises: no plaintext on disk, a record swapped, moved,
+cut off or injected in plaintext is damage, a wrong or missing key is one
+clear error through the command line, and a rotation killed at any moment
+loses nothing (on PostgreSQL too; the rest of PostgreSQL's part is in
+test_postgres_encryption.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agent_continuity import SessionManager
@@ -33,6 +36,7 @@ from agent_continuity.storage import codec, open_store
 from agent_continuity.storage.envelope import KEY_ENV, KEY_FILE_ENV
 from agent_continuity.testing.encrypted import encrypt_at
 from cli_support import cli, cli_json, git_project
+from postgres_support import server
 
 SECRET = "zebra-orchid-4471"
 KINDS = ("files", "sqlite")
@@ -381,10 +385,10 @@ while True:
 """
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", (*KINDS, "postgres"))
 def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
     """A writer appends all along; rotations are killed at random moments, then finished."""
-    url = url_of(kind, project)
+    url = server().new_database() if kind == "postgres" else url_of(kind, project)
     assert cli(project, url, "start", "--task", "T-0").returncode == 0
     assert cli(project, url, "message", "--role", "user", "before").returncode == 0
     assert cli(project, url, "save").returncode == 0
@@ -397,11 +401,19 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
         env=env,
     )
     marker = marker_of(kind, project)
+    # A postgresql:// store's marker is a row of its database.
+    db = psycopg.connect(url, autocommit=True) if kind == "postgres" else None
+
+    def marker_text() -> str:
+        if db is None:
+            return marker.read_text()
+        row = db.execute("SELECT doc FROM settings WHERE name = 'encryption'").fetchone()
+        return "" if row is None else bytes(row[0]).decode()
 
     def rotating() -> tuple[bool, str]:
         """Whether the marker says a rotation is under way, and its active key."""
         try:
-            doc = json.loads(marker.read_text())
+            doc = json.loads(marker_text())
         except (OSError, ValueError):
             return False, ""
         return bool(doc.get("rotating")), str(doc.get("activeKey"))
@@ -454,3 +466,5 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
     finally:
         store.close()
     assert not set(acked) - texts, "acknowledged events lost"
+    if db is not None:
+        db.close()

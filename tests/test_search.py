@@ -16,6 +16,10 @@ STORES = ["files", "sqlite"]
 
 
 def store_url(kind: str, tmp_path: Path) -> str:
+    if kind == "postgres":
+        from postgres_support import server
+
+        return server().new_database()
     return f"files:{tmp_path / 'tracking'}" if kind == "files" else f"sqlite:///{tmp_path / 's.db'}"
 
 
@@ -107,6 +111,14 @@ def test_the_index_follows_the_journals_and_reads_only_what_moved(
         live.end()
     assert len(mgr.search("voicemail").hits) == 2
     assert reads == [live.id]  # only the journal that moved, after what was indexed
+
+
+@pytest.mark.parametrize("url", ["postgres"], indirect=True)
+def test_a_postgresql_store_tells_which_journals_moved_in_one_query(
+    tmp_path: Path, url: str, history: tuple[SessionManager, dict[str, str]]
+) -> None:
+    # The store's journal_heads(): without it every search reads every journal.
+    test_the_index_follows_the_journals_and_reads_only_what_moved(tmp_path, url, history)
 
 
 def test_redacted_text_stays_redacted_in_the_index(tmp_path: Path, url: str) -> None:
