@@ -147,9 +147,11 @@ def _relabel(line: bytes, like: bytes) -> bytes:
 
 def test_a_store_made_before_the_settings_table_gains_it_when_opened() -> None:
     url = server().new_database()
-    # As a database made by the first schema version (no `settings`) is.
+    # As a database made by the first schema version (no `settings`, no search index) is.
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE settings")
+        conn.execute("DROP TABLE settings, search_events, search_marks")
+        conn.execute("DROP TEXT SEARCH CONFIGURATION continuity_search")
+        conn.execute("DROP TEXT SEARCH DICTIONARY continuity_search")
         conn.execute("UPDATE continuity_schema SET version = 1")
     store = PostgresStore(url)
     try:
@@ -158,3 +160,26 @@ def test_a_store_made_before_the_settings_table_gains_it_when_opened() -> None:
         store.close()
     assert _query(url, "SELECT version FROM continuity_schema") == [(len(MIGRATIONS),)]
     assert _query(url, "SELECT count(*) FROM settings") == [(0,)]
+    assert _query(url, "SELECT count(*) FROM search_events") == [(0,)]
+
+
+def test_search_of_an_encrypted_store_writes_no_readable_index(project: Path) -> None:
+    url = server().new_database()
+    assert cli(project, url, "start", "--task", "T-1").returncode == 0
+    assert cli(project, url, "message", "--role", "user", SECRET).returncode == 0
+    plain = cli_json(project, url, "search", SECRET)  # plaintext: the index is in the database
+    assert len(plain["results"]) == 1 and "indexInMemory" not in plain
+    assert _query(url, "SELECT count(*) FROM search_events WHERE body LIKE %s", (f"%{SECRET}%",))
+    assert cli_json(project, url, "keys", "new")["encrypted"]
+    assert SECRET.encode() not in database_bytes(url)  # the old index went with `keys new`
+    found = cli_json(project, url, "search", SECRET)
+    assert [r["kind"] for r in found["results"]] == ["message"] and found["indexInMemory"]
+    assert cli(project, url, "message", "--role", "user", "quokka-nebula-88").returncode == 0
+    shown = cli(project, url, "search", "quokka nebula")
+    assert "[quokka]-[nebula]" in shown.stdout and "kept in memory only" in shown.stdout
+    repaired = cli_json(project, url, "verify", "--repair")
+    assert not any("search index" in line for line in repaired["repaired"])
+    for word in (SECRET, "quokka-nebula-88", "quokka", "nebula"):
+        assert word.encode() not in database_bytes(url), word
+    assert _query(url, "SELECT count(*) FROM search_events") == [(0,)]
+    assert _query(url, "SELECT count(*) FROM search_marks") == [(0,)]

@@ -1,7 +1,8 @@
 """Full-text search across every session's journal (``continuity search``).
 
 The index is derived from the journals and never the truth: it is kept apart
-from them (a SQLite FTS5 file beside the store), caught up before each query
+from them (a SQLite FTS5 file beside the store; tables of their own in a
+PostgreSQL store's database), caught up before each query
 from per-session high-water marks, rebuilt by ``search --rebuild`` and
 ``verify --repair``, and thrown away and rebuilt whenever it is found damaged.
 Nothing done to it can lose a journal event.

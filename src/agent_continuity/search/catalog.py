@@ -3,7 +3,7 @@
 Where the index lives: a files store's ``search/index.sqlite`` inside its
 folder; beside an SQLite store's database, ``NAME.db.search``; in memory for
 ``memory:``. A store may bring its own (``search_index()``: the PostgreSQL
-store's tsvector table).
+store's tsvector tables in its database, :mod:`agent_continuity.storage.postgres.search`).
 
 An encrypted store's index is never written to disk: it would hold in plain
 text the words the encryption protects. It is kept in memory for the life of
@@ -13,7 +13,8 @@ that. ``continuity serve`` and ``continuity mcp`` keep it between queries
 (by store URL, even across store handles); a ``continuity search`` command
 builds it each time. A plaintext index left
 from before the store was encrypted is deleted when found (and by
-``keys new``, :func:`discard_disk_index`).
+``keys new``, :func:`discard_disk_index`); so are the rows of a store's own
+index.
 
 Before each query the index is caught up: the journals' heads
 (:mod:`.heads`) are compared with the index's marks, and only the journals
@@ -135,21 +136,42 @@ def discard_disk_index(store: Store) -> None:
         path = _disk_path(store)
         if path is not None:
             _discard(path)
+        _discard_own(store)
+
+
+def _own(store: Store) -> Any:
+    """The index the store brings (``search_index()``: PostgreSQL's), or None."""
+    own = getattr(store, "search_index", None)
+    return own() if callable(own) else None
+
+
+def _discard_own(store: Store) -> None:
+    """Empty the index a store keeps of its own, when it holds anything (readable text)."""
+    own = _own(store)
+    if own is None:
+        return
+    try:
+        empty = getattr(own, "is_empty", None)
+        if not callable(empty) or not empty():
+            own.clear()
+    finally:
+        own.close()
 
 
 def _open(store: Store) -> SearchIndex:
     opened = _OPEN.get(store)
     if opened is not None:
         return opened
-    own = getattr(store, "search_index", None)
-    if callable(own):
-        opened = own()
+    own = None if encrypted(store) else _own(store)
+    if own is not None:
+        opened = own
     else:
         path = index_path(store)
         if encrypted(store):
             stale = _disk_path(store)
             if stale is not None:
                 _discard(stale)  # left from before the store was encrypted: readable text
+            _discard_own(store)  # the same, in the store's own database
             key = _memory_key(store)
             opened = _MEMORY.get(key)
             if opened is None:
@@ -304,7 +326,9 @@ def _rebuild(store: Store, only_if_present: bool) -> int | None:
     if only_if_present:
         present = path.exists() if path is not None else store in _OPEN
         present = present or (encrypted(store) and _memory_key(store) in _MEMORY)
-        if not present and not callable(getattr(store, "search_index", None)):
+        # A store's own index is always present, unless the store is encrypted.
+        own = callable(getattr(store, "search_index", None)) and not encrypted(store)
+        if not present and not own:
             return None
     try:
         index = _open(store)

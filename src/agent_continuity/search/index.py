@@ -6,10 +6,10 @@ high-water mark of that journal when it did (:mod:`.heads`), and the user the
 session belongs to. Catching up compares marks with the store's heads and
 reads only the journals that moved, after the mark's sequence number.
 
-A PostgreSQL store implements the same contract over a ``tsvector`` column
-with a GIN index (``to_tsvector('english', body)``, ranked by ``ts_rank_cd``,
-snippets by ``ts_headline``); it can live in the store's own database, where
-:meth:`SearchIndex.add` runs in one transaction with its mark.
+The PostgreSQL store implements the same contract over a ``tsvector`` column
+with a GIN index in its own database (ranked by ``ts_rank_cd``, snippets by
+``ts_headline``), where :meth:`SearchIndex.add` runs in one transaction with
+its mark: :mod:`agent_continuity.storage.postgres.search`.
 """
 
 from __future__ import annotations

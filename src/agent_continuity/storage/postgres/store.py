@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
+    from .search import PostgresSearchIndex
+
 TIMEOUT = 30.0
 POOL_SIZE = 10
 
@@ -369,6 +371,17 @@ class PostgresStore(SqlStore):
             " FROM journals AS j"
         )
         return {str(sid): int(seq or 0) for sid, seq in rows}
+
+    def search_index(self) -> PostgresSearchIndex:
+        """The store's search index: a tsvector table in its own database (:mod:`.search`).
+
+        Never used for an encrypted store: it would hold the words the
+        encryption protects readable in the database (the catalog keeps that
+        store's index in memory instead, and empties this one).
+        """
+        from .search import PostgresSearchIndex
+
+        return PostgresSearchIndex(self)
 
     def close(self) -> None:
         """Close the pool and every connection. Safe to call twice."""
