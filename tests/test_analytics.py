@@ -32,12 +32,16 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-@pytest.fixture(params=["memory", "files", "sqlite"])
+@pytest.fixture(params=["memory", "files", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "memory":
         return MemoryStore()  # one object: every manager below shares it
     if request.param == "files":
         return f"files:{tmp_path / 'tracking'}"
+    if request.param == "postgres":
+        from postgres_support import server
+
+        return server().new_database()
     return f"sqlite:///{tmp_path}/s.db"
 
 

@@ -1,4 +1,4 @@
-"""``continuity analytics`` as a user runs it, on the files and SQLite stores."""
+"""``continuity analytics`` as a user runs it, on the files, SQLite and PostgreSQL stores."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from cli_support import cli, git_project
+from postgres_support import server
 from test_cli_no_store import STORES, empty, run  # noqa: F401  (empty is a fixture)
 
 
-@pytest.fixture(params=["files", "sqlite"])
+@pytest.fixture(params=["files", "sqlite", "postgres"])
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     """A project whose store has a known history.
 
@@ -23,6 +24,8 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     """
     root = git_project(tmp_path / "project")
     url = f"files:{tmp_path / 'tracking'}" if request.param == "files" else "sqlite:///s.db"
+    if request.param == "postgres":
+        url = server().new_database()
 
     def ok(*args: str, user: str = "alice") -> None:
         result = cli(root, url, *args, user=user)
@@ -127,3 +130,15 @@ def test_without_a_store_it_says_so_and_creates_nothing(empty: Path, store: str 
     data = json.loads(as_json.stdout)
     assert data["sessions"]["total"] == 0 and "no store" in data["noStore"]
     assert as_text.returncode == 0 and "no store" in as_text.stdout
+
+
+def test_a_postgresql_database_without_a_store_says_so_and_gets_none(empty: Path) -> None:  # noqa: F811
+    url = server().new_database(empty=True)
+    as_json = run(empty, url, "analytics", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["sessions"]["total"] == 0 and "no store" in data["noStore"]
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('continuity_schema')").fetchone() == (None,)
