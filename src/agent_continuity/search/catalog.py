@@ -218,9 +218,17 @@ def catch_up(store: Store, index: SearchIndex) -> int:
     Returns:
         How many events were indexed.
     """
+    todo: Sequence[tuple[str, int | None]]
+    moved = getattr(index, "moved", None)
+    if callable(moved):
+        # An index in the store's own database compares heads and marks there,
+        # and hands back only the sessions that moved (PostgreSQL's).
+        todo, marks, gone = moved()
+        if gone:
+            index.forget(gone)
+        return _catch_up_sessions(store, index, todo, marks)
     heads = journal_heads(store)
     marks = index.marks()
-    todo: Sequence[tuple[str, int | None]]
     if heads is None:
         todo = [(record.id, None) for record in store.list_sessions()]
     else:
@@ -232,6 +240,15 @@ def catch_up(store: Store, index: SearchIndex) -> int:
             for sid, head in heads.items()
             if (mark := marks.get(sid)) is None or mark.head != head
         ]
+    return _catch_up_sessions(store, index, todo, marks)
+
+
+def _catch_up_sessions(
+    store: Store,
+    index: SearchIndex,
+    todo: Sequence[tuple[str, int | None]],
+    marks: dict[str, Mark],
+) -> int:
     indexed = 0
     for session_id, head in todo:
         try:
