@@ -226,3 +226,17 @@ def test_messages_of_a_session_still_active_are_found_as_they_come(
         with manager(tmp_path, url) as other:  # another handle sees them too
             assert len(other.search("invoice draft").hits) == 3
         live.end()
+
+
+def test_a_path_or_a_url_is_found_by_its_parts(tmp_path: Path, url: str) -> None:
+    # PostgreSQL's own parser would keep each of these whole, as one token.
+    with manager(tmp_path, url) as mgr:
+        s = mgr.start(auto_save=False)
+        s.record_tool_call("read_file", {"path": "src/app/main.py"})
+        s.note("rates at https://api.twilio.com/pricing since v2.5")
+        s.end()
+        (call,) = mgr.search("main").hits
+        assert call.kind == "tool-call" and "src/app/[main].py" in call.snippet
+        (note,) = mgr.search("pricing").hits
+        assert note.snippet == "rates at https://api.twilio.com/[pricing] since v2.5"
+        assert [h.kind for h in mgr.search("twilio com").hits] == ["note"]
