@@ -240,3 +240,15 @@ def test_a_path_or_a_url_is_found_by_its_parts(tmp_path: Path, url: str) -> None
         (note,) = mgr.search("pricing").hits
         assert note.snippet == "rates at https://api.twilio.com/[pricing] since v2.5"
         assert [h.kind for h in mgr.search("twilio com").hits] == ["note"]
+
+
+def test_verify_repair_builds_no_index_for_a_store_never_searched(tmp_path: Path, url: str) -> None:
+    with manager(tmp_path, url) as mgr:
+        s = mgr.start(auto_save=False)
+        s.note("nothing searched yet")
+        s.end()
+        repaired = mgr.verify(repair=True)
+        assert not any("search index" in line for line in repaired["repaired"])
+        assert len(mgr.search("searched").hits) == 1
+        repaired = mgr.verify(repair=True)  # now there is one: rebuilt from the journals
+        assert any("search index rebuilt" in line for line in repaired["repaired"])

@@ -343,9 +343,15 @@ def _rebuild(store: Store, only_if_present: bool) -> int | None:
     if only_if_present:
         present = path.exists() if path is not None else store in _OPEN
         present = present or (encrypted(store) and _memory_key(store) in _MEMORY)
-        # A store's own index is always present, unless the store is encrypted.
-        own = callable(getattr(store, "search_index", None)) and not encrypted(store)
-        if not present and not own:
+        if not present and not encrypted(store):
+            # A store's own index is there once something was indexed in it.
+            own = _own(store)
+            if own is not None:
+                try:
+                    present = not own.is_empty()
+                finally:
+                    own.close()
+        if not present:
             return None
     try:
         index = _open(store)
