@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -351,6 +351,34 @@ class PostgresStore(SqlStore):
                 "INSERT INTO settings (name, doc) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
                 (schema.MARKER_ROW, data),
+            )
+
+    @translated
+    def load_setting(self, name: str) -> bytes | None:
+        """The document of the ``settings`` row ``name``, or None.
+
+        Settings are what every host serving the store must see alike (the
+        service's users, see :mod:`agent_continuity.users`); a file beside the
+        store would be seen by one host only.
+        """
+        row = self._one("SELECT CAST(doc AS BLOB) FROM settings WHERE name = ?", name)
+        return None if row is None else bytes(row[0])
+
+    @translated
+    def change_setting(self, name: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Replace the ``settings`` row ``name`` with ``change(its document or None)``.
+
+        One transaction under the store's write lock: two hosts changing the
+        row at once never lose each other's change.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT CAST(doc AS BLOB) FROM settings WHERE name = ?", (name,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO settings (name, doc) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
+                (name, change(None if row is None else bytes(row[0]))),
             )
 
     def marker_location(self) -> str:

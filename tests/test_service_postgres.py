@@ -1,0 +1,153 @@
+"""``continuity serve --store postgresql://... --workers 2``: a team's service, for real.
+
+One server with two uvicorn workers (each its own pool and lease sweeper) on a
+database of its own on the test session's PostgreSQL; every request opens a
+new connection, so requests land on both workers. Users are kept in the
+database, so a user added while the server runs logs in on every worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from postgres_support import server
+from service_support import Served
+
+TTL = 1
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    url = server().new_database()
+    served = Served(
+        tmp_path_factory.mktemp("pgserve") / "project",
+        {"CONTINUITY_BROWSER_LEASE_TTL": str(TTL), "CONTINUITY_BROWSER_LEAVE_GRACE": "1"},
+        store=url,
+    )
+    served.start("--workers", "2")
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def fresh(served: Served, token: str) -> httpx.Client:
+    """A client that opens a new connection for every request (so they reach both workers)."""
+    return httpx.Client(
+        base_url=served.url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
+def workers_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (uvicorn's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_two_workers_share_users_sessions_and_leases(team: Served) -> None:
+    assert team.process is not None
+    # uvicorn's supervisor and its workers (and multiprocessing's resource tracker).
+    assert len(workers_of(team.process.pid)) >= 2, team.log.read_text()
+    # Added while the server runs, by another process: every worker knows them at once,
+    # and nothing is kept in a file on this host.
+    alice, bob = team.add_user("alice"), team.add_user("bob")
+    assert not list(team.root.rglob("users.json")) and not list(team.root.rglob("*.users.json"))
+    with fresh(team, alice) as client:
+        for _ in range(6):
+            assert client.get("/api/me").json()["user"] == "alice"
+        sid = client.post("/api/sessions", json={"task": "Survey"}).json()["id"]
+        claimed = client.post(f"/api/sessions/{sid}/heartbeat", json={"claim": True})
+        assert claimed.status_code == 200
+
+        # Many writes at once to one session, through both workers: none lost, none doubled.
+        def say(n: int) -> int:
+            answer = client.post(
+                f"/api/sessions/{sid}/messages", json={"role": "user", "text": f"note {n}"}
+            )
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["seq"])
+
+        def task(n: int) -> int:
+            body = {"tasks": [{"id": f"T{n}", "title": f"Task {n}", "status": "open"}]}
+            answer = client.post(f"/api/sessions/{sid}/update", json=body)
+            assert answer.status_code == 200, answer.text
+            return len(answer.json()["seqs"])
+
+        with ThreadPoolExecutor(8) as pool:
+            seqs = list(pool.map(say, range(40)))
+            assert sum(pool.map(task, range(8))) == 8
+        assert len(set(seqs)) == 40
+        shown = client.get(f"/api/sessions/{sid}").json()
+        assert sorted(m["text"] for m in shown["conversation"]) == sorted(
+            f"note {n}" for n in range(40)
+        )
+        assert {t["id"] for t in shown["tasks"]} == {"Survey"} | {f"T{n}" for n in range(8)}
+        assert shown["session"]["status"] == "active"
+
+        # Bob sees none of it, on either worker: 404, exactly as a missing session.
+        with fresh(team, bob) as other:
+            for _ in range(4):
+                assert other.get(f"/api/sessions/{sid}").status_code == 404
+                sent = {"role": "user", "text": "x"}
+                assert other.post(f"/api/sessions/{sid}/messages", json=sent).status_code == 404
+                assert other.get("/api/sessions").json()["sessions"] == []
+
+        # The page's heartbeats stop: both workers' sweepers see the lease run out;
+        # the session is interrupted once, cause heartbeat-lost.
+        record = wait_for(
+            lambda: (
+                (r := client.get(f"/api/sessions/{sid}").json()["session"])["status"]
+                == "interrupted"
+                and r
+            )
+        )
+        assert record["interruption"]["cause"] == "heartbeat-lost"
+        time.sleep(2 * TTL)  # every sweeper has looked again since
+        log = client.get("/api/recovery/log").json()["entries"]
+        lost = [e for e in log if e.get("sessionId") == sid and e.get("event") == "interruption"]
+        assert len(lost) == 1, log
+        events = _rows(team.store, "SELECT count(*) FROM events")
+        late = client.post(f"/api/sessions/{sid}/heartbeat")
+        assert late.status_code == 409 and late.json()["error"]["code"] == "no-active-session"
+        assert _rows(team.store, "SELECT count(*) FROM events") == events
+        offered = client.get("/api/recovery").json()
+        assert offered["sessionId"] == sid
+        resumed = client.post("/api/recovery", json={"sessionId": sid, "answer": True}).json()
+        assert resumed["outcome"] == "restored"
+        again = client.get(f"/api/sessions/{sid}").json()
+        assert len(again["conversation"]) == 40
+        assert {t["id"] for t in again["tasks"]} == {"Survey"} | {f"T{n}" for n in range(8)}
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
