@@ -147,6 +147,31 @@ def test_two_workers_share_users_sessions_and_leases(team: Served) -> None:
         assert len(again["conversation"]) == 40
         assert {t["id"] for t in again["tasks"]} == {"Survey"} | {f"T{n}" for n in range(8)}
 
+        # A secret posted over HTTP reaches the database redacted, on either worker.
+        key = "AKIA" + "Q3EGRX7W2ZK5N4TB"
+        for _ in range(2):
+            sent = {"role": "user", "text": f"the key is {key}"}
+            assert client.post(f"/api/sessions/{sid}/messages", json=sent).status_code == 200
+            noted = client.post(f"/api/sessions/{sid}/update", json={"notes": [f"key {key}"]})
+            assert noted.status_code == 200
+        assert client.post(f"/api/sessions/{sid}/save", json={}).status_code == 200
+        assert key not in client.get(f"/api/sessions/{sid}").text
+        stored = b"".join(
+            bytes(row[0])
+            for table, column in _DOCUMENTS
+            for row in _rows(team.store, f"SELECT {column} FROM {table}")
+        )
+        assert b"[REDACTED:aws-access-key]" in stored and key.encode() not in stored
+
+
+_DOCUMENTS = [
+    ("events", "line"),
+    ("points", "body"),
+    ("sessions", "doc"),
+    ("snapshots", "doc"),
+    ("emergency", "doc"),
+]
+
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
