@@ -8,6 +8,7 @@ database, so a user added while the server runs logs in on every worker.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,19 @@ def test_two_workers_share_users_sessions_and_leases(team: Served) -> None:
             seqs = list(pool.map(say, range(40)))
             assert sum(pool.map(task, range(8))) == 8
         assert len(set(seqs)) == 40
+
+        # Concurrent changes of the phase through both workers: the registry entry
+        # (what the sessions list shows) ends as the journal does, never older.
+        def phase(n: int) -> None:
+            answer = client.post(f"/api/sessions/{sid}/update", json={"phase": f"phase-{n}"})
+            assert answer.status_code == 200, answer.text
+
+        for _ in range(3):
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(phase, range(16)))
+            journal = client.get(f"/api/sessions/{sid}").json()["session"]
+            listed = client.get("/api/sessions").json()["sessions"]
+            assert [r["context"] for r in listed if r["id"] == sid] == [journal["context"]]
         shown = client.get(f"/api/sessions/{sid}").json()
         assert sorted(m["text"] for m in shown["conversation"]) == sorted(
             f"note {n}" for n in range(40)
@@ -176,3 +190,44 @@ _DOCUMENTS = [
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def test_two_workers_writing_one_session_leave_the_newest_registry_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_continuity import Config, SessionManager, UserSessions
+    from agent_continuity.storage.postgres import PostgresStore
+
+    url = server().new_database()
+    config = Config(store=url, user="alice", browser_lease_ttl=60.0)
+    first, second = PostgresStore(url), PostgresStore(url)  # two workers' stores
+
+    def view(store: PostgresStore) -> UserSessions:
+        manager = SessionManager(
+            store=store, project_dir=tmp_path, user_id="alice", config=config, observer=False
+        )
+        return UserSessions(manager)
+
+    slow, fast = view(first), view(second)
+    sid = slow.start()["id"]
+    slow.heartbeat(sid, claim=True)
+    # The first worker is descheduled between its append and its registry write.
+    written = first.put_session
+    paused = threading.Event()
+
+    def late(record: Any) -> None:
+        paused.set()
+        time.sleep(0.5)
+        written(record)
+
+    monkeypatch.setattr(first, "put_session", late)
+    behind = threading.Thread(target=slow.update, args=(sid,), kwargs={"phase": "one"})
+    behind.start()
+    assert paused.wait(10)
+    fast.update(sid, phase="two")  # the page's next change, through the other worker
+    behind.join()
+    listed = [r for r in fast.sessions()["sessions"] if r["id"] == sid]
+    assert listed[0]["context"]["currentPhase"] == "two"
+    assert fast.details(sid)["session"]["context"]["currentPhase"] == "two"
+    first.close()
+    second.close()

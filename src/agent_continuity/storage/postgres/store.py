@@ -353,6 +353,35 @@ class PostgresStore(SqlStore):
                 (schema.MARKER_ROW, data),
             )
 
+    @contextmanager
+    def session_lock(self, session_id: str) -> Iterator[None]:
+        """Hold the lock of one session across processes and hosts for the block.
+
+        What ``continuity serve --workers N`` writes a session under, as one
+        process does under a thread lock: a registry entry written from an older
+        view never lands after a newer one's. A session-level advisory lock on
+        this thread's connection, which the block's store calls share; the
+        server releases it if the connection is lost.
+
+        Raises:
+            StoreUnavailable: If the lock was not granted within ``timeout``.
+        """
+        key = (schema.SESSION_LOCKS, session_id)
+        with self._scope:
+            conn = self._connection()
+            try:
+                conn.raw.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", key)
+            except self.driver_errors as exc:
+                raise self._translate(exc) from exc
+            try:
+                yield
+            finally:
+                try:
+                    conn.raw.execute("SELECT pg_advisory_unlock(%s::int, hashtext(%s))", key)
+                except self.driver_errors:
+                    with suppress(Exception):
+                        conn.raw.close()  # the server releases it with the connection
+
     @translated
     def load_setting(self, name: str) -> bytes | None:
         """The document of the ``settings`` row ``name``, or None.
