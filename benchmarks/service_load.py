@@ -15,7 +15,7 @@ Usage::
 
     python benchmarks/service_load.py                     # SQLite, 16 clients x 200 messages
     python benchmarks/service_load.py --messages 20       # quicker
-    python benchmarks/service_load.py --postgres          # also PostgreSQL, on a throwaway server
+    python benchmarks/service_load.py --postgres          # also PostgreSQL (SERVICE_LOAD.md)
     python benchmarks/service_load.py --store postgresql://...   # an existing (empty) database
 
 ``--postgres`` starts its own PostgreSQL (``fsync`` on, loopback TCP) like
