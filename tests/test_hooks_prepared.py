@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from test_hooks import LIVING, Agent, _kill_agents, events_of, listed, project  # noqa: F401
-
 from agent_continuity import SessionManager
 from agent_continuity.hooks import prepared, spool
+from test_hooks import Agent, _kill_agents, events_of, listed  # noqa: F401  (fixtures)
+from test_hooks import project as project  # the fixture
 
 
 def _wait(check: object, what: str, timeout: float = 60.0) -> None:
@@ -34,7 +34,8 @@ def _killed_mid_tool_call(root: Path) -> tuple[str, Agent]:
     """A dead agent: one turn written and prepared, then a prompt and a tool call spooled only."""
     agent = Agent(root, "old")
     agent.hook("SessionStart", source="startup")
-    agent.hook("UserPromptSubmit", prompt="Fix the flaky payment test, token=sk-live-abcdef1234567890")
+    secret = "token=sk-live-abcdef1234567890"
+    agent.hook("UserPromptSubmit", prompt=f"Fix the flaky payment test, {secret}")
     agent.hook("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t0")
     tool = {"tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_use_id": "t0"}
     agent.hook("PostToolUse", tool_response="tests payments", **tool)
@@ -47,8 +48,10 @@ def _killed_mid_tool_call(root: Path) -> tuple[str, Agent]:
     agent.hook("Stop", last_assistant_message="The retry test depends on wall time.")
     path = spool.spool_file(str(root), "claude", "old")
     _wait(
-        lambda: os.path.exists(prepared.prepared_file(root, ours))
-        and spool.done_offset(path) == os.path.getsize(path),
+        lambda: (
+            os.path.exists(prepared.prepared_file(root, ours))
+            and spool.done_offset(path) == os.path.getsize(path)
+        ),
         "the ingester to prepare the prompt",
     )
     time.sleep(0.3)  # the ingester lets go of the lock

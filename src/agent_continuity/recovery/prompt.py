@@ -22,15 +22,11 @@ from agent_continuity.captured import (
     describe_preferences,
     technical_focus,
 )
-from agent_continuity.prompt_text import (  # noqa: F401  (re-exported: the template's names)
-    DEFAULT_TEMPLATE,
-    PLACEHOLDERS,
-    PromptContent,
-    _clip,
-    _ListValue,
-    _Part,
-    fill_template,
-)
+
+# The template and its filling live in prompt_text (no model); re-exported here.
+from agent_continuity.prompt_text import DEFAULT_TEMPLATE as DEFAULT_TEMPLATE
+from agent_continuity.prompt_text import PLACEHOLDERS as PLACEHOLDERS
+from agent_continuity.prompt_text import PromptContent, _clip, _ListValue, _Part, fill_template
 from agent_continuity.replay import SessionView
 
 from .result import StateDiff
