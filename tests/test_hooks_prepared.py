@@ -54,7 +54,7 @@ def _killed_mid_tool_call(root: Path) -> tuple[str, Agent]:
         ),
         "the ingester to prepare the prompt",
     )
-    time.sleep(0.3)  # the ingester lets go of the lock
+    _wait(lambda: not spool.busy(root), "the ingester to let go of the lock")
     agent.hook("UserPromptSubmit", prompt="Now run it in a loop\nRUN: sleep 30")
     call = {"tool_name": "Bash", "tool_input": {"command": "sleep 30"}, "tool_use_id": "t1"}
     agent.hook("PreToolUse", **call)

@@ -130,6 +130,7 @@ def _prepared(
     from agent_continuity.captured import ai_agent_state, describe_agent
     from agent_continuity.recovery.prompt import prompt_content
     from agent_continuity.recovery.result import describe_build
+    from agent_continuity.replay import SessionView
     from agent_continuity.restore import recovery_settings
 
     record = mgr.get(session_id)
@@ -138,9 +139,15 @@ def _prepared(
     state = project_state(root)
     result = mgr.analyse(session_id)
     view = result.view
-    if state is None or view is None or result.repairs or state != project_state(root):
+    if state is None or view is None or state != project_state(root):
         return None
-    # What the engine was given (recovery_settings reads only these two).
+    # Tool calls in flight in the journal already (the agent is in one, or was
+    # killed in it): the engine closes them, after taking the last action.
+    before = SessionView.replay(mgr.events(session_id))
+    if before.seq != view.seq - len(result.repairs):
+        return None
+    calls = sorted(before.pending_calls.values(), key=lambda c: (c.seq, c.call_id))
+    # What the hooks' SessionStart runs with (recovery_settings reads only these two).
     runtime = SimpleNamespace(config=mgr.config, project_root=mgr.project_root)
     settings = recovery_settings(cast("Runtime", runtime))
     template = settings.prompt_template or ""
@@ -149,12 +156,15 @@ def _prepared(
     issues = list(result.warnings)
     if result.state_diff.changed_file_count:
         issues = issues[:-1]  # the engine's changed-files warning is not in the prompt
+    in_flight = [_never_returned(c.name, c.call_id, c.seq) for c in calls]
+    if in_flight and issues != in_flight:
+        return None  # where further calls would go among other problems: the full path
     content = prompt_content(
         view,
         settings,
         diff=result.state_diff,
         issues=issues,
-        last_action=view.last_action,
+        last_action=before.last_action,
         continuation_id=result.continuation_id,
         mode=result.mode,
         build=describe_build(result.code_context),
@@ -163,6 +173,10 @@ def _prepared(
         result.prompt
     ):
         return None  # this preparation could not say what the analysis says
+    if in_flight:  # kept apart, as calls the spool's records may still close
+        issues_part = content.lists["ACTIVE-ISSUES"].parts[1]
+        del issues_part.items[len(issues_part.items) - len(in_flight) :]
+        issues = []
     level = ai_agent_state(view).knowledge_level
     agent = describe_agent(view)
     if not agent.endswith(f"knowledge level {level}"):
@@ -179,7 +193,9 @@ def _prepared(
         "budget": settings.prompt_budget_chars,
         "itemChars": settings.prompt_item_chars,
         "recentInPrompt": settings.recent_messages_in_prompt,
-        "seq": view.seq,
+        "seq": before.seq,
+        "lastAction": before.last_action,
+        "calls": [[c.call_id, c.name, c.seq] for c in calls],
         "messages": [
             [str(m.get("role", "?")), str(m.get("text", "")), bool(m.get("partial"))]
             for m in view.recent_messages
@@ -262,6 +278,14 @@ def quick_prompt(agent: str, agent_session: str, root: Path) -> tuple[str, str] 
     return None if prompt is None else (old["id"], prompt)
 
 
+def _never_returned(name: str, call_id: str, seq: int) -> str:
+    """The engine's warning for a tool call without its result (``recovery.integrity``)."""
+    return (
+        f"tool call {name or '?'} (callId {call_id}, seq {seq}) never returned; "
+        "recorded as interrupted"
+    )
+
+
 def _mapped(stem: str) -> str | None:
     """Our session id mapped to a spool file's agent session (its name is the map's)."""
     try:
@@ -291,7 +315,9 @@ class _Overlay:
         self.window: int = found["window"]
         self.count: int = found["messageCount"]
         self.last_action: str | None = None
-        self.pending: dict[str, tuple[str, int]] = {}
+        self.pending: dict[str, tuple[str, int]] = {
+            str(call_id): (str(name), int(seq)) for call_id, name, seq in found["calls"]
+        }
         self._redact = redact
 
     def message(self, role: str, text: object) -> None:
@@ -398,12 +424,7 @@ def _with_spooled(found: dict[str, Any], path: str, config: Any) -> str | None:
             return None  # where the engine puts these among other problems: the full path
         issues = lists["ACTIVE-ISSUES"].parts[1]
         issues.items.extend(
-            _clip(
-                f"tool call {name or '?'} (callId {call_id}, seq {seq}) never returned; "
-                "recorded as interrupted",
-                limit,
-            )
-            for call_id, (name, seq) in dangling
+            _clip(_never_returned(name, call_id, seq), limit) for call_id, (name, seq) in dangling
         )
     content = PromptContent(scalars=scalars, lists=lists)
     return fill_template(found["template"] or DEFAULT_TEMPLATE, content, found["budget"])
