@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agent_continuity import SessionManager
 from agent_continuity.hooks import prepared, spool
 from test_hooks import Agent, _kill_agents, events_of, listed  # noqa: F401  (fixtures)
@@ -30,7 +32,7 @@ def _wait(check: object, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _killed_mid_tool_call(root: Path) -> tuple[str, Agent]:
+def _killed_mid_tool_call(root: Path, ingested: bool = False) -> tuple[str, Agent]:
     """A dead agent: one turn written and prepared, then a prompt and a tool call spooled only."""
     agent = Agent(root, "old")
     agent.hook("SessionStart", source="startup")
@@ -58,13 +60,22 @@ def _killed_mid_tool_call(root: Path) -> tuple[str, Agent]:
     agent.hook("UserPromptSubmit", prompt="Now run it in a loop\nRUN: sleep 30")
     call = {"tool_name": "Bash", "tool_input": {"command": "sleep 30"}, "tool_use_id": "t1"}
     agent.hook("PreToolUse", **call)
-    assert os.path.getsize(path) > spool.done_offset(path)  # in the spool only
+    if ingested:  # an ingester wrote (and prepared) the call in flight before the kill
+        subprocess.run(
+            [sys.executable, "-m", "agent_continuity.hooks.run", "--ingest", str(root)],
+            check=True,
+            timeout=60,
+        )
+        assert os.path.getsize(path) == spool.done_offset(path)
+    else:
+        assert os.path.getsize(path) > spool.done_offset(path)  # in the spool only
     agent.kill_9()
     return ours, agent
 
 
-def test_the_fast_prompt_is_the_full_recovery_prompt(project: Path) -> None:
-    old, _ = _killed_mid_tool_call(project)
+@pytest.mark.parametrize("ingested", [False, True], ids=["in-the-spool", "in-the-journal"])
+def test_the_fast_prompt_is_the_full_recovery_prompt(project: Path, ingested: bool) -> None:
+    old, _ = _killed_mid_tool_call(project, ingested)
     fast = prepared.quick_prompt("claude", "new", project)
     assert fast is not None and fast[0] == old
     # The full path: without the preparation, the hook ingests, marks and analyses.
