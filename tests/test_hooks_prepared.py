@@ -20,6 +20,7 @@ import pytest
 
 from agent_continuity import SessionManager
 from agent_continuity.hooks import prepared, spool
+from agent_continuity.storage.envelope import KEY_ENV, KEY_FILE_ENV
 from test_hooks import Agent, _kill_agents, events_of, listed  # noqa: F401  (fixtures)
 from test_hooks import project as project  # the fixture
 
@@ -162,3 +163,31 @@ def test_records_it_cannot_foresee_take_the_full_path(project: Path) -> None:
     output = Agent(project, "new").hook("SessionStart", source="startup")
     context = output["hookSpecificOutput"]["additionalContext"]
     assert old in context and "notes.txt" in context  # the file the full path made active
+
+
+def test_an_encrypted_store_is_never_prepared_in_the_clear(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "keys.json"))
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    agent = Agent(project, "secret")
+    agent.hook("SessionStart", source="startup")
+    made = subprocess.run(
+        [sys.executable, "-m", "agent_continuity.cli", "keys", "new"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    agent.hook("UserPromptSubmit", prompt="Rotate the payment keys")
+    agent.hook("Stop", last_assistant_message="Rotating them now.")
+    path = spool.spool_file(str(project), "claude", "secret")
+    _wait(lambda: spool.done_offset(path) == os.path.getsize(path), "the ingester")
+    _wait(lambda: not spool.busy(project), "the ingester to let go of the lock")
+    folder = Path(spool.project_spool(project)) / "prepared"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    agent.kill_9()
+    output = Agent(project, "after").hook("SessionStart", source="startup")
+    assert "Rotate the payment keys" in output["hookSpecificOutput"]["additionalContext"]

@@ -119,7 +119,9 @@ def prepare(mgr: SessionManager, root: Path, spool_path: str, session_id: str) -
         return
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
     temp = f"{target}.tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
+    # Messages are in it (redacted, as in the store): readable by its owner only.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
         json.dump(found, handle, ensure_ascii=False)
     os.replace(temp, target)
 
@@ -127,12 +129,19 @@ def prepare(mgr: SessionManager, root: Path, spool_path: str, session_id: str) -
 def _prepared(
     mgr: SessionManager, root: Path, spool_path: str, session_id: str
 ) -> dict[str, Any] | None:
+    from agent_continuity import resolve_store_url
     from agent_continuity.captured import ai_agent_state, describe_agent
+    from agent_continuity.listing import files_store_root
     from agent_continuity.recovery.prompt import prompt_content
     from agent_continuity.recovery.result import describe_build
     from agent_continuity.replay import SessionView
     from agent_continuity.restore import recovery_settings
 
+    store = files_store_root(resolve_store_url(mgr.config, root), root)
+    if store is None or (store / "encryption.json").exists():
+        # The hook reads only a files store's registry; and an encrypted
+        # store's content is never written anywhere in the clear.
+        return None
     record = mgr.get(session_id)
     if record.status.value != "active":
         return None  # only an active session's agent can die with records in the spool
@@ -143,9 +152,11 @@ def _prepared(
         return None
     # Tool calls in flight in the journal already (the agent is in one, or was
     # killed in it): the engine closes them, after taking the last action.
-    before = SessionView.replay(mgr.events(session_id))
-    if before.seq != view.seq - len(result.repairs):
-        return None
+    before = view
+    if result.repairs:  # the journal read again (only then) for the state before them
+        before = SessionView.replay(mgr.events(session_id))
+        if before.seq != view.seq - len(result.repairs):
+            return None
     calls = sorted(before.pending_calls.values(), key=lambda c: (c.seq, c.call_id))
     # What the hooks' SessionStart runs with (recovery_settings reads only these two).
     runtime = SimpleNamespace(config=mgr.config, project_root=mgr.project_root)
