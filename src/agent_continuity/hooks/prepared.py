@@ -205,7 +205,6 @@ def _prepared(
         "itemChars": settings.prompt_item_chars,
         "recentInPrompt": settings.recent_messages_in_prompt,
         "seq": before.seq,
-        "lastAction": before.last_action,
         "calls": [[c.call_id, c.name, c.seq] for c in calls],
         "messages": [
             [str(m.get("role", "?")), str(m.get("text", "")), bool(m.get("partial"))]
