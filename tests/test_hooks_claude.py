@@ -8,6 +8,7 @@ the fake Messages API (tests/coding_agents/), with the hooks installed by
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from agent_continuity import SessionManager
-from agent_continuity.hooks import spool
+from agent_continuity.hooks.ingest import take_lock
 from agent_continuity.hooks.prepared import quick_prompt
 from coding_agents.claude_code import kill_hard, wait_for
 from coding_agents.fake_anthropic import request_text
@@ -34,6 +35,13 @@ def _drained(project: ClaudeProject) -> None:
         return True
 
     wait_for(done, 60, "the hooks' spool to be ingested")
+
+
+def _lock_free(root: Path) -> bool:
+    fd = take_lock(root, 0.0)
+    if fd is not None:
+        os.close(fd)
+    return fd is not None
 
 
 def _spooled(project: ClaudeProject, event: str) -> bool:
@@ -175,7 +183,7 @@ def test_a_killed_run_is_recovered_by_the_fast_session_start(
     for name, value in claude_project.env().items():
         monkeypatch.setenv(name, value)
     # Ingesters the dead agent's hooks started have finished (the hook would wait for them).
-    wait_for(lambda: not spool.busy(claude_project.root), 60, "the ingesters to finish")
+    wait_for(lambda: _lock_free(claude_project.root), 60, "the ingesters to finish")
     fast = quick_prompt("claude", "a-new-agent-session", claude_project.root)
     assert fast is not None  # what the next SessionStart prints, without the model
     old, prompt = fast

@@ -115,16 +115,24 @@ def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = 
             return ingest(own, root)
 
 
-def ingest(mgr: SessionManager, root: Path, sessions: list[tuple[str, str]] | None = None) -> int:
+def ingest(
+    mgr: SessionManager,
+    root: Path,
+    sessions: list[tuple[str, str]] | None = None,
+    skip: str | None = None,
+) -> int:
     """Write every spooled record of the project (call it under :func:`project_lock`).
 
     Args:
         mgr: The project's manager.
         root: The project.
         sessions: If given, gets (spool file, our session id) of each spool file written.
+        skip: A spool file left for later (an agent session not mapped yet).
     """
     written = 0
     for path in spool.spool_files(root):
+        if path == skip:
+            continue
         writer = _Writer(mgr)
         try:
             for number, end, entry in spool.pending(path):
@@ -421,7 +429,8 @@ def finish_start(root: Path, old: str, agent: str, agent_session: str, pid: int,
         with manager(root) as mgr:
             # After a quick SessionStart, what the dead agent spooled is written
             # and its session marked interrupted here (else both are done already).
-            ingest(mgr, root)
+            # The new agent's own records wait until its session is mapped below.
+            ingest(mgr, root, skip=spool.spool_file(str(root), agent, agent_session))
             mgr.detect_interruptions()
             result = mgr.start_recovered(old, owner_pid=pid)
             if result.new_session_id:
