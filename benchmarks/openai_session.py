@@ -55,8 +55,9 @@ class _System:
 
 
 def _systems(workdir: Path) -> list[_System]:
-    from agent_continuity.integrations.openai_agents import ContinuitySession
     from agents import SQLiteSession
+
+    from agent_continuity.integrations.openai_agents import ContinuitySession
 
     made = []
     for kind, url in (("files", "files:store"), ("sqlite", "sqlite:///store.db")):

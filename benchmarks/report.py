@@ -22,6 +22,7 @@ SCENARIOS = {
     6: "Command start-up",
     7: "Storage with a point every turn",
     8: "LangGraph checkpointers",
+    9: "PostgreSQL: append, per-turn cost, storage",
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from growth import storage_growth
 from langgraph_saver import langgraph_checkpointers
+from postgres import postgres_rows
 from report import Report, Row, markdown, summary, text_table
 from scenarios import (
     append_latency,
@@ -50,7 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated scenarios to run (2 needs 1), e.g. --only 3,4",
     )
     parser.add_argument(
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             (6, "command start-up", start_up),
             (7, "storage growth", storage_growth),
             (8, "LangGraph checkpointers", langgraph_checkpointers),
+            (9, "PostgreSQL (a throwaway server of its own)", postgres_rows),
         ]
         for number, title, scenario in steps:
             if number in wanted:

@@ -5,7 +5,8 @@ does a short research session in Debian's Chromium (the same harness as the
 browser tests: ``tests/browser_support.py``), SIGKILLs the browser, waits for
 the browser lease to run out, relaunches it and photographs the resume
 question; then accepts and photographs the restored workspace, the sessions
-page and the workspace on a narrow window. Writes PNGs to ``docs/screenshots/``.
+page, the dashboard (analytics and a search) and the workspace on a narrow
+window. Writes PNGs to ``docs/screenshots/``.
 
     python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -94,6 +95,11 @@ def main() -> None:
                     page.goto(f"{served.url}/#/sessions")
                     expect(page.get_by_test_id("recovery-log")).to_contain_text("Recovery")
                     page.screenshot(path=str(args.out / "sessions.png"))
+                    # The dashboard: the figures of the session above, and a search of it.
+                    page.goto(f"{served.url}/#/dashboard?q=write-ahead%20logging")
+                    expect(page.get_by_test_id("chart-sessions")).to_be_visible()
+                    expect(page.locator("li.search-hit").first).to_be_visible()
+                    page.screenshot(path=str(args.out / "dashboard.png"), full_page=True)
                     page.set_viewport_size({"width": 390, "height": 844})
                     page.goto(f"{served.url}/#/")
                     expect(page.locator("#messages li.message")).to_have_count(4)
@@ -102,7 +108,8 @@ def main() -> None:
         finally:
             served.stop()
     for name in sorted(args.out.glob("*.png")):
-        print(f"{name.relative_to(ROOT)}  {name.stat().st_size // 1024} KiB")
+        shown = name.relative_to(ROOT) if name.is_relative_to(ROOT) else name
+        print(f"{shown}  {name.stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":

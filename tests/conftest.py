@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,9 @@ from agent_continuity.storage.files import FileStore  # noqa: E402
 from agent_continuity.storage.memory import MemoryStore  # noqa: E402
 from agent_continuity.storage.sqlite import SqliteStore  # noqa: E402
 from agent_continuity.testing.conformance import StoreFactory  # noqa: E402
-from agent_continuity.testing.encrypted import KEY_ENV, encrypt_at  # noqa: E402
+from agent_continuity.testing.encrypted import KEY_ENV, encrypt_at, encrypt_store  # noqa: E402
 from coding_agents.fixtures import claude_project, claude_transcripts  # noqa: E402, F401
+from postgres_support import postgres_server, server  # noqa: E402, F401  (session fixture)
 
 
 def _flip_letter(data: bytearray, start: int, end: int) -> None:
@@ -201,12 +203,100 @@ class EncryptedSqliteFactory(SqliteFactory):
         self.key = encrypt_at(self.path.with_name(self.path.name + ".encryption.json"))
 
 
+class PostgresFactory(StoreFactory):
+    """``postgresql://``; a database of its own on the test server (postgres_support), every
+    call opens a new PostgresStore. Damage edits rows directly."""
+
+    name = "postgres"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.url = server().new_database()
+
+    def open(self) -> Store:
+        from agent_continuity.storage.postgres import PostgresStore
+
+        return PostgresStore(self.url)
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+
+    def _rewrite(
+        self,
+        table: str,
+        column: str,
+        where: str,
+        key: tuple[object, ...],
+        damage: Callable[[bytearray], None],
+    ) -> None:
+        ((data,),) = self._execute(f"SELECT {column} FROM {table} WHERE {where}", key)
+        edited = bytearray(data)
+        damage(edited)
+        self._execute(
+            f"UPDATE {table} SET {column} = ? WHERE {where} RETURNING 1", (bytes(edited), *key)
+        )
+
+    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
+        ((seq,),) = self._execute(
+            "SELECT max(seq) FROM events WHERE journal = "
+            "(SELECT id FROM journals WHERE session_id = ?)",
+            (session_id,),
+        )
+
+        def cut(data: bytearray) -> None:
+            del data[-nbytes:]
+
+        where = "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?"
+        self._rewrite("events", "line", where, (session_id, seq), cut)
+
+    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
+        self._rewrite(
+            "events",
+            "line",
+            "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?",
+            (session_id, seq),
+            lambda data: _flip_letter(data, 0, len(data)),
+        )
+
+    def flip_point_byte(self, store: Store, point_id: str) -> None:
+        def flip(data: bytearray) -> None:
+            data[len(data) // 2] ^= 0xFF
+
+        self._rewrite("points", "body", "id = ?", (point_id,), flip)
+
+    def delete_journal(self, store: Store, session_id: str) -> None:
+        journal = "(SELECT id FROM journals WHERE session_id = ?)"
+        self._execute(f"DELETE FROM events WHERE journal = {journal} RETURNING 1", (session_id,))
+        self._execute("DELETE FROM journals WHERE session_id = ? RETURNING 1", (session_id,))
+
+
+class EncryptedPostgresFactory(PostgresFactory):
+    """``postgresql://`` encrypted at rest from its first record (the marker is a row)."""
+
+    name = "postgres-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        from agent_continuity.storage.postgres import PostgresStore
+
+        store = PostgresStore(self.url)
+        try:
+            self.key = encrypt_store(store)
+        finally:
+            store.close()
+
+
 STORE_FACTORIES: list[type[StoreFactory]] = [
     MemoryFactory,
     FilesFactory,
     SqliteFactory,
     EncryptedFilesFactory,
     EncryptedSqliteFactory,
+    PostgresFactory,
+    EncryptedPostgresFactory,
 ]
 
 

@@ -39,6 +39,8 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         (6, "continuity list --json"),
         (8, "median per invoke"),
         (8, "bytes on disk after the invokes"),
+        (9, "durable append (add_message, sync)"),
+        (9, "bytes in the server's tables after the turns"),
     ]:
         rows = [line for line in table.splitlines() if line.startswith(f"{scenario} ")]
         assert any(measure in line for line in rows), f"scenario {scenario}: no {measure!r} row"
@@ -153,3 +155,49 @@ def test_encryption_benchmark_compares_both_stores_on_and_off(tmp_path: Path) ->
     assert {row[1] for row in rows} == {"files", "sqlite"}
     assert all(row[4].startswith("x") for row in rows), table  # a ratio, encrypted / plain
     assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
+def test_search_benchmark_builds_both_stores_and_times_the_queries(tmp_path: Path) -> None:
+    table = _script(
+        "benchmarks/search.py",
+        "--sessions",
+        "30",
+        "--events",
+        "10",
+        "--rounds",
+        "1",
+        "--tmp",
+        str(tmp_path),
+    )
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert set(rows) == {"sqlite", "files"}
+    assert all(row[3].endswith("ms") and row[4].endswith("ms") for row in rows.values())
+    assert "target < 100 ms per query" in table
+    assert list(tmp_path.iterdir()) == []  # the stores are deleted
+
+
+def test_prediction_benchmark_replays_a_history_against_the_baseline(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    for n in range(16):
+        for name in (f"mod{n % 3}.py", f"test_mod{n % 3}.py"):
+            with (repo / name).open("a") as handle:
+                handle.write(f"{n}\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", f"step {n}")
+    table = _script("benchmarks/prediction.py", "--repo", str(repo), "--session-commits", "1")
+    # The first table (the per-method table follows a blank line).
+    (row,) = [line.split() for line in table.split("\n\n")[0].splitlines()[2:]]
+    assert row[0] == "repo" and row[3] == "16" and int(row[4]) > 0
+    baseline, predicted = float(row[5]), float(row[6])
+    assert 0 <= baseline <= 1 and 0 <= predicted <= 1

@@ -1,10 +1,12 @@
 """Encryption at rest on every store: nothing readable stored, tampering detected, keys handled.
 
 The conformance suite runs on encrypted stores too (``files-encrypted``,
-``sqlite-encrypted`` in conftest); this file checks what only encryption
-promises: no plaintext on disk, a record swapped, moved, cut off or injected
-in plaintext is damage, a wrong or missing key is one clear error through the
-command line, and a rotation killed at any moment loses nothing.
+``sqlite-encrypted``, ``postgres-encrypted`` in conftest); this file checks
+what only encryption promises: no plaintext on disk, a record swapped, moved,
+cut off or injected in plaintext is damage, a wrong or missing key is one
+clear error through the command line, and a rotation killed at any moment
+loses nothing (on PostgreSQL too; the rest of PostgreSQL's part is in
+test_postgres_encryption.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agent_continuity import SessionManager
@@ -33,6 +36,7 @@ from agent_continuity.storage import codec, open_store
 from agent_continuity.storage.envelope import KEY_ENV, KEY_FILE_ENV
 from agent_continuity.testing.encrypted import encrypt_at
 from cli_support import cli, cli_json, git_project
+from postgres_support import server
 
 SECRET = "zebra-orchid-4471"
 KINDS = ("files", "sqlite")
@@ -311,6 +315,58 @@ def test_keys_rotate_seals_everything_with_the_new_key_and_keeps_the_old(
     assert cli_json(project, url, "verify")["ok"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_of_an_encrypted_store_writes_no_readable_index(kind: str, project: Path) -> None:
+    url = url_of(kind, project)
+    assert cli(project, url, "start", "--task", "T-1").returncode == 0
+    assert cli(project, url, "message", "--role", "user", SECRET).returncode == 0
+    plain = cli_json(project, url, "search", SECRET)  # a plaintext store: its index on disk
+    assert len(plain["results"]) == 1 and "indexInMemory" not in plain
+    assert SECRET.encode() in stored_bytes(project)
+    assert cli_json(project, url, "keys", "new")["encrypted"]
+    assert SECRET.encode() not in stored_bytes(project)  # the old index went with `keys new`
+    found = cli_json(project, url, "search", SECRET)
+    assert [r["kind"] for r in found["results"]] == ["message"] and found["indexInMemory"]
+    assert cli(project, url, "message", "--role", "user", "quokka-nebula-88").returncode == 0
+    shown = cli(project, url, "search", "quokka nebula")
+    assert "[quokka]-[nebula]" in shown.stdout and "kept in memory only" in shown.stdout
+    for word in (SECRET, "quokka-nebula-88", "quokka", "nebula"):
+        assert word.encode() not in stored_bytes(project), word
+
+
+def test_an_encrypted_stores_index_lives_in_memory_and_follows_the_journals(
+    encrypted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = session_with_secret(encrypted, tmp_path)
+    mgr = manager(encrypted, tmp_path)  # one process searching again and again (a server)
+    assert len(mgr.search(SECRET).hits) == 6
+    s = mgr.attach(sid)
+    s.add_message("user", "wombat ledger")
+    (hit,) = mgr.search("wombat").hits
+    assert (hit.session_id, hit.snippet) == (sid, "[wombat] ledger")
+    rebuilt = mgr.search("wombat", rebuild=True)
+    assert rebuilt.rebuilt and rebuilt.in_memory and len(rebuilt.hits) == 1
+    mgr.close()
+    # A manager per call (the MCP server's way) finds the index this process built.
+    from agent_continuity.search.index import SqliteSearchIndex
+
+    built: list[object] = []
+    opened = SqliteSearchIndex.__init__
+
+    def counting(self: SqliteSearchIndex, path: object) -> None:
+        built.append(path)
+        opened(self, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqliteSearchIndex, "__init__", counting)
+    again = manager(encrypted, tmp_path)
+    assert [h.session_id for h in again.search("wombat").hits] == [sid]
+    assert built == []
+    again.close()
+    for word in (SECRET, "wombat"):
+        assert word.encode() not in stored_bytes(tmp_path), word
+    assert not list(tmp_path.rglob("*search*"))
+
+
 WRITER = """
 import sys
 from agent_continuity import SessionManager
@@ -329,10 +385,10 @@ while True:
 """
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", (*KINDS, "postgres"))
 def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
     """A writer appends all along; rotations are killed at random moments, then finished."""
-    url = url_of(kind, project)
+    url = server().new_database() if kind == "postgres" else url_of(kind, project)
     assert cli(project, url, "start", "--task", "T-0").returncode == 0
     assert cli(project, url, "message", "--role", "user", "before").returncode == 0
     assert cli(project, url, "save").returncode == 0
@@ -345,11 +401,19 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
         env=env,
     )
     marker = marker_of(kind, project)
+    # A postgresql:// store's marker is a row of its database.
+    db = psycopg.connect(url, autocommit=True) if kind == "postgres" else None
+
+    def marker_text() -> str:
+        if db is None:
+            return marker.read_text()
+        row = db.execute("SELECT doc FROM settings WHERE name = 'encryption'").fetchone()
+        return "" if row is None else bytes(row[0]).decode()
 
     def rotating() -> tuple[bool, str]:
         """Whether the marker says a rotation is under way, and its active key."""
         try:
-            doc = json.loads(marker.read_text())
+            doc = json.loads(marker_text())
         except (OSError, ValueError):
             return False, ""
         return bool(doc.get("rotating")), str(doc.get("activeKey"))
@@ -402,3 +466,5 @@ def test_kill_9_during_rotation_loses_nothing(kind: str, project: Path) -> None:
     finally:
         store.close()
     assert not set(acked) - texts, "acknowledged events lost"
+    if db is not None:
+        db.close()

@@ -171,7 +171,7 @@ def test_gemini_and_codex_get_their_own_events_and_files(project: Path) -> None:
     assert {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"} <= set(codex)
     text = config.read_text()
     assert 'model = "o3"' in text and "web_search = true" in text
-    assert "codex_hooks = true" in text  # hooks are behind this flag in Codex
+    assert "[features]\nhooks = true\n" in text  # hooks are behind this flag in Codex
     assert continuity(project, "hooks", "install", "codex").returncode == 0
     assert config.read_text() == text
 

@@ -236,8 +236,10 @@ FACADE = {
     "verify",
     "analytics",  # issue 16: the figures `continuity analytics` and a dashboard show
     "heartbeat",  # issue 15: a web page renews its session's lease (`continuity serve`)
+    "leave",  # issue 15: a page's unload ends its session after a grace a reload cancels
     "recovery_candidate",  # issue 15: the page asks about the session recover would pick
     "now",  # issue 15: the manager's clock, to judge a lease's expiry
+    "search",  # issue 16: `continuity search` across every session
     # recovery
     "recover",
     "start_recovered",

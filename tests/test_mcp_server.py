@@ -35,6 +35,7 @@ COMMAND_TOOLS = {
     "list",
     "show",
     "import",  # issue 12: coding agents' transcripts
+    "search",
 }
 
 
@@ -130,6 +131,7 @@ def test_a_session_recorded_through_the_tools_is_recovered_through_them(tmp_path
         assert saved["recoveryPointId"].startswith("RECOVERY-")
         seen["show"] = await call(client, "show", session_id=sid)
         seen["list"] = await call(client, "list")
+        seen["search"] = await call(client, "search", query="twilio provider")
         seen["sid"] = sid
 
     drive(root, record)
@@ -140,6 +142,10 @@ def test_a_session_recorded_through_the_tools_is_recovered_through_them(tmp_path
     assert shown["messageCount"] == 1
     assert [s["id"] for s in seen["list"]["sessions"]] == [sid]
     assert seen["list"]["sessions"][0]["status"] == "active"
+    # The search tool finds the decision, as `continuity search --json` would.
+    (found,) = seen["search"]["results"]
+    assert (found["sessionId"], found["kind"]) == (sid, "decision")
+    assert found["snippet"] == "[Twilio] is the SMS [provider]"
     # The same objects as the command line's --json, read from the same store.
     cli_show = continuity(root, "show", sid, "--json")
     assert cli_show.returncode == 0, cli_show.stderr

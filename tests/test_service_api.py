@@ -154,6 +154,39 @@ def test_a_research_session_through_every_route(alice: httpx.Client) -> None:
     assert figures["sessions"]["completed"] >= 1 and "interruptionsByCause" in figures
 
 
+def test_search_finds_the_users_own_words_and_never_another_users(
+    alice: httpx.Client, bob: httpx.Client
+) -> None:
+    mine, theirs = start(alice), start(bob)
+    alice.post(f"/api/sessions/{mine}/messages", json={"role": "user", "text": "heliotrope fjord"})
+    bob.post(f"/api/sessions/{theirs}/messages", json={"role": "user", "text": "heliotrope moor"})
+    found = alice.get("/api/search", params={"q": "heliotrope"}).json()
+    assert found["query"] == "heliotrope"
+    assert [(r["sessionId"], r["kind"]) for r in found["results"]] == [(mine, "message")]
+    assert found["results"][0]["snippet"] == "[heliotrope] fjord"
+    assert {"seq", "score"} <= set(found["results"][0])
+    assert bob.get("/api/search", params={"q": "fjord"}).json()["results"] == []
+    both = bob.get("/api/search", params={"q": "heliotrope", "limit": "1"}).json()["results"]
+    assert [r["sessionId"] for r in both] == [theirs]
+    refused = [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "?!"},
+        {"q": "x" * 501},
+        {"q": "fjord", "limit": "0"},
+        {"q": "fjord", "limit": "1001"},
+        {"q": "fjord", "limit": "-1"},
+        {"q": "fjord", "limit": "ten"},
+        {"q": "fjord", "limit": "²"},
+    ]
+    for params in refused:
+        answer = alice.get("/api/search", params=params)
+        assert answer.status_code == 400, (params, answer.text)
+        assert answer.json()["error"]["code"] and answer.json()["error"]["message"]
+    assert httpx.get(str(alice.base_url) + "/api/search?q=fjord").status_code == 401
+
+
 def test_another_users_session_answers_exactly_as_a_missing_one(
     alice: httpx.Client, bob: httpx.Client
 ) -> None:
@@ -269,7 +302,8 @@ def test_more_workers_than_one_are_refused_on_sqlite(served: Served) -> None:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, httpx.Client]]:
     server = Served(
-        tmp_path_factory.mktemp("quick") / "project", {"CONTINUITY_BROWSER_LEASE_TTL": "1"}
+        tmp_path_factory.mktemp("quick") / "project",
+        {"CONTINUITY_BROWSER_LEASE_TTL": "1", "CONTINUITY_BROWSER_LEAVE_GRACE": "1"},
     )
     token = server.add_user("carol")
     server.start()
@@ -335,6 +369,36 @@ def test_a_page_closed_normally_is_not_interrupted(quick: tuple[Served, httpx.Cl
     time.sleep(1.5)
     assert carol.get(f"/api/sessions/{sid}").json()["session"]["status"] == "completed"
     assert carol.get("/api/recovery").status_code == 204
+
+
+def test_a_reload_s_claim_keeps_the_session_and_an_unclaimed_deferred_end_completes_it(
+    quick: tuple[Served, httpx.Client],
+) -> None:
+    _, carol = quick
+    sid = start(carol)
+    beat, end = f"/api/sessions/{sid}/heartbeat", f"/api/sessions/{sid}/end"
+    lease = carol.post(beat, json={"claim": True}).json()["lease"]
+    for bad in ({"deferred": "yes"}, {"deferred": True, "lease": "1"}, {"lease": -1}):
+        refused = carol.post(end, json=bad)
+        assert refused.status_code == 400, bad
+    assert carol.post(beat, json={"claim": 1}).status_code == 400
+    assert carol.get(f"/api/sessions/{sid}").json()["session"]["status"] == "active"
+    # The page reloads: its beacon defers the end, the new page claims the session.
+    left = carol.post(end, json={"deferred": True, "lease": lease}).json()
+    assert left["status"] == "active" and "endsAt" in left
+    lease = carol.post(beat, json={"claim": True}).json()["lease"]
+    for _ in range(8):  # 2 s: twice the grace, the new page heartbeating
+        assert carol.post(beat).status_code == 200
+        time.sleep(0.25)
+    assert carol.get(f"/api/sessions/{sid}").json()["session"]["status"] == "active"
+    log = carol.get("/api/recovery/log").json()["entries"]
+    assert [e for e in log if e.get("sessionId") == sid] == []
+    # The tab closes: nobody claims it, and it completes; not a crash.
+    carol.post(end, json={"deferred": True, "lease": lease})
+    wait_for(lambda: carol.get(f"/api/sessions/{sid}").json()["session"]["status"] == "completed")
+    assert carol.get("/api/recovery").status_code == 204
+    log = carol.get("/api/recovery/log").json()["entries"]
+    assert [e for e in log if e.get("sessionId") == sid] == []
 
 
 def test_declining_archives_and_starts_a_new_session(quick: tuple[Served, httpx.Client]) -> None:

@@ -38,6 +38,11 @@ TOP = [("GET", "/api/sessions"), ("POST", "/api/sessions"), ("GET", "/api/recove
 TOP += [("POST", "/api/recovery"), ("GET", "/api/analytics"), ("GET", "/api/me")]
 TOP += [("GET", "/login?token=ct_x"), ("GET", "/login"), ("POST", "/logout"), ("GET", "/")]
 TOP += [("GET", "/static/%2e%2e/%2e%2e/etc/passwd"), ("GET", "/static/..%2Fapp.py")]
+# Searches: bob and nobody look for alice's secret; odd queries and limits must be 4xx.
+TOP += [("GET", "/api/search?q=" + SECRET), ("GET", "/api/search?q=secret-task&limit=1000")]
+TOP += [("GET", "/api/search"), ("GET", "/api/search?q="), ("GET", "/api/search?q=%00")]
+TOP += [("GET", "/api/search?q=ALICE&limit=0"), ("GET", "/api/search?q=" + "w" * 600)]
+TOP += [("GET", "/api/search?q=SECRET&limit=%C2%B2"), ("GET", "/api/search?q=7f3a9c*")]
 HOSTILE_IDS = [
     "",
     "..",
@@ -197,8 +202,15 @@ def test_fuzzed_requests_find_no_500_and_no_cross_user_read(served: Served) -> N
             error = answer.json().get("error", {})
             if not (error.get("code") and error.get("message")):
                 failures.append(f"{where}: not a JSON error: {answer.text[:200]}")
-        if who != "alice" and SECRET in answer.text:
+        shown = answer.text
+        if path.startswith("/api/search") and answer.status_code == 200:
+            shown = json.dumps(answer.json()["results"])  # not the query bob sent, echoed back
+        if who != "alice" and SECRET in shown:
             failures.append(f"{where}: alice's secret leaked")
+        if who == "bob" and answer.status_code < 300 and path.startswith("/api/search"):
+            found = {r["sessionId"] for r in answer.json().get("results", [])}
+            if found & set(mine):
+                failures.append(f"{where}: alice's sessions found by bob's search")
         if who == "bob" and answer.status_code < 300 and path == "/api/sessions":
             listed = {s["id"] for s in answer.json().get("sessions", [])}
             if listed & set(mine):

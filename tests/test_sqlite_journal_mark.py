@@ -22,8 +22,8 @@ from agent_continuity import SessionManager, ids
 from agent_continuity.config import Config
 from agent_continuity.model import Trigger
 from agent_continuity.replay import SessionView
-from agent_continuity.storage import sqlite_journal
 from agent_continuity.storage.journal_file import JournalMark
+from agent_continuity.storage.sql import journal as sqlite_journal
 from agent_continuity.storage.sqlite import SqliteStore
 from journal_support import session_with_point
 from sqlite_support import JOURNAL_OF, NOW, flip_byte, new_session, note, raw, request

@@ -17,7 +17,7 @@ from agent_continuity import SessionManager, ids
 from agent_continuity.errors import CorruptRecord, DuplicateRecord, InvalidInput
 from agent_continuity.model import RecoveryPointInfo, Trigger
 from agent_continuity.replay import SessionView
-from agent_continuity.storage import sqlite_points
+from agent_continuity.storage.sql import points as sqlite_points
 from agent_continuity.storage.sqlite import SqliteStore
 from sqlite_support import NOW, flip_byte, new_session, note, raw
 

@@ -18,7 +18,7 @@ from agent_continuity.model import ContextSnapshot, EmergencyBackup, Trigger
 from agent_continuity.replay import SessionView
 from agent_continuity.storage import open_store
 from agent_continuity.storage.sqlite import SqliteStore
-from agent_continuity.storage.sqlite_schema import MIGRATIONS
+from agent_continuity.storage.sqlite.schema import MIGRATIONS
 from sqlite_support import NOW, new_session, note, raw, request
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent_continuity import Config, SessionManager, UserRegistry, UserSessions
-from agent_continuity.errors import InvalidInput, NoActiveSession, SessionNotFound
+from agent_continuity.errors import InvalidInput, LeaseHeld, NoActiveSession, SessionNotFound
 
 
 class Clock:
@@ -235,3 +235,160 @@ def test_users_keep_only_a_hash_of_their_tokens(tmp_path: Path) -> None:
     for name in ("", "../x", "a b", "x" * 65, "-lead"):
         with pytest.raises(InvalidInput):
             registry.add(name)
+
+
+def test_search_finds_only_the_users_own_sessions(
+    url: str, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    bob = view(url, "bob", clock, tmp_path)
+    mine = alice.start(task="sms")["id"]
+    alice.message(mine, "user", "alice picks Twilio for the reminder texts")
+    theirs = bob.start()["id"]
+    bob.message(theirs, "user", "bob also thinks about Twilio pricing")
+    found = alice.search("twilio")
+    assert found["query"] == "twilio"
+    assert [(r["sessionId"], r["kind"]) for r in found["results"]] == [(mine, "message")]
+    assert "[Twilio]" in found["results"][0]["snippet"]
+    assert {r["sessionId"] for r in bob.search("Twilio")["results"]} == {theirs}
+    assert bob.search("reminder texts")["results"] == []
+    # Below the index too: an index that forgot its user filter still leaks nothing.
+    from agent_continuity.search.index import SqliteSearchIndex
+
+    unfiltered = SqliteSearchIndex.query
+    monkeypatch.setattr(
+        SqliteSearchIndex,
+        "query",
+        lambda self, words, user, limit: unfiltered(self, words, None, limit),
+    )
+    assert {r["sessionId"] for r in bob.search("twilio")["results"]} == {theirs}
+    assert bob.search("reminder")["results"] == []
+    for bad in ("", "   ", "?!", 5):
+        with pytest.raises(InvalidInput):
+            alice.search(bad)  # type: ignore[arg-type]
+    for limit in (0, 1001):
+        with pytest.raises(InvalidInput):
+            alice.search("twilio", limit)
+
+
+# -- a reload is not a recovery: the page's end is deferred for a grace ---------
+
+
+def leaving_view(url: str, clock: Clock, tmp_path: Path) -> UserSessions:
+    """Alice's view with a 10 s browser lease and a 3 s grace for a page that left."""
+    config = Config(store=url, user="alice", browser_lease_ttl=10, browser_leave_grace=3)
+    mgr = SessionManager(
+        store=url, project_dir=tmp_path, user_id="alice", config=config, clock=clock, observer=False
+    )
+    return UserSessions(mgr)
+
+
+def logged_about(mine: UserSessions, sid: str) -> list[dict[str, object]]:
+    return [e for e in mine.recovery_log()["entries"] if e.get("sessionId") == sid]
+
+
+def test_a_reload_within_the_grace_keeps_the_same_session_and_logs_no_recovery(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = leaving_view(url, clock, tmp_path)
+    sid = alice.start()["id"]
+    lease = alice.heartbeat(sid, claim=True)["lease"]  # the page opens the session
+    alice.message(sid, "user", "a thought worth keeping")
+    # The reload: the old page's unload asks for a deferred end...
+    left = alice.end(sid, deferred=True, lease=lease)
+    assert left["status"] == "active" and "endsAt" in left
+    clock.advance(1)
+    # ...and the new page of the same tab claims the session back.
+    claimed = alice.heartbeat(sid, claim=True)
+    assert claimed["sessionId"] == sid and claimed["lease"] != lease
+    alice.message(sid, "user", "and another")
+    for _ in range(4):  # long past the grace, the page heartbeating: still the same session
+        clock.advance(4)
+        assert alice.recovery() is None
+        alice.heartbeat(sid)
+    record = alice.details(sid)
+    assert record["session"]["status"] == "active"
+    assert [m["text"] for m in record["conversation"]] == ["a thought worth keeping", "and another"]
+    assert logged_about(alice, sid) == []  # no interruption, no recovery
+    assert alice.analytics()["recoveries"]["total"] == 0
+    # A reloaded page that then crashes is still a crash: heartbeat-lost, the question.
+    clock.advance(11)
+    offered = alice.recovery()
+    assert offered is not None and offered["sessionId"] == sid
+    assert alice.details(sid)["session"]["interruption"]["cause"] == "heartbeat-lost"
+    assert [e["event"] for e in logged_about(alice, sid)] == ["interruption"]
+
+
+def test_a_closed_page_that_nobody_claims_is_completed_after_the_grace(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = leaving_view(url, clock, tmp_path)
+    sid = alice.start()["id"]
+    lease = alice.heartbeat(sid, claim=True)["lease"]
+    alice.message(sid, "user", "done for today")
+    alice.end(sid, deferred=True, lease=lease)
+    clock.advance(2)
+    assert alice.details(sid)["session"]["status"] == "active"  # within the grace
+    with pytest.raises(LeaseHeld):  # the leaving page's own last beat, arriving late
+        alice.heartbeat(sid, lease=lease)
+    clock.advance(1.5)
+    assert alice.recovery() is None  # looking settles it: a normal close, nothing to resume
+    record = alice.details(sid)["session"]
+    assert record["status"] == "completed"
+    assert record.get("interruption") is None
+    assert logged_about(alice, sid) == []
+    with pytest.raises(NoActiveSession):
+        alice.heartbeat(sid, claim=True)  # a page back after the grace does not revive it
+    clock.advance(3600)
+    assert alice.recovery() is None
+    assert alice.details(sid)["session"]["status"] == "completed"
+
+
+def test_a_late_end_of_the_old_page_does_not_end_the_new_pages_session(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = leaving_view(url, clock, tmp_path)
+    sid = alice.start()["id"]
+    old = alice.heartbeat(sid, claim=True)["lease"]
+    alice.heartbeat(sid, claim=True)  # the reload's page claims first...
+    stale = alice.end(sid, deferred=True, lease=old)  # ...then the old page's beacon lands
+    assert stale == {"sessionId": sid, "status": "active"}
+    clock.advance(8)  # past the grace, within the lease
+    assert alice.recovery() is None
+    assert alice.details(sid)["session"]["status"] == "active"
+    alice.heartbeat(sid)
+    assert logged_about(alice, sid) == []
+
+
+def test_a_deferred_end_survives_a_restart_of_the_service(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    from agent_continuity.service.state import Service
+
+    config = Config(store=url, user="alice", browser_lease_ttl=10, browser_leave_grace=3)
+    before = Service(tmp_path, url, config=config, clock=clock)
+    alice = before.sessions_of("alice")
+    sid = alice.start()["id"]
+    lease = alice.heartbeat(sid, claim=True)["lease"]
+    alice.end(sid, deferred=True, lease=lease)
+    before.close()  # the service stops during the grace
+    clock.advance(4)
+    after = Service(tmp_path, url, config=config, clock=clock)
+    try:
+        assert after.sweep() == 0  # nothing interrupted...
+        record = after.sessions_of("alice").details(sid)["session"]
+        assert record["status"] == "completed"  # ...the close completed
+        assert logged_about(after.sessions_of("alice"), sid) == []
+    finally:
+        after.close()
+
+
+def test_a_deferred_end_after_the_heartbeats_stopped_is_still_a_crash(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = leaving_view(url, clock, tmp_path)
+    sid = alice.start()["id"]
+    lease = alice.heartbeat(sid, claim=True)["lease"]
+    clock.advance(11)  # the laptop slept: the lease ran out before the page said goodbye
+    assert alice.end(sid, deferred=True, lease=lease)["status"] == "interrupted"
+    assert alice.details(sid)["session"]["interruption"]["cause"] == "heartbeat-lost"

@@ -368,17 +368,27 @@ def test_a_reload_keeps_the_session_and_closing_the_tab_is_not_a_crash(
         log_in(page, default, token)
         sid = session_id(page)
         say(page, "A thought worth keeping")
-        page.reload()
+        page.reload()  # the old page asks for a deferred end; the new one claims the session
         assert session_id(page) == sid
         expect(page.locator("#messages li.message")).to_have_count(2)
         assert workspace_state(page)["messages"][0] == ("user", "A thought worth keeping")
-        page.close()  # a normal close: the page ends its session on the way out
+        expect(page.get_by_test_id("notice-recovered")).to_have_count(0)
+        # Not a recovery: the session went on, and the recovery log says nothing about it.
+        assert api(default, token, f"/api/sessions/{sid}")["session"]["status"] == "active"
+        logged = api(default, token, "/api/recovery/log")["entries"]
+        assert [e for e in logged if e.get("sessionId") == sid] == []
+        say(page, "Still the same session")
+        closed = time.monotonic()
+        page.close()  # a normal close: completed once nobody claims it within the grace
         wait_for(
             lambda: api(default, token, f"/api/sessions/{sid}")["session"]["status"] == "completed",
             "the closed tab to end its session",
         )
-        time.sleep(float(LEASE_TTL) + 1)
+        # Past the lease too: a closed tab never turns into a crash.
+        time.sleep(max(0.0, closed + float(LEASE_TTL) + 1 - time.monotonic()))
         assert api(default, token, "/api/recovery") is None  # nothing to resume: not a crash
+        logged = api(default, token, "/api/recovery/log")["entries"]
+        assert [e for e in logged if e.get("sessionId") == sid] == []
         page = watch(browser.contexts[0].new_page())
         page.goto(default.url + "/")
         assert session_id(page) != sid
@@ -428,3 +438,75 @@ def test_without_the_login_cookie_the_page_asks_for_the_token(
         page.keyboard.press("Enter")
         session_id(page)
         expect(page.get_by_test_id("user")).to_have_text("Signed in as noether")
+
+
+def test_the_dashboard_shows_the_users_figures_and_searches_only_their_words(
+    pw: Playwright, default: Served, tmp_path: Path
+) -> None:
+    tokens = {name: default.add_user(name) for name in ("curie", "meitner")}
+    with Chromium(tmp_path / "profile") as chromium:
+        browser = connect(pw, chromium)
+        theirs = watch(browser.new_context().new_page())
+        log_in(theirs, default, tokens["meitner"])
+        session_id(theirs)
+        say(theirs, "meitner keeps the zanzibar fission notes")
+        page = watch(browser.new_context().new_page())
+        log_in(page, default, tokens["curie"])
+        sid = session_id(page)
+        say(page, "Measure the quasar lighthouse spectrum")
+
+        page.click("a[data-nav='dashboard']")
+        expect(page.locator("a[data-nav='dashboard']")).to_have_attribute("aria-current", "page")
+        expect(page.locator("#search-input")).to_be_focused()
+        figures = api(default, tokens["curie"], "/api/analytics")
+        chart = page.get_by_test_id("chart-sessions")
+        for status in ("active", "completed", "interrupted", "archived"):
+            bar = chart.locator(f"g[data-key='{status}']")
+            expect(bar).to_have_attribute("data-value", str(figures["sessions"][status]))
+        assert figures["sessions"]["total"] == 1
+        summary = page.get_by_test_id("analytics-summary")
+        expect(summary).to_contain_text("You have 1 session: 1 active")
+        page.set_viewport_size({"width": 380, "height": 800})  # a phone: no sideways scrolling
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+        # The keyboard alone: type, Enter; the results say how many, the words marked.
+        page.keyboard.type("quasar spectrum")
+        page.keyboard.press("Enter")
+        expect(page.locator("#search-status")).to_contain_text("for “quasar spectrum”, best first")
+        hits = page.locator("li.search-hit")
+        # The user's message (the assistant's reply may quote it too), its words marked.
+        typed = hits.filter(
+            has=page.locator(
+                ".snippet", has_text=re.compile("^Measure the quasar lighthouse spectrum$")
+            )
+        )
+        expect(typed.locator("mark")).to_have_text(["quasar", "spectrum"])
+        expect(typed).to_contain_text("message")
+        assert {hit.get_attribute("data-session") for hit in hits.all()} == {sid}
+        assert "q=quasar%20spectrum" in page.url  # in the address: back and reload keep it
+
+        # Another user's words are never found, through the page or the API.
+        page.fill("#search-input", "zanzibar fission")
+        page.press("#search-input", "Enter")
+        expect(page.locator("#search-status")).to_contain_text("No results for “zanzibar fission”")
+        expect(page.locator("li.search-hit")).to_have_count(0)
+        leaked = page.request.get(f"{default.url}/api/search?q=zanzibar").json()
+        assert leaked["results"] == []
+        for control in page.locator("input, textarea, select").all():
+            assert control.evaluate(
+                "el => !!(el.labels && el.labels.length) || !!el.getAttribute('aria-label')"
+            ), control.evaluate("el => el.outerHTML")
+
+        # From the search box, Tab reaches the button, then the result's link: Enter opens it.
+        page.fill("#search-input", "lighthouse")
+        page.press("#search-input", "Enter")
+        expect(page.locator("#search-status")).to_contain_text("for “lighthouse”")
+        page.focus("#search-input")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Search"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == sid
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text(sid)
+        expect(page.locator("main")).to_contain_text("Measure the quasar lighthouse spectrum")

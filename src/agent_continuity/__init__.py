@@ -36,6 +36,7 @@ __all__ = [
     "RecoveryResult",
     "ResumeTaskResult",
     "RunOutcome",
+    "SearchResults",
     "SessionManager",
     "SessionRecord",
     "Store",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import STAGES as RECOVERY_STAGES
     from agent_continuity.runner import RunOutcome
+    from agent_continuity.search import SearchResults
     from agent_continuity.session import SessionManager
     from agent_continuity.storage import Store, open_store
     from agent_continuity.storage.encryption import KeyReport, manage_keys
@@ -91,6 +93,7 @@ _WHERE = {
     "RecoveryResult": ("agent_continuity.recovery", "RecoveryResult"),
     "ResumeTaskResult": ("agent_continuity.recovery", "ResumeTaskResult"),
     "RunOutcome": ("agent_continuity.runner", "RunOutcome"),
+    "SearchResults": ("agent_continuity.search", "SearchResults"),
     "SessionManager": ("agent_continuity.session", "SessionManager"),
     "SessionRecord": ("agent_continuity.model", "SessionRecord"),
     "Store": ("agent_continuity.storage", "Store"),

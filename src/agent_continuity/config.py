@@ -88,6 +88,9 @@ class Config:
         browser_lease_ttl: How long a web page's session lease lasts without a
             heartbeat (``continuity serve``); then the session is interrupted,
             cause ``heartbeat-lost``.
+        browser_leave_grace: How long a web page's session waits, after its page
+            went away normally (closed, reloaded, navigated off), for a page to
+            claim it back (a reload) before it ends as ``completed``.
         users_file: Where ``continuity users`` keeps the service's users (hashed
             tokens); empty: beside the store (see :mod:`~agent_continuity.users`).
         build_command: Shell command whose exit status is the build status (optional);
@@ -116,6 +119,7 @@ class Config:
     process_lease_ttl: float = 30.0
     heartbeat_interval: float = 5.0
     browser_lease_ttl: float = 30.0
+    browser_leave_grace: float = 5.0
     users_file: str = ""
     build_command: str = ""
     build_timeout: float = 60.0
@@ -150,6 +154,7 @@ _DURATIONS = {
     "process_lease_ttl",
     "heartbeat_interval",
     "browser_lease_ttl",
+    "browser_leave_grace",
     "build_timeout",
     "watch_debounce",
 }
@@ -244,6 +249,7 @@ _ENV = {
     "CONTINUITY_PROCESS_LEASE_TTL": "process_lease_ttl",
     "CONTINUITY_HEARTBEAT_INTERVAL": "heartbeat_interval",
     "CONTINUITY_BROWSER_LEASE_TTL": "browser_lease_ttl",
+    "CONTINUITY_BROWSER_LEAVE_GRACE": "browser_leave_grace",
     "CONTINUITY_USERS_FILE": "users_file",
     "CONTINUITY_BUILD_COMMAND": "build_command",
     "CONTINUITY_BUILD_TIMEOUT": "build_timeout",

@@ -9,6 +9,7 @@ from agent_continuity.captured import ai_agent_state, conversation_context, pend
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import BuildResult, CodeContext
 from agent_continuity.recovery.result import code_summary
+from agent_continuity.storage import shown_url
 
 if TYPE_CHECKING:
     from agent_continuity.runtime import Runtime
@@ -78,10 +79,17 @@ def verify_store(rt: Runtime, *, repair: bool) -> dict[str, Any]:
     store clean.
     """
     report = rt.store.verify(repair=repair)
+    if repair:
+        from agent_continuity.search import rebuild_index
+
+        # The search index is derived from the journals the repair may have changed.
+        rebuilt = rebuild_index(rt.store, only_if_present=True)
+        if rebuilt is not None:
+            report.repaired.append(f"search index rebuilt from the journals ({rebuilt} events)")
     after = rt.store.verify(repair=False) if repair else report
     return {
         "ok": report.ok,
-        "store": rt.store.url,
+        "store": shown_url(rt.store),
         "checked": report.checked,
         "damage": [d.to_wire() for d in report.damage],
         "repaired": report.repaired,

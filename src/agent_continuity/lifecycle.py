@@ -24,7 +24,13 @@ from agent_continuity.errors import (
 )
 from agent_continuity.ids import validate_session_id
 from agent_continuity.live import LiveSession
-from agent_continuity.liveness import BROWSER_HOLDER, CLI_HOLDER, Owner, owner_gone
+from agent_continuity.liveness import (
+    BROWSER_HOLDERS,
+    CLI_HOLDER,
+    PAGE_LEFT,
+    Owner,
+    owner_gone,
+)
 from agent_continuity.materialise import LoadedSession, load_session
 from agent_continuity.model import (
     AgentInfo,
@@ -194,11 +200,11 @@ def attach(
     # The journal, not the registry, says whether the session is still going:
     # an end whose registry write failed (a full disk) left the registry behind.
     if view.record.status is not SessionStatus.ACTIVE:
-        if lease.holder != BROWSER_HOLDER:
+        if lease.holder not in BROWSER_HOLDERS:
             rt.store.release_lease(lease)
         _refuse_ended(rt, view)
     session = LiveSession(rt, view, lease, owned_by_process=False)
-    if lease.holder == BROWSER_HOLDER:
+    if lease.holder in BROWSER_HOLDERS:
         # Every request of the page writes under its one lease (one handle per
         # request, several at once): each handle folds in what the others
         # appended, so that its points and backups never hide their events.
@@ -258,60 +264,13 @@ def adopt(rt: Runtime, session_id: str) -> LiveSession:
     return session
 
 
-def browser_heartbeat(rt: Runtime, session_id: str) -> Lease:
-    """Renew a web page's lease on its session (``POST /api/sessions/{id}/heartbeat``).
-
-    A session restored by recovery or started from the command line (its lease
-    held by ``cli``) is taken over by the page, as ``adopt`` does for a process.
-    A page that comes back after its lease ran out finds the session
-    interrupted (``heartbeat-lost``), never silently revived.
-
-    Raises:
-        NoActiveSession: If the session is not active (ended, or interrupted
-            because the heartbeats stopped); ``recover`` continues it.
-        LeaseHeld: If a live process owns the session.
-    """
-    record = get(rt, session_id)
-    now = rt.now()
-    current = rt.store.read_lease(record.id)
-    if record.status is SessionStatus.ACTIVE:
-        cause = owner_gone(current, now)
-        if cause is not None:
-            try:
-                _mark_interrupted(rt, record.id, current, cause)
-            except LeaseHeld:
-                pass  # another process marked it, or took it over: read it again
-            record = get(rt, record.id)
-            current = rt.store.read_lease(record.id)
-    if record.status is not SessionStatus.ACTIVE:
-        raise NoActiveSession(
-            f"{record.id} is {record.status.value}; recover it to continue "
-            f"(`continuity recover {record.id}`, or the web app's resume question)"
-        )
-    owner = Owner.browser(rt.config.browser_lease_ttl)
-    if current is not None and current.holder == BROWSER_HOLDER:
-        return rt.store.renew_lease(current, owner.request(now))
-    if current is not None and current.holder != CLI_HOLDER:
-        raise LeaseHeld(
-            f"{record.id} is being written by {current.holder}; a web page cannot take it "
-            "over while that process lives",
-            current.holder,
-        )
-    return rt.store.acquire_lease(
-        record.id,
-        owner.request(now),
-        steal=True,
-        expect_token=current.token if current is not None else 0,
-    )
-
-
 def _cli_lease(rt: Runtime, session_id: str) -> Lease:
     now = rt.now()
     current = rt.store.read_lease(session_id)
     inherited = os.environ.get(LEASE_ENV, "")
     if current is not None and inherited == f"{session_id}:{current.token}":
         return current  # the agent run by `continuity run` writes under its lease
-    if current is not None and current.holder == BROWSER_HOLDER and current.expires > now:
+    if current is not None and current.holder in BROWSER_HOLDERS and current.expires > now:
         # A web page's session (`continuity serve`): written under the page's
         # lease, which only its heartbeats renew, so a write never hides that
         # the page is gone.
@@ -441,6 +400,10 @@ def detect_interruptions(rt: Runtime, spare: str | None = None) -> list[SessionR
         if cause is None:
             continue
         try:
+            if cause == PAGE_LEFT:
+                # Its page left normally and no page claimed it back: a close.
+                _end_left(rt, record.id, lease)
+                continue
             found = _mark_interrupted(rt, record.id, lease, cause)
         except LeaseHeld:
             continue  # another process got there first, or the owner came back
@@ -479,6 +442,28 @@ def _mark_interrupted(
         last_alive = max(last_alive, lease.heartbeat)
     session = LiveSession(rt, loaded.view, taken, owned_by_process=False)
     session.interrupt(cause, observe=False, last_alive=min(last_alive, now))
+    return session.record
+
+
+def _end_left(rt: Runtime, session_id: str, lease: Lease | None) -> SessionRecord | None:
+    """Complete a session whose page left (see :func:`browser_leave`) and was not claimed back.
+
+    Raises:
+        LeaseHeld: If a page claimed it back, or another process ended it, first.
+    """
+    taken = rt.store.acquire_lease(
+        session_id,
+        Owner.process(rt.config.process_lease_ttl).request(rt.now()),
+        steal=True,
+        expect_token=lease.token if lease is not None else 0,
+    )
+    loaded = load(rt, session_id)
+    if loaded.view.record.status is not SessionStatus.ACTIVE:
+        rt.store.put_session(loaded.view.record)  # the journal has the last word
+        rt.store.release_lease(taken)
+        return None
+    session = LiveSession(rt, loaded.view, taken, owned_by_process=False)
+    session.end(observe=False)  # the project now is not what the page's user saw
     return session.record
 
 

@@ -400,9 +400,14 @@ class LiveSession(Recorder):
 
     # -- endings --------------------------------------------------------
 
-    def end(self) -> None:
-        """Complete the session: a final recovery point, status ``completed``."""
-        self._finish(SessionStatus.COMPLETED, {}, Trigger.END)
+    def end(self, *, observe: bool = True) -> None:
+        """Complete the session: a final recovery point, status ``completed``.
+
+        Args:
+            observe: Capture the project as it is now in the final point (False
+                when the service ends a session its page left a while ago).
+        """
+        self._finish(SessionStatus.COMPLETED, {}, Trigger.END, observe=observe)
 
     def archive(self) -> None:
         """Archive the session: kept, but never offered for recovery (nothing ran in it)."""

@@ -20,6 +20,14 @@ CLI_HOLDER = "cli"
 #: :data:`HEARTBEAT_LOST`, not ``lease-expired``.
 BROWSER_HOLDER = "browser"
 HEARTBEAT_LOST = "heartbeat-lost"
+#: The holder of a web page's session while its page is leaving (the page's
+#: unload asked for a deferred end): if no page claims the session back within
+#: ``browser-leave-grace``, it ends normally (completed), cause :data:`PAGE_LEFT`;
+#: a reload's new page claims it back and the session goes on.
+LEAVING_HOLDER = "browser-leaving"
+PAGE_LEFT = "page-left"
+#: The holders a web page's heartbeats keep or take back.
+BROWSER_HOLDERS = (BROWSER_HOLDER, LEAVING_HOLDER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,11 @@ class Owner:
         """A web page: no process here; the page's heartbeats renew the lease."""
         return cls(BROWSER_HOLDER, None, socket.gethostname(), timedelta(seconds=ttl))
 
+    @classmethod
+    def leaving(cls, grace: float) -> Owner:
+        """A web page that is going away: held for ``grace`` seconds, for a reload to claim."""
+        return cls(LEAVING_HOLDER, None, socket.gethostname(), timedelta(seconds=grace))
+
     def request(self, now: datetime) -> LeaseRequest:
         """A lease request for this owner at ``now``."""
         from agent_continuity.storage.base import LeaseRequest
@@ -93,7 +106,9 @@ def owner_gone(lease: Lease | None, now: datetime) -> str | None:
 
     Returns:
         ``"heartbeat-lost"`` when a web page's lease ran out (its heartbeats
-        stopped); ``"lease-expired"`` when another lease ran out or its owner
+        stopped); ``"page-left"`` when a page that left normally was not
+        claimed back within the grace (not a crash: the session is ended, not
+        interrupted); ``"lease-expired"`` when another lease ran out or its owner
         process on this host no longer exists; None while the owner may still be alive.
     """
     if lease is None:
@@ -106,6 +121,8 @@ def holder_gone(
 ) -> str | None:
     """:func:`owner_gone` for a lease given by its parts (expiry, owner process and host)."""
     if expires <= now:
+        if holder == LEAVING_HOLDER:
+            return PAGE_LEFT
         return HEARTBEAT_LOST if holder == BROWSER_HOLDER else "lease-expired"
     if pid is not None and host == socket.gethostname() and not pid_alive(pid):
         return "lease-expired"

@@ -53,6 +53,9 @@ You are resuming work from SESSION-{SESSION-ID}.
 ## Key Decisions:
 {KEY-DECISIONS}
 
+## Predicted Context:
+{PREDICTED-CONTEXT}
+
 ## Agent State:
 - **Agent**: {AGENT}
 - **Technical Focus**: {TECHNICAL-FOCUS}
@@ -91,6 +94,7 @@ PLACEHOLDERS = (
     "CONTINUATION-ID",
     "RECOVERY-MODE",
     "BUILD-STATUS",
+    "PREDICTED-CONTEXT",
 )
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*)\}")

@@ -38,6 +38,7 @@ from agent_continuity.model import (
     Trigger,
     format_time,
 )
+from agent_continuity.prediction_reading import gather_evidence
 from agent_continuity.recovery import (
     RecoveryResult,
     RecoverySettings,
@@ -262,7 +263,8 @@ def _analysed(
         step(STAGES[2])
         observation = observing.result()
         step(STAGES[3])
-        result = recover(saved, observation, now, settings, mode)
+        evidence = gather_evidence(rt, record)
+        result = recover(saved, observation, now, settings, mode, evidence)
     except BaseException:
         observing.wait()
         if lease is not None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_continuity import lifecycle
+from agent_continuity import browser_leases, lifecycle
 from agent_continuity.config import Config
 from agent_continuity.errors import InvalidInput
 from agent_continuity.live import LiveSession
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import Confirm, Progress
     from agent_continuity.runner import RunOutcome
+    from agent_continuity.search.catalog import SearchResults
     from agent_continuity.transcripts import ImportReport
 
 
@@ -185,21 +186,54 @@ class SessionManager:
             owner_pid=owner_pid,
         )
 
-    def heartbeat(self, session_id: str) -> None:
+    def heartbeat(self, session_id: str, *, claim: bool = False, lease: int | None = None) -> int:
         """Renew a web page's lease on its session (see ``start(browser=True)``).
 
         A session whose lease is held by the command line (restored by
-        ``recover``) is taken over by the page.
+        ``recover``) is taken over by the page, and so is one whose page left
+        it less than ``browser_leave_grace`` ago (see :meth:`leave`).
 
         Args:
             session_id: The session.
+            claim: A page opening the session: the lease is taken afresh, so
+                that a late :meth:`leave` of an earlier page changes nothing.
+            lease: The token the page renewing its lease holds: the leaving
+                page's own late heartbeat does not take the session back.
+
+        Returns:
+            The lease token the page holds (what it gives :meth:`leave`).
 
         Raises:
             NoActiveSession: If it is no longer active (its heartbeats stopped
                 for longer than ``browser_lease_ttl``: recover it).
             LeaseHeld: If a live process owns it.
         """
-        lifecycle.browser_heartbeat(self._rt, session_id)
+        return browser_leases.browser_heartbeat(
+            self._rt, session_id, claim=claim, lease=lease
+        ).token
+
+    def leave(self, session_id: str, *, lease: int | None = None) -> datetime | None:
+        """End a web page's session after ``browser_leave_grace``, unless a page claims it back.
+
+        What a page's unload asks: a reload's new page heartbeats the session
+        within the grace and it goes on (no recovery, nothing logged); with no
+        claim it is completed by the next look (``detect_interruptions``), as a
+        normal close, even after a restart of the service.
+
+        Args:
+            session_id: The session.
+            lease: The token of the leaving page's lease (from :meth:`heartbeat`);
+                if another page has claimed the session since, nothing changes.
+
+        Returns:
+            When the session will end unless claimed, or None if no end was
+            deferred (not active, already leaving, or claimed by a newer page).
+
+        Raises:
+            LeaseHeld: If a live process (not a page) owns the session.
+        """
+        left = browser_leases.browser_leave(self._rt, session_id, lease=lease)
+        return left.expires if left is not None else None
 
     def attach(self, session_id: str | None = None, *, owner_pid: int | None = None) -> LiveSession:
         """Continue writing to an existing active session from a command.
@@ -526,6 +560,47 @@ class SessionManager:
         from agent_continuity.analytics_reading import store_analytics
 
         return store_analytics(self._rt, since=since, user=user)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user: str | None = None,
+        limit: int = 20,
+        rebuild: bool = False,
+    ) -> SearchResults:
+        """Search every session's journal (``continuity search``), best first.
+
+        Messages, decisions, tasks, notes, tool calls and their results, steps,
+        blockers and errors. The index is derived from the journals and caught
+        up with them before each query (see :mod:`agent_continuity.search`).
+        An encrypted store's index is kept in memory, never on disk: the first
+        search in a process reads every journal.
+
+        Args:
+            query: The words to find (all of them, else any); may be empty with ``rebuild``.
+            user: Only this user's sessions; None for every user's.
+            limit: The most results (1 to 1000).
+            rebuild: Build the index again from the journals first.
+
+        Raises:
+            InvalidInput: If the query has no word (without ``rebuild``) or the limit is
+                out of range.
+        """
+        from agent_continuity.search.catalog import (
+            SearchResults,
+            encrypted,
+            rebuild_index,
+            search_store,
+        )
+
+        results = SearchResults(query=query, in_memory=encrypted(self._rt.store))
+        if rebuild:
+            results.rebuilt = rebuild_index(self._rt.store)
+            if not query.strip():
+                return results
+        results.hits = search_store(self._rt.store, query, user=user, limit=limit)
+        return results
 
     # -- recovery ---------------------------------------------------------
 

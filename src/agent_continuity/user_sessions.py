@@ -26,6 +26,7 @@ from agent_continuity.model import (
     SessionStatus,
     TaskStatus,
     Trigger,
+    format_time,
 )
 from agent_continuity.updates import update_group
 
@@ -82,6 +83,11 @@ def _task_payload(task: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"task status must be one of {', '.join(known)}, not {status!r}")
         payload["status"] = status
     return payload
+
+
+def _check_token(lease: object) -> None:
+    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int)):
+        raise InvalidInput("lease must be a whole number (the token of the page's lease)")
 
 
 def _not_found(session_id: str) -> SessionNotFound:
@@ -203,6 +209,36 @@ class UserSessions:
         """``analytics --json`` of the user's sessions only."""
         return self._mgr.analytics(user=self.user).to_wire()
 
+    def search(self, query: str, limit: int = 20) -> dict[str, Any]:
+        """``search --json`` over the user's sessions only, best first.
+
+        The index is asked for this user's events; each hit's session is then
+        checked against the registry too, so a hit whose session is not this
+        user's (an index bug, a session handed to another user) is never returned.
+
+        Args:
+            query: The words to find (all of them, else any).
+            limit: The most results (1 to 1000).
+
+        Returns:
+            ``{"query", "results": [{"sessionId", "seq", "kind", "snippet", "score"}]}``.
+
+        Raises:
+            InvalidInput: If the query has no word or the limit is out of range.
+        """
+        if not isinstance(query, str):
+            raise InvalidInput("a search query must be text")
+        found = self._mgr.search(query, user=self.user, limit=limit)
+        owned: dict[str, bool] = {}
+        for hit in found.hits:
+            if hit.session_id not in owned:
+                try:
+                    owned[hit.session_id] = self._mgr.get(hit.session_id).user_id == self.user
+                except SessionNotFound:
+                    owned[hit.session_id] = False  # its journal outlived its record
+        found.hits = [hit for hit in found.hits if owned[hit.session_id]]
+        return found.to_wire()
+
     def recovery_log(self) -> dict[str, Any]:
         """The recovery log's entries about the user's sessions, oldest first.
 
@@ -296,16 +332,33 @@ class UserSessions:
             self._handles.pop(session_id, None)
             return write()
 
-    def heartbeat(self, session_id: str) -> dict[str, Any]:
-        """Renew the page's lease on its session: ``{"sessionId", "status"}``.
+    def heartbeat(
+        self, session_id: str, *, claim: bool = False, lease: int | None = None
+    ) -> dict[str, Any]:
+        """Renew the page's lease on its session: ``{"sessionId", "status", "lease"}``.
+
+        A session its page left less than ``browser-leave-grace`` ago (a
+        reload, see :meth:`end`) is taken back: the same session goes on.
+
+        Args:
+            session_id: The session.
+            claim: A page opening the session (its first heartbeat): the lease
+                is taken afresh, and ``lease`` is the token the page names when
+                it leaves, so that its end never hits a newer page's session.
+            lease: The token the page holds, on its renewals: a beat the page
+                sent just before leaving, arriving after its end, is refused
+                (``LeaseHeld``) instead of taking the session back.
 
         Raises:
             NoActiveSession: If the session is no longer active (the heartbeats
                 stopped too long: it is interrupted, recover it).
         """
+        if not isinstance(claim, bool):
+            raise InvalidInput("claim must be true or false")
+        _check_token(lease)
         record = self._own(session_id)
-        self._mgr.heartbeat(record.id)
-        return {"sessionId": record.id, "status": "active"}
+        token = self._mgr.heartbeat(record.id, claim=claim, lease=lease)
+        return {"sessionId": record.id, "status": "active", "lease": token}
 
     def save(self, session_id: str, trigger: str = "user-request") -> dict[str, Any]:
         """Make a recovery point now (``save --json``): ``{"recoveryPointId"}``."""
@@ -313,18 +366,43 @@ class UserSessions:
         with self._writing(record.id):
             return replies.save(self._mgr, record.id, trigger)
 
-    def end(self, session_id: str) -> dict[str, Any]:
+    def end(
+        self, session_id: str, *, deferred: bool = False, lease: int | None = None
+    ) -> dict[str, Any]:
         """Complete the session (the page closed normally: not a crash).
 
         Ending a session that already ended is not an error: a page may both
         call ``end`` and send a beacon.
 
+        Args:
+            session_id: The session.
+            deferred: What a page's unload asks, since it cannot tell a reload
+                from a close: the session stays active for ``browser-leave-grace``
+                and is completed then, unless a page heartbeats it first (the
+                reload's page: the same session goes on, no recovery, nothing
+                logged). The state is kept in the store, so a restart of the
+                service during the grace still completes it.
+            lease: With ``deferred``, the leaving page's lease token (from its
+                claiming :meth:`heartbeat`): if a newer page has claimed the
+                session since, the end is stale and changes nothing.
+
         Returns:
-            ``{"sessionId", "status"}``.
+            ``{"sessionId", "status"}``; with ``deferred``, also ``"endsAt"``
+            (UTC) when the end was deferred.
         """
+        if not isinstance(deferred, bool):
+            raise InvalidInput("deferred must be true or false")
+        _check_token(lease)
         record = self._own(session_id)
         with self._writing(record.id):
             self._handles.pop(record.id, None)
+            if deferred:
+                ends = self._mgr.leave(record.id, lease=lease)
+                record = self._mgr.get(record.id)
+                answer: dict[str, Any] = {"sessionId": record.id, "status": record.status.value}
+                if ends is not None:
+                    answer["endsAt"] = format_time(ends)
+                return answer
             if record.status is SessionStatus.ACTIVE:
                 try:
                     record = self._mgr.end(record.id)

@@ -27,6 +27,8 @@ from agent_continuity.config import Config
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent / "src"
 STORE_KINDS = ("files", "sqlite")
+#: The stores the process-level suites (kills, concurrent writers) also run on a server.
+SHARED_KINDS = (*STORE_KINDS, "postgres")
 USER = "chaos"
 
 #: Figures of this run, printed by ``pytest_terminal_summary`` in conftest.py.
@@ -45,6 +47,10 @@ def store_url(kind: str, base: Path) -> str:
         return f"files:{base / 'tracking'}"
     if kind == "sqlite":
         return f"sqlite:///{base / 'continuity.db'}"
+    if kind == "postgres":
+        from postgres_support import server
+
+        return server().new_database()  # a database of its own on the test server
     raise ValueError(kind)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos_support import FIGURES, HERE, STORE_KINDS, manager, run_cli, store_url, subprocess_env
+from chaos_support import FIGURES, HERE, SHARED_KINDS, manager, run_cli, store_url, subprocess_env
 
 from agent_continuity.model import EventKind, SessionStatus
 
@@ -21,7 +21,7 @@ MESSAGES = 12
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", STORE_KINDS)
+@pytest.mark.parametrize("kind", SHARED_KINDS)
 def test_eight_processes_share_a_store_without_losing_or_mixing_anything(
     kind: str, tmp_path: Path
 ) -> None:
@@ -115,7 +115,7 @@ def test_eight_processes_share_a_store_without_losing_or_mixing_anything(
         assert registry["sessionRegistry"]["metadata"]["totalSessions"] == WORKERS * ROUNDS
 
 
-@pytest.mark.parametrize("kind", STORE_KINDS)
+@pytest.mark.parametrize("kind", SHARED_KINDS)
 def test_ending_a_session_never_waits_for_its_own_heartbeat(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,10 +41,13 @@ def _turn(body: dict[str, Any]) -> dict[str, Any]:
     if _answered(body):
         part: dict[str, Any] = {"text": f"The shell said {word}."}
     else:
+        # "RUN: COMMAND" in the prompt runs that command (a slow one, for the kill -9 tests).
+        asked = re.findall(r"RUN: ([^\"\\]+)", json.dumps(body.get("contents", [])))
+        command = asked[-1].strip() if asked else f"echo {word}"
         part = {
             "functionCall": {
                 "name": "run_shell_command",
-                "args": {"command": f"echo {word}", "description": "say the word"},
+                "args": {"command": command, "description": "say the word"},
             }
         }
     return {

@@ -36,12 +36,15 @@ def _shell_call(body: dict[str, Any], word: str) -> dict[str, Any]:
     """A function call to whichever shell tool the request offers."""
     names = {str(t.get("name", "")): t for t in body.get("tools", []) if isinstance(t, dict)}
     call_id = f"call_{uuid.uuid4().hex[:10]}"
+    # "RUN: COMMAND" in the prompt runs that command (a slow one, for the kill -9 tests).
+    asked = re.findall(r"RUN: ([^\"\\]+)", json.dumps(body.get("input", [])))
+    command = asked[-1].strip() if asked else f"echo {word}"
     if "exec_command" in names:
-        name, args = "exec_command", {"cmd": f"echo {word}"}
+        name, args = "exec_command", {"cmd": command}
     elif "shell_command" in names:
-        name, args = "shell_command", {"command": f"echo {word}"}
+        name, args = "shell_command", {"command": command}
     else:
-        name, args = "shell", {"command": ["bash", "-lc", f"echo {word}"]}
+        name, args = "shell", {"command": ["bash", "-lc", command]}
     return {
         "type": "function_call",
         "id": f"fc_{uuid.uuid4().hex[:10]}",

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled
 from agents.memory import Session
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from agent_continuity import SessionManager
 from agent_continuity.errors import ContinuityError, CorruptRecord
 from agent_continuity.integrations.openai_agents import ContinuitySession
-from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled
 
 STORES = ["files", "sqlite"]
 # Traces go to OpenAI's servers; there is no key here and nothing to send.

@@ -65,7 +65,7 @@ def keys(action: str, store: str | None, as_json: bool) -> None:
     emit(
         as_json,
         {"action": action, **report.to_wire()},
-        lambda: render(action, mgr.store.url, report),
+        lambda: render(action, report.store, report),
     )
 
 

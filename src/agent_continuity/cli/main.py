@@ -20,6 +20,7 @@ from agent_continuity.cli import (
     keys_command,
     mcp_command,
     recovery_commands,
+    search_command,
     serve_command,
     session_commands,
 )
@@ -57,6 +58,7 @@ for _module in (
     import_command,
     hooks_command,
     keys_command,
+    search_command,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

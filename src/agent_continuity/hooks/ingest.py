@@ -234,14 +234,16 @@ def _record(session: LiveSession, event: str, data: dict[str, Any], entry: dict[
     """Write one hook event (Claude Code's names, and Gemini CLI's) to the session."""
     if event in ("UserPromptSubmit", "BeforeAgent"):
         prompt = data.get("prompt")
+        if event == "BeforeAgent" and isinstance(prompt, str):
+            prompt = _without_hook_context(prompt)
         if isinstance(prompt, str) and prompt:
             session.add_message("user", prompt)
-    elif event == "PreToolUse":  # the call in flight, should the agent die in it
+    elif event in ("PreToolUse", "BeforeTool"):  # the call in flight, should the agent die in it
         name = str(data.get("tool_name") or "tool")
         session.record_tool_call(name, data.get("tool_input"), call_id=data.get("tool_use_id"))
     elif event in ("PostToolUse", "AfterTool"):
         name = str(data.get("tool_name") or "tool")
-        call = str(data.get("tool_use_id") or "")
+        call = str(data.get("tool_use_id") or "") or _open_call(session, name, data)
         if not call or call not in session.view.pending_calls:
             call = session.record_tool_call(name, data.get("tool_input"), call_id=call or None)
         result = data.get("tool_response", data.get("tool_result"))
@@ -259,10 +261,38 @@ def _record(session: LiveSession, event: str, data: dict[str, Any], entry: dict[
             text = spool.last_assistant_text(transcript, up_to=size)
         if isinstance(text, str) and text:
             session.add_message("assistant", text)
-    elif event in ("PreCompact", "PreCompress"):
+    elif event == "PreCompact":
+        # Not Gemini CLI's PreCompress (hooks installed before it was dropped): it
+        # comes before every model request, compressing or not.
         session.checkpoint("compaction")
     elif event == "SessionEnd":
         session.end()
+
+
+def _without_hook_context(prompt: str) -> str:
+    """Gemini CLI's prompt without the SessionStart context it put in front of it.
+
+    Gemini CLI 0.61 sends ``<hook_context>CONTEXT</hook_context>``, a blank
+    line, then what the user typed: the recovery we injected is not the user's message.
+    """
+    if prompt.startswith("<hook_context>"):
+        end = prompt.find("</hook_context>")
+        if end >= 0:
+            return prompt[end + len("</hook_context>") :].lstrip("\n")
+    return prompt
+
+
+def _open_call(session: LiveSession, name: str, data: dict[str, Any]) -> str:
+    """The call a result without a call id answers (Gemini CLI's AfterTool has none).
+
+    The oldest call of that tool still waiting, the one with the same input first;
+    "" if none waits (no BeforeTool was recorded).
+    """
+    waiting = sorted(
+        (c for c in session.view.pending_calls.values() if c.name == name), key=lambda c: c.seq
+    )
+    found = [c for c in waiting if c.arguments == data.get("tool_input")] or waiting
+    return found[0].call_id if found else ""
 
 
 def _relative(path: str, session: LiveSession) -> str:

@@ -3,8 +3,9 @@
 Claude Code reads ``.claude/settings.json`` (project) or
 ``~/.claude/settings.json`` (user); Gemini CLI ``.gemini/settings.json`` or
 ``~/.gemini/settings.json``; Codex ``.codex/hooks.json`` or
-``~/.codex/hooks.json``, with hooks switched on by ``[features] codex_hooks =
-true`` in the ``config.toml`` beside it. All three use the same shape::
+``~/.codex/hooks.json`` (``$CODEX_HOME/hooks.json`` when that is set), with
+hooks switched on by ``[features] hooks = true`` in the ``config.toml`` beside
+it (``codex_hooks`` before Codex 0.171). All three use the same shape::
 
     {"hooks": {"EVENT": [{"matcher": "...", "hooks": [{"type": "command", "command": "..."}]}]}}
 
@@ -41,17 +42,28 @@ EVENTS: dict[str, tuple[str, ...]] = {
         "PreCompact",
         "SessionEnd",
     ),
-    "codex": ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"),
+    # As Codex 0.171 sends them (the same names and fields as Claude Code's).
+    "codex": (
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "PreCompact",
+        "SessionEnd",
+    ),
+    # Not PreCompress: Gemini CLI 0.61 sends it before every model request,
+    # whether it then compresses or not, so it marks no compaction.
     "gemini": (
         "SessionStart",
         "BeforeAgent",
+        "BeforeTool",
         "AfterTool",
         "AfterAgent",
-        "PreCompress",
         "SessionEnd",
     ),
 }
-_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "AfterTool"}
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "BeforeTool", "AfterTool"}
 _FOLDERS = {"claude": ".claude", "codex": ".codex", "gemini": ".gemini"}
 _FILES = {"claude": "settings.json", "codex": "hooks.json", "gemini": "settings.json"}
 #: What each agent's hooks can and cannot record, for ``hooks status``.
@@ -61,13 +73,19 @@ NOTES = {
         "results, files written, replies, compaction and session end"
     ),
     "codex": (
-        "Codex hooks are experimental (needs [features] codex_hooks = true, which install "
-        "sets); they see prompts, tool calls (Bash only) and replies, not compaction or "
-        "session end: `continuity import codex` reads the rest from its rollout files"
+        "records prompts, tool calls (also one still running when the agent died) and "
+        "results, replies, compaction and session end; needs [features] hooks = true "
+        "(install sets it); Codex reads a project's .codex/ only once the project is trusted "
+        "(`codex exec --trust`), and runs new or changed hooks only once you trust them "
+        "(review them in codex's /hooks, or run `codex exec --dangerously-bypass-hook-trust`); "
+        "files apply_patch edits are not recorded as files: `continuity import codex` reads "
+        "its rollout files"
     ),
     "gemini": (
-        "records prompts, tool calls and results, replies, compression and session end; "
-        "Gemini CLI versions before hooks record nothing: use `continuity import gemini`"
+        "records prompts, tool calls (also one still running when the agent died) and "
+        "results, replies and session end, not compression (Gemini CLI's PreCompress fires "
+        "before every model request); versions before hooks record nothing: use "
+        "`continuity import gemini`"
     ),
 }
 
@@ -97,6 +115,9 @@ def target(agent: str, scope: str, project: Path, home: Path | None = None) -> T
     if scope not in ("project", "user"):
         raise InvalidInput(f"unknown scope {scope!r}; use project or user")
     base = project if scope == "project" else (home or Path.home())
+    if agent == "codex" and scope == "user" and home is None and os.environ.get("CODEX_HOME"):
+        # Codex reads its user settings from $CODEX_HOME, not ~/.codex, when it is set.
+        return Target(agent, scope, Path(os.environ["CODEX_HOME"]) / _FILES[agent])
     return Target(agent, scope, base / _FOLDERS[agent] / _FILES[agent])
 
 
@@ -174,6 +195,9 @@ def install(where: Target) -> dict[str, Any]:
                 group = {"matcher": "*" if where.agent != "codex" else "", **group}
             groups.append(group)
         changed = True
+    # Ours on an event no longer hooked (Gemini CLI's PreCompress, by older installs): removed.
+    if _drop_ours(table, [e for e in table if e not in EVENTS[where.agent]]):
+        changed = True
     if where.agent == "gemini" and settings.get("hooksConfig", {}).get("enabled") is False:
         settings["hooksConfig"]["enabled"] = True
         changed = True
@@ -203,30 +227,37 @@ def uninstall(where: Target) -> dict[str, Any]:
     table = settings.get("hooks")
     changed = False
     if isinstance(table, dict):
-        for event in list(table):
-            groups = table[event]
-            if not isinstance(groups, list):
-                continue
-            kept_groups = []
-            for group in groups:
-                hooks = group.get("hooks") if isinstance(group, dict) else None
-                if isinstance(hooks, list) and any(_ours(h) for h in hooks):
-                    changed = True
-                    rest = [h for h in hooks if not _ours(h)]
-                    if rest:
-                        kept_groups.append({**group, "hooks": rest})
-                else:
-                    kept_groups.append(group)
-            if kept_groups != groups:
-                if kept_groups:
-                    table[event] = kept_groups
-                else:
-                    del table[event]
+        changed = _drop_ours(table, list(table))
         if not table:
             del settings["hooks"]
     if changed:
         _write(where.path, settings)
     return {"agent": where.agent, "scope": where.scope, "path": str(where.path), "changed": changed}
+
+
+def _drop_ours(table: dict[str, Any], events: list[str]) -> bool:
+    """Remove our hook from ``events`` of the hooks table, keeping every other; True if any."""
+    changed = False
+    for event in events:
+        groups = table[event]
+        if not isinstance(groups, list):
+            continue
+        kept_groups = []
+        for group in groups:
+            hooks = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(hooks, list) and any(_ours(h) for h in hooks):
+                changed = True
+                rest = [h for h in hooks if not _ours(h)]
+                if rest:
+                    kept_groups.append({**group, "hooks": rest})
+            else:
+                kept_groups.append(group)
+        if kept_groups != groups:
+            if kept_groups:
+                table[event] = kept_groups
+            else:
+                del table[event]
+    return changed
 
 
 def installed_events(where: Target) -> list[str]:
@@ -245,8 +276,12 @@ def installed_events(where: Target) -> list[str]:
     ]
 
 
+#: Codex's feature flags that turn hooks on: ``hooks`` (0.171), ``codex_hooks`` its older alias.
+_CODEX_FLAGS = ("hooks", "codex_hooks")
+
+
 def _enable_codex_hooks(config: Path) -> bool:
-    """Set ``[features] codex_hooks = true`` in Codex's config.toml, keeping the rest as it is."""
+    """Set ``[features] hooks = true`` in Codex's config.toml, keeping the rest as it is."""
     import tomllib
 
     try:
@@ -257,19 +292,20 @@ def _enable_codex_hooks(config: Path) -> bool:
         features = tomllib.loads(text).get("features", {})
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config} is not valid TOML ({exc}); fix it first") from None
-    if features.get("codex_hooks") is True:
+    if any(features.get(flag) is True for flag in _CODEX_FLAGS):
         return False
-    if "codex_hooks" in features:
-        raise ConfigError(
-            f"{config} sets features.codex_hooks = {features['codex_hooks']!r}; set it to true "
-            "for the hooks to run"
-        )
+    for flag in _CODEX_FLAGS:
+        if flag in features:
+            raise ConfigError(
+                f"{config} sets features.{flag} = {features[flag]!r}; set it to true "
+                "for the hooks to run"
+            )
     lines = text.splitlines()
     if "[features]" in (line.strip() for line in lines):
         at = next(i for i, line in enumerate(lines) if line.strip() == "[features]")
-        lines.insert(at + 1, "codex_hooks = true")
+        lines.insert(at + 1, "hooks = true")
     else:
-        lines += ([""] if lines else []) + ["[features]", "codex_hooks = true"]
+        lines += ([""] if lines else []) + ["[features]", "hooks = true"]
     config.parent.mkdir(parents=True, exist_ok=True)
     temp = config.with_name(f".{config.name}.continuity.tmp")
     temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -287,4 +323,5 @@ def codex_hooks_enabled(where: Target) -> bool:
         found = tomllib.loads(where.feature_file.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         return False
-    return found.get("features", {}).get("codex_hooks") is True
+    features = found.get("features", {})
+    return any(features.get(flag) is True for flag in _CODEX_FLAGS)

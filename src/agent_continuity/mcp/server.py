@@ -265,6 +265,20 @@ def _session_tools(server: MCPServer[Any], project: Project) -> None:
         """Import coding-agent transcripts (as `continuity import --json`)."""
         return project.call(lambda mgr: mgr.import_transcripts(agent, paths, session_id).to_wire())
 
+    @server.tool()
+    def search(
+        query: Annotated[str, Field(description="Words to find in every session's journal.")],
+        user: Annotated[
+            str | None, Field(description="Only this user's sessions (default: every user's).")
+        ] = None,
+        limit: Annotated[int, Field(description="The most results (1 to 1000).")] = 20,
+    ) -> CallToolResult:
+        """Search messages, decisions, tasks, notes and tool calls of every session, ranked,
+        with snippets (as `continuity search --json`)."""
+        return project.call(
+            lambda mgr: mgr.search(query, user=user, limit=limit).to_wire(), create=False
+        )
+
 
 def _recovery_tools(server: MCPServer[Any], project: Project) -> None:
 

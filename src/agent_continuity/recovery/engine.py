@@ -41,6 +41,7 @@ from .integrity import (
     repair_events,
 )
 from .loading import LoadedState, load_state
+from .prediction import PredictionEvidence, predict_context, session_work
 from .prompt import render_prompt
 from .protocols import protocol_report, restoration_steps
 from .result import (
@@ -170,6 +171,7 @@ def recover(
     now: datetime,
     settings: RecoverySettings,
     requested_mode: str = "auto",
+    evidence: PredictionEvidence | None = None,
 ) -> RecoveryResult:
     """Recover one session: rebuild, repair, compare, validate, score, decide, explain.
 
@@ -179,6 +181,8 @@ def recover(
         now: The current time.
         settings: Weights, thresholds, limits, prompt template.
         requested_mode: ``"auto"`` (quick under 24 h, else full) or a mode to force.
+        evidence: What predicting the next agent's context may use besides the
+            session itself (recent commits, earlier sessions); None for nothing more.
 
     Returns:
         The result; ``result.view`` is the recovered state with ``result.repairs``
@@ -252,6 +256,7 @@ def recover(
     if mode == "emergency":
         summary = "Emergency recovery (minimal context). " + summary
     code = code_summary(observation.code, saved_code)
+    predicted = predict_context(session_work(view.record), evidence or PredictionEvidence())
     prompt = render_prompt(
         view,
         settings,
@@ -261,6 +266,7 @@ def recover(
         continuation_id=continuation_id,
         mode=mode,
         build=describe_build(code),
+        predicted=predicted,
     )
     knowledge = _knowledge_detail(view, diff, loaded, len(repairs), observation)
     state = view.record.state
@@ -305,6 +311,7 @@ def recover(
         conversation_context=conversation_context(view),
         user_preferences=dict(view.user_preferences),
         pending_operations=pending_operations(view),
+        predicted_context=predicted,
         repairs=repairs,
         recovered_messages=list(view.recent_messages),
     )

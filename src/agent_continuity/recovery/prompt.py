@@ -29,9 +29,13 @@ from agent_continuity.prompt_text import PLACEHOLDERS as PLACEHOLDERS
 from agent_continuity.prompt_text import PromptContent, _clip, _ListValue, _Part, fill_template
 from agent_continuity.replay import SessionView
 
+from .prediction import PredictedContext
 from .result import StateDiff
 from .settings import RecoverySettings
 from .state_diff import describe_task_change
+
+#: The prompt's predicted-context section shows at most this many, the best.
+PROMPT_PREDICTIONS = 8
 
 
 def _task_line(view: SessionView) -> str:
@@ -79,6 +83,7 @@ def prompt_content(
     continuation_id: str | None = None,
     mode: str | None = None,
     build: str | None = None,
+    predicted: Sequence[PredictedContext] = (),
 ) -> PromptContent:
     """Gather what the recovery prompt says about a session.
 
@@ -92,6 +97,7 @@ def prompt_content(
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
         build: Fills ``{BUILD-STATUS}`` (the latest build run); ``unknown`` without.
+        predicted: Fills ``{PREDICTED-CONTEXT}``, best first (the first trimmed last).
     """
     limit = settings.prompt_item_chars
     record = view.record
@@ -149,6 +155,19 @@ def prompt_content(
         "KEY-DECISIONS": _ListValue(
             [_Part([_clip(d, limit) for d in context.key_decisions], "decisions")]
         ),
+        "PREDICTED-CONTEXT": _ListValue(
+            [
+                _Part(
+                    [
+                        _clip(f"{p.kind} {p.ref} ({p.score:.2f}): {p.reason}", limit)
+                        for p in predicted[:PROMPT_PREDICTIONS]
+                    ],
+                    "predictions",
+                    drop_from_end=True,
+                )
+            ],
+            empty="nothing predicted",
+        ),
         "CONVERSATION-SUMMARY": _ListValue(conversation, empty="no conversation recorded"),
         "PENDING-OPERATIONS": _ListValue(
             [_Part([_clip(op, limit) for op in describe_pending(view)], "operations", True)]
@@ -175,6 +194,7 @@ def render_prompt(
     continuation_id: str | None = None,
     mode: str | None = None,
     build: str | None = None,
+    predicted: Sequence[PredictedContext] = (),
 ) -> str:
     """The filled session recovery prompt for the next agent.
 
@@ -191,6 +211,7 @@ def render_prompt(
         continuation_id: Fills ``{CONTINUATION-ID}``.
         mode: Fills ``{RECOVERY-MODE}``.
         build: Fills ``{BUILD-STATUS}``: the latest build run, described.
+        predicted: Fills ``{PREDICTED-CONTEXT}``: the predicted context, best first.
 
     Returns:
         The prompt text, at most ``settings.prompt_budget_chars`` characters.
@@ -204,6 +225,7 @@ def render_prompt(
         continuation_id=continuation_id,
         mode=mode,
         build=build,
+        predicted=predicted,
     )
     template = settings.prompt_template if settings.prompt_template else DEFAULT_TEMPLATE
     return fill_template(template, content, settings.prompt_budget_chars)

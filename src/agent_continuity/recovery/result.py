@@ -28,6 +28,8 @@ from agent_continuity.model import (
 )
 from agent_continuity.replay import SessionView
 
+from .prediction import PredictedContext
+
 Status = Literal["success", "partial", "failed"]
 Mode = Literal["quick", "full", "emergency"]
 Decision = Literal["auto-resume", "prompt", "new-session"]
@@ -212,6 +214,8 @@ class RecoveryResult(WireModel):
         user_preferences: The user's preferences recorded in the session.
         pending_operations: Operations begun and not finished: tool calls without a
             result and operations the agent declared pending (``kind``, ``description``).
+        predicted_context: The context the next agent will most likely need, best
+            first: files, related sessions and decisions, each scored with its reason.
         repairs: Events the caller appends when it restores the session (a synthetic
             tool result for each tool call that never returned). Not in the JSON.
         recovered_messages: The conversation tail, oldest first. Not in the JSON.
@@ -246,6 +250,7 @@ class RecoveryResult(WireModel):
     conversation_context: ConversationContext = Field(default_factory=ConversationContext)
     user_preferences: dict[str, Any] = Field(default_factory=dict)
     pending_operations: list[dict[str, Any]] = Field(default_factory=list)
+    predicted_context: list[PredictedContext] = Field(default_factory=list)
     repairs: list[EventDraft] = Field(default_factory=list, exclude=True)
     recovered_messages: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 

@@ -22,14 +22,27 @@ store is unavailable, 502 when a configured responder does not answer):
                                          preferences?, pending?, pendingDone?,
                                          tasks?: [{id, title?, status?}], notes?: [text]}
                                          -> {"sessionId", "seqs", "session"}
-    POST /api/sessions/{id}/heartbeat    -> {"sessionId", "status": "active"}; 409
-                                         `no-active-session` once the lease ran out
+    POST /api/sessions/{id}/heartbeat    {claim?, lease?} -> {"sessionId", "status": "active",
+                                         "lease"};
+                                         409 `no-active-session` once the lease ran out (or
+                                         the page left it more than browser-leave-grace ago);
+                                         claim: true when a page opens the session (a fresh
+                                         lease token, which the page's deferred end names);
+                                         lease: the page's token, so that its own beat
+                                         arriving after its deferred end is refused (409)
     POST /api/sessions/{id}/save         {trigger?} -> {"recoveryPointId"}
-    POST /api/sessions/{id}/end          -> {"sessionId", "status"}; any body (sendBeacon)
+    POST /api/sessions/{id}/end          {deferred?, lease?} -> {"sessionId", "status",
+                                         "endsAt"?}; any other body ends it now (sendBeacon).
+                                         deferred: the page is unloading (a close or a
+                                         reload): completed after browser-leave-grace unless
+                                         a page heartbeats it first
     GET  /api/recovery                   the `recover --json` analysis, nothing changed; or 204
     POST /api/recovery                   {sessionId?, answer: true|false|null} -> `recover --json`
     GET  /api/recovery/log               {"entries": [...]}: the recovery log, the user's entries
     GET  /api/analytics                  `analytics --json` of the user's sessions
+    GET  /api/search?q=WORDS[&limit=N]   `search --json` over the user's sessions only (limit
+                                         1-1000, default 20); q missing, empty, wordless or over
+                                         500 characters: 400
 
 Authentication: ``Authorization: Bearer TOKEN``, or the cookie ``/login`` sets.
 With the cookie, a POST must carry a same-origin ``Origin`` header (browsers send
@@ -276,8 +289,13 @@ class Api:
         )
 
     async def heartbeat(self, request: Request, mine: UserSessions) -> Response:
-        """Renew the page's lease."""
-        return reply(await run_in_threadpool(mine.heartbeat, request.path_params["id"]))
+        """Renew the page's lease (``claim``: a page opening the session takes it afresh)."""
+        body = await inputs.read_body(request, required=False)
+        inputs.only(body, {"claim", "lease"})
+        claim = bool(inputs.boolean_or_null(body, "claim"))
+        lease = inputs.integer(body, "lease", 0, 2**62)
+        sid = request.path_params["id"]
+        return reply(await run_in_threadpool(lambda: mine.heartbeat(sid, claim=claim, lease=lease)))
 
     async def save(self, request: Request, mine: UserSessions) -> Response:
         """Make a recovery point now."""
@@ -288,8 +306,21 @@ class Api:
         return reply(await run_in_threadpool(mine.save, sid, trigger))
 
     async def end(self, request: Request, mine: UserSessions) -> Response:
-        """End the session: the page closed normally (any body: a beacon sends what it likes)."""
-        return reply(await run_in_threadpool(mine.end, request.path_params["id"]))
+        """End the session: the page closed normally, now or after the grace (``deferred``).
+
+        A body that is not a JSON object ends the session now, as before: a
+        beacon sends what it likes. ``deferred`` and ``lease``, when given, are checked.
+        """
+        try:
+            body = await inputs.read_body(request, required=False)
+        except BadRequest as exc:
+            if exc.code != "invalid-json":
+                raise
+            body = {}
+        deferred = bool(inputs.boolean_or_null(body, "deferred"))
+        lease = inputs.integer(body, "lease", 0, 2**62)
+        sid = request.path_params["id"]
+        return reply(await run_in_threadpool(lambda: mine.end(sid, deferred=deferred, lease=lease)))
 
     # -- recovery and analytics -------------------------------------------
 
@@ -310,6 +341,19 @@ class Api:
     async def analytics(self, request: Request, mine: UserSessions) -> Response:
         """The user's analytics."""
         return reply(await run_in_threadpool(mine.analytics))
+
+    async def search(self, request: Request, mine: UserSessions) -> Response:
+        """Search the user's sessions: ``?q=WORDS[&limit=N]`` -> the ``search --json`` object."""
+        query = inputs.query(request, "q")
+        if query is None or not query.strip():
+            raise BadRequest("give words to search for: /api/search?q=WORDS")
+        given = inputs.query(request, "limit")
+        limit = 20
+        if given is not None:
+            if not (given.isascii() and given.isdigit()) or len(given) > 4:
+                raise BadRequest(f"'limit' must be a whole number from 1 to 1000, not {given!r}")
+            limit = int(given)
+        return reply(await run_in_threadpool(mine.search, query, limit))
 
 
 _UPDATE_LISTS = {
@@ -384,6 +428,7 @@ def build_app(service: Service, *, sweep: bool = True) -> Starlette:
         Route("/api/recovery", api.scoped(api.recovery), methods=["GET", "POST"]),
         Route("/api/recovery/log", api.scoped(api.recovery_log), methods=["GET"]),
         Route("/api/analytics", api.scoped(api.analytics), methods=["GET"]),
+        Route("/api/search", api.scoped(api.search), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     return Starlette(

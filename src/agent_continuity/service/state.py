@@ -92,6 +92,9 @@ class Service:
     def sweep(self) -> int:
         """Mark interrupted every session whose owner is gone (a page's heartbeats stopped).
 
+        A session whose page left normally and was not claimed back within
+        ``browser-leave-grace`` is completed instead (not counted).
+
         Returns:
             How many sessions were marked.
         """
@@ -101,7 +104,9 @@ class Service:
 
     def start_sweeper(self) -> None:
         """Sweep in the background, a few times per browser lease."""
-        interval = min(max(self.config.browser_lease_ttl / 4, 0.1), 5.0)
+        # Also often enough that a page that left is completed soon after its grace.
+        quarter = min(self.config.browser_lease_ttl / 4, self.config.browser_leave_grace / 2)
+        interval = min(max(quarter, 0.1), 5.0)
 
         def run() -> None:
             while not self._stop.wait(interval):

@@ -1,6 +1,6 @@
 """Storage backends behind one protocol, chosen by URL.
 
-``memory:``, ``files:PATH`` and ``sqlite:///PATH``.
+``memory:``, ``files:PATH``, ``sqlite:///PATH`` and ``postgresql://…``.
 Backends import their drivers lazily, so opening a files store never imports
 sqlite3 or psycopg.
 """
@@ -13,7 +13,7 @@ from agent_continuity.errors import ConfigError, StoreNotFound, StoreUnavailable
 
 from .base import DURABILITY_MODES, JournalRead, LeaseRequest, Store, VerifyReport
 
-__all__ = ["JournalRead", "LeaseRequest", "Store", "VerifyReport", "open_store"]
+__all__ = ["JournalRead", "LeaseRequest", "Store", "VerifyReport", "open_store", "shown_url"]
 
 
 def open_store(
@@ -22,7 +22,8 @@ def open_store(
     """Open the store a URL names.
 
     Args:
-        url: ``memory:``, ``files:PATH`` or ``sqlite:///PATH``.
+        url: ``memory:``, ``files:PATH``, ``sqlite:///PATH`` or ``postgresql://…``
+            (a libpq URL; the database must exist).
             A relative PATH is taken from ``base_dir`` (default: the current directory).
         durability: ``"sync"`` (default) or ``"batched"``.
         base_dir: Where relative paths start.
@@ -69,10 +70,25 @@ def open_store(
             raise _not_found(url, path)
         return SqliteStore(path, durability=durability, url=url)
     if scheme in ("postgresql", "postgres"):
-        raise StoreUnavailable(
-            "the PostgreSQL store is not available yet; use files:PATH or sqlite:///PATH"
-        )
+        try:
+            from .postgres import PostgresStore
+        except ImportError:
+            raise StoreUnavailable(
+                "postgresql:// stores need psycopg 3: pip install 'agent-continuity[postgres]'"
+            ) from None
+        return PostgresStore(url, durability=durability, create=create)
     raise ConfigError(f"unknown store URL {url!r}; use files:PATH, sqlite:///PATH or memory:")
+
+
+def shown_url(store: Store) -> str:
+    """The store as messages and reports name it: a server store's address, never its password.
+
+    A ``postgresql://`` URL may carry a password; its store is named by
+    ``postgresql://HOST:PORT/DATABASE`` instead. Other stores' URLs hold none.
+    """
+    if store.url.startswith(("postgresql:", "postgres:")):
+        return f"postgresql://{getattr(store, 'where', '?')}"
+    return store.url
 
 
 def _files_store_exists(root: Path) -> bool:

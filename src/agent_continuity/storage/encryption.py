@@ -1,10 +1,11 @@
 """Turning a store's encryption on, rotating its key, and saying what is sealed with what.
 
 The byte formats are in :mod:`.codec` and :mod:`.envelope`; this module is
-the store-level part: the marker beside the store, the sealer a store gets
-when it is opened (:func:`attach`), and the walk over every record that
-re-seals it with the active key (``continuity keys new`` on a store that
-has records, ``continuity keys rotate``) or counts it (``keys status``).
+the store-level part: the marker (a file beside a files or SQLite store, a
+row inside a PostgreSQL one), the sealer a store gets when it is opened
+(:func:`attach`), and the walk over every record that re-seals it with the
+active key (``continuity keys new`` on a store that has records,
+``continuity keys rotate``) or counts it (``keys status``).
 
 Re-sealing is crash-safe and needs no downtime: every record is rewritten
 whole and atomically (a journal under its session's lock, a SQL row in its
@@ -18,11 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_continuity.errors import ConfigError, CorruptRecord
 
-from . import codec
+from . import codec, shown_url
 from .atomic import replace_atomically
 from .envelope import (
     MARKER_NAME,
@@ -39,13 +40,13 @@ from .envelope import (
 if TYPE_CHECKING:
     from .base import Store
     from .files import FileStore
-    from .sqlite import SqliteStore
+    from .sql.store import SqlStore
 
 PLAINTEXT = "plaintext"
 
 
 def marker_path(store: Store) -> Path | None:
-    """Where the store records that it is encrypted; None for stores that cannot be."""
+    """The file where a files or SQLite store records that it is encrypted; None for others."""
     root = getattr(store, "root", None)
     if isinstance(root, Path):
         return root / MARKER_NAME
@@ -55,12 +56,48 @@ def marker_path(store: Store) -> Path | None:
     return None
 
 
+class MarkerInStore(Protocol):
+    """A store that keeps its marker inside itself, having no folder to put a file in.
+
+    A ``postgresql://`` store is a database on a server: nothing lies beside it
+    that every client sees, so its marker is a row of the database
+    (:meth:`~.postgres.PostgresStore.load_marker`).
+    """
+
+    def load_marker(self) -> bytes | None:
+        """The marker's bytes, or None when the store is not encrypted."""
+        ...
+
+    def save_marker(self, data: bytes) -> None:
+        """Replace the marker with ``data`` (atomically)."""
+        ...
+
+    def marker_location(self) -> str:
+        """Where the marker is, for messages."""
+        ...
+
+
+def _in_store(store: Store) -> MarkerInStore | None:
+    if callable(getattr(store, "load_marker", None)):
+        return store  # type: ignore[return-value]
+    return None
+
+
+def can_be_encrypted(store: Store) -> bool:
+    """Whether the store has a place for its marker (files, SQLite and PostgreSQL do)."""
+    return marker_path(store) is not None or _in_store(store) is not None
+
+
 def read_marker(store: Store) -> dict[str, Any] | None:
     """The store's marker, or None when it is not encrypted.
 
     Raises:
         CorruptRecord: If the marker is damaged (restore it from a backup).
     """
+    holder = _in_store(store)
+    if holder is not None:
+        held = holder.load_marker()
+        return None if held is None else codec.load_document(held, holder.marker_location())
     path = marker_path(store)
     if path is None:
         return None
@@ -72,10 +109,17 @@ def read_marker(store: Store) -> dict[str, Any] | None:
 
 
 def _write_marker(store: Store, marker: dict[str, Any]) -> None:
+    holder = _in_store(store)
+    if holder is not None:
+        holder.save_marker(codec.dump_document(marker))
+        return
     path = marker_path(store)
     if path is None:
-        raise ConfigError(f"{store.url} cannot be encrypted: use a files: or sqlite: store")
+        raise ConfigError(_CANNOT.format(url=shown_url(store)))
     replace_atomically(path, codec.dump_document(marker))
+
+
+_CANNOT = "{url} cannot be encrypted: use a files:, sqlite: or postgresql:// store"
 
 
 def attach(store: Store) -> None:
@@ -88,7 +132,7 @@ def attach(store: Store) -> None:
     marker = read_marker(store)
     if marker is None:
         return
-    sealer = build_sealer(marker, configured_keys(), store.url)
+    sealer = build_sealer(marker, configured_keys(), shown_url(store))
     sealer.accept_plaintext = bool(marker.get("acceptPlaintext"))
     store.sealer = sealer  # type: ignore[attr-defined]
 
@@ -105,6 +149,7 @@ class KeyReport:
         resealed: How many records this run sealed again with the active key.
         unfinished: A rotation (or ``keys new``) was cut short: run it again.
         unreadable: Damaged records left as they are (``continuity verify`` names them).
+        store: The store as messages name it (:func:`.shown_url`: never a password).
     """
 
     encrypted: bool
@@ -114,6 +159,7 @@ class KeyReport:
     resealed: int = 0
     unfinished: bool = False
     unreadable: int = 0
+    store: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -136,12 +182,12 @@ def turn_on(store: Store) -> KeyReport:
     Raises:
         ConfigError: If the store is encrypted already (rotate instead) or cannot be.
     """
-    if marker_path(store) is None:
-        raise ConfigError(f"{store.url} cannot be encrypted: use a files: or sqlite: store")
+    if not can_be_encrypted(store):
+        raise ConfigError(_CANNOT.format(url=shown_url(store)))
     marker = read_marker(store)
     if marker is not None and not marker.get("acceptPlaintext"):
         raise ConfigError(
-            f"{store.url} is encrypted already (key {marker['activeKey']}); "
+            f"{shown_url(store)} is encrypted already (key {marker['activeKey']}); "
             "`continuity keys rotate` replaces its key"
         )
     if marker is None:
@@ -155,6 +201,11 @@ def turn_on(store: Store) -> KeyReport:
     marker = {k: v for k, v in marker.items() if k != "acceptPlaintext"}
     _write_marker(store, marker)
     attach(store)
+    # The search index of the plaintext store holds its words readable: gone,
+    # and from now on kept in memory only (see agent_continuity.search.catalog).
+    from agent_continuity.search.catalog import discard_disk_index
+
+    discard_disk_index(store)
     return report
 
 
@@ -168,7 +219,7 @@ def rotate(store: Store) -> KeyReport:
     """
     marker = read_marker(store)
     if marker is None:
-        raise ConfigError(f"{store.url} is not encrypted; `continuity keys new` encrypts it")
+        raise ConfigError(f"{shown_url(store)} is not encrypted; `continuity keys new` encrypts it")
     if marker.get("acceptPlaintext"):
         return turn_on(store)
     if not marker.get("rotating"):
@@ -284,7 +335,7 @@ class _Visitor:
 def _walk(store: Store, *, reseal: bool) -> KeyReport:
     sealer: Sealer | None = getattr(store, "sealer", None)
     if sealer is None:
-        raise ConfigError(f"{store.url} is not encrypted")
+        raise ConfigError(f"{shown_url(store)} is not encrypted")
     visitor = _Visitor(sealer, reseal)
     if store.url.startswith("files:") or hasattr(store, "layout"):
         _walk_files(store, visitor)  # type: ignore[arg-type]
@@ -371,8 +422,14 @@ def _walk_files(store: FileStore, visitor: _Visitor) -> None:
         _rewrite(layout.log, log)
 
 
-def _walk_sql(store: SqliteStore, visitor: _Visitor) -> None:
-    from .sqlite_schema import DOCUMENTS
+def _walk_sql(store: SqlStore, visitor: _Visitor) -> None:
+    # One pooled connection for the whole walk (the scope of a public call).
+    with store._scope:
+        _walk_sql_rows(store, visitor)
+
+
+def _walk_sql_rows(store: SqlStore, visitor: _Visitor) -> None:
+    from .sql.statements import DOCUMENTS
 
     journals = store._all("SELECT id, session_id FROM journals ORDER BY id")
     for journal, session_id in journals:
@@ -433,9 +490,12 @@ def manage_keys(store: Store, action: str) -> KeyReport:
         ConfigError: If ``action`` is unknown, or the store cannot do it (see each).
     """
     if action == "new":
-        return turn_on(store)
-    if action == "rotate":
-        return rotate(store)
-    if action == "status":
-        return status(store)
-    raise ConfigError(f"unknown keys action {action!r}; use one of {', '.join(KEY_ACTIONS)}")
+        report = turn_on(store)
+    elif action == "rotate":
+        report = rotate(store)
+    elif action == "status":
+        report = status(store)
+    else:
+        raise ConfigError(f"unknown keys action {action!r}; use one of {', '.join(KEY_ACTIONS)}")
+    report.store = shown_url(store)
+    return report

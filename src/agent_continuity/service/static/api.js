@@ -45,20 +45,31 @@ export const api = {
   message: (id, role, text) => call("POST", `/api/sessions/${enc(id)}/messages`, { role, text }),
   reply: (id) => call("POST", `/api/sessions/${enc(id)}/reply`, {}),
   update: (id, fields) => call("POST", `/api/sessions/${enc(id)}/update`, fields),
-  heartbeat: (id) => call("POST", `/api/sessions/${enc(id)}/heartbeat`, {}),
+  // claim: a page opening the session; lease: the token of its claim, on each renewal.
+  heartbeat: (id, claim, lease) => call("POST", `/api/sessions/${enc(id)}/heartbeat`,
+    claim ? { claim: true } : Number.isInteger(lease) ? { lease } : {}),
   save: (id, trigger) => call("POST", `/api/sessions/${enc(id)}/save`, trigger ? { trigger } : {}),
   end: (id) => call("POST", `/api/sessions/${enc(id)}/end`, {}),
   recovery: () => call("GET", "/api/recovery"),
   recover: (sessionId, answer) => call("POST", "/api/recovery", { sessionId, answer }),
   recoveryLog: () => call("GET", "/api/recovery/log"),
+  analytics: () => call("GET", "/api/analytics"),
+  search: (q, limit) => call("GET", `/api/search?q=${enc(q)}${limit ? `&limit=${enc(limit)}` : ""}`),
 };
 
-/** Ends the session as the page goes away: a beacon survives the unload, fetch may not. */
-export function endOnUnload(id) {
+/**
+ * Ends the session as the page goes away: a beacon survives the unload, fetch may not.
+ * The end is deferred: a page cannot tell a reload from a close, so the service waits
+ * browser-leave-grace for a page to claim the session back (the reload's page does)
+ * and completes it otherwise. `lease` is the token of this page's claim: a late beacon
+ * never ends the session under a newer page.
+ */
+export function endOnUnload(id, lease) {
   const url = `/api/sessions/${enc(id)}/end`;
-  const body = new Blob(["{}"], { type: "application/json" });
+  const json = JSON.stringify(Number.isInteger(lease) ? { deferred: true, lease } : { deferred: true });
+  const body = new Blob([json], { type: "application/json" });
   if (!(navigator.sendBeacon && navigator.sendBeacon(url, body))) {
-    fetch(url, { method: "POST", body: "{}", keepalive: true, credentials: "same-origin",
+    fetch(url, { method: "POST", body: json, keepalive: true, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-Continuity": "1" } }).catch(() => {});
   }
 }

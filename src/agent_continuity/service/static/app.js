@@ -2,6 +2,7 @@
 // and a normal close (the tab closed, the page left) that is not a crash.
 
 import { api, ApiError, endOnUnload } from "./api.js";
+import { renderDashboard } from "./dashboard.js";
 import { renderSessionDetail, renderSessionList } from "./sessions.js";
 import { clearNotices, confidenceView, h, notice, percent } from "./ui.js";
 import { Workspace } from "./workspace.js";
@@ -9,9 +10,9 @@ import { Workspace } from "./workspace.js";
 const main = document.getElementById("main");
 const TAB_KEY = "continuity.session"; // per tab: survives a reload, not a closed tab
 const HEARTBEAT_DEFAULT_S = 30; // DESIGN §6: browser-lease-ttl's default
-const REOPEN_WAIT_MS = 1500;
 
 let workspace = null;
+let lease = null; // the token of this page's claim on its session, named by its end
 let opening = null;
 let heartbeatTimer = null;
 let closed = false;
@@ -22,8 +23,8 @@ let me = null;
 /** Runs the seed protocol once per page, then opens the chosen session. */
 function openWorkspace() {
   opening ??= (async () => {
-    const id = (await reopenAfterReload()) || (await recoverOrStart());
-    await attach(id);
+    const reopened = await reopenAfterReload();
+    await attach(reopened ? reopened.id : await recoverOrStart(), reopened?.claim);
   })().catch((err) => {
     opening = null;
     throw err;
@@ -32,25 +33,19 @@ function openWorkspace() {
 }
 
 /**
- * A reload ends the session (the page went away normally) and this tab reopens
- * it at once: the same tab, the same work. A closed tab forgets its session id.
+ * A reload (or coming back within a few seconds) continues this tab's session:
+ * the unloading page only asked for a deferred end, which the service applies
+ * after browser-leave-grace unless a page claims the session first. Claiming
+ * it is this page's first heartbeat: no recovery, nothing logged. Later, the
+ * session has ended (or was interrupted) and the seed protocol decides.
+ * A closed tab forgets its session id.
  */
 async function reopenAfterReload() {
   const id = sessionStorage.getItem(TAB_KEY);
   const nav = performance.getEntriesByType("navigation")[0];
   if (!id || !nav || !["reload", "back_forward"].includes(nav.type)) return null;
   try {
-    let status = (await api.session(id)).session.status;
-    // The previous page's end beacon may still be on its way: wait for it a
-    // moment, or it would end the session under this page.
-    for (let waited = 0; status === "active" && waited < REOPEN_WAIT_MS; waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      status = (await api.session(id)).session.status;
-    }
-    if (status === "active") return id; // the beacon was lost: the session is still ours
-    if (status !== "completed") return null; // interrupted or archived: the protocol decides
-    const result = await api.recover(id, true);
-    return result.status === "failed" ? null : id;
+    return { id, claim: await api.heartbeat(id, true) };
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
     return null;
@@ -136,9 +131,10 @@ function ask(found) {
   });
 }
 
-async function attach(id) {
+async function attach(id, claimed) {
   sessionStorage.setItem(TAB_KEY, id);
-  await api.heartbeat(id); // the page takes the session's lease over
+  // The page takes the session's lease over, with a token of its own.
+  lease = (claimed || (await api.heartbeat(id, true))).lease;
   const details = await api.session(id);
   workspace = new Workspace(main, details, { onLost: lost });
   if (route().page === "workspace") {
@@ -168,7 +164,7 @@ async function schedule(id) {
   }
   heartbeatTimer = setInterval(async () => {
     try {
-      await api.heartbeat(id);
+      await api.heartbeat(id, false, lease);
     } catch (err) {
       if (err instanceof ApiError && [401, 404, 409].includes(err.status)) lost(err);
     }
@@ -196,13 +192,14 @@ window.addEventListener("pagehide", (event) => {
     navigator.sendBeacon(`/api/sessions/${encodeURIComponent(workspace.id)}/update`,
       new Blob([JSON.stringify({ summary })], { type: "application/json" }));
   }
-  endOnUnload(workspace.id);
+  endOnUnload(workspace.id, lease);
 });
 
 // Back from the back-forward cache: the page never ended its session; beat again at once.
+// (A page hidden into the cache sends no end: pagehide's `persisted` says so.)
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted || !workspace) return;
-  api.heartbeat(workspace.id).then(() => schedule(workspace.id)).catch((err) => lost(err));
+  api.heartbeat(workspace.id, false, lease).then(() => schedule(workspace.id)).catch((err) => lost(err));
 });
 
 // -- routing -------------------------------------------------------------
@@ -214,13 +211,14 @@ function route() {
   const match = path.match(/^\/sessions\/(.+)$/);
   if (match) return { page: "session", id: decodeURIComponent(match[1]) };
   if (path === "/sessions") return { page: "sessions", status: params.get("status") };
+  if (path === "/dashboard") return { page: "dashboard", q: params.get("q") || "" };
   return { page: "workspace" };
 }
 
 async function show() {
   const where = route();
   for (const link of document.querySelectorAll("[data-nav]")) {
-    const current = link.dataset.nav === (where.page === "workspace" ? "workspace" : "sessions");
+    const current = link.dataset.nav === (where.page === "session" ? "sessions" : where.page);
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -234,6 +232,9 @@ async function show() {
         await openWorkspace();
       }
       focusComposer();
+    } else if (where.page === "dashboard") {
+      await renderDashboard(main, where.q);
+      document.getElementById("search-input")?.focus(); // type, Enter, Tab to the results
     } else if (where.page === "sessions") {
       await renderSessionList(main, where.status);
       main.focus();

@@ -1,5 +1,7 @@
 """The SQLite store's schema, its migrations, and the making of a new database file.
 
+The statements every SQL dialect shares are in :mod:`..sql.statements`.
+
 Schema (version 4; ``PRAGMA user_version`` holds the version, ``MIGRATIONS[v]``
 upgrades a database from version ``v`` to ``v + 1``; a new file runs them all)::
 
@@ -25,8 +27,8 @@ from pathlib import Path
 
 from agent_continuity.errors import StoreError
 
-from .atomic import FILE_MODE, ensure_folder, make_private
-from .sqlite_flusher import fsync_path
+from ..atomic import FILE_MODE, ensure_folder, make_private
+from .flusher import fsync_path
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -73,31 +75,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " body BLOB NOT NULL, PRIMARY KEY (session_id, hash)) WITHOUT ROWID",
     ),
 ]
-
-# Checksummed document columns that verify() reads: table -> (key column, value column).
-DOCUMENTS = {
-    "sessions": ("id", "doc"),
-    "leases": ("session_id", "doc"),
-    "points": ("id", "body"),
-    "snapshots": ("session_id", "doc"),
-    "emergency": ("session_id", "doc"),
-    "recovery_log": ("id", "doc"),
-}
-# A session's journal key, for a statement whose first parameter is the session id.
-JOURNAL = "(SELECT id FROM journals WHERE session_id = ?1)"
-# Fencing, the journal key and the last sequence number, in one statement on the append path.
-HEAD = (
-    f"SELECT (SELECT token FROM leases WHERE session_id = ?1), {JOURNAL},"
-    f" (SELECT MAX(seq) FROM events WHERE journal = {JOURNAL})"
-)
-INSERT_EVENT = "INSERT INTO events (journal, seq, line) VALUES (?, ?, ?)"
-# One event, fenced and numbered in the same statement: (session id, token, seq, line)
-# goes in only if the token is the lease's and the journal ends at seq - 1.
-APPEND_AFTER = (
-    "INSERT INTO events (journal, seq, line) SELECT id, ?3, ?4 FROM journals"
-    " WHERE session_id = ?1 AND (SELECT token FROM leases WHERE session_id = ?1) = ?2"
-    " AND (SELECT MAX(seq) FROM events WHERE journal = journals.id) = ?3 - 1"
-)
 
 
 def create_database(path: Path) -> None:
@@ -169,13 +146,3 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-#: A point of session ?1 exists; ?2 and ?3 are :func:`point_range` (its ids' range, indexed).
-POINTS_OF = "SELECT 1 FROM points WHERE id >= ?2 AND id < ?3 AND session_id = ?1"
-
-
-def point_range(session_id: str) -> tuple[str, str]:
-    """The range of the ids of a session's points: they all begin ``RECOVERY-DDDDDD-NNN-``."""
-    low = "RECOVERY-" + session_id[len("SESSION-") :] + "-"
-    return low, low[:-1] + "."

@@ -1,4 +1,4 @@
-"""The SQLite store's checksummed documents: context snapshots, emergency backups, the log.
+"""The SQL stores' checksummed documents: context snapshots, emergency backups, the log.
 
 One row each (the log: one row per entry), the document in the byte format
 of :func:`.codec.dump_document`. Emergency backups are kept apart from
@@ -15,46 +15,40 @@ from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import ContextSnapshot, Damage, EmergencyBackup
 
-from . import codec
-from .sqlite_repair import damage_at
+from .. import codec
+from .repair import damage_at
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from .store import SqlStore
 
 
-def save_context_snapshot(store: SqliteStore, snapshot: ContextSnapshot) -> None:
+def save_context_snapshot(store: SqlStore, snapshot: ContextSnapshot) -> None:
     """See :meth:`~.base.Store.save_context_snapshot`."""
     doc = codec.dump_document(snapshot.to_wire(), store.sealer, "snapshot", snapshot.session_id)
     with store._write() as conn:
         store._require(conn, snapshot.session_id)
-        conn.execute(
-            "INSERT OR REPLACE INTO snapshots (session_id, doc) VALUES (?, ?)",
-            (snapshot.session_id, doc),
-        )
+        conn.execute(store.upserts["snapshots"], (snapshot.session_id, doc))
 
 
-def load_context_snapshot(store: SqliteStore, session_id: str) -> ContextSnapshot | None:
+def load_context_snapshot(store: SqlStore, session_id: str) -> ContextSnapshot | None:
     """See :meth:`~.base.Store.load_context_snapshot`."""
     return store._load("snapshots", session_id, ContextSnapshot)
 
 
-def save_emergency(store: SqliteStore, backup: EmergencyBackup) -> None:
+def save_emergency(store: SqlStore, backup: EmergencyBackup) -> None:
     """See :meth:`~.base.Store.save_emergency`."""
     ids.validate_session_id(backup.session_id)
     doc = codec.dump_document(backup.to_wire(), store.sealer, "emergency", backup.session_id)
     with store._write() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO emergency (session_id, doc) VALUES (?, ?)",
-            (backup.session_id, doc),
-        )
+        conn.execute(store.upserts["emergency"], (backup.session_id, doc))
 
 
-def load_emergency(store: SqliteStore, session_id: str) -> EmergencyBackup | None:
+def load_emergency(store: SqlStore, session_id: str) -> EmergencyBackup | None:
     """See :meth:`~.base.Store.load_emergency`."""
     return store._load("emergency", session_id, EmergencyBackup)
 
 
-def list_emergency(store: SqliteStore) -> tuple[list[EmergencyBackup], list[Damage]]:
+def list_emergency(store: SqlStore) -> tuple[list[EmergencyBackup], list[Damage]]:
     """See :meth:`~.base.Store.list_emergency`."""
     rows = store._all("SELECT session_id, CAST(doc AS BLOB) FROM emergency ORDER BY session_id")
     backups, damage = [], []
@@ -67,14 +61,14 @@ def list_emergency(store: SqliteStore) -> tuple[list[EmergencyBackup], list[Dama
     return backups, damage
 
 
-def log_recovery(store: SqliteStore, entry: dict[str, Any]) -> None:
+def log_recovery(store: SqlStore, entry: dict[str, Any]) -> None:
     """See :meth:`~.base.Store.log_recovery`."""
     doc = codec.dump_document(entry, store.sealer, "log")
     with store._write() as conn:
         conn.execute("INSERT INTO recovery_log (doc) VALUES (?)", (doc,))
 
 
-def read_recovery_log(store: SqliteStore) -> list[dict[str, Any]]:
+def read_recovery_log(store: SqlStore) -> list[dict[str, Any]]:
     """See :meth:`~.base.Store.read_recovery_log`."""
     rows = store._all("SELECT id, CAST(doc AS BLOB) FROM recovery_log ORDER BY id")
     entries = []

@@ -1,4 +1,4 @@
-"""The SQLite store's leases: who may append to a session, fenced by a token.
+"""The SQL stores' leases: who may append to a session, fenced by a token.
 
 The ``token`` column is what appends are fenced by; the ``doc`` column holds
 the whole lease as a checksummed document. A damaged or missing document of
@@ -9,23 +9,23 @@ first kept in the quarantine.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord
 from agent_continuity.model import EventDraft, EventKind, Lease
 
-from . import leases
-from .base import LeaseRequest
-from .sqlite_repair import keep, reason
-from .sqlite_schema import HEAD, JOURNAL
+from .. import leases
+from ..base import LeaseRequest
+from .repair import keep, reason
+from .statements import HEAD, JOURNAL
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from .connection import SqlConnection
+    from .store import SqlStore
 
 
-def current_lease(store: SqliteStore, session_id: str) -> tuple[Lease | None, bytes | None]:
+def current_lease(store: SqlStore, session_id: str) -> tuple[Lease | None, bytes | None]:
     """The session's lease, and the bytes of its document if they were damaged.
 
     A damaged or missing lease document of a session with a journal does
@@ -57,7 +57,7 @@ def current_lease(store: SqliteStore, session_id: str) -> tuple[Lease | None, by
 
 
 def replace_lease(
-    store: SqliteStore, conn: sqlite3.Connection, lease: Lease, damaged: bytes | None
+    store: SqlStore, conn: SqlConnection, lease: Lease, damaged: bytes | None
 ) -> None:
     """Write ``lease``; damaged bytes it replaces are kept in the quarantine first."""
     if damaged is not None:
@@ -74,7 +74,7 @@ def replace_lease(
 
 
 def acquire_lease(
-    store: SqliteStore,
+    store: SqlStore,
     session_id: str,
     request: LeaseRequest,
     *,
@@ -101,7 +101,7 @@ def acquire_lease(
     return granted
 
 
-def renew_lease(store: SqliteStore, lease: Lease, request: LeaseRequest) -> Lease:
+def renew_lease(store: SqlStore, lease: Lease, request: LeaseRequest) -> Lease:
     """See :meth:`~.base.Store.renew_lease`."""
     with store._write() as conn:
         current, damaged = current_lease(store, lease.session_id)
@@ -110,7 +110,7 @@ def renew_lease(store: SqliteStore, lease: Lease, request: LeaseRequest) -> Leas
     return renewed
 
 
-def release_lease(store: SqliteStore, lease: Lease) -> None:
+def release_lease(store: SqlStore, lease: Lease) -> None:
     """See :meth:`~.base.Store.release_lease`."""
     with store._write() as conn:
         current, damaged = current_lease(store, lease.session_id)

@@ -1,60 +1,45 @@
-"""``sqlite:///PATH``: every session of a project in one SQLite database.
+"""The shared SQL store: everything about a store on a database that no dialect changes.
 
-This module holds the store, its transactions, the registry and the append
-path. Its connections are in :mod:`.sqlite_connection`; the tables and their
-migrations in :mod:`.sqlite_schema`; leases in :mod:`.sqlite_leases`; reading a journal in
-:mod:`.sqlite_journal`; recovery points in :mod:`.sqlite_points`; snapshots,
-emergency backups and the log in :mod:`.sqlite_documents`; ``verify`` and
-repair in :mod:`.sqlite_repair`; batched mode's flusher thread in
-:mod:`.sqlite_flusher`; what each SQLite failure tells the user in
-:mod:`.sqlite_errors`.
+:class:`SqlStore` holds the registry, the append path and the public
+methods; the modules beside it hold leases (:mod:`.leases`), reading a
+journal (:mod:`.journal`), recovery points (:mod:`.points`), snapshots,
+emergency backups and the log (:mod:`.documents`) and ``verify`` and repair
+(:mod:`.repair`), all in the SQL of :mod:`.statements`. A dialect
+(:class:`~..sqlite.SqliteStore`, :class:`~..postgres.PostgresStore`)
+supplies only what differs: connecting, the write transaction, the upserts,
+the unsynced commit, what its errors mean, and its schema and migrations.
 
-Every record carries its own checksum, in the byte formats of :mod:`.codec`:
+Every record carries its own checksum, in the byte formats of :mod:`..codec`:
 ``line`` is the exact journal line of the files store, ``doc`` a checksummed
 JSON document, ``body`` a gzip document. A byte flipped inside a row is
 therefore reported as damage, never read as valid. The columns beside them
 exist only to index and fence; a journal's first event names its session, so
 ``verify`` checks the ``journals`` row against it.
 
-Durability. The database runs in WAL mode and every write is one transaction
-(``BEGIN IMMEDIATE``, or a single statement, which SQLite runs as one) that is
-committed before the method returns.
-A committed transaction is in the WAL file, so it survives ``kill -9`` in both
-modes. ``durability="sync"`` adds ``synchronous=FULL``: each commit fsyncs the
-WAL, so it also survives power loss (automatic recovery points excepted: they
-are durable with the next synced commit, see :mod:`.sqlite_points`).
-``durability="batched"`` uses
-``synchronous=NORMAL`` and a flusher thread that fsyncs the WAL at most
-``batch_interval`` seconds after a commit: power loss (or a kernel crash) can
-lose the writes of the last ``batch_interval`` seconds, never a process kill.
+Every write is one transaction (:meth:`SqlStore._write`, which holds the
+store's write lock, or a single statement, :meth:`SqlStore._write_one`) that
+is committed, durably in ``sync`` mode, before the method returns.
 
 A damaged ``sessions`` or ``leases`` document (the index) is worked around,
-never a reason to refuse: reads derive it from the journal (:mod:`.index`,
-:func:`.leases.from_journal`), and a write that replaces it first copies the
+never a reason to refuse: reads derive it from the journal (:mod:`..index`,
+:func:`..leases.from_journal`), and a write that replaces it first copies the
 damaged bytes to ``quarantine``. ``verify(repair=True)`` closes every number
-a journal lost with a tombstone (:mod:`.tombstones`).
+a journal lost with a tombstone (:mod:`..tombstones`).
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from agent_continuity import ids
 from agent_continuity.errors import (
-    ConfigError,
     ContinuityError,
     CorruptRecord,
     SessionNotFound,
-    StoreError,
 )
 from agent_continuity.model import (
     ContextSnapshot,
@@ -69,238 +54,112 @@ from agent_continuity.model import (
     SessionRecord,
 )
 
-from . import codec, leases, sqlite_documents, sqlite_journal, sqlite_leases, sqlite_points
-from .base import DURABILITY_MODES, JournalRead, LeaseRequest, VerifyReport
-from .encryption import attach
-from .envelope import Sealer
-from .index import IndexDamage, derive_record, missing_journal_error
-from .sqlite_connection import ThreadConnection, translated
-from .sqlite_errors import translate
-from .sqlite_flusher import WalFlusher
-from .sqlite_leases import current_lease
-from .sqlite_points import WrittenPoints
-from .sqlite_repair import keep, reason, verify_store
-from .sqlite_schema import (
-    APPEND_AFTER,
-    HEAD,
-    INSERT_EVENT,
-    JOURNAL,
-    POINTS_OF,
-    create_database,
-    make_database_private,
-    migrate,
-    point_range,
-)
+from .. import codec, leases, shown_url
+from ..base import JournalRead, LeaseRequest, VerifyReport
+from ..envelope import Sealer
+from ..index import IndexDamage, derive_record, missing_journal_error
+from . import documents as sql_documents
+from . import journal as sql_journal
+from . import leases as sql_leases
+from . import points as sql_points
+from .connection import SqlConnection, SqlCursor, translated
+from .leases import current_lease
+from .points import WrittenPoints
+from .repair import keep, reason, verify_store
+from .statements import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, POINTS_OF, point_range
 
-BUSY_TIMEOUT = 30.0
-BATCH_INTERVAL = 1.0
 _MAX_REMEMBERED = 10_000  # journals whose end a handle remembers
 
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class SqliteStore:
-    """A store in one SQLite database file, shared safely by many processes.
+class SqlStore:
+    """The dialect-independent half of a store on a SQL database.
 
-    One connection per thread (and per process: a store used after ``fork``
-    opens fresh ones). See :class:`~.base.Store` for the method contracts.
-
-    Args:
-        path: The database file; created, with its folder, when missing.
-        durability: ``"sync"`` or ``"batched"`` (see the module docstring).
-        url: The URL the store was opened from (default ``sqlite:///PATH``).
-        busy_timeout: Seconds to wait for another process's write lock.
-        batch_interval: Seconds of acknowledged writes that ``batched`` mode
-            may lose to power failure.
-
-    Raises:
-        ConfigError: If ``durability`` is not a known mode.
-        CorruptRecord: If the file is not an intact SQLite database.
-        StoreError: If the file cannot be created, opened or upgraded.
+    A dialect subclass sets :attr:`where`, :attr:`url`, :attr:`durability`,
+    :attr:`upserts` and :attr:`driver_errors`, calls :meth:`_start` in its
+    constructor, and implements the hooks below the public methods' helpers.
+    See :class:`~..base.Store` for the method contracts.
     """
 
     shared_across_processes = True
+    #: The driver's error classes, turned into the package's own by :func:`translated`.
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: table -> its upsert statement (columns in :data:`.statements.UPSERTED` order).
+    upserts: ClassVar[dict[str, str]] = {}
+    url: str
+    durability: str
+    #: Where rows are, for the locations in damage reports (a path, or a server's address).
+    where: str
+    _scope: AbstractContextManager[object]
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        durability: str = "sync",
-        url: str | None = None,
-        busy_timeout: float = BUSY_TIMEOUT,
-        batch_interval: float = BATCH_INTERVAL,
-    ) -> None:
-        if durability not in DURABILITY_MODES:
-            raise ConfigError(
-                f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
-            )
-        self.path = Path(path)
-        self.url = url if url is not None else f"sqlite:///{self.path}"
-        self.durability = durability
-        self.busy_timeout = busy_timeout
-        self.batch_interval = batch_interval
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pid = os.getpid()
-        self._local = threading.local()
-        self._connections: weakref.WeakSet[ThreadConnection] = weakref.WeakSet()
-        self._inherited: list[ThreadConnection] = []
-        self._flusher = self._new_flusher()
+    def _start(self) -> None:
+        """Set up what every dialect's store keeps between calls."""
         self._index_damage = IndexDamage()
         # The last sequence number this handle wrote or saw in each journal: the
         # guess that lets an append go in one statement (which checks it).
         self._last_seq: dict[str, int] = {}
         # The journals this handle knows intact (to mark its points), and the marks of points read.
-        self._marks = sqlite_journal.JournalMarks()
-        #: Set by :func:`.encryption.attach` when the store is encrypted.
+        self._marks = sql_journal.JournalMarks()
+        #: Set by :func:`..encryption.attach` when the store is encrypted.
         self.sealer: Sealer | None = None
         self._written_points = WrittenPoints()
-        try:
-            self._open()
-            attach(self)
-        except BaseException:
-            self.close()
-            raise
 
-    # -- connections and transactions ------------------------------------
+    # -- what a dialect supplies ------------------------------------------
 
-    def _new_flusher(self) -> WalFlusher | None:
-        if self.durability != "batched":
-            return None
-        return WalFlusher(self.path.with_name(self.path.name + "-wal"), self.batch_interval)
+    def _connection(self) -> SqlConnection:
+        """This thread's connection (for reads, and inside :meth:`_write`)."""
+        raise NotImplementedError
 
-    @translated
-    def _open(self) -> None:
-        try:
-            if not self.path.exists():
-                create_database(self.path)
-            elif self.path.stat().st_size == 0:
-                # Only truncation empties a file that _create_file made whole.
-                raise CorruptRecord(
-                    f"{self.path} is empty (0 bytes): the store was truncated. Restore it from a "
-                    "backup; if it never held sessions, delete it and run the command again",
-                    str(self.path),
-                )
-            else:
-                make_database_private(self.path)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the store {self.path}: {exc.strerror}; "
-                "check that its folder is writable, or choose another --store"
-            ) from exc
-        conn = self._connection()
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(
-                f"{self.path} cannot use write-ahead logging (journal mode {mode!r}); "
-                "put the store on a local file system"
-            )
-        migrate(conn, self.path)
+    def _write(self) -> AbstractContextManager[SqlConnection]:
+        """One write transaction holding the store's write lock, committed before it exits.
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed; open it again")
-        if os.getpid() != self._pid:
-            # SQLite connections must not cross fork(). The parent's are kept
-            # referenced but unused: closing them here could disturb its locks.
-            self._pid = os.getpid()
-            self._local = threading.local()
-            self._inherited = list(self._connections)
-            self._connections = weakref.WeakSet()
-            self._flusher = self._new_flusher()
-        held: ThreadConnection | None = getattr(self._local, "held", None)
-        if held is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout,
-                isolation_level=None,  # explicit transactions only
-                check_same_thread=False,  # so close() may close every thread's connection
-            )
-            sync = "FULL" if self.durability == "sync" else "NORMAL"
-            conn.execute(f"PRAGMA synchronous = {sync}")
-            held = self._local.held = ThreadConnection(conn)
-            with self._lock:
-                self._connections.add(held)
-        return held.conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed before the caller's method returns.
-
-        ``BEGIN IMMEDIATE`` takes the write lock up front (waiting up to the
-        busy timeout), so a read-then-write such as id allocation or the lease
-        check can never be overtaken by another process between its read and
-        its write.
+        No other writer's transaction runs between its reads and its writes, so
+        a read-then-write such as id allocation or the lease check can never be
+        overtaken by another process.
         """
-        self._check_flushed()
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            self._roll_back(conn)
-            raise
-        if self._flusher is not None:
-            self._flusher.committed()
+        raise NotImplementedError
 
-    def _write_one(self, sql: str, params: Sequence[object]) -> sqlite3.Cursor:
-        """One statement in a transaction of its own, committed before it returns.
+    def _write_one(self, sql: str, params: Sequence[object]) -> SqlCursor:
+        """One statement in a transaction of its own, committed before it returns."""
+        raise NotImplementedError
 
-        SQLite takes the write lock as the statement starts (waiting up to the
-        busy timeout), so a statement that reads and writes (``INSERT ...
-        SELECT ... WHERE``) is as safe from other processes as a ``BEGIN
-        IMMEDIATE`` transaction, at a third of the round trips.
+    def _unsynced(self, when: bool = True) -> AbstractContextManager[None]:
+        """Commits inside it need not reach the disk before they return (``sync`` mode only).
+
+        They survive ``kill -9`` of the writer at once, and a power failure with
+        the next synced commit; see :mod:`.points`.
         """
-        self._check_flushed()
-        conn = self._connection()
-        try:
-            cursor = conn.execute(sql, params)
-        except BaseException:
-            self._roll_back(conn)
-            raise
-        if self._flusher is not None:
-            self._flusher.committed()
-        return cursor
+        raise NotImplementedError
 
-    def _check_flushed(self) -> None:
-        """Report a failed flush of batched mode to the next writer: nobody waits for it."""
-        if self._flusher is not None and self._flusher.error is not None:
-            exc, self._flusher.error = self._flusher.error, None
-            raise StoreError(
-                f"flushing {self.path} to disk failed ({exc.strerror}); writes made in the last "
-                f"{self.batch_interval:g} s may not survive a power failure. Check the disk"
-            ) from exc
+    def _insert_id(self, conn: SqlConnection, sql: str, params: Sequence[object]) -> int:
+        """Run an ``INSERT`` into a table keyed ``id`` and return the key it made."""
+        raise NotImplementedError
 
-    def _roll_back(self, conn: sqlite3.Connection) -> None:
-        # SQLite already rolled back after some errors (disk full, I/O).
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                # Unusable now; the next call in this thread opens a fresh one.
-                self._local.held = None
+    def _translate(self, exc: BaseException) -> ContinuityError:
+        """The package's error for a driver error: what happened, what to do."""
+        raise NotImplementedError
 
-    def _translate(self, exc: sqlite3.Error) -> ContinuityError:
-        return translate(exc, self.path, self.busy_timeout)
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether a driver error is a row whose key exists already."""
+        raise NotImplementedError
+
+    def _integrity_problems(self, conn: SqlConnection) -> list[str]:
+        """What the database finds wrong with its own pages (none: ``[]``)."""
+        raise NotImplementedError
+
+    def _salvage_advice(self) -> str:
+        """What to do when the database cannot read its own pages."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Flush pending writes and close every connection. Safe to call twice."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            connections, self._connections = list(self._connections), weakref.WeakSet()
-        if self._flusher is not None:
-            self._flusher.close()
-        for held in connections:
-            with suppress(sqlite3.Error):
-                held.conn.close()
+        raise NotImplementedError
 
     # -- row helpers ------------------------------------------------------
 
     def _loc(self, table: str, *key: object) -> str:
-        return f"{self.path}:{table}/" + "/".join(str(k) for k in key)
+        return f"{self.where}:{table}/" + "/".join(str(k) for k in key)
 
     def _one(self, sql: str, *params: object) -> Any:
         return self._connection().execute(sql, params).fetchone()
@@ -329,7 +188,7 @@ class SqliteStore:
         except ValidationError as exc:
             raise CorruptRecord(f"{location}: record cannot be decoded ({exc})", location) from None
 
-    def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
+    def _require(self, conn: SqlConnection, session_id: str) -> None:
         """Raise SessionNotFound unless the session has a registry entry, a journal or a point."""
         ids.validate_session_id(session_id)
         if not conn.execute(
@@ -339,20 +198,21 @@ class SqliteStore:
             (session_id, *point_range(session_id)),
         ).fetchone()[0]:
             raise SessionNotFound(
-                f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
+                f"no session {session_id} in {shown_url(self)}; "
+                "`continuity list` shows the sessions"
             )
 
-    def _put_session(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
+    def _put_session(self, conn: SqlConnection, record: SessionRecord) -> None:
         key = ids.parse_session_id(record.id)
         doc = codec.dump_row(record.to_wire(), self.sealer, "sessions", record.id)
         conn.execute(
-            "INSERT OR REPLACE INTO sessions (id, day, number, doc) VALUES (?, ?, ?, ?)",
+            self.upserts["sessions"],
             (record.id, ids.day_code(key.day), key.number, doc),
         )
 
-    def _put_lease(self, conn: sqlite3.Connection, lease: Lease) -> None:
+    def _put_lease(self, conn: SqlConnection, lease: Lease) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO leases (session_id, token, doc) VALUES (?, ?, ?)",
+            self.upserts["leases"],
             (lease.session_id, lease.token, codec.dump_document(lease.to_wire())),
         )
 
@@ -362,16 +222,15 @@ class SqliteStore:
             self._last_seq.clear()  # only a guess: a server touching many sessions starts over
         self._last_seq[session_id] = seq
 
-    def _journal(self, conn: sqlite3.Connection, session_id: str, journal: int | None) -> int:
+    def _journal(self, conn: SqlConnection, session_id: str, journal: int | None) -> int:
         """The session's journal key; a new one when it has none yet."""
         if journal is not None:
             return journal
-        cursor = conn.execute("INSERT INTO journals (session_id) VALUES (?)", (session_id,))
-        return int(cursor.lastrowid or 0)
+        return self._insert_id(conn, "INSERT INTO journals (session_id) VALUES (?)", (session_id,))
 
     def _append_in(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         session_id: str,
         journal: int | None,
         last: int,
@@ -407,7 +266,7 @@ class SqliteStore:
         day = draft.created.date()
         code = ids.day_code(day)
         with self._write() as conn:
-            # Inside BEGIN IMMEDIATE no other process can allocate between this
+            # Inside the write lock no other process can allocate between this
             # read and the insert below, so ids never repeat.
             number = conn.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM sessions WHERE day = ?", (code,)
@@ -440,7 +299,8 @@ class SqliteStore:
         row = self._one("SELECT CAST(doc AS BLOB) FROM sessions WHERE id = ?", session_id)
         if row is None:
             raise SessionNotFound(
-                f"no session {session_id} in {self.url}; `continuity list` shows the sessions"
+                f"no session {session_id} in {shown_url(self)}; "
+                "`continuity list` shows the sessions"
             )
         return self._entry(session_id, row[0])
 
@@ -506,18 +366,18 @@ class SqliteStore:
         steal: bool = False,
         expect_token: int | None = None,
     ) -> Lease:
-        return sqlite_leases.acquire_lease(
+        return sql_leases.acquire_lease(
             self, session_id, request, steal=steal, expect_token=expect_token
         )
 
     @translated
     def renew_lease(self, lease: Lease, request: LeaseRequest) -> Lease:
-        return sqlite_leases.renew_lease(self, lease, request)
+        return sql_leases.renew_lease(self, lease, request)
 
     @translated
     def release_lease(self, lease: Lease) -> None:
         self._marks.forget(lease.session_id)
-        sqlite_leases.release_lease(self, lease)
+        sql_leases.release_lease(self, lease)
 
     # -- journal ----------------------------------------------------------
 
@@ -534,7 +394,15 @@ class SqliteStore:
             event = Event(seq=last + 1, kind=draft.kind, at=draft.at, payload=draft.payload)
             line = codec.encode_event(event, self.sealer, lease.session_id)
             params = (lease.session_id, lease.token, event.seq, line)
-            if self._write_one(APPEND_AFTER, params).rowcount == 1:
+            try:
+                appended = self._write_one(APPEND_AFTER, params).rowcount == 1
+            except self.driver_errors as exc:
+                # Where writers do not queue for the whole statement (PostgreSQL), two
+                # appends of one number meet at its key: the step by step path says why.
+                if not self._is_unique_violation(exc):
+                    raise
+                appended = False
+            if appended:
                 self._saw_end(lease.session_id, event.seq)
                 self._marks.appended(lease.session_id, known, last, [params[3]])
                 return [event]
@@ -555,55 +423,55 @@ class SqliteStore:
 
     @translated
     def read_events(self, session_id: str, after_seq: int = 0) -> JournalRead:
-        return sqlite_journal.read_events(self, session_id, after_seq)
+        return sql_journal.read_events(self, session_id, after_seq)
 
     # -- recovery points --------------------------------------------------
 
     @translated
     def save_point(self, point: RecoveryPoint) -> RecoveryPointInfo:
-        return sqlite_points.save_point(self, point)
+        return sql_points.save_point(self, point)
 
     @translated
     def load_point(self, point_id: str) -> RecoveryPoint:
-        return sqlite_points.load_point(self, point_id)
+        return sql_points.load_point(self, point_id)
 
     @translated
     def list_points(self, session_id: str) -> list[RecoveryPointInfo]:
-        return sqlite_points.list_points(self, session_id)
+        return sql_points.list_points(self, session_id)
 
     @translated
     def prune_points(self, session_id: str, keep_automatic: int) -> list[str]:
-        return sqlite_points.prune_points(self, session_id, keep_automatic)
+        return sql_points.prune_points(self, session_id, keep_automatic)
 
     # -- snapshots, emergency backups, log --------------------------------
 
     @translated
     def save_context_snapshot(self, snapshot: ContextSnapshot) -> None:
-        sqlite_documents.save_context_snapshot(self, snapshot)
+        sql_documents.save_context_snapshot(self, snapshot)
 
     @translated
     def load_context_snapshot(self, session_id: str) -> ContextSnapshot | None:
-        return sqlite_documents.load_context_snapshot(self, session_id)
+        return sql_documents.load_context_snapshot(self, session_id)
 
     @translated
     def save_emergency(self, backup: EmergencyBackup) -> None:
-        sqlite_documents.save_emergency(self, backup)
+        sql_documents.save_emergency(self, backup)
 
     @translated
     def load_emergency(self, session_id: str) -> EmergencyBackup | None:
-        return sqlite_documents.load_emergency(self, session_id)
+        return sql_documents.load_emergency(self, session_id)
 
     @translated
     def list_emergency(self) -> tuple[list[EmergencyBackup], list[Damage]]:
-        return sqlite_documents.list_emergency(self)
+        return sql_documents.list_emergency(self)
 
     @translated
     def log_recovery(self, entry: dict[str, Any]) -> None:
-        sqlite_documents.log_recovery(self, entry)
+        sql_documents.log_recovery(self, entry)
 
     @translated
     def read_recovery_log(self) -> list[dict[str, Any]]:
-        return sqlite_documents.read_recovery_log(self)
+        return sql_documents.read_recovery_log(self)
 
     # -- maintenance ------------------------------------------------------
 
@@ -617,7 +485,7 @@ class SqliteStore:
 
     @translated
     def lost_journals(self) -> list[str]:
-        return sqlite_journal.lost_journals(self)
+        return sql_journal.lost_journals(self)
 
     def index_damage(self) -> list[Damage]:
         return self._index_damage.found()

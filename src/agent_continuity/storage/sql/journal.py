@@ -1,4 +1,4 @@
-"""Reading a journal from the SQLite store: every row checked, every damage reported.
+"""Reading a journal from a SQL store: every row checked, every damage reported.
 
 A row holds one journal line exactly as the files store writes it, checksum
 included, keyed by the journal's small integer and the event's number.
@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING
 from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord, InvalidIdentifier
 
-from . import codec
-from .base import JournalRead
-from .index import missing_journal_read
-from .journal_file import JournalMark, mark_for_read
-from .sqlite_repair import damage_at
-from .sqlite_schema import JOURNAL
+from .. import codec
+from ..base import JournalRead
+from ..index import missing_journal_read
+from ..journal_file import JournalMark, mark_for_read
+from .repair import damage_at
+from .statements import JOURNAL
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from .store import SqlStore
 
 _MAX_RUNNING = 10_000  # journals whose running mark a handle keeps
 _MAX_READ = 10_000  # marks of the points a handle read
@@ -129,7 +129,7 @@ class JournalMarks:
             return mark_for_read(self._read.get(session_id, {}), after_seq)
 
 
-def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> JournalRead:
+def read_events(store: SqlStore, session_id: str, after_seq: int = 0) -> JournalRead:
     """See :meth:`~.base.Store.read_events`."""
     ids.validate_session_id(session_id)
     conn = store._connection()
@@ -187,7 +187,7 @@ def read_events(store: SqliteStore, session_id: str, after_seq: int = 0) -> Jour
 
 
 def _read_clean(
-    store: SqliteStore,
+    store: SqlStore,
     session_id: str,
     rows: list[tuple[int, bytes]],
     after_seq: int,
@@ -263,7 +263,7 @@ def _whole_lines(rows: list[bytes]) -> bool:
         return False  # an empty row
 
 
-def lost_journals(store: SqliteStore) -> list[str]:
+def lost_journals(store: SqlStore) -> list[str]:
     """See :meth:`~.base.Store.lost_journals`.
 
     Registry rows only: listing the points' sessions reads the whole points

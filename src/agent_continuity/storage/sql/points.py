@@ -1,4 +1,4 @@
-"""The SQLite store's recovery points: one row each, the body a gzip document.
+"""The SQL stores' recovery points: one row each, the body a gzip document.
 
 The columns beside ``body`` (session, seq, creation time, trigger) list the
 points without reading them; they sit outside the checksum, so a loaded
@@ -15,11 +15,11 @@ can cost is the code context that one interval save observed.
 
 A point saved by the journal's writer, when that writer knows rows 1..seq
 intact, carries their ``journalMark`` inside its checksummed body (see
-:mod:`.sqlite_journal`); a handle that loads the point remembers the mark
+:mod:`.journal`); a handle that loads the point remembers the mark
 for its next read of the events after it. The loaded model never holds it.
 
 A large code context goes to the ``file_states`` table, chunks by hash shared
-by the session's points (see :mod:`.file_states`), in the transaction that
+by the session's points (see :mod:`..file_states`), in the transaction that
 inserts the first point referring to them; pruning deletes, in its own
 transaction, the chunks no point refers to any more.
 """
@@ -27,9 +27,6 @@ transaction, the chunks no point refers to any more.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -45,13 +42,14 @@ from agent_continuity.errors import (
 )
 from agent_continuity.model import RecoveryPoint, RecoveryPointInfo, Trigger
 
-from . import codec, file_states, retention
-from .envelope import Sealer
-from .journal_file import JournalMark
-from .sqlite_schema import JOURNAL
+from .. import codec, file_states, retention, shown_url
+from ..journal_file import JournalMark
+from .statements import JOURNAL
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from ..envelope import Sealer
+    from .connection import SqlConnection
+    from .store import SqlStore
 
 # The point goes in only if its session exists (a registry entry or a journal).
 _SAVE = (
@@ -70,7 +68,6 @@ _LIST = (
 _MAX_WRITTEN = 10_000  # sessions whose last saved point a handle remembers
 _CHUNK = "SELECT CAST(body AS BLOB) FROM file_states WHERE session_id = ? AND hash = ?"
 _ANY_CHUNK = "SELECT 1 FROM file_states WHERE session_id = ? LIMIT 1"
-_PUT_CHUNK = "INSERT OR REPLACE INTO file_states (session_id, hash, body) VALUES (?, ?, ?)"
 
 
 class WrittenPoints:
@@ -109,7 +106,7 @@ class WrittenPoints:
         )
 
 
-def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
+def save_point(store: SqlStore, point: RecoveryPoint) -> RecoveryPointInfo:
     """See :meth:`~.base.Store.save_point`."""
     ids.validate_recovery_id(point.id)
     if ids.session_of_recovery_id(point.id) != point.session_id:
@@ -135,26 +132,29 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
         point.trigger.value,
     )
     try:
-        with _unsynced(store, point.trigger.automatic):
+        with store._unsynced(point.trigger.automatic):
             if chunks:
                 with store._write() as conn:
-                    _put_chunks(conn, point.session_id, chunks, store.sealer)
+                    _put_chunks(store, conn, point.session_id, chunks)
                     inserted = conn.execute(_SAVE, (*row, body)).rowcount
                     if inserted != 1:
                         raise SessionNotFound(
-                            f"no session {point.session_id} in {store.url}; "
+                            f"no session {point.session_id} in {shown_url(store)}; "
                             "`continuity list` shows the sessions"
                         )
             else:
                 inserted = store._write_one(_SAVE, (*row, body)).rowcount
-    except sqlite3.IntegrityError:
+    except store.driver_errors as exc:
+        if not store._is_unique_violation(exc):
+            raise
         raise DuplicateRecord(
-            f"recovery point {point.id} exists already in {store.url}; points are never "
+            f"recovery point {point.id} exists already in {shown_url(store)}; points are never "
             "overwritten, save under a new id"
         ) from None
     if inserted != 1:
         raise SessionNotFound(
-            f"no session {point.session_id} in {store.url}; `continuity list` shows the sessions"
+            f"no session {point.session_id} in {shown_url(store)}; "
+            "`continuity list` shows the sessions"
         )
     store._written_points.saved(point, body)
     if mark is not None:
@@ -169,12 +169,12 @@ def save_point(store: SqliteStore, point: RecoveryPoint) -> RecoveryPointInfo:
     )
 
 
-def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
+def load_point(store: SqlStore, point_id: str) -> RecoveryPoint:
     """See :meth:`~.base.Store.load_point`."""
     ids.validate_recovery_id(point_id)
     row = store._one(_ROW, point_id)
     if row is None:
-        raise RecoveryPointNotFound(f"no recovery point {point_id} in {store.url}")
+        raise RecoveryPointNotFound(f"no recovery point {point_id} in {shown_url(store)}")
     location = store._loc("points", point_id)
     doc = codec.load_compressed(row[3], location, store.sealer, "point", point_id)
     mark = JournalMark.take_from(doc, row[1])
@@ -204,7 +204,7 @@ def load_point(store: SqliteStore, point_id: str) -> RecoveryPoint:
 
 
 def _put_chunks(
-    conn: sqlite3.Connection, session_id: str, chunks: dict[str, bytes], sealer: Sealer | None
+    store: SqlStore, conn: SqlConnection, session_id: str, chunks: dict[str, bytes]
 ) -> None:
     """Store the chunks a point is about to refer to, unless stored intact already."""
     marks = ", ".join("?" * len(chunks))
@@ -219,15 +219,16 @@ def _put_chunks(
         held = stored.get(ref)
         owner = f"{session_id}/{ref}"
         if held is not None:
-            held = codec.open_blob(bytes(held), sealer, "chunk", owner, owner)
+            held = codec.open_blob(bytes(held), store.sealer, "chunk", owner, owner)
         if held is None or not file_states.intact(ref, bytes(held)):
             # A damaged one is replaced whole.
             conn.execute(
-                _PUT_CHUNK, (session_id, ref, codec.seal_blob(data, sealer, "chunk", owner))
+                store.upserts["file_states"],
+                (session_id, ref, codec.seal_blob(data, store.sealer, "chunk", owner)),
             )
 
 
-def _collect_chunks(conn: sqlite3.Connection, session_id: str, sealer: Sealer | None) -> None:
+def _collect_chunks(conn: SqlConnection, session_id: str, sealer: Sealer | None) -> None:
     """Delete the chunks no point of the session refers to any more (inside a write)."""
     rows = conn.execute("SELECT hash FROM file_states WHERE session_id = ?", (session_id,))
     stored = [row[0] for row in rows]
@@ -250,13 +251,13 @@ def _collect_chunks(conn: sqlite3.Connection, session_id: str, sealer: Sealer | 
     )
 
 
-def list_points(store: SqliteStore, session_id: str) -> list[RecoveryPointInfo]:
+def list_points(store: SqlStore, session_id: str) -> list[RecoveryPointInfo]:
     """See :meth:`~.base.Store.list_points`."""
     return _listing(store, session_id, None)[0]
 
 
 def _listing(
-    store: SqliteStore, session_id: str, check: str | None
+    store: SqlStore, session_id: str, check: str | None
 ) -> tuple[list[RecoveryPointInfo], bytes | None]:
     """The session's points, oldest first, and the body of point ``check`` if listed."""
     ids.validate_session_id(session_id)
@@ -264,7 +265,7 @@ def _listing(
     rows = store._all(_LIST, session_id, low, low[:-1] + ".", check)
     infos = []
     body = None
-    prefix = f"{store.path}:points/"
+    prefix = f"{store.where}:points/"
     for point_id, seq, created, trigger, data in rows:
         location = prefix + str(point_id)
         try:
@@ -286,7 +287,7 @@ def _listing(
     return sorted(infos, key=lambda i: (i.seq, i.created, i.id)), body
 
 
-def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> list[str]:
+def prune_points(store: SqlStore, session_id: str, keep_automatic: int) -> list[str]:
     """See :meth:`~.base.Store.prune_points`."""
     # Deciding outside the write lock is safe: other writers only add points,
     # which this pruning does not touch, or prune too. The newest valid point
@@ -313,7 +314,7 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
     # A session without chunks (most: small code contexts stay in the points) is
     # pruned in one statement. A chunk stored after this look belongs to a point
     # saved after it, which this pruning keeps.
-    with _unsynced(store):
+    with store._unsynced():
         if store._one(_ANY_CHUNK, session_id) is None:
             store._write_one(delete, doomed)
         else:
@@ -321,28 +322,3 @@ def prune_points(store: SqliteStore, session_id: str, keep_automatic: int) -> li
                 conn.execute(delete, doomed)
                 _collect_chunks(conn, session_id, store.sealer)
     return doomed
-
-
-@contextmanager
-def _unsynced(store: SqliteStore, when: bool = True) -> Iterator[None]:
-    """Commit without an fsync of its own (``synchronous=NORMAL``) in sync mode.
-
-    The commit is in the WAL when it returns (it survives ``kill -9``); the next
-    synced commit, or a WAL checkpoint, makes it survive power loss too.
-    """
-    if not (when and store.durability == "sync"):
-        yield
-        return
-    conn = store._connection()
-    conn.execute("PRAGMA synchronous = NORMAL")
-    try:
-        yield
-    finally:
-        try:
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error:
-            # Never keep a connection that would acknowledge appends without an
-            # fsync: this thread's next call opens a fresh one.
-            store._local.held = None
-            with suppress(sqlite3.Error):
-                conn.close()

@@ -1,6 +1,6 @@
-"""``verify`` for the SQLite store: check every row, and with ``repair`` mend what is derivable.
+"""``verify`` for the SQL stores: check every row, and with ``repair`` mend what is derivable.
 
-This module is the maintenance half of :class:`~.sqlite.SqliteStore` and uses
+This module is the maintenance half of :class:`~.store.SqlStore` and uses
 its internals on purpose. Repair never deletes the only copy of anything:
 damaged bytes are first copied to the ``quarantine`` table. The registry is
 rebuilt from the journals, a damaged lease is resealed so that fencing still
@@ -11,40 +11,39 @@ repaired store verifies clean and the loss stays on record.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from agent_continuity import ids
 from agent_continuity.errors import CorruptRecord, InvalidIdentifier, KeyUnavailable
 from agent_continuity.model import Damage, EventKind, Lease, SessionRecord, utc_now
 
-from . import codec
-from .base import VerifyReport
-from .index import derive_record, missing_journal_detail
-from .sqlite_schema import DOCUMENTS, INSERT_EVENT, JOURNAL
-from .tombstones import Lost, lost_numbers, tombstone, tombstones
+from .. import codec
+from ..base import VerifyReport
+from ..index import derive_record, missing_journal_detail
+from ..tombstones import Lost, lost_numbers, tombstone, tombstones
+from .statements import DOCUMENTS, INSERT_EVENT, JOURNAL
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from .connection import SqlConnection
+    from .store import SqlStore
 
 
-def verify_store(store: SqliteStore, *, repair: bool) -> VerifyReport:
+def verify_store(store: SqlStore, *, repair: bool) -> VerifyReport:
     """Check (and with ``repair``, mend) every row; see :meth:`~.base.Store.verify`."""
     report = VerifyReport()
     conn = store._connection()
     try:
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            report.damage.extend(damage_at(str(store.path), "integrity", p) for p in problems)
+        problems = store._integrity_problems(conn)
+        if problems:
+            report.damage.extend(damage_at(str(store.where), "integrity", p) for p in problems)
         journals, misfiled = _check_journals(store, conn, report)
         damaged, rebuild, mend = _check_rows(store, conn, journals, report)
-    except (sqlite3.DatabaseError, CorruptRecord) as exc:
-        # SQLite cannot read its own pages: no row-level repair is safe.
-        detail = (
-            f"{exc}; restore {store.path} from a backup, or salvage what is readable "
-            f"with `sqlite3 {store.path} .recover`"
-        )
-        report.damage.append(damage_at(str(store.path), "integrity", detail))
+    except Exception as exc:
+        if not isinstance(exc, (*store.driver_errors, CorruptRecord)):
+            raise
+        # The database cannot read its own pages: no row-level repair is safe.
+        detail = f"{exc}; {store._salvage_advice()}"
+        report.damage.append(damage_at(str(store.where), "integrity", detail))
         return report
     lost = lost_journals(store, conn, journals)
     if repair and (damaged or rebuild or mend or misfiled or lost):
@@ -64,7 +63,7 @@ def verify_store(store: SqliteStore, *, repair: bool) -> VerifyReport:
 
 
 def _check_journals(
-    store: SqliteStore, conn: sqlite3.Connection, report: VerifyReport
+    store: SqlStore, conn: SqlConnection, report: VerifyReport
 ) -> tuple[set[str], list[tuple[int, str | None, str | None]]]:
     """Check each journal key against the session its first event names.
 
@@ -92,8 +91,8 @@ def _check_journals(
 
 
 def _relink(
-    store: SqliteStore,
-    conn: sqlite3.Connection,
+    store: SqlStore,
+    conn: SqlConnection,
     misfiled: list[tuple[int, str | None, str | None]],
     report: VerifyReport,
 ) -> None:
@@ -107,12 +106,12 @@ def _relink(
             reason = f"journal {key} was filed under this id; its first event is {named}"
             kept = keep(store, conn, "journals", str(key), reason, stored.encode())
             report.quarantined.append(kept)
-        conn.execute("INSERT OR REPLACE INTO journals (id, session_id) VALUES (?, ?)", (key, named))
+        conn.execute(store.upserts["journals"], (key, named))
         report.repaired.append(f"{store._loc('journals', key)}: filed under {named}")
 
 
 def _check_rows(
-    store: SqliteStore, conn: sqlite3.Connection, journals: set[str], report: VerifyReport
+    store: SqlStore, conn: SqlConnection, journals: set[str], report: VerifyReport
 ) -> tuple[list[tuple[str, tuple[object, ...], Damage]], set[str], set[str]]:
     """Check every row; return the damaged rows (table, key, damage), the
     sessions whose registry entry must be rebuilt from the journal, and
@@ -169,19 +168,20 @@ def _check_rows(
 
 
 def keep(
-    store: SqliteStore, conn: sqlite3.Connection, source: str, key: str, reason: str, data: bytes
+    store: SqlStore, conn: SqlConnection, source: str, key: str, reason: str, data: bytes
 ) -> str:
     """Copy damaged bytes to the quarantine table; returns where they are now."""
-    cursor = conn.execute(
+    key_made = store._insert_id(
+        conn,
         "INSERT INTO quarantine (source, key, found, reason, data) VALUES (?, ?, ?, ?, ?)",
         (source, key, utc_now().isoformat(), reason, data),
     )
-    return store._loc("quarantine", cursor.lastrowid)
+    return store._loc("quarantine", key_made)
 
 
 def _quarantine(
-    store: SqliteStore,
-    conn: sqlite3.Connection,
+    store: SqlStore,
+    conn: SqlConnection,
     damaged: list[tuple[str, tuple[object, ...], Damage]],
     report: VerifyReport,
 ) -> dict[str, Lost]:
@@ -214,7 +214,7 @@ def _quarantine(
 
 
 def _close_gaps(
-    store: SqliteStore, conn: sqlite3.Connection, session_id: str, kept: Lost, report: VerifyReport
+    store: SqlStore, conn: SqlConnection, session_id: str, kept: Lost, report: VerifyReport
 ) -> None:
     """Put a tombstone at every number the journal lost (damaged rows already quarantined)."""
     read = store.read_events(session_id)
@@ -234,7 +234,7 @@ def _close_gaps(
         )
 
 
-def lost_journals(store: SqliteStore, conn: sqlite3.Connection, journals: set[str]) -> list[str]:
+def lost_journals(store: SqlStore, conn: SqlConnection, journals: set[str]) -> list[str]:
     """The sessions known to a registry row or a recovery point whose journal is gone."""
     known = {str(r[0]) for r in conn.execute("SELECT id FROM sessions")}
     known |= {str(r[0]) for r in conn.execute("SELECT DISTINCT session_id FROM points")}
@@ -242,7 +242,7 @@ def lost_journals(store: SqliteStore, conn: sqlite3.Connection, journals: set[st
 
 
 def _rebuild_journal(
-    store: SqliteStore, conn: sqlite3.Connection, session_id: str, report: VerifyReport
+    store: SqlStore, conn: SqlConnection, session_id: str, report: VerifyReport
 ) -> None:
     """Write a lost journal again: a tombstone at every number another record saw.
 
@@ -278,9 +278,9 @@ def _rebuild_journal(
     if conn.execute("SELECT 1 FROM events WHERE journal = ?", (journal,)).fetchone():
         return  # a misfiled journal, filed under this session again just now
     if journal is None:
-        journal = conn.execute(
-            "INSERT INTO journals (session_id) VALUES (?)", (session_id,)
-        ).lastrowid
+        journal = store._insert_id(
+            conn, "INSERT INTO journals (session_id) VALUES (?)", (session_id,)
+        )
     stones = [
         tombstone(seq, reason="missing", quarantine=None, at=at, repaired_at=now)
         for seq in range(1, seen + 1)
@@ -296,7 +296,7 @@ def _rebuild_journal(
     )
 
 
-def _reseal_lease(store: SqliteStore, conn: sqlite3.Connection, session_id: str) -> None:
+def _reseal_lease(store: SqlStore, conn: SqlConnection, session_id: str) -> None:
     """Replace a damaged lease by an expired one that keeps the highest token seen,
     so the next writer still fences out every earlier one."""
     token = store._one("SELECT token FROM leases WHERE session_id = ?", session_id)[0]
@@ -315,9 +315,7 @@ def _reseal_lease(store: SqliteStore, conn: sqlite3.Connection, session_id: str)
     store._put_lease(conn, sealed)
 
 
-def _rebuild(
-    store: SqliteStore, conn: sqlite3.Connection, session_id: str, report: VerifyReport
-) -> None:
+def _rebuild(store: SqlStore, conn: SqlConnection, session_id: str, report: VerifyReport) -> None:
     """Rebuild a registry entry from the newest valid point and the journal after it."""
     try:
         record = derive_record(store, session_id)
