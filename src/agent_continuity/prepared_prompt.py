@@ -131,6 +131,7 @@ def prepare_recovery_prompt(rt: Runtime, session_id: str) -> dict[str, Any] | No
         continuation_id=result.continuation_id,
         mode=result.mode,
         build=describe_build(result.code_context),
+        predicted=result.predicted_context,
     )
     if fill_template(template or DEFAULT_TEMPLATE, content, settings.prompt_budget_chars) != (
         result.prompt
