@@ -146,7 +146,8 @@ def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
         "hook PreToolUse",
         "hook PostToolUse",
         "hook Stop",
-        "hook SessionStart, injecting a recovery",
+        "hook SessionStart, injecting a recovery (killed mid tool call)",
+        "hook SessionStart, injecting, full path",
         "continuity message",
     ):
         assert f"| {row}" in table, row
