@@ -6,7 +6,11 @@ one is a whole process start. This runs the real hook command (what
 claude``) with the JSON Claude Code sends, in a temporary git project, and
 prints the median and 90th percentile of each against its target: 60 ms for
 a recording hook, 250 ms for a SessionStart that finds an interrupted
-session and injects its recovery. ``continuity message`` (the command a
+session and injects its recovery. That one is measured as it happens: an
+agent works a turn (the background ingester writes and prepares it), starts
+another, and is killed in a tool call, so a prompt and the call are in the
+spool only. The full path (a dead agent's session never ingested, nothing
+prepared) is shown for comparison. ``continuity message`` (the command a
 wrapper would call instead) is shown for comparison.
 
     python benchmarks/hooks.py              # 30 runs of each
@@ -30,7 +34,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent_continuity.hooks import spool
 from agent_continuity.hooks.ingest import ingest_project
+from agent_continuity.hooks.prepared import prepared_file
 from agent_continuity.hooks.settings import hook_command
 
 # The command `continuity hooks install claude` writes into .claude/settings.json.
@@ -39,12 +45,16 @@ RECORDING_TARGET_MS = 60.0
 START_TARGET_MS = 250.0
 
 
-def _timed(command: list[str], stdin: bytes, env: dict[str, str], cwd: Path) -> float:
+def _timed(
+    command: list[str], stdin: bytes, env: dict[str, str], cwd: Path, injects: bool
+) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, input=stdin, env=env, cwd=cwd, capture_output=True, check=False)
     elapsed = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise SystemExit(f"{command} failed: {done.stderr.decode()[-2000:]}")
+    if injects and b"Session Recovery" not in done.stdout:
+        raise SystemExit(f"{command} injected no recovery: {done.stdout.decode()[-2000:]}")
     return elapsed
 
 
@@ -57,6 +67,55 @@ def _settled(root: Path) -> None:
 def _payload(event: str, session: str, root: Path, **extra: object) -> bytes:
     data = {"session_id": session, "cwd": str(root), "hook_event_name": event, **extra}
     return json.dumps(data).encode()
+
+
+# An "agent": runs the hook for each JSON input line it reads, answers with its output.
+_AGENT = """
+import subprocess, sys
+for line in sys.stdin:
+    done = subprocess.run(sys.argv[1:], input=line.encode(), capture_output=True)
+    print(done.stdout.decode().strip(), flush=True)
+"""
+
+
+class _Agent:
+    """A live agent process (its pid holds the session's lease) running hooks on demand."""
+
+    def __init__(self, root: Path, env: dict[str, str], session: str) -> None:
+        self.root, self.session = root, session
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _AGENT, *HOOK],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=root,
+        )
+
+    def hook(self, event: str, **extra: object) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(_payload(event, self.session, self.root, **extra).decode() + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline()
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no SessionEnd
+        self.process.wait()
+
+
+def _prepared(root: Path, agent_session: str) -> None:
+    """Wait for the background ingester to write the agent's turn and prepare its prompt."""
+    path = spool.spool_file(str(root), "claude", agent_session)
+    deadline = time.monotonic() + 60
+    while True:
+        ours = spool.mapped_session("claude", agent_session)
+        written = spool.done_offset(path) == os.path.getsize(path)
+        if ours and written and os.path.exists(prepared_file(root, ours)):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the ingester did not prepare {agent_session}'s prompt")
+        time.sleep(0.02)
+    ingest_project(root)  # waits for the ingester's lock
 
 
 def measure(runs: int) -> list[tuple[str, list[float], float | None]]:
@@ -87,7 +146,8 @@ def measure(runs: int) -> list[tuple[str, list[float], float | None]]:
             times = []
             for i in range(runs):
                 command, stdin = make(i)
-                times.append(_timed(command, stdin, env, root))
+                injects = name.startswith("hook SessionStart, injecting")
+                times.append(_timed(command, stdin, env, root, injects))
                 _settled(root)
             rows.append((name, times, target))
 
@@ -123,16 +183,45 @@ def measure(runs: int) -> list[tuple[str, list[float], float | None]]:
             START_TARGET_MS,
         )
 
-        def interrupted_then_start(i: int) -> tuple[list[str], bytes]:
-            # An agent that dies without SessionEnd: its session is interrupted,
-            # and the next SessionStart finds it and injects the recovery.
-            # The hook's parent, the "agent", is a Python process that exits at once.
-            stdin = _payload("UserPromptSubmit", f"dead{i}", root, prompt="fix the bug")
-            agent = f"import subprocess; subprocess.run({HOOK!r}, input={stdin!r}, check=True)"
-            subprocess.run([sys.executable, "-c", agent], env=env, cwd=root, check=True)
+        def killed_mid_tool_call_then_start(i: int) -> tuple[list[str], bytes]:
+            # What a killed Claude Code leaves: a turn the background ingester
+            # wrote and prepared, then a prompt and a tool call in the spool only.
+            agent = _Agent(root, env, f"dead{i}")
+            try:
+                agent.hook("SessionStart", source="startup")
+                agent.hook("UserPromptSubmit", prompt="Fix the flaky payment test")
+                tool = {"tool_name": "Bash", "tool_input": {"command": "pytest -x"}}
+                agent.hook("PreToolUse", tool_use_id=f"a{i}", **tool)
+                agent.hook("PostToolUse", tool_use_id=f"a{i}", tool_response="1 failed", **tool)
+                agent.hook("Stop", last_assistant_message="The retry test depends on wall time.")
+                _prepared(root, f"dead{i}")
+                agent.hook("UserPromptSubmit", prompt="Run it in a loop until it fails")
+                slow = {"tool_name": "Bash", "tool_input": {"command": "sleep 30"}}
+                agent.hook("PreToolUse", tool_use_id=f"b{i}", **slow)
+            finally:
+                agent.kill()
             return HOOK, _payload("SessionStart", f"new{i}", root, source="startup")
 
-        series("hook SessionStart, injecting a recovery", interrupted_then_start, START_TARGET_MS)
+        series(
+            "hook SessionStart, injecting a recovery (killed mid tool call)",
+            killed_mid_tool_call_then_start,
+            START_TARGET_MS,
+        )
+
+        def interrupted_then_start(i: int) -> tuple[list[str], bytes]:
+            # A dead agent whose only record, a prompt, was never ingested: no
+            # session, nothing prepared, so the hook takes the full path.
+            # The hook's parent, the "agent", is a Python process that exits at once.
+            stdin = _payload("UserPromptSubmit", f"lost{i}", root, prompt="fix the bug")
+            agent = f"import subprocess; subprocess.run({HOOK!r}, input={stdin!r}, check=True)"
+            subprocess.run([sys.executable, "-c", agent], env=env, cwd=root, check=True)
+            return HOOK, _payload("SessionStart", f"newer{i}", root, source="startup")
+
+        series(
+            "hook SessionStart, injecting, full path (nothing prepared)",
+            interrupted_then_start,
+            None,
+        )
         message = [sys.executable, "-m", "agent_continuity.cli", "message", "--role", "user", "hi"]
         subprocess.run(
             [sys.executable, "-m", "agent_continuity.cli", "start"],

@@ -8,13 +8,19 @@ only after the append is durable (``durability="sync"``). Printed, per store:
   through the library (``LiveSession.add_message``), no HTTP;
 * ``in-process UserSessions.message``: the service's own path (ownership
   check, lease, append, registry entry), 16 threads, no HTTP;
-* ``HTTP POST /messages``: 16 clients against one ``continuity serve``.
+* ``HTTP POST /messages``: 16 clients against one ``continuity serve``;
+  on PostgreSQL also with ``--workers 2`` (two processes, each its own pool).
 
 Usage::
 
     python benchmarks/service_load.py                     # SQLite, 16 clients x 200 messages
     python benchmarks/service_load.py --messages 20       # quicker
-    python benchmarks/service_load.py --store postgresql://...   # more rows, once that store lands
+    python benchmarks/service_load.py --postgres          # also PostgreSQL (SERVICE_LOAD.md)
+    python benchmarks/service_load.py --store postgresql://...   # an existing (empty) database
+
+``--postgres`` starts its own PostgreSQL (``fsync`` on, loopback TCP) like
+``benchmarks/postgres.py`` does, gives each row a database of its own, and
+stops it by its pid at the end.
 
 Nothing is left behind: everything runs in a temporary folder.
 """
@@ -37,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,6 +71,8 @@ class Result:
             f"| {rate:>10.0f} | {p50:>8.2f} | {p99:>8.2f} |"
         )
 
+
+PATHS = ("library", "service", "http")
 
 HEADER = (
     "| store    | path                               | clients | messages | messages/s "
@@ -126,7 +135,12 @@ def in_process(url: str, root: Path, clients: int, messages: int, service_path: 
             session.end()
     mgr.close()
     name = "in-process UserSessions.message" if service_path else "in-process add_message"
-    return Result(url.split(":")[0], name, clients, clients * messages, elapsed, latencies)
+    return Result(_label(url), name, clients, clients * messages, elapsed, latencies)
+
+
+def _label(url: str) -> str:
+    scheme = url.split(":")[0]
+    return "postgres" if scheme.startswith("postgres") else scheme
 
 
 def _free_port() -> int:
@@ -136,8 +150,8 @@ def _free_port() -> int:
         return port
 
 
-def over_http(url: str, root: Path, clients: int, messages: int) -> Result:
-    """16 clients against one ``continuity serve``, each posting to its own session."""
+def over_http(url: str, root: Path, clients: int, messages: int, workers: int = 1) -> Result:
+    """16 clients against one ``continuity serve`` (``workers`` processes), each its own session."""
     env = {
         **os.environ,
         "CONTINUITY_BROWSER_LEASE_TTL": "3600",
@@ -157,7 +171,11 @@ def over_http(url: str, root: Path, clients: int, messages: int) -> Result:
     port = _free_port()
     log = (root / "serve.log").open("wb")
     server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)], cwd=root, env=env, stdout=log, stderr=log
+        [*cli, "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -194,9 +212,8 @@ def over_http(url: str, root: Path, clients: int, messages: int) -> Result:
         os.kill(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
-    return Result(
-        url.split(":")[0], "HTTP POST /messages", clients, clients * messages, elapsed, latencies
-    )
+    name = "HTTP POST /messages" + (f" ({workers} workers)" if workers > 1 else "")
+    return Result(_label(url), name, clients, clients * messages, elapsed, latencies)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,19 +224,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--store", action="append", default=[], help="store URL (repeatable; default: SQLite)"
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also PostgreSQL, on a throwaway server the benchmark starts and stops",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="continuity-load-"))
+    server: Any = None
     try:
         rows = []
         stores = args.store or [f"sqlite:///{work / 'service.db'}"]
+        if args.postgres:
+            from agent_continuity.testing.postgres import PostgresServer
+
+            server = PostgresServer(durable=True)
+            stores.append(server.url())
         for number, url in enumerate(stores):
-            for path in ("library", "service", "http"):
+            shared = url.startswith(("postgresql:", "postgres:"))
+            paths = ("library", "service", "http", "http-2") if shared else PATHS
+            for path in paths:
                 root = work / f"{number}-{path}"
                 (root / ".git").mkdir(parents=True)
                 # A fresh database per row, so that no row pays for another's sessions.
-                fresh = url.replace("service.db", f"{number}-{path}.db")
-                if path == "http":
-                    rows.append(over_http(fresh, root, args.clients, args.messages))
+                if server is not None and url == server.url():
+                    fresh = server.new_database(empty=True)
+                else:
+                    fresh = url.replace("service.db", f"{number}-{path}.db")
+                if path.startswith("http"):
+                    workers = 2 if path == "http-2" else 1
+                    rows.append(over_http(fresh, root, args.clients, args.messages, workers))
                 else:
                     rows.append(
                         in_process(fresh, root, args.clients, args.messages, path == "service")
@@ -230,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             print(row.line())
     finally:
+        if server is not None:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -124,13 +124,18 @@ def test_analytics_benchmark_builds_both_stores_and_times_the_command(tmp_path: 
 
 @pytest.mark.slow
 def test_service_load_benchmark_prints_its_three_rows() -> None:
-    table = _script("benchmarks/service_load.py", "--clients", "2", "--messages", "3")
+    table = _script("benchmarks/service_load.py", "--clients", "2", "--messages", "3", "--postgres")
     for path in (
         "in-process add_message",
         "in-process UserSessions.message",
         "HTTP POST /messages",
     ):
         assert any(path in line and line.startswith("| sqlite") for line in table.splitlines())
+        assert any(path in line and line.startswith("| postgres") for line in table.splitlines())
+    assert any(
+        "HTTP POST /messages (2 workers)" in line and line.startswith("| postgres")
+        for line in table.splitlines()
+    )
 
 
 def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
@@ -141,7 +146,8 @@ def test_the_hooks_benchmark_prints_each_hook_beside_python() -> None:
         "hook PreToolUse",
         "hook PostToolUse",
         "hook Stop",
-        "hook SessionStart, injecting a recovery",
+        "hook SessionStart, injecting a recovery (killed mid tool call)",
+        "hook SessionStart, injecting, full path",
         "continuity message",
     ):
         assert f"| {row}" in table, row

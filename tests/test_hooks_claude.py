@@ -8,11 +8,16 @@ the fake Messages API (tests/coding_agents/), with the hooks installed by
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent_continuity import SessionManager
+from agent_continuity.hooks.ingest import take_lock
+from agent_continuity.hooks.prepared import quick_prompt
 from coding_agents.claude_code import kill_hard, wait_for
 from coding_agents.fake_anthropic import request_text
 from coding_agents.fixtures import ClaudeProject
@@ -30,6 +35,13 @@ def _drained(project: ClaudeProject) -> None:
         return True
 
     wait_for(done, 60, "the hooks' spool to be ingested")
+
+
+def _lock_free(root: Path) -> bool:
+    fd = take_lock(root, 0.0)
+    if fd is not None:
+        os.close(fd)
+    return fd is not None
 
 
 def _spooled(project: ClaudeProject, event: str) -> bool:
@@ -152,3 +164,39 @@ def test_the_transcripts_of_real_runs_are_kept_for_the_importer(
     kinds = {line.get("type") for line in lines}
     assert {"user", "assistant"} <= kinds
     assert any("notes.txt" in json.dumps(line) for line in lines)
+
+
+def test_a_killed_run_is_recovered_by_the_fast_session_start(
+    claude_project: ClaudeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nobody looks between the kill and the next run: its SessionStart finds the
+    # dead agent's session and prints the prompt prepared when the session was
+    # first written, plus the prompt and the tool call still in the spool.
+    api = claude_project.api
+    agent = claude_project.claude.start("Speed up the invoice export\nRUN: echo go && sleep 30")
+    try:
+        wait_for(lambda: len(api.message_requests()) >= 1, 60, "the first model request")
+        wait_for(lambda: _spooled(claude_project, "PreToolUse"), 60, "the tool call to start")
+        time.sleep(0.5)
+    finally:
+        kill_hard(agent)
+    for name, value in claude_project.env().items():
+        monkeypatch.setenv(name, value)
+    # Ingesters the dead agent's hooks started have finished (the hook would wait for them).
+    wait_for(lambda: _lock_free(claude_project.root), 60, "the ingesters to finish")
+    fast = quick_prompt("claude", "a-new-agent-session", claude_project.root)
+    assert fast is not None  # what the next SessionStart prints, without the model
+    old, prompt = fast
+    assert "Speed up the invoice export" in prompt and "never returned" in prompt
+    before = len(api.message_requests())
+    claude_project.claude.run("hello again")
+    sent = request_text(api.message_requests()[before])
+    assert all(line in sent for line in prompt.splitlines() if line.strip())
+    _drained(claude_project)
+    listed = {s["id"]: s for s in _sessions(claude_project)}
+    assert listed[old]["status"] != "active"
+    new = next(s for s in listed.values() if s["id"] != old)
+    with SessionManager(project_dir=claude_project.root) as mgr:
+        assert mgr.get(new["id"]).recovered_from == old
+        kinds = [e.kind.value for e in mgr.events(old)]
+    assert "tool-call" in kinds  # the spooled call was written behind the hook

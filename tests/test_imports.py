@@ -248,6 +248,8 @@ FACADE = {
     "emergency",
     # issue 12: coding agents' transcripts (`continuity import`)
     "import_transcripts",
+    # issue 12: the recovery prompt prepared for the SessionStart hook's fast path
+    "prepare_recovery_prompt",
     # the manager itself
     "close",
     # read-only properties

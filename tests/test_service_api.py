@@ -439,3 +439,32 @@ def test_the_first_user_is_named_after_the_login_made_fit_for_a_user_name(
 def test_the_static_files_stay_in_their_folder(served: Served, path: str) -> None:
     answer = httpx.get(served.url + path)
     assert answer.status_code == 404 and "build_app" not in answer.text
+
+
+def test_a_secret_posted_over_http_is_stored_redacted(served: Served, alice: httpx.Client) -> None:
+    key = "AKIA" + "Q3EGRX7W2ZK5N4TB"
+    sid = start(alice)
+    said = alice.post(
+        f"/api/sessions/{sid}/messages",
+        json={"role": "user", "text": f"deploy with aws_access_key_id={key} please"},
+    )
+    assert said.status_code == 200, said.text
+    updated = alice.post(
+        f"/api/sessions/{sid}/update",
+        json={
+            "decisions": [f"use the key {key} for staging"],
+            "notes": [f"key: {key}"],
+            "tasks": [{"id": "T9", "title": f"rotate {key}"}],
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    assert alice.post(f"/api/sessions/{sid}/save", json={}).status_code == 200
+    shown = alice.get(f"/api/sessions/{sid}")
+    assert key not in shown.text and key not in updated.text
+    assert "[REDACTED:aws-access-key]" in shown.json()["conversation"][0]["text"]
+    assert "[REDACTED:aws-access-key]" in json.dumps(shown.json()["tasks"])
+    stored = b"".join(
+        path.read_bytes() for path in (served.root / "projectDocs" / "tracking").glob("service.db*")
+    )
+    assert b"[REDACTED:aws-access-key]" in stored
+    assert key.encode() not in stored

@@ -31,6 +31,7 @@ __all__ = [
     "ImportReport",
     "KeyReport",
     "LiveSession",
+    "PromptDraft",
     "RecoveryPoint",
     "RecoveryResult",
     "ResumeTaskResult",
@@ -46,6 +47,7 @@ __all__ = [
     "load_config",
     "manage_keys",
     "open_store",
+    "project_fingerprint",
     "replies",
     "resolve_store_url",
     "run_demo",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from agent_continuity.listing import listed_sessions
     from agent_continuity.live import LiveSession
     from agent_continuity.model import AgentInfo, Event, EventKind, RecoveryPoint, SessionRecord
+    from agent_continuity.prepared_prompt import PromptDraft, project_fingerprint
     from agent_continuity.recovery import EmergencyResult, RecoveryResult, ResumeTaskResult
     from agent_continuity.restore import STAGES as RECOVERY_STAGES
     from agent_continuity.runner import RunOutcome
@@ -101,6 +104,8 @@ _WHERE = {
     "load_config": ("agent_continuity.config", "load_config"),
     "manage_keys": ("agent_continuity.storage.encryption", "manage_keys"),
     "open_store": ("agent_continuity.storage", "open_store"),
+    "PromptDraft": ("agent_continuity.prepared_prompt", "PromptDraft"),
+    "project_fingerprint": ("agent_continuity.prepared_prompt", "project_fingerprint"),
     "replies": ("agent_continuity.replies", ""),  # the module itself: each command's reply
     "resolve_store_url": ("agent_continuity.config", "resolve_store_url"),
     "run_demo": ("agent_continuity.demo", "run_demo"),

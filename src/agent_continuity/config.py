@@ -92,7 +92,8 @@ class Config:
             went away normally (closed, reloaded, navigated off), for a page to
             claim it back (a reload) before it ends as ``completed``.
         users_file: Where ``continuity users`` keeps the service's users (hashed
-            tokens); empty: beside the store (see :mod:`~agent_continuity.users`).
+            tokens); empty: beside the store, or in the database of a
+            ``postgresql://`` store (see :mod:`~agent_continuity.users`).
         build_command: Shell command whose exit status is the build status (optional);
             run in the background on project-state saves.
         build_timeout: Seconds before the build command counts as timed out.

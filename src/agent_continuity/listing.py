@@ -202,6 +202,7 @@ def listed_sessions(
     now: datetime,
     status: str | None = None,
     user: str | None = None,
+    gone: set[str] | None = None,
 ) -> list[dict[str, Any]] | None:
     """What ``continuity list --json`` prints under ``"sessions"``, or None to take the full path.
 
@@ -211,12 +212,14 @@ def listed_sessions(
         now: The time owners' leases are judged at.
         status: Only sessions with this status.
         user: Only this user's sessions.
+        gone: If given, active sessions whose owner is gone are added to it (and
+            listed as the registry has them, active) instead of answering None.
     """
     root = files_store_root(store_url, project_root)
     if root is None or (root / "encryption.json").exists():
         return None  # an encrypted store's registry opens only with its key: the full path
     try:
-        return _listed(root, now, status, user)
+        return _listed(root, now, status, user, gone)
     except Exception:  # any surprise at all: the full path knows what to say
         return None
 
@@ -230,7 +233,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _listed(
-    root: Path, now: datetime, status: str | None, user: str | None
+    root: Path, now: datetime, status: str | None, user: str | None, gone: set[str] | None = None
 ) -> list[dict[str, Any]] | None:
     sessions, journals = root / "sessions", root / "snapshots" / "conversation-history"
     # What opening the files store would create (storage/files_layout.py).
@@ -283,7 +286,9 @@ def _listed(
         if lease is None or wire_form(lease, LEASE) is REFUSED:
             return None
         if holder_gone(_when(lease["expires"]), lease["pid"], lease["host"], now):
-            return None  # the full path marks it interrupted
+            if gone is None:
+                return None  # the full path marks it interrupted
+            gone.add(session_id)
     listed = [
         record
         for record in records.values()

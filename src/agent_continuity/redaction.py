@@ -25,10 +25,12 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_continuity.errors import ConfigError, InvalidInput
-from agent_continuity.model import EventDraft
+
+if TYPE_CHECKING:  # the SessionStart hook redacts without importing the model
+    from agent_continuity.model import EventDraft
 
 PLACEHOLDER = "[REDACTED:{}]"
 # No secret the rules know is shorter (`pwd=abcd`); shorter text is not looked at.

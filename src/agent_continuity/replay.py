@@ -57,6 +57,7 @@ from agent_continuity.model import (
     ToolCall,
     Trigger,
 )
+from agent_continuity.prompt_text import clip
 
 RECENT_MESSAGES = 20
 #: A point refers to the journal for the recent messages of (at most) its last
@@ -66,23 +67,6 @@ RECENT_MESSAGES = 20
 WINDOW_EVENTS = 256
 RECENT_ERRORS = 10
 MAX_ACTIVE_FILES = 50
-_ACTION_CHARS = 160
-
-
-def clip(text: str, limit: int = _ACTION_CHARS) -> str:
-    """``text`` with its runs of white space made one space, cut to ``limit`` with an ellipsis."""
-    text = str(text)
-    if len(text) > 4 * limit:
-        # A long message (an assistant's answer may be 100 KB) is only read as far
-        # as the clip needs: the words of a prefix, less the last one (which the
-        # cut may have split), are the start of the whole text's words; once they
-        # reach the limit the result is the same as splitting everything.
-        words = text[: 4 * limit].split()
-        start = " ".join(words[:-1])
-        if len(start) >= limit:
-            return start[: limit - 1] + "…"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass

@@ -711,6 +711,20 @@ class SessionManager:
 
         return analyse(self._rt, lifecycle.latest(self._rt, session_id), mode)
 
+    def prepare_recovery_prompt(self, session_id: str) -> dict[str, Any] | None:
+        """What :class:`~agent_continuity.PromptDraft` needs to print the session's prompt later.
+
+        Args:
+            session_id: An active session.
+
+        Returns:
+            A JSON object, or None when it cannot be prepared (see
+            :func:`agent_continuity.prepared_prompt.prepare_recovery_prompt`).
+        """
+        from agent_continuity.prepared_prompt import prepare_recovery_prompt
+
+        return prepare_recovery_prompt(self._rt, session_id)
+
     def resume_task(
         self, task_id: str, session_id: str | None = None, from_step: str | None = None
     ) -> ResumeTaskResult:

@@ -13,7 +13,8 @@ Each reply is the JSON-ready object of the matching command (``show --json``,
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent_continuity import replies
@@ -131,11 +132,18 @@ class UserSessions:
             raise _not_found(valid)
         return record
 
-    def _writing(self, session_id: str) -> threading.Lock:
-        # One write at a time per session in this process: each request loads
-        # the session, appends and writes its registry entry from what it loaded.
+    @contextmanager
+    def _writing(self, session_id: str) -> Iterator[None]:
+        # One write at a time per session: each request loads the session, appends
+        # and writes its registry entry from what it loaded. In this process a
+        # lock; across processes (``serve --workers N``) the store's lock of the
+        # session where it has one (PostgreSQL), or an older view's registry
+        # entry could land after a newer one's.
         with self._locks_guard:
-            return self._locks.setdefault(session_id, threading.Lock())
+            lock = self._locks.setdefault(session_id, threading.Lock())
+        shared = getattr(self._mgr.store, "session_lock", None)
+        with lock, shared(session_id) if shared is not None else nullcontext():
+            yield
 
     def _live(self, session_id: str) -> LiveSession:
         """A handle to write through, kept between requests (call with the write lock held).

@@ -92,7 +92,9 @@ def ingest_in_background(root: Path) -> None:
             if not held:
                 return
             with manager(root) as mgr:
-                ingest(mgr, root)
+                written: list[tuple[str, str]] = []
+                ingest(mgr, root, written)
+                _prepare(mgr, root, written)
 
 
 def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = LOCK_WAIT) -> int:
@@ -113,10 +115,24 @@ def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = 
             return ingest(own, root)
 
 
-def ingest(mgr: SessionManager, root: Path) -> int:
-    """Write every spooled record of the project (call it under :func:`project_lock`)."""
+def ingest(
+    mgr: SessionManager,
+    root: Path,
+    sessions: list[tuple[str, str]] | None = None,
+    skip: str | None = None,
+) -> int:
+    """Write every spooled record of the project (call it under :func:`project_lock`).
+
+    Args:
+        mgr: The project's manager.
+        root: The project.
+        sessions: If given, gets (spool file, our session id) of each spool file written.
+        skip: A spool file left for later (an agent session not mapped yet).
+    """
     written = 0
     for path in spool.spool_files(root):
+        if path == skip:
+            continue
         writer = _Writer(mgr)
         try:
             for number, end, entry in spool.pending(path):
@@ -133,8 +149,21 @@ def ingest(mgr: SessionManager, root: Path) -> int:
                         break
                 spool.mark_done(path, end)
         finally:
+            if sessions is not None and writer.session_id is not None:
+                sessions.append((path, writer.session_id))
             writer.close()
     return written
+
+
+def _prepare(mgr: SessionManager, root: Path, written: list[tuple[str, str]]) -> None:
+    """Prepare the recovery prompt of each session written (for a fast SessionStart)."""
+    from agent_continuity.hooks.prepared import prepare
+
+    for path, session_id in written:
+        try:
+            prepare(mgr, root, path, session_id)
+        except (ContinuityError, OSError) as exc:  # only the fast path is lost: say so
+            spool.log_error(f"preparing the recovery prompt of {session_id} failed: {exc!r}")
 
 
 class _Writer:
@@ -148,6 +177,11 @@ class _Writer:
     def close(self) -> None:
         """Forget the handle (nothing runs in this process for it)."""
         self._session = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the last record was written to, if any."""
+        return self._session.id if self._session is not None else None
 
     def apply(self, entry: dict[str, Any]) -> int:
         """Write one spooled record; 1 if it was written, 0 if not (and logged)."""
@@ -382,6 +416,14 @@ def session_start(agent: str, data: dict[str, Any], pid: int) -> Started:
         )
     handed = False
     try:
+        if fd is not None:
+            from agent_continuity.hooks.prepared import quick_prompt
+
+            quick = quick_prompt(agent, agent_session, root)
+            if quick is not None:  # printed without the model; the rest is left to finish_start
+                handed = True
+                finish = [str(root), quick[0], agent, agent_session, str(pid), str(fd)]
+                return Started(_output(quick[1]), finish=finish, lock_fd=fd)
         with manager(root) as mgr:
             if fd is not None:
                 ingest(mgr, root)
@@ -415,6 +457,11 @@ def finish_start(root: Path, old: str, agent: str, agent_session: str, pid: int,
     """
     try:
         with manager(root) as mgr:
+            # After a quick SessionStart, what the dead agent spooled is written
+            # and its session marked interrupted here (else both are done already).
+            # The new agent's own records wait until its session is mapped below.
+            ingest(mgr, root, skip=spool.spool_file(str(root), agent, agent_session))
+            mgr.detect_interruptions()
             result = mgr.start_recovered(old, owner_pid=pid)
             if result.new_session_id:
                 spool.map_session(agent, agent_session, result.new_session_id)

@@ -20,6 +20,7 @@ Layout, under :func:`state_dir`::
     spool/<project key>/<agent>-<agent session id>.jsonl     the records
     spool/<project key>/<agent>-<agent session id>.jsonl.done  bytes already ingested
     spool/<project key>/project                               the project's root folder
+    spool/<project key>/prepared/<session id>.json            its recovery prompt, prepared
     map/<agent>-<agent session id>                            our session id
     hooks.log                                                 errors, one JSON object a line
 """

@@ -97,6 +97,8 @@ def serve(
 
         uvicorn.run(build_app(service), host=host, port=port, log_level="warning")
         return
+    # Each worker opens the store afresh (its own pool): this process only supervises.
+    service.close()
     os.environ[ROOT_ENV] = str(root)
     os.environ["CONTINUITY_STORE"] = url
     uvicorn.run(

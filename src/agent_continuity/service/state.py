@@ -47,7 +47,9 @@ class Service:
         self.project_root = project_root
         self.config = config if config is not None else load_config(project_root, store=store)
         self.store_url = store_url(store or self.config.store, project_root)
-        self.users = UserRegistry.for_store(self.store_url, project_root, self.config.users_file)
+        self.users = UserRegistry.for_store(
+            self.store_url, project_root, self.config.users_file, store=lambda: self.store
+        )
         self.responder = responder if responder is not None else responder_from_env()
         self._clock = clock
         self._store: Store | None = None

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The advisory lock every write transaction holds: the store's write lock.
 WRITE_LOCK = 0x636F6E74696E7569  # "continui"
+#: The first key of the advisory locks of single sessions (``session_lock``).
+SESSION_LOCKS = 0x636F6E74  # "cont"
 
 _ID = 'TEXT COLLATE "C"'
 #: The text search configuration (and dictionary) of the search index.

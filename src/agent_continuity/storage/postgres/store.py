@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -353,6 +353,63 @@ class PostgresStore(SqlStore):
                 "INSERT INTO settings (name, doc) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
                 (schema.MARKER_ROW, data),
+            )
+
+    @contextmanager
+    def session_lock(self, session_id: str) -> Iterator[None]:
+        """Hold the lock of one session across processes and hosts for the block.
+
+        What ``continuity serve --workers N`` writes a session under, as one
+        process does under a thread lock: a registry entry written from an older
+        view never lands after a newer one's. A session-level advisory lock on
+        this thread's connection, which the block's store calls share; the
+        server releases it if the connection is lost.
+
+        Raises:
+            StoreUnavailable: If the lock was not granted within ``timeout``.
+        """
+        key = (schema.SESSION_LOCKS, session_id)
+        with self._scope:
+            conn = self._connection()
+            try:
+                conn.raw.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", key)
+            except self.driver_errors as exc:
+                raise self._translate(exc) from exc
+            try:
+                yield
+            finally:
+                try:
+                    conn.raw.execute("SELECT pg_advisory_unlock(%s::int, hashtext(%s))", key)
+                except self.driver_errors:
+                    with suppress(Exception):
+                        conn.raw.close()  # the server releases it with the connection
+
+    @translated
+    def load_setting(self, name: str) -> bytes | None:
+        """The document of the ``settings`` row ``name``, or None.
+
+        Settings are what every host serving the store must see alike (the
+        service's users, see :mod:`agent_continuity.users`); a file beside the
+        store would be seen by one host only.
+        """
+        row = self._one("SELECT CAST(doc AS BLOB) FROM settings WHERE name = ?", name)
+        return None if row is None else bytes(row[0])
+
+    @translated
+    def change_setting(self, name: str, change: Callable[[bytes | None], bytes]) -> None:
+        """Replace the ``settings`` row ``name`` with ``change(its document or None)``.
+
+        One transaction under the store's write lock: two hosts changing the
+        row at once never lose each other's change.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT CAST(doc AS BLOB) FROM settings WHERE name = ?", (name,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO settings (name, doc) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc",
+                (name, change(None if row is None else bytes(row[0]))),
             )
 
     def marker_location(self) -> str:

@@ -69,6 +69,7 @@ from .repair import keep, reason, verify_store
 from .statements import APPEND_AFTER, HEAD, INSERT_EVENT, JOURNAL, POINTS_OF, point_range
 
 _MAX_REMEMBERED = 10_000  # journals whose end a handle remembers
+_APPEND_TRIES = 50  # each lost race means another writer's event went in meanwhile
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -407,17 +408,28 @@ class SqlStore:
                 self._marks.appended(lease.session_id, known, last, [params[3]])
                 return [event]
             known = None  # the journal moved, or the lease did
-        with self._write() as conn:
-            token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
-            if token != lease.token:
-                leases.check_current(current_lease(self, lease.session_id)[0], lease)
-                location = self._loc("leases", lease.session_id)
-                raise CorruptRecord(
-                    f"{location}: the lease row disagrees with its document; "
-                    "run `continuity verify --repair`",
-                    location,
-                )
-            events, lines = self._append_in(conn, lease.session_id, journal, last or 0, drafts)
+        for attempt in range(_APPEND_TRIES):
+            try:
+                with self._write() as conn:
+                    token, journal, last = conn.execute(HEAD, (lease.session_id,)).fetchone()
+                    if token != lease.token:
+                        leases.check_current(current_lease(self, lease.session_id)[0], lease)
+                        location = self._loc("leases", lease.session_id)
+                        raise CorruptRecord(
+                            f"{location}: the lease row disagrees with its document; "
+                            "run `continuity verify --repair`",
+                            location,
+                        )
+                    events, lines = self._append_in(
+                        conn, lease.session_id, journal, last or 0, drafts
+                    )
+                break
+            except self.driver_errors as exc:
+                # Where the one-statement append does not wait for the write lock
+                # (PostgreSQL), another process's may take the number read above
+                # before this insert: nothing was written, so read the end again.
+                if not self._is_unique_violation(exc) or attempt == _APPEND_TRIES - 1:
+                    raise
         self._marks.appended(lease.session_id, known, last or 0, lines)
         return events
 
