@@ -96,19 +96,23 @@ class Ours:
         return folder_bytes(self.workdir) if self.durable else None
 
 
-class LangGraphSqlite:
-    """LangGraph ``StateGraph(MessagesState)`` checkpointed by ``SqliteSaver``."""
+class EchoGraph:
+    """Scenario 1's LangGraph graph, shared by every checkpointer the benchmarks time.
 
-    ours = False
-    name = "LangGraph SqliteSaver"
+    A one-node ``StateGraph(MessagesState)`` whose node returns the assistant
+    message of the turn (no model is called), invoked once per turn on one
+    thread. One definition, so that the savers compared differ only in the
+    checkpointer: a subclass builds the graph with :meth:`_echo_graph` and sets
+    ``self.app`` to it compiled with its own checkpointer.
+    """
 
-    def __init__(self, workdir: Path) -> None:
+    app: Any
+
+    def _echo_graph(self) -> Any:
+        """The graph, not compiled yet; sets the state :meth:`turn` uses."""
         from langchain_core.messages import AIMessage, HumanMessage
-        from langgraph.checkpoint.sqlite import SqliteSaver
         from langgraph.graph import END, START, MessagesState, StateGraph
 
-        workdir.mkdir(parents=True)
-        self.workdir = workdir
         self._human = HumanMessage
         self._reply = ""
 
@@ -119,13 +123,29 @@ class LangGraphSqlite:
         graph.add_node("agent", agent)
         graph.add_edge(START, "agent")
         graph.add_edge("agent", END)
-        self.conn = sqlite3.connect(workdir / "langgraph.db", check_same_thread=False)
-        self.app = graph.compile(checkpointer=SqliteSaver(self.conn))
         self.config: Any = {"configurable": {"thread_id": "benchmark"}}
+        return graph
 
     def turn(self, user: str, assistant: str) -> None:
+        """One invoke: the user message in, the node answers with ``assistant``."""
         self._reply = assistant
         self.app.invoke({"messages": [self._human(content=user)]}, self.config)
+
+
+class LangGraphSqlite(EchoGraph):
+    """LangGraph ``StateGraph(MessagesState)`` checkpointed by ``SqliteSaver``."""
+
+    ours = False
+    name = "LangGraph SqliteSaver"
+
+    def __init__(self, workdir: Path) -> None:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        workdir.mkdir(parents=True)
+        self.workdir = workdir
+        graph = self._echo_graph()
+        self.conn = sqlite3.connect(workdir / "langgraph.db", check_same_thread=False)
+        self.app = graph.compile(checkpointer=SqliteSaver(self.conn))
 
     def close(self) -> None:
         self.conn.close()

@@ -27,35 +27,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from contenders import INSTALL_HINT, LangGraphSqlite, folder_bytes
+from contenders import INSTALL_HINT, EchoGraph, LangGraphSqlite, folder_bytes
 from report import Row, duration, median, size, text_table
 from workload import FULL, QUICK, Sizes, conversation, transcript_bytes
 
 
-class LangGraphContinuity:
+class LangGraphContinuity(EchoGraph):
     """The same graph checkpointed by ``ContinuitySaver`` over one of our stores."""
 
     ours = True
 
     def __init__(self, workdir: Path, url: str, stack: ExitStack) -> None:
-        from langchain_core.messages import AIMessage, HumanMessage
-        from langgraph.graph import END, START, MessagesState, StateGraph
-
         from agent_continuity.integrations.langgraph import ContinuitySaver
 
         workdir.mkdir(parents=True)
         self.workdir = workdir
         self.name = f"ContinuitySaver {url.split(':')[0]}"
-        self._human = HumanMessage
-        self._reply = ""
-
-        def agent(state: MessagesState) -> dict[str, Any]:
-            return {"messages": [AIMessage(content=self._reply)]}
-
-        graph = StateGraph(MessagesState)
-        graph.add_node("agent", agent)
-        graph.add_edge(START, "agent")
-        graph.add_edge("agent", END)
+        graph = self._echo_graph()
         self._stack = stack
         saver = stack.enter_context(
             ContinuitySaver.from_conn_string(
@@ -63,11 +51,6 @@ class LangGraphContinuity:
             )
         )
         self.app = graph.compile(checkpointer=saver)
-        self.config: Any = {"configurable": {"thread_id": "benchmark"}}
-
-    def turn(self, user: str, assistant: str) -> None:
-        self._reply = assistant
-        self.app.invoke({"messages": [self._human(content=user)]}, self.config)
 
     def disk_bytes(self) -> int:
         return folder_bytes(self.workdir)

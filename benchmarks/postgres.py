@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contenders import EchoGraph
 from report import Row, duration, median, percentile, size
 from workload import Sizes, conversation, transcript_bytes
 
@@ -80,37 +81,21 @@ def _raw_commit(url: str, lines: list[bytes]) -> tuple[Any, Any]:
     return once, conn.close
 
 
-class _LangGraphPostgres:
+class _LangGraphPostgres(EchoGraph):
     """LangGraph ``StateGraph(MessagesState)`` checkpointed by ``PostgresSaver``."""
 
     name = "LangGraph PostgresSaver"
 
     def __init__(self, url: str) -> None:
         import psycopg
-        from langchain_core.messages import AIMessage, HumanMessage
         from langgraph.checkpoint.postgres import PostgresSaver
-        from langgraph.graph import END, START, MessagesState, StateGraph
         from psycopg.rows import dict_row
 
-        self._human = HumanMessage
-        self._reply = ""
-
-        def agent(state: MessagesState) -> dict[str, Any]:
-            return {"messages": [AIMessage(content=self._reply)]}
-
-        graph = StateGraph(MessagesState)
-        graph.add_node("agent", agent)
-        graph.add_edge(START, "agent")
-        graph.add_edge("agent", END)
+        graph = self._echo_graph()
         self.conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
         saver = PostgresSaver(self.conn)  # type: ignore[arg-type]
         saver.setup()
         self.app = graph.compile(checkpointer=saver)
-        self.config: Any = {"configurable": {"thread_id": "benchmark"}}
-
-    def turn(self, user: str, assistant: str) -> None:
-        self._reply = assistant
-        self.app.invoke({"messages": [self._human(content=user)]}, self.config)
 
     def close(self) -> None:
         self.conn.close()
