@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-LOG = sys.argv[1] if len(sys.argv) > 1 else None
+from fake_http import LoggingHandler, serve
+
 _USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
 
 
@@ -77,32 +76,14 @@ def _side_answer() -> dict[str, Any]:
     }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoggingHandler):
     """Serves the generateContent family of the Gemini API."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, content_type: str, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self._send(200, "application/json", json.dumps({"models": []}).encode())
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = {}
-        if LOG:
-            with open(LOG, "a", encoding="utf-8") as log:
-                log.write(json.dumps({"path": self.path, "body": body}) + "\n")
+        body = self._logged_body()
         path = self.path.split("?")[0]
         if path.endswith(":streamGenerateContent"):
             data = f"data: {json.dumps(_turn(body))}\r\n\r\n".encode()
@@ -115,11 +96,5 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, "application/json", b'{"error": {"code": 404, "message": "not here"}}')
 
 
-def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-LOG = sys.argv[1] if len(sys.argv) > 1 else None
+from fake_http import LoggingHandler, serve
 
 
 def _sse(events: list[dict[str, Any]]) -> bytes:
@@ -94,18 +92,8 @@ def _reply(body: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoggingHandler):
     """Serves /responses (streamed) and an empty model list."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, content_type: str, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self._send(
@@ -115,26 +103,12 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = {}
-        if LOG:
-            with open(LOG, "a", encoding="utf-8") as log:
-                log.write(json.dumps({"path": self.path, "body": body}) + "\n")
+        body = self._logged_body()
         if not self.path.rstrip("/").endswith("/responses"):
             self._send(404, "application/json", b'{"error": {"message": "not here"}}')
             return
         self._send(200, "text/event-stream", _sse(_reply(body)))
 
 
-def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)
