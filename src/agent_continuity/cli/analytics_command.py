@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent_continuity.cli.options import emit, json_option, manager, store_option
+from agent_continuity.cli.options import (
+    emit,
+    json_option,
+    manager,
+    store_option,
+    user_filter_option,
+)
 from agent_continuity.errors import StoreNotFound
 
 STATUSES = ("active", "completed", "interrupted", "archived")
@@ -83,13 +89,7 @@ def render(result: Analytics) -> str:
     default=None,
     help="Only what happened from DATE on: 2026-12-01, 2026-12-01T08:00:00Z, 7d or 4w.",
 )
-@click.option(
-    "--user",
-    "user",
-    metavar="U",
-    default=None,
-    help="Only this user's sessions (default: every user's).",
-)
+@user_filter_option
 @click.option(
     "--chart",
     "chart",

@@ -89,6 +89,17 @@ def user_option(func: F) -> F:
     )(func)
 
 
+def user_filter_option(func: F) -> F:
+    """``--user U`` on a command that reads across users: only U's sessions, else everyone's."""
+    return click.option(
+        "--user",
+        "user",
+        metavar="U",
+        default=None,
+        help="Only this user's sessions (default: every user's).",
+    )(func)
+
+
 def session_option(func: F) -> F:
     """``--session S``: the session a command writes to (default: the newest active one)."""
     return click.option(

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent_continuity.cli.options import emit, json_option, manager, store_option
+from agent_continuity.cli.options import (
+    emit,
+    json_option,
+    manager,
+    store_option,
+    user_filter_option,
+)
 from agent_continuity.errors import InvalidInput, StoreNotFound
 
 if TYPE_CHECKING:
@@ -38,13 +44,7 @@ def render(result: SearchResults) -> str:
 
 @click.command()
 @click.argument("query", required=False, default="")
-@click.option(
-    "--user",
-    "user",
-    metavar="U",
-    default=None,
-    help="Only this user's sessions (default: every user's).",
-)
+@user_filter_option
 @click.option(
     "--limit",
     "limit",

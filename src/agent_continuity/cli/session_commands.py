@@ -15,6 +15,7 @@ from agent_continuity.cli.options import (
     project_config,
     session_option,
     store_option,
+    user_filter_option,
     user_option,
 )
 
@@ -266,9 +267,7 @@ def end(session_id: str | None, store: str | None, as_json: bool) -> None:
     type=click.Choice(["active", "interrupted", "completed", "archived"]),
     help="Only sessions with this status.",
 )
-@click.option(
-    "--user", "user", metavar="U", help="Only this user's sessions (default: every user's)."
-)
+@user_filter_option
 @store_option
 @json_option
 def list_(status: str | None, user: str | None, store: str | None, as_json: bool) -> None:
