@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,25 @@ def wait_for_lease(served: Served, token: str, sid: str) -> dict[str, Any]:
     return record
 
 
+@contextmanager
+def back_after_a_crash(
+    pw: Playwright, served: Served, token: str, tmp_path: Path
+) -> Iterator[tuple[Page, str, dict[str, Any]]]:
+    """The user researches, the browser crashes, the lease runs out, the user comes back.
+
+    Yields:
+        The logged-in page of the relaunched browser (same profile), the crashed
+        session's id and what its workspace showed just before the crash.
+    """
+    profile = tmp_path / "profile"
+    sid, before = research_then_crash(pw, served, token, profile)
+    wait_for_lease(served, token, sid)
+    with Chromium(profile) as chromium:
+        page = first_page(connect(pw, chromium))
+        log_in(page, served, token)
+        yield page, sid, before
+
+
 def see_the_question(page: Page, sid: str) -> None:
     dialog = page.locator("#resume-dialog")
     expect(dialog).to_be_visible()
@@ -236,14 +256,8 @@ def test_after_a_crash_accepting_restores_the_conversation_and_tasks(
     pw: Playwright, asking: Served, tmp_path: Path
 ) -> None:
     token = asking.add_user("ada")
-    profile = tmp_path / "profile"
-    sid, before = research_then_crash(pw, asking, token, profile)
-    assert len(before["messages"]) == 4 and len(before["tasks"]) == 2
-    wait_for_lease(asking, token, sid)
-
-    with Chromium(profile) as chromium:
-        page = first_page(connect(pw, chromium))
-        log_in(page, asking, token)
+    with back_after_a_crash(pw, asking, token, tmp_path) as (page, sid, before):
+        assert len(before["messages"]) == 4 and len(before["tasks"]) == 2
         see_the_question(page, sid)
         page.keyboard.press("Enter")  # the focused choice: resume
         expect(page.locator("#resume-dialog")).to_be_hidden()
@@ -263,13 +277,7 @@ def test_after_a_crash_declining_archives_it_and_starts_afresh(
     pw: Playwright, asking: Served, tmp_path: Path
 ) -> None:
     token = asking.add_user("grace")
-    profile = tmp_path / "profile"
-    sid, _ = research_then_crash(pw, asking, token, profile)
-    wait_for_lease(asking, token, sid)
-
-    with Chromium(profile) as chromium:
-        page = first_page(connect(pw, chromium))
-        log_in(page, asking, token)
+    with back_after_a_crash(pw, asking, token, tmp_path) as (page, sid, _):
         see_the_question(page, sid)
         page.click("#resume-decline")
         expect(page.get_by_test_id("notice-recovered")).to_contain_text("archived")
@@ -324,12 +332,7 @@ def test_a_crash_with_high_confidence_resumes_by_itself_with_a_notice(
     pw: Playwright, default: Served, tmp_path: Path
 ) -> None:
     token = default.add_user("hopper")
-    profile = tmp_path / "profile"
-    sid, before = research_then_crash(pw, default, token, profile)
-    wait_for_lease(default, token, sid)
-    with Chromium(profile) as chromium:
-        page = first_page(connect(pw, chromium))
-        log_in(page, default, token)
+    with back_after_a_crash(pw, default, token, tmp_path) as (page, sid, before):
         expect(page.get_by_test_id("notice-recovered")).to_contain_text(
             "Session resumed automatically"
         )
@@ -343,12 +346,7 @@ def test_a_crash_with_low_confidence_starts_a_new_session_and_says_why(
     pw: Playwright, archiving: Served, tmp_path: Path
 ) -> None:
     token = archiving.add_user("franklin")
-    profile = tmp_path / "profile"
-    sid, _ = research_then_crash(pw, archiving, token, profile)
-    wait_for_lease(archiving, token, sid)
-    with Chromium(profile) as chromium:
-        page = first_page(connect(pw, chromium))
-        log_in(page, archiving, token)
+    with back_after_a_crash(pw, archiving, token, tmp_path) as (page, sid, _):
         notice = page.get_by_test_id("notice-recovered")
         expect(notice).to_contain_text("Started a new session")
         expect(notice).to_contain_text(f"{sid}) could not be resumed")
