@@ -117,112 +117,16 @@ class FilesFactory(StoreFactory):
         self.journal(session_id).unlink()
 
 
-class SqliteFactory(StoreFactory):
-    """``sqlite:///PATH``; every call opens a new SqliteStore. Damage edits rows directly."""
+class _SqlFactory(StoreFactory):
+    """The damage of a SQL store, by editing its rows: the same SQL on SQLite and PostgreSQL.
 
-    name = "sqlite"
-
-    @property
-    def path(self) -> Path:
-        """The database file."""
-        return self.location / "continuity.db"
-
-    def open(self) -> Store:
-        return SqliteStore(self.path)
-
-    def _rewrite(
-        self,
-        table: str,
-        column: str,
-        where: str,
-        key: tuple[object, ...],
-        damage: Callable[[bytearray], None],
-    ) -> None:
-        with sqlite3.connect(self.path) as conn:
-            (data,) = conn.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()
-            edited = bytearray(data)
-            damage(edited)
-            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (bytes(edited), *key))
-        conn.close()
-
-    def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
-        with sqlite3.connect(self.path) as conn:
-            (seq,) = conn.execute(
-                "SELECT max(seq) FROM events WHERE journal = "
-                "(SELECT id FROM journals WHERE session_id = ?)",
-                (session_id,),
-            ).fetchone()
-        conn.close()
-
-        def cut(data: bytearray) -> None:
-            del data[-nbytes:]
-
-        where = "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?"
-        self._rewrite("events", "line", where, (session_id, seq), cut)
-
-    def flip_journal_byte(self, store: Store, session_id: str, seq: int) -> None:
-        self._rewrite(
-            "events",
-            "line",
-            "journal = (SELECT id FROM journals WHERE session_id = ?) AND seq = ?",
-            (session_id, seq),
-            lambda data: _flip_letter(data, 0, len(data)),
-        )
-
-    def flip_point_byte(self, store: Store, point_id: str) -> None:
-        def flip(data: bytearray) -> None:
-            data[len(data) // 2] ^= 0xFF
-
-        self._rewrite("points", "body", "id = ?", (point_id,), flip)
-
-    def delete_journal(self, store: Store, session_id: str) -> None:
-        with sqlite3.connect(self.path) as conn:
-            journal = "(SELECT id FROM journals WHERE session_id = ?)"
-            conn.execute(f"DELETE FROM events WHERE journal = {journal}", (session_id,))
-            conn.execute("DELETE FROM journals WHERE session_id = ?", (session_id,))
-        conn.close()
-
-
-class EncryptedFilesFactory(FilesFactory):
-    """``files:PATH`` encrypted at rest (AES-256-GCM) from its first record."""
-
-    name = "files-encrypted"
-
-    def __init__(self, location: Path) -> None:
-        super().__init__(location)
-        self.key = encrypt_at(self.root / "encryption.json")
-
-
-class EncryptedSqliteFactory(SqliteFactory):
-    """``sqlite:///PATH`` encrypted at rest (AES-256-GCM) from its first record."""
-
-    name = "sqlite-encrypted"
-
-    def __init__(self, location: Path) -> None:
-        super().__init__(location)
-        self.key = encrypt_at(self.path.with_name(self.path.name + ".encryption.json"))
-
-
-class PostgresFactory(StoreFactory):
-    """``postgresql://``; a database of its own on the test server (postgres_support), every
-    call opens a new PostgresStore. Damage edits rows directly."""
-
-    name = "postgres"
-
-    def __init__(self, location: Path) -> None:
-        super().__init__(location)
-        self.url = server().new_database()
-
-    def open(self) -> Store:
-        from agent_continuity.storage.postgres import PostgresStore
-
-        return PostgresStore(self.url)
+    A subclass says how to run one statement (``?`` placeholders) and how to
+    rewrite one column of one row.
+    """
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> Any:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+        """Run one statement in a transaction of its own; its rows ([] when it returns none)."""
+        raise NotImplementedError
 
     def _rewrite(
         self,
@@ -232,12 +136,8 @@ class PostgresFactory(StoreFactory):
         key: tuple[object, ...],
         damage: Callable[[bytearray], None],
     ) -> None:
-        ((data,),) = self._execute(f"SELECT {column} FROM {table} WHERE {where}", key)
-        edited = bytearray(data)
-        damage(edited)
-        self._execute(
-            f"UPDATE {table} SET {column} = ? WHERE {where} RETURNING 1", (bytes(edited), *key)
-        )
+        """Apply ``damage`` to the ``column`` of the one row of ``table`` matching ``where``."""
+        raise NotImplementedError
 
     def truncate_journal(self, store: Store, session_id: str, nbytes: int) -> None:
         ((seq,),) = self._execute(
@@ -269,8 +169,101 @@ class PostgresFactory(StoreFactory):
 
     def delete_journal(self, store: Store, session_id: str) -> None:
         journal = "(SELECT id FROM journals WHERE session_id = ?)"
-        self._execute(f"DELETE FROM events WHERE journal = {journal} RETURNING 1", (session_id,))
-        self._execute("DELETE FROM journals WHERE session_id = ? RETURNING 1", (session_id,))
+        self._execute(f"DELETE FROM events WHERE journal = {journal}", (session_id,))
+        self._execute("DELETE FROM journals WHERE session_id = ?", (session_id,))
+
+
+class SqliteFactory(_SqlFactory):
+    """``sqlite:///PATH``; every call opens a new SqliteStore. Damage edits rows directly."""
+
+    name = "sqlite"
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.location / "continuity.db"
+
+    def open(self) -> Store:
+        return SqliteStore(self.path)
+
+    def _rewrite(
+        self,
+        table: str,
+        column: str,
+        where: str,
+        key: tuple[object, ...],
+        damage: Callable[[bytearray], None],
+    ) -> None:
+        with sqlite3.connect(self.path) as conn:
+            (data,) = conn.execute(f"SELECT {column} FROM {table} WHERE {where}", key).fetchone()
+            edited = bytearray(data)
+            damage(edited)
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (bytes(edited), *key))
+        conn.close()
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        with sqlite3.connect(self.path) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        conn.close()
+        return rows
+
+
+class EncryptedFilesFactory(FilesFactory):
+    """``files:PATH`` encrypted at rest (AES-256-GCM) from its first record."""
+
+    name = "files-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.key = encrypt_at(self.root / "encryption.json")
+
+
+class EncryptedSqliteFactory(SqliteFactory):
+    """``sqlite:///PATH`` encrypted at rest (AES-256-GCM) from its first record."""
+
+    name = "sqlite-encrypted"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.key = encrypt_at(self.path.with_name(self.path.name + ".encryption.json"))
+
+
+class PostgresFactory(_SqlFactory):
+    """``postgresql://``; a database of its own on the test server (postgres_support), every
+    call opens a new PostgresStore. Damage edits rows directly."""
+
+    name = "postgres"
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.url = server().new_database()
+
+    def open(self) -> Store:
+        from agent_continuity.storage.postgres import PostgresStore
+
+        return PostgresStore(self.url)
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cursor = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def _rewrite(
+        self,
+        table: str,
+        column: str,
+        where: str,
+        key: tuple[object, ...],
+        damage: Callable[[bytearray], None],
+    ) -> None:
+        ((data,),) = self._execute(f"SELECT {column} FROM {table} WHERE {where}", key)
+        edited = bytearray(data)
+        damage(edited)
+        self._execute(
+            f"UPDATE {table} SET {column} = ? WHERE {where} RETURNING 1", (bytes(edited), *key)
+        )
 
 
 class EncryptedPostgresFactory(PostgresFactory):
