@@ -11,7 +11,7 @@ import pytest
 from claude_agent_sdk.testing import run_session_store_conformance
 
 from agent_continuity import SessionManager
-from agent_continuity.errors import CorruptRecord
+from agent_continuity.errors import ContinuityError, CorruptRecord
 from agent_continuity.integrations.claude_agent_sdk import ContinuitySessionStore
 
 STORES = ["files", "sqlite"]
@@ -146,3 +146,22 @@ def test_real_claude_code_mirrors_its_transcript_through_the_readme_snippet(
     uuids = [json.loads(line).get("uuid") for line in local.read_text().splitlines()]
     mirrored = [line["uuid"] for line in lines if line.get("uuid")]
     assert mirrored and mirrored == [u for u in uuids if u]
+
+
+def test_a_batch_that_failed_is_stored_when_the_sdk_retries_it(tmp_path: Path) -> None:
+    key = {"project_key": "p", "session_id": "s"}
+    deep: dict[str, Any] = {"text": "x"}
+    for _ in range(5000):
+        deep = {"inner": deep}
+    refused = {
+        **TRANSCRIPT[0],
+        "message": {"role": "user", "content": TRANSCRIPT[0]["message"]["content"]},
+        "x": deep,
+    }
+    with ContinuitySessionStore(store=_url("sqlite", tmp_path), project_dir=str(tmp_path)) as store:
+        with pytest.raises(ContinuityError):
+            asyncio.run(store.append(key, [refused, *TRANSCRIPT[1:]]))
+        assert asyncio.run(store.load(key)) is None
+        # The SDK retries the batch: the uuids of the refused one were never stored.
+        asyncio.run(store.append(key, TRANSCRIPT))
+        assert asyncio.run(store.load(key)) == TRANSCRIPT

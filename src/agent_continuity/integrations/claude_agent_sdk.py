@@ -63,6 +63,11 @@ class ContinuitySessionStore:
         self._owns_manager = manager is None
         self._manager = manager or SessionManager(store=store, project_dir=project_dir)
         self._conversations: dict[tuple[str, str], Conversation] = {}
+        # What appends need of a transcript, read once and then kept as this
+        # process appends (one process writes a transcript: its run holds the lease):
+        # the uuids stored, and the SDK's latest summary of the main transcript.
+        self._seen: dict[tuple[str, str, str | None], set[str]] = {}
+        self._latest_summary: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._lock = asyncio.Lock()
 
     def _conversation(self, project_key: str, session_id: str) -> Conversation:
@@ -86,26 +91,36 @@ class ContinuitySessionStore:
     def _append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         from claude_agent_sdk import fold_session_summary
 
-        conversation = self._conversation(key["project_key"], key["session_id"])
+        transcript = (key["project_key"], key["session_id"])
+        conversation = self._conversation(*transcript)
         subpath = key.get(_SUBPATH)
-        kept = _in(subpath)
-        items = conversation.items(kept)
-        seen = {i.value.get("uuid") for i in items if i.value.get("uuid") is not None}
-        fresh = []
+        if (*transcript, subpath) not in self._seen:
+            items = conversation.items(_in(subpath))
+            self._seen[(*transcript, subpath)] = {
+                str(i.value["uuid"]) for i in items if i.value.get("uuid") is not None
+            }
+        seen = self._seen[(*transcript, subpath)]
+        fresh, uuids = [], set()
         for entry in entries:
             uuid = entry.get("uuid")
-            if uuid is None or uuid not in seen:
+            if uuid is None or (str(uuid) not in seen and str(uuid) not in uuids):
                 fresh.append(entry)
-                seen.add(uuid)
+                if uuid is not None:
+                    uuids.add(str(uuid))
         if not fresh:
             return
         if subpath is not None:
             conversation.add(fresh, {_SUBPATH: subpath})
-            return
-        # The SDK's summary, folded here and written in the same group as the lines
-        # it covers, verbatim (its `data` is opaque); subagent lines never count.
-        summary = fold_session_summary(_summary_of(conversation), key, fresh)  # type: ignore[arg-type]
-        conversation.add(fresh, marker={_SUMMARY: dict(summary["data"])})
+        else:
+            # The SDK's summary, folded here and written in the same group as the lines
+            # it covers, verbatim (its `data` is opaque); subagent lines never count.
+            if transcript not in self._latest_summary:
+                self._latest_summary[transcript] = _summary_of(conversation)
+            previous = self._latest_summary[transcript]
+            summary = fold_session_summary(previous, key, fresh)  # type: ignore[arg-type]
+            conversation.add(fresh, marker={_SUMMARY: dict(summary["data"])})
+            self._latest_summary[transcript] = {**summary, "mtime": 0}
+        seen |= uuids  # only once the lines are durable
 
     async def load(self, key: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """The transcript's lines in the order they were appended; None if never written.
