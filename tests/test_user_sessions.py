@@ -77,6 +77,7 @@ def test_another_users_session_is_missing_for_every_operation(
         "save": lambda s: bob.save(s),
         "end": lambda s: bob.end(s),
         "recover": lambda s: bob.recover(s, answer=True),
+        "reply": lambda s: bob.reply(s, lambda conversation, session: "bob answers", 100),
     }
     for name, operation in operations.items():
         with pytest.raises(SessionNotFound) as theirs:
@@ -87,6 +88,25 @@ def test_another_users_session_is_missing_for_every_operation(
     after = alice.details(sid)
     assert after["session"]["lastSeq"] == before["session"]["lastSeq"]
     assert after["conversation"] == before["conversation"]
+
+
+def test_the_assistant_answers_the_conversation_and_its_answer_is_recorded(
+    url: str, clock: Clock, tmp_path: Path
+) -> None:
+    alice = view(url, "alice", clock, tmp_path)
+    sid = alice.start(task="read-aries")["id"]
+    alice.message(sid, "user", "summarise chapter one")
+    heard: list[str] = []
+
+    def respond(conversation: list[dict[str, object]], session: dict[str, object]) -> str:
+        heard.extend(str(m["text"]) for m in conversation)
+        return "  Chapter one sets the scene at length  "
+
+    answered = alice.reply(sid, respond, 20)
+    assert heard == ["summarise chapter one"]  # the responder saw the conversation
+    assert answered["role"] == "assistant" and answered["text"] == "  Chapter one sets t"
+    last = alice.details(sid)["conversation"][-1]
+    assert (last["role"], last["text"]) == ("assistant", "Chapter one sets t")
 
 
 def test_recovery_offers_only_the_users_own_interrupted_session(

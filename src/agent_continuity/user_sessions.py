@@ -279,6 +279,28 @@ class UserSessions:
             seq = self._retrying(record.id, lambda: self._live(record.id).add_message(role, text))
             return {"sessionId": record.id, "seq": seq}
 
+    def reply(
+        self,
+        session_id: str,
+        respond: Callable[[list[dict[str, Any]], dict[str, Any]], str],
+        limit: int,
+    ) -> dict[str, Any]:
+        """The assistant answers the conversation, and its answer is recorded.
+
+        Args:
+            session_id: The session.
+            respond: Gives the answer to the conversation (oldest first) of the
+                session (its :meth:`details`); the service's responder.
+            limit: The most characters kept of the answer.
+
+        Returns:
+            ``{"sessionId", "seq", "role", "text"}``: the recorded answer.
+        """
+        details = self.details(session_id)
+        text = respond(details["conversation"], details)[:limit]
+        recorded = self.message(session_id, "assistant", text.strip() or "…")
+        return {**recorded, "role": "assistant", "text": text}
+
     def update(
         self,
         session_id: str,

@@ -258,14 +258,8 @@ class Api:
         inputs.only(body, set())
         sid = request.path_params["id"]
         responder = self.service.responder
-
-        def answer() -> dict[str, Any]:
-            details = mine.details(sid)
-            text = responder.reply(details["conversation"], details)[: inputs.MAX_TEXT]
-            recorded = mine.message(sid, "assistant", text.strip() or "…")
-            return {**recorded, "role": "assistant", "text": text, "responder": responder.name}
-
-        return reply(await run_in_threadpool(answer))
+        answered = await run_in_threadpool(mine.reply, sid, responder.reply, inputs.MAX_TEXT)
+        return reply({**answered, "responder": responder.name})
 
     async def update(self, request: Request, mine: UserSessions) -> Response:
         """Record progress as one group, plus tasks and notes."""
