@@ -1,14 +1,19 @@
 """Predictive context loading, measured: recall@10 of the files the next commit touched.
 
-Replays real git histories commit by commit. At each non-merge commit C (the
-"next commit"), the interrupted session made the commits just before it on
-C's first-parent line (one, or three: ``--session-commits``): the session's
-own file events are their files, its words their messages (standing in for
-the task, steps and decisions a recovery reads), and the evidence is what
-``git log`` showed it: the ancestors of its first commit only, newest first,
-at most ``prediction_reading.HISTORY_COMMITS`` of them. Nothing of C, of the
-commits after it, or of branches not yet merged is seen. Two predictors name
-ten files from the same evidence:
+Replays real project histories commit by commit: git repositories (``--repo``,
+this one by default) and the histories installed packages ship in
+``/usr/share/doc/*/changelog.gz`` (``benchmarks/shipped_histories.py``; the
+newest ``--max-commits`` of each, ``--no-shipped`` to leave them out). At each
+non-merge commit C (the "next commit"), the interrupted session made the
+commits just before it on C's first-parent line (one, or three:
+``--session-commits``): the session's own file events are their files, its
+words their messages (standing in for the task, steps and decisions a
+recovery reads), and the evidence is what ``git log`` showed it: the
+ancestors of its first commit only, newest first, at most
+``prediction_reading.HISTORY_COMMITS`` of them (a changelog keeps no
+branches: there, the commits it lists before). Nothing of C, of the commits
+after it, or of branches not yet merged is seen. Two predictors name ten files
+from the same evidence:
 
 * **baseline**: the most recently modified files (the session's, newest
   first, then those of the commits before it);
@@ -17,15 +22,16 @@ ten files from the same evidence:
 
 recall@k is the share of C's files among the first k, averaged over the
 commits (commits of more than 40 files left out, as are the first 10); MRR
-the reciprocal rank of C's first file among the ten. The gain's 95% interval
-is a bootstrap over the replayed commits; "tuning half" is the gain on the
-half the weights were tuned on, for comparison (an optimistic figure). The first half of the
+the reciprocal rank of C's first file among the ten. A history's gain has a
+95% interval by bootstrap over its replayed commits; the pooled row's
+resamples whole histories. "tuning half" is the gain on the half the weights
+were tuned on, for comparison (an optimistic figure). The first half of each
 history (by commit order) is for tuning, the second is reported: ``--tune``
-searches the weights on the first half (coordinate ascent on recall@10) and
-prints them with their figures on the second half, never the other way round::
+searches the weights on the first halves (coordinate ascent on recall@10) and
+prints them with their figures on the second halves, never the other way round::
 
-    python benchmarks/prediction.py                      # this repository's history
-    python benchmarks/prediction.py --repo PATH --repo PATH2 --tune
+    python benchmarks/prediction.py                      # this repository and the shipped ones
+    python benchmarks/prediction.py --repo PATH --repo PATH2 --no-shipped --tune
 """
 
 from __future__ import annotations
@@ -34,10 +40,14 @@ import argparse
 import dataclasses
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import shipped_histories
 
 from agent_continuity.prediction_reading import HISTORY_COMMITS
 from agent_continuity.recovery.file_ranking import (
@@ -101,6 +111,13 @@ def history(repo: Path) -> list[Node]:
         files = tuple(line for line in rest.splitlines() if line.strip())
         nodes.append(Node(Commit(sha, files, subject), tuple(parents.split())))
     return nodes
+
+
+def linear(commits: list[Commit], newest: int) -> list[Node]:
+    """A shipped history (newest first) as nodes, oldest first: its newest ``newest`` commits,
+    each the parent of the next (a changelog keeps no merges or branches)."""
+    kept = list(reversed([c for c in commits if c.files][:newest]))
+    return [Node(commit, (kept[i - 1].sha,) if i else ("root",)) for i, commit in enumerate(kept)]
 
 
 def baseline(before: list[Commit], own: list[str]) -> list[str]:
@@ -195,22 +212,128 @@ def interval(replayed: list[Point], weights: Weights, rounds: int = 1000) -> tup
     return gains[int(0.025 * rounds)], gains[int(0.975 * rounds) - 1]
 
 
-def tune(tuning: list[Point], passes: int = 2) -> Weights:
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """One point's signals as an array (candidates by path, signals in ``SIGNALS`` order)."""
+
+    strengths: np.ndarray
+    hits: np.ndarray  # True where the candidate is one of the next commit's files
+    truth: int
+
+
+def matrix(p: Point) -> Matrix:
+    paths = sorted(p.signals.by_file)
+    strengths = np.zeros((len(paths), len(SIGNALS)))
+    for row, path in enumerate(paths):
+        by_signal = p.signals.by_file[path]
+        for column, name in enumerate(SIGNALS):
+            if name in by_signal:
+                strengths[row, column] = by_signal[name].strength
+    hits = np.array([path in p.truth for path in paths], dtype=bool)
+    return Matrix(strengths, hits, len(p.truth))
+
+
+def fast_recall(matrices: list[Matrix], weights: Weights) -> float:
+    """Mean recall@10 of ``combine`` with these weights, vectorised (for the tuning's search)."""
+    w = np.array([getattr(weights, name) for name in SIGNALS])
+    total = 0.0
+    for m in matrices:
+        score = 1 - np.prod(1 - np.minimum(m.strengths * w, 0.99), axis=1)
+        top = np.argsort(-score, kind="stable")[:K]
+        top = top[score[top] > 0]
+        total += m.hits[top].sum() / m.truth
+    return total / max(1, len(matrices))
+
+
+def tune(tuning: list[Point], passes: int = 3) -> Weights:
     """Coordinate ascent on recall@10 over the tuning points, from every weight at 0.3."""
+    matrices = [matrix(p) for p in tuning]
     best = Weights(**dict.fromkeys(SIGNALS, 0.3))
-    best_recall = measure(tuning, best)[1]
+    best_recall = fast_recall(matrices, best)
     for _ in range(passes):
+        improved = False
         for name in SIGNALS:
             for value in GRID:
                 trial = dataclasses.replace(best, **{name: value})
-                recall = measure(tuning, trial)[1]
+                recall = fast_recall(matrices, trial)
                 if recall > best_recall + 1e-9:
-                    best, best_recall = trial, recall
+                    best, best_recall, improved = trial, recall, True
+        if not improved:
+            break
     return best
 
 
+def pooled_interval(
+    groups: list[list[Point]], weights: Weights, rounds: int = 1000
+) -> tuple[float, float]:
+    """A 95% interval of the pooled gain, resampling whole histories (they are not independent
+    commit by commit, and one history should not pass for many)."""
+    sums = []
+    for group in groups:
+        base = ours = 0.0
+        for p in group:
+            base += scores(baseline(p.before, p.own), p.truth)[1]
+            ours += scores([f for f, _, _ in combine(p.signals, weights, K)], p.truth)[1]
+        sums.append((base, ours))
+    draw = random.Random(16)
+    gains = []
+    for _ in range(rounds):
+        sample = [sums[draw.randrange(len(sums))] for _ in sums]
+        base = sum(b for b, _ in sample)
+        gains.append(sum(o for _, o in sample) / base if base else 1.0)
+    gains.sort()
+    return gains[int(0.025 * rounds)], gains[int(0.975 * rounds) - 1]
+
+
+@dataclass(slots=True)
+class Replay:
+    """One history replayed with sessions of ``span`` commits."""
+
+    name: str
+    span: int
+    commits: int
+    tuning: list[Point]
+    reported: list[Point]
+    cost: float
+
+
+def replay(histories: list[tuple[str, list[Node]]], spans: list[int]) -> list[Replay]:
+    """Every history, replayed with sessions of each span (progress on stderr)."""
+    out = []
+    for number, (name, nodes) in enumerate(histories, 1):
+        print(f"[{number}/{len(histories)}] replaying {name}", file=sys.stderr, flush=True)
+        half = len(nodes) // 2
+        for span in spans:
+            started = time.perf_counter()
+            replayed = points(nodes, span)
+            cost = (time.perf_counter() - started) / max(1, len(replayed))
+            tuning = [p for p in replayed if p.index < half]
+            reported = [p for p in replayed if p.index >= half]
+            out.append(Replay(name[:24], span, len(nodes), tuning, reported, cost))
+    return out
+
+
+def row(label: str, commits: str, replays: list[Replay], weights: Weights) -> str:
+    """One line of the main table: the second halves of ``replays``, pooled."""
+    reported = [p for r in replays for p in r.reported]
+    tuning = [p for r in replays for p in r.tuning]
+    base, ours = measure(reported, None)[1], measure(reported, weights)[1]
+    gain = ours / base if base else float("inf")
+    if len(replays) == 1:
+        low, high = interval(reported, weights)
+    else:
+        low, high = pooled_interval([r.reported for r in replays], weights)
+    fit = measure(tuning, weights)[1] / max(1e-9, measure(tuning, None)[1])
+    cost = sum(r.cost * len(r.reported) for r in replays) / max(1, len(reported))
+    return (
+        f"{label:<24}  {replays[0].span:>5} c  {commits:>7}  {len(reported):>8}  "
+        f"{base:>8.3f}  {ours:>9.3f}  {gain:>5.2f}x  "
+        f"{f'{low:.2f}x to {high:.2f}x':>18}  {fit:>10.2f}x  {cost * 1000:>11.1f}"
+    )
+
+
 def main() -> None:
-    """Replay each repository and print the tables."""
+    """Replay each history and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", action="append", default=None, help="a git repository")
     parser.add_argument(
@@ -220,44 +343,55 @@ def main() -> None:
         default=None,
         help="commits the interrupted session made (default: 1 and 3)",
     )
-    parser.add_argument("--tune", action="store_true", help="tune the weights on the first half")
+    parser.add_argument("--tune", action="store_true", help="tune the weights on the first halves")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=shipped_histories.DOC,
+        help="where installed packages keep their changelogs (default /usr/share/doc)",
+    )
+    parser.add_argument(
+        "--no-shipped",
+        action="store_true",
+        help="replay only --repo, not the histories installed packages ship",
+    )
+    parser.add_argument(
+        "--max-commits",
+        type=int,
+        default=1000,
+        help="replay at most the newest N commits of each shipped history (default 1000)",
+    )
     args = parser.parse_args()
     repos = [Path(r) for r in args.repo] if args.repo else [ROOT]
     spans = args.session_commits or [1, 3]
-    replays = []
-    for repo in repos:
-        nodes = history(repo)
-        for span in spans:
-            started = time.perf_counter()
-            replayed = points(nodes, span)
-            cost = (time.perf_counter() - started) / max(1, len(replayed))
-            half = len(nodes) // 2
-            tuning = [p for p in replayed if p.index < half]
-            reported = [p for p in replayed if p.index >= half]
-            replays.append((repo.resolve().name[:24], span, len(nodes), tuning, reported, cost))
+    histories = [(repo.resolve().name, history(repo)) for repo in repos]
+    if not args.no_shipped:
+        histories += [
+            (name, linear(c, args.max_commits)) for name, c in shipped_histories.shipped(args.doc)
+        ]
+    replays = replay(histories, spans)
     weights = WEIGHTS
     if args.tune:
-        weights = tune([p for r in replays for p in r[3]])
+        print("tuning on the first halves...", file=sys.stderr, flush=True)
+        weights = tune([p for r in replays for p in r.tuning])
         print(f"tuned on the first halves: {weights}\n")
     print("recall@10 of the files the next commit touched, second half (higher is better)")
     print(
-        f"{'repository':<24}  {'session':>7}  {'commits':>7}  {'replayed':>8}  "
+        f"{'history':<24}  {'session':>7}  {'commits':>7}  {'replayed':>8}  "
         f"{'baseline':>8}  {'predicted':>9}  {'gain':>6}  {'95% CI of the gain':>18}  "
         f"{'tuning half':>11}  {'ms/recovery':>11}"
     )
-    for name, span, commits, tuning, reported, cost in replays:
-        base, ours = measure(reported, None)[1], measure(reported, weights)[1]
-        gain = ours / base if base else float("inf")
-        low, high = interval(reported, weights)
-        fit = measure(tuning, weights)[1] / max(1e-9, measure(tuning, None)[1])
-        print(
-            f"{name:<24}  {span:>5} c  {commits:>7}  {len(reported):>8}  "
-            f"{base:>8.3f}  {ours:>9.3f}  {gain:>5.2f}x  "
-            f"{f'{low:.2f}x to {high:.2f}x':>18}  {fit:>10.2f}x  {cost * 1000:>11.1f}"
-        )
-    print("\nper method, second half: recall@5 / recall@10 / MRR")
-    for name, span, _, _, reported, _ in replays:
-        print(f"{name} (a session of {span} commit{'s' if span > 1 else ''}):")
+    for r in replays:
+        print(row(r.name, str(r.commits), [r], weights))
+    for span in spans:
+        chosen = [r for r in replays if r.span == span and r.reported]
+        if len(chosen) > 1:
+            label = f"all {len(chosen)} histories"
+            print(row(label, str(sum(r.commits for r in chosen)), chosen, weights))
+    print("\nper method, second halves of all histories pooled: recall@5 / recall@10 / MRR")
+    for span in spans:
+        reported = [p for r in replays if r.span == span for p in r.reported]
+        print(f"a session of {span} commit{'s' if span > 1 else ''}:")
         rows: list[tuple[str, Weights | None]] = [
             ("baseline: most recently modified", None),
             ("predicted (all signals)", weights),
@@ -267,8 +401,8 @@ def main() -> None:
             for signal in SIGNALS
             if getattr(weights, signal) > 0
         ]
-        for label, chosen in rows:
-            r5, r10, mrr = measure(reported, chosen)
+        for label, picked in rows:
+            r5, r10, mrr = measure(reported, picked)
             print(f"  {label:<34}  {r5:.3f} / {r10:.3f} / {mrr:.3f}")
 
 

@@ -138,11 +138,13 @@ def test_co_change_reasons_can_be_checked_against_the_history() -> None:
     reasons = {path: reason for path, _, reason in ranked}
     # Each reason states a fact of the history above, the strongest first.
     assert reasons["ledger.py"] == (
-        "changed in 3 of the last 5 commits; also changed in recent commit c4"
+        "changed in 3 of the last 5 commits; "
+        "also changed together with billing.py in 3 of the 3 commits touching it"
     )
-    # (Same folder as the session's file is a signal of its own since the weights were tuned.)
+    # c3 followed c2 (billing.py); c2 followed c1 and c5 followed c4, both touching it too.
     assert reasons["README.md"] == (
-        "changed in recent commit c3; also in the folder of billing.py, changed in this session"
+        "changed in the commit after one touching billing.py, 1 of 3 times; "
+        "also in the folder of billing.py, changed in this session"
     )
     # Without history or session files there is nothing to predict.
     assert rank_files([], PredictionEvidence()) == []
@@ -153,7 +155,7 @@ def test_the_sessions_words_and_similar_commits_bring_files_forward() -> None:
         Commit("c4", ("docs/guide.md",), "docs: the guide"),
         Commit("c3", ("src/pay/refund.py", "src/pay/ledger.py"), "refunds post to the ledger"),
         Commit("c2", ("src/mail/send.py",), "mail: retry sending"),
-        Commit("c1", ("src/pay/invoice.py",), "invoice layout"),
+        Commit("c1", ("billing/invoice.py",), "invoice layout"),
     ]
     evidence = PredictionEvidence(commits=commits)
     plain = rank_files(["src/mail/send.py"], evidence, limit=10)
@@ -165,12 +167,12 @@ def test_the_sessions_words_and_similar_commits_bring_files_forward() -> None:
     )
     order = [path for path, _, _ in told]
     # Named by the session's next step and decision: ahead of what only recency suggests.
-    assert order.index("src/pay/invoice.py") < order.index("docs/guide.md")
+    assert order.index("billing/invoice.py") < order.index("docs/guide.md")
     assert order.index("src/pay/refund.py") < order.index("docs/guide.md")
     before = [path for path, _, _ in plain]
-    assert before.index("docs/guide.md") < before.index("src/pay/invoice.py")
+    assert before.index("docs/guide.md") < before.index("billing/invoice.py")
     reasons = {path: reason for path, _, reason in told}
-    assert "the session's words name it (invoice)" in reasons["src/pay/invoice.py"]
+    assert "the session's words name it (invoice)" in reasons["billing/invoice.py"]
     assert (
         "whose message shares ledger, post, refunds with the session"
         in (reasons["src/pay/ledger.py"])
