@@ -18,23 +18,14 @@ import pytest
 from agent_continuity import SessionManager
 from agent_continuity.hooks.ingest import take_lock
 from agent_continuity.hooks.prepared import quick_prompt
-from coding_agents.claude_code import kill_hard, wait_for
+from coding_agents.claude_code import kill_hard, wait_for, wait_until_ingested
 from coding_agents.fake_anthropic import request_text
 from coding_agents.fixtures import ClaudeProject
 
 
 def _drained(project: ClaudeProject) -> None:
     """Wait until the detached ingesters wrote the spool (a command would ingest it anyway)."""
-    spool = project.state / "spool"
-
-    def done() -> bool:
-        for path in spool.rglob("*.jsonl"):
-            finished = Path(f"{path}.done")
-            if not finished.exists() or int(finished.read_text()) < path.stat().st_size:
-                return False
-        return True
-
-    wait_for(done, 60, "the hooks' spool to be ingested")
+    wait_until_ingested(project.state)
 
 
 def _lock_free(root: Path) -> bool:

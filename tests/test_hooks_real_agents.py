@@ -28,7 +28,7 @@ import pytest
 from agent_cli_support import CODEX, GEMINI, agent_env, fake_api, npm_cli
 from agent_continuity import SessionManager
 from cli_support import git_project
-from coding_agents.claude_code import wait_for
+from coding_agents.claude_code import wait_for, wait_until_ingested
 
 
 @dataclass
@@ -102,15 +102,7 @@ class HookedAgent:
 
     def drained(self) -> None:
         """Wait until the detached ingesters wrote the spool into the journal."""
-
-        def done() -> bool:
-            for path in (self.state / "spool").rglob("*.jsonl"):
-                finished = Path(f"{path}.done")
-                if not finished.exists() or int(finished.read_text()) < path.stat().st_size:
-                    return False
-            return True
-
-        wait_for(done, 60, "the hooks' spool to be ingested")
+        wait_until_ingested(self.state)
 
     def sessions(self) -> list[dict[str, Any]]:
         listed = self.continuity("list", "--json")

@@ -114,3 +114,15 @@ def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def wait_until_ingested(state: Path, timeout: float = 60.0) -> None:
+    """Wait until the detached ingesters wrote every spool file under the hooks' ``state``."""
+    from agent_continuity.hooks.spool import done_offset
+
+    def done() -> bool:
+        return all(
+            done_offset(path) >= path.stat().st_size for path in (state / "spool").rglob("*.jsonl")
+        )
+
+    wait_for(done, timeout, "the hooks' spool to be ingested")

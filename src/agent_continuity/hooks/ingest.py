@@ -7,7 +7,8 @@ this module has written what the agent's hooks spooled before it died.
 
 A record is marked ingested (the spool's ``.done`` offset) right after its
 events are durable; a crash in between writes it again on the next pass
-(at least once, never lost).
+(at least once, never lost). After each ingest, spool files wholly in the
+journal and idle are retired (:mod:`agent_continuity.hooks.retire`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from agent_continuity.errors import (
     StoreNotFound,
 )
 from agent_continuity.hooks import spool
+from agent_continuity.hooks.retire import retire
 
 if TYPE_CHECKING:
     from agent_continuity import LiveSession, SessionManager
@@ -152,6 +154,10 @@ def ingest(
             if sessions is not None and writer.session_id is not None:
                 sessions.append((path, writer.session_id))
             writer.close()
+    try:
+        retire(root)
+    except OSError as exc:  # the spool only stays bigger: say so
+        spool.log_error(f"retiring ingested spool files failed: {exc!r}")
     return written
 
 

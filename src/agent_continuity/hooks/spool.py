@@ -18,7 +18,8 @@ the same hook, run the ordinary way.
 Layout, under :func:`state_dir`::
 
     spool/<project key>/<agent>-<agent session id>.jsonl     the records
-    spool/<project key>/<agent>-<agent session id>.jsonl.done  bytes already ingested
+    spool/<project key>/<agent>-<agent session id>.jsonl.done  bytes already ingested, inode
+    spool/<project key>/<agent>-<agent session id>.retired-<ns>.jsonl  retired, deleted soon
     spool/<project key>/project                               the project's root folder
     spool/<project key>/prepared/<session id>.json            its recovery prompt, prepared
     map/<agent>-<agent session id>                            our session id
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 #: Environment variable naming the hooks' state folder (spool, id map, log).
 STATE_ENV = "CONTINUITY_STATE_DIR"
+#: In a retired spool file's name, before the time it was retired (see
+#: :mod:`agent_continuity.hooks.retire`). No agent session's file name has a dot.
+RETIRED = ".retired-"
 
 
 def state_dir() -> str:
@@ -162,20 +166,40 @@ def append_raw(
 
 
 def done_offset(path: str | os.PathLike[str]) -> int:
-    """How many bytes of the spool file ``path`` were already ingested."""
+    """How many bytes of the spool file ``path`` were already ingested.
+
+    The ``.done`` file names the spool file's inode beside the offset: a file
+    made anew at the same path, after the old one was retired, starts at 0
+    whatever a ``.done`` left behind says (an offset alone, as older versions
+    wrote, is trusted).
+    """
     try:
         with open(f"{os.fspath(path)}.done") as handle:
-            return int(handle.read() or 0)
+            fields = handle.read().split()
+        offset = int(fields[0]) if fields else 0
+        if len(fields) > 1 and int(fields[1]) != os.stat(path).st_ino:
+            return 0
     except (OSError, ValueError):
         return 0
+    return offset
 
 
-def mark_done(path: str | os.PathLike[str], offset: int) -> None:
-    """Record that the spool file's first ``offset`` bytes are in the journal."""
-    temp = f"{os.fspath(path)}.done.tmp"
+def mark_done(
+    path: str | os.PathLike[str], offset: int, done: str | os.PathLike[str] | None = None
+) -> None:
+    """Record that the spool file's first ``offset`` bytes are in the journal.
+
+    Args:
+        path: The spool file.
+        offset: Where its records not ingested yet begin.
+        done: Where to write the mark (default: ``path`` + ``.done``).
+    """
+    target = os.fspath(done) if done is not None else f"{os.fspath(path)}.done"
+    inode = os.stat(path).st_ino
+    temp = f"{target}.tmp"
     with open(temp, "w") as handle:
-        handle.write(str(offset))
-    os.replace(temp, f"{os.fspath(path)}.done")
+        handle.write(f"{offset} {inode}")
+    os.replace(temp, target)
 
 
 def pending(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str, Any] | None]]:
@@ -202,13 +226,15 @@ def pending(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str, 
 
 
 def spool_files(root: str | os.PathLike[str]) -> list[str]:
-    """The project's spool files, in name order."""
+    """The project's spool files by agent session, a session's retired ones (older) first."""
     folder = project_spool(root)
     try:
         names = os.listdir(folder)
     except OSError:
         return []
-    return sorted(os.path.join(folder, n) for n in names if n.endswith(".jsonl"))
+    names = [n for n in names if n.endswith(".jsonl")]
+    names.sort(key=lambda n: (n.split(RETIRED, 1)[0].removesuffix(".jsonl"), RETIRED not in n, n))
+    return [os.path.join(folder, n) for n in names]
 
 
 def has_pending(root: str | os.PathLike[str]) -> bool:
