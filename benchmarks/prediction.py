@@ -196,22 +196,6 @@ def measure(replayed: Iterable[Point], weights: Weights | None) -> tuple[float, 
     return (total[0] / max(1, n), total[1] / max(1, n), total[2] / max(1, n))
 
 
-def interval(replayed: list[Point], weights: Weights, rounds: int = 1000) -> tuple[float, float]:
-    """A 95% bootstrap interval of recall@10's gain over the baseline (commits resampled)."""
-    pairs = []
-    for p in replayed:
-        ours = [path for path, _, _ in combine(p.signals, weights, K)]
-        pairs.append((scores(baseline(p.before, p.own), p.truth)[1], scores(ours, p.truth)[1]))
-    draw = random.Random(16)
-    gains = []
-    for _ in range(rounds):
-        sample = [pairs[draw.randrange(len(pairs))] for _ in pairs]
-        base = sum(b for b, _ in sample)
-        gains.append(sum(o for _, o in sample) / base if base else 1.0)
-    gains.sort()
-    return gains[int(0.025 * rounds)], gains[int(0.975 * rounds) - 1]
-
-
 @dataclass(frozen=True, slots=True)
 class Matrix:
     """One point's signals as an array (candidates by path, signals in ``SIGNALS`` order)."""
@@ -263,11 +247,15 @@ def tune(tuning: list[Point], passes: int = 3) -> Weights:
     return best
 
 
-def pooled_interval(
+def interval(
     groups: list[list[Point]], weights: Weights, rounds: int = 1000
 ) -> tuple[float, float]:
-    """A 95% interval of the pooled gain, resampling whole histories (they are not independent
-    commit by commit, and one history should not pass for many)."""
+    """A 95% bootstrap interval of recall@10's gain over the baseline, resampling the groups.
+
+    A history's row resamples its commits (a group each); the pooled row whole
+    histories (they are not independent commit by commit, and one history
+    should not pass for many).
+    """
     sums = []
     for group in groups:
         base = ours = 0.0
@@ -320,9 +308,9 @@ def row(label: str, commits: str, replays: list[Replay], weights: Weights) -> st
     base, ours = measure(reported, None)[1], measure(reported, weights)[1]
     gain = ours / base if base else float("inf")
     if len(replays) == 1:
-        low, high = interval(reported, weights)
+        low, high = interval([[p] for p in reported], weights)
     else:
-        low, high = pooled_interval([r.reported for r in replays], weights)
+        low, high = interval([r.reported for r in replays], weights)
     fit = measure(tuning, weights)[1] / max(1e-9, measure(tuning, None)[1])
     cost = sum(r.cost * len(r.reported) for r in replays) / max(1, len(reported))
     return (
