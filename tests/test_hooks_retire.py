@@ -1,12 +1,16 @@
-"""The hooks' spool stays bounded: ingested, idle spool files are retired, nothing is lost."""
+"""The hooks' spool stays bounded: ingested, idle spool files are deleted, nothing is lost."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from agent_continuity.hooks import ingest, retire, spool
 from test_hooks import Agent, _kill_agents, events_of, listed  # noqa: F401  (fixtures)
@@ -22,22 +26,22 @@ def _prompts(root: Path, session_id: str) -> list[str]:
     return [p["text"] for kind, p in events_of(root, session_id) if kind == "message"]
 
 
-def _ingest(root: Path, **retiring: float) -> None:
-    """An ingest under the project's lock, retiring with the given thresholds."""
+def _ingest(root: Path, idle_after: float = retire.RETIRE_AFTER) -> int:
+    """An ingest under the project's lock (it retires), then a retirement; the files deleted."""
+    before = set(spool.spool_files(root))
     with ingest.project_lock(root, wait=10) as held:
         assert held
         with ingest.manager(root) as mgr:
             ingest.ingest(mgr, root)
-        retire.retire(root, **retiring)
+        retire.retire(root, idle_after=idle_after)
+    return len(before - set(spool.spool_files(root)))
 
 
 def _names(root: Path) -> list[str]:
     return sorted(os.listdir(spool.project_spool(root)))
 
 
-def test_an_idle_ingested_spool_file_is_retired_then_deleted_and_the_session_goes_on(
-    project: Path,
-) -> None:
+def test_an_idle_ingested_spool_file_is_deleted_and_the_session_goes_on(project: Path) -> None:
     agent = Agent(project, "s1")
     agent.hook("SessionStart", source="startup")
     agent.hook("UserPromptSubmit", prompt="one")
@@ -45,67 +49,123 @@ def test_an_idle_ingested_spool_file_is_retired_then_deleted_and_the_session_goe
     (session,) = listed(project)  # a reader ingests first
     assert spool.done_offset(path) == os.path.getsize(path)
 
-    # Written a minute ago: kept (the default waits a day).
-    _age(path, 60)
-    _ingest(project)
-    assert os.path.exists(path)
-    # Idle long enough: renamed, the records stay in the journal.
+    _age(path, 60)  # written a minute ago: kept (the default waits a day)
+    assert _ingest(project) == 0 and os.path.exists(path)
     _age(path, retire.RETIRE_AFTER + 1)
-    _ingest(project, grace=3600)
-    (retired,) = [n for n in _names(project) if spool.RETIRED in n and n.endswith(".jsonl")]
+    assert _ingest(project) == 1
     assert not os.path.exists(path) and not os.path.exists(f"{path}.done")
-    assert _prompts(project, session["id"]) == ["one"]
+    assert _prompts(project, session["id"]) == ["one"]  # the journal keeps them
 
     # The agent session goes on: its new file is read from its first byte.
     agent.hook("UserPromptSubmit", prompt="two")
-    assert os.path.getsize(path) > 0
     listed(project)
     assert _prompts(project, session["id"]) == ["one", "two"]
-    # Within the grace the retired file is kept; after it, it is deleted, once.
-    _ingest(project, grace=3600)
-    assert retired in _names(project)
-    _age(os.path.join(spool.project_spool(project), retired), 5)
-    time.sleep(1.1)  # since the rename
-    _ingest(project, grace=1)
-    assert [n for n in _names(project) if spool.RETIRED in n] == []
-    assert _prompts(project, session["id"]) == ["one", "two"]
 
 
-def test_a_file_with_records_waiting_is_never_retired(project: Path) -> None:
+def test_a_file_with_records_waiting_or_a_hook_writing_is_kept(project: Path) -> None:
     agent = Agent(project, "s2")
     agent.hook("SessionStart", source="startup")
+    agent.hook("UserPromptSubmit", prompt="one")
     listed(project)
     path = spool.spool_file(str(project), "claude", "s2")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # as a hook holds it while it writes
+        _age(path, retire.RETIRE_AFTER + 1)
+        assert _ingest(project) == 0 and os.path.exists(path)
+    finally:
+        os.close(fd)
     with open(path, "ab") as handle:  # spooled, not ingested yet
         handle.write(spool.encode({"agent": "claude", "event": "Stop", "input": {}}))
     _age(path, retire.RETIRE_AFTER + 1)
     with ingest.project_lock(project, wait=10) as held:
         assert held
-        assert retire.retire(project, idle_after=0, grace=0) == 0
-    assert os.path.exists(path) and os.path.getsize(path) > spool.done_offset(path)
+        assert retire.retire(project, idle_after=0) == 0
+    assert spool.pending_bytes(path) > 0
 
 
-def test_a_mark_left_by_a_crash_does_not_apply_to_the_new_file(project: Path) -> None:
-    """Killed between the rename and the old mark's removal: the mark names the old inode."""
+def test_a_hook_holding_a_deleted_file_writes_to_a_new_one(project: Path) -> None:
     agent = Agent(project, "s3")
+    agent.hook("SessionStart", source="startup")
+    agent.hook("UserPromptSubmit", prompt="early")
+    (session,) = listed(project)
+    path = spool.spool_file(str(project), "claude", "s3")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # a hook opened it ...
+    try:
+        _age(path, retire.RETIRE_AFTER + 1)
+        assert _ingest(project) == 1  # ... and it was retired before the hook's lock
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        line = spool.encode(
+            {
+                "agent": "claude",
+                "event": "UserPromptSubmit",
+                "pid": agent.pid,
+                "input": {"session_id": "s3", "prompt": "late"},
+            }
+        )
+        assert spool.write_if_linked(fd, line) is False  # nothing written where none reads
+    finally:
+        os.close(fd)
+    spool.append(  # what the hook does next: open the name again
+        path,
+        {
+            "agent": "claude",
+            "event": "UserPromptSubmit",
+            "pid": agent.pid,
+            "input": {"session_id": "s3", "prompt": "late"},
+        },
+    )
+    listed(project)
+    assert _prompts(project, session["id"]) == ["early", "late"]
+
+
+@pytest.mark.parametrize("old_mark", [False, True], ids=["mark", "mark-of-an-older-version"])
+def test_a_retirement_killed_before_its_last_step_loses_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, old_mark: bool
+) -> None:
+    agent = Agent(project, "s4")
     agent.hook("SessionStart", source="startup")
     agent.hook("UserPromptSubmit", prompt="before")
     (session,) = listed(project)
-    path = spool.spool_file(str(project), "claude", "s3")
-    mark = Path(f"{path}.done").read_text()
-    retired = path.removesuffix(".jsonl") + f"{spool.RETIRED}{time.time_ns()}.jsonl"
-    spool.mark_done(path, os.path.getsize(path), done=f"{retired}.done")  # retire's first step
-    os.rename(path, retired)  # its second; then the kill, before the old mark's removal
-    assert Path(f"{path}.done").read_text() == mark
-    agent.hook("UserPromptSubmit", prompt="after")  # a new file at the old name
-    assert os.path.getsize(path) <= int(mark.split()[0])  # the old offset would skip it all
-    assert spool.done_offset(path) == 0
+    path = spool.spool_file(str(project), "claude", "s4")
+    if old_mark:  # an offset alone, as the mark was written before this version
+        Path(f"{path}.done").write_text(str(os.path.getsize(path)))
+    _age(path, retire.RETIRE_AFTER + 1)
+
+    def killed(_: str) -> None:
+        raise KeyboardInterrupt  # the process dies here: the file is gone, its mark is not
+
+    unlink = retire._unlink
+    monkeypatch.setattr(retire, "_unlink", killed)
+    with pytest.raises(KeyboardInterrupt), ingest.project_lock(project, wait=10):
+        retire.retire(project)
+    monkeypatch.setattr(retire, "_unlink", unlink)
+    assert not os.path.exists(path) and os.path.exists(f"{path}.done")
+
+    agent.hook("UserPromptSubmit", prompt="after")  # a new file at the same name
+    assert os.path.getsize(path) <= int(Path(f"{path}.done").read_text().split()[0])
+    assert spool.done_offset(path) == 0  # the old mark does not apply to it
     listed(project)
     assert _prompts(project, session["id"]) == ["before", "after"]
 
 
+def test_copying_the_state_folder_keeps_the_marks(project: Path, tmp_path: Path) -> None:
+    """A backup restored (new inodes) must not make every spooled record count twice."""
+    agent = Agent(project, "s5")
+    agent.hook("SessionStart", source="startup")
+    agent.hook("UserPromptSubmit", prompt="once")
+    (session,) = listed(project)
+    state = Path(os.environ["CONTINUITY_STATE_DIR"])
+    shutil.copytree(state, tmp_path / "copy")
+    shutil.rmtree(state)
+    shutil.copytree(tmp_path / "copy", state)
+    agent.hook("UserPromptSubmit", prompt="twice?")
+    listed(project)
+    assert _prompts(project, session["id"]) == ["once", "twice?"]
+
+
 # Writers: real processes appending prompts to one agent session's spool file,
-# a few milliseconds apart, while the test retires and deletes that file under them.
+# a few milliseconds apart, while the test deletes that file under them.
 WRITER = """
 import random, sys, time
 from agent_continuity.hooks import spool
@@ -120,7 +180,7 @@ print(n)
 """
 
 
-def test_records_appended_while_files_are_retired_and_deleted_are_all_ingested_once(
+def test_records_appended_while_the_file_is_deleted_are_all_ingested_once_in_order(
     project: Path,
 ) -> None:
     agent = Agent(project, "race")
@@ -137,16 +197,12 @@ def test_records_appended_while_files_are_retired_and_deleted_are_all_ingested_o
         )
         for n in range(3)
     ]
-    retired = set()
+    deleted = 0
     while time.time() < until:
-        # Retire whatever is ingested at once; delete retired files after one second.
-        _ingest(project, idle_after=0, grace=1)
-        retired |= {n for n in _names(project) if spool.RETIRED in n}
+        deleted += _ingest(project, idle_after=0)  # delete it as soon as it is ingested
     counts = [int(w.communicate(timeout=60)[0]) for w in writers]
-    time.sleep(1.1)
-    _ingest(project, idle_after=0, grace=1)
-    _ingest(project, idle_after=0, grace=1)
-    assert len(retired) >= 3, retired  # the race happened: files were retired under the writers
+    _ingest(project, idle_after=0)
+    assert deleted >= 10  # the race happened: the file was deleted under the writers
     prompts = _prompts(project, session["id"])
     expected = {f"w{n}-{i}" for n, count in enumerate(counts) for i in range(count)}
     assert len(prompts) == len(expected)  # none twice
@@ -154,3 +210,4 @@ def test_records_appended_while_files_are_retired_and_deleted_are_all_ingested_o
     for n in range(3):  # each writer's records in its order
         mine = [int(p.split("-")[1]) for p in prompts if p.startswith(f"w{n}-")]
         assert mine == sorted(mine)
+    assert [n for n in _names(project) if n.endswith((".done", ".tmp"))] == []

@@ -8,7 +8,7 @@ this module has written what the agent's hooks spooled before it died.
 A record is marked ingested (the spool's ``.done`` offset) right after its
 events are durable; a crash in between writes it again on the next pass
 (at least once, never lost). After each ingest, spool files wholly in the
-journal and idle are retired (:mod:`agent_continuity.hooks.retire`).
+journal and idle are deleted (:mod:`agent_continuity.hooks.retire`).
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def quick_prompt(agent: str, agent_session: str, root: Path) -> tuple[str, str] 
     # are simple to foresee (others start, resume or continue a session).
     waiting_spools: dict[str, str] = {}
     for path in spool.spool_files(root):
-        if os.path.getsize(path) <= spool.done_offset(path):
+        if spool.pending_bytes(path) <= 0:
             continue
         stem = os.path.basename(path).removesuffix(".jsonl")
         ours = _mapped(stem)

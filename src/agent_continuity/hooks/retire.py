@@ -5,126 +5,94 @@ ingest; the spool file is then only a copy, and an agent session's file
 would otherwise grow for as long as the session is resumed. After each
 ingest, under the project's spool lock (so no ingest reads meanwhile), a
 file whose every byte is ingested and that no hook wrote for
-:data:`RETIRE_AFTER` seconds is retired, then deleted :data:`RETIRED_GRACE`
-seconds later:
+:data:`RETIRE_AFTER` seconds is deleted.
 
-1. its ``.done`` mark (offset and inode) is written for the retired name;
-2. it is renamed ``<name>.retired-<ns>.jsonl``; a hook of the same agent
-   session creates a new file at the old name, whose inode no mark names, so
-   it is read from its first byte;
-3. the old ``.done`` is removed (a crash before that leaves it naming the
-   retired file's inode: it is ignored, and removed later).
+Hooks do not take the project's lock, but each holds a shared lock of the
+spool file while it writes, and writes only if the file it holds is still
+linked (:func:`agent_continuity.hooks.spool.write_if_linked`; if not, it
+opens the name again, making a new file). The file is deleted under an
+exclusive lock of it, skipped if a hook holds it, so no line is ever written
+into a deleted file, and none is left unread in one.
 
-Hooks do not take the lock: one that opened the file just before the rename
-writes into the retired file. A retired file is read like any other (before
-the new one of its session), so such a record is ingested too, and deletion
-waits until neither the rename nor a write happened for the grace period.
+The order of the steps makes a crash at any point safe:
+
+1. the file's mark is rewritten, durably, naming the file by its first
+   line's checksum (a mark of an older version names nothing);
+2. the file is deleted, and its folder flushed;
+3. the mark is deleted. A crash before this leaves a mark that names the
+   deleted file: a new file at the same name (another first line) is read
+   from its first byte, and the mark goes with the next retirement.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
-from pathlib import Path
 
 from agent_continuity.hooks import spool
 
-#: A fully ingested spool file no hook wrote for this long is retired (a day).
+#: A fully ingested spool file no hook wrote for this long is deleted (a day).
 RETIRE_AFTER = 24 * 3600.0
-#: A retired file is deleted this long after its rename and its last write.
-#: A hook writes right after it opens the file; a minute covers a slow one.
-RETIRED_GRACE = 60.0
 
 
-def retire(
-    root: str | os.PathLike[str],
-    *,
-    idle_after: float = RETIRE_AFTER,
-    grace: float = RETIRED_GRACE,
-) -> int:
-    """Retire the project's idle, fully ingested spool files; delete those retired long enough.
+def retire(root: str | os.PathLike[str], *, idle_after: float = RETIRE_AFTER) -> int:
+    """Delete the project's fully ingested spool files that no hook wrote for ``idle_after`` s.
 
     Call it holding the project's spool lock, after an ingest.
 
-    Args:
-        root: The project.
-        idle_after: Seconds without a write before a file is retired.
-        grace: Seconds after the rename, and after the last write, before deletion.
-
     Returns:
-        How many retired files were deleted.
+        How many files were deleted.
     """
     deleted = 0
     now = time.time()
     for path in spool.spool_files(root):
         try:
-            stat = os.stat(path)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             continue
-        if stat.st_size > spool.done_offset(path):
-            continue  # records wait for the journal
-        retired_at = _retired_at(path)
-        if retired_at is None:
-            if now - stat.st_mtime >= idle_after:
-                _rename(path, stat.st_size)
-        elif now - retired_at >= grace and now - stat.st_mtime >= grace:
-            _delete(path, stat.st_ino)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a hook is writing it
+            stat = os.fstat(fd)
+            if (
+                stat.st_nlink == 0
+                or stat.st_size > spool.done_offset(path)
+                or now - stat.st_mtime < idle_after
+            ):
+                continue
+            spool.mark_done(path, stat.st_size, durable=True)
+            os.unlink(path)
+            _flush_folder(path)
+            _unlink(f"{path}.done")
             deleted += 1
-    _remove_stray_marks(root, now, grace)
+        finally:
+            os.close(fd)
+    _remove_stray_marks(root)
     return deleted
 
 
-def _retired_at(path: str) -> float | None:
-    """When a retired file was retired (from its name); None for a live one."""
-    name = os.path.basename(path)
-    if spool.RETIRED not in name:
-        return None
-    stamp = name.rsplit(spool.RETIRED, 1)[1].removesuffix(".jsonl")
+def _flush_folder(path: str) -> None:
+    fd = os.open(os.path.dirname(path), os.O_RDONLY)
     try:
-        return int(stamp) / 1e9
-    except ValueError:
-        return 0.0  # not ours to date: old enough
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _rename(path: str, size: int) -> None:
-    stem = path.removesuffix(".jsonl")
-    retired = f"{stem}{spool.RETIRED}{time.time_ns()}.jsonl"
-    spool.mark_done(path, size, done=f"{retired}.done")
-    os.rename(path, retired)
-    _unlink(f"{path}.done")
-
-
-def _delete(path: str, inode: int) -> None:
-    live = f"{path.split(spool.RETIRED, 1)[0]}.jsonl.done"
-    if _marked_inode(live) == inode:  # a crash between rename and removal left it
-        _unlink(live)
-    _unlink(path)
-    _unlink(f"{path}.done")
-
-
-def _marked_inode(done: str) -> int | None:
-    try:
-        fields = Path(done).read_text().split()
-        return int(fields[1]) if len(fields) > 1 else None
-    except (OSError, ValueError):
-        return None
-
-
-def _remove_stray_marks(root: str | os.PathLike[str], now: float, grace: float) -> None:
-    """Remove ``.done`` marks whose spool file is gone (a crash between two steps above)."""
+def _remove_stray_marks(root: str | os.PathLike[str]) -> None:
+    """Delete the marks (and their temporary files) a crash left without a spool file."""
     folder = spool.project_spool(root)
     try:
-        names = os.listdir(folder)
+        names = set(os.listdir(folder))
     except OSError:
         return
     for name in names:
-        if name.endswith(".jsonl.done") and name.removesuffix(".done") not in names:
-            path = os.path.join(folder, name)
-            try:
-                if now - os.stat(path).st_mtime >= grace:
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
+        stem = name.removesuffix(".tmp").removesuffix(".done")
+        if stem != name and stem.endswith(".jsonl") and stem not in names:
+            _unlink(os.path.join(folder, name))
 
 
 def _unlink(path: str) -> None:

@@ -18,8 +18,7 @@ the same hook, run the ordinary way.
 Layout, under :func:`state_dir`::
 
     spool/<project key>/<agent>-<agent session id>.jsonl     the records
-    spool/<project key>/<agent>-<agent session id>.jsonl.done  bytes already ingested, inode
-    spool/<project key>/<agent>-<agent session id>.retired-<ns>.jsonl  retired, deleted soon
+    spool/<project key>/<agent>-<agent session id>.jsonl.done  bytes ingested, first line's CRC
     spool/<project key>/project                               the project's root folder
     spool/<project key>/prepared/<session id>.json            its recovery prompt, prepared
     map/<agent>-<agent session id>                            our session id
@@ -41,9 +40,6 @@ if TYPE_CHECKING:
 
 #: Environment variable naming the hooks' state folder (spool, id map, log).
 STATE_ENV = "CONTINUITY_STATE_DIR"
-#: In a retired spool file's name, before the time it was retired (see
-#: :mod:`agent_continuity.hooks.retire`). No agent session's file name has a dot.
-RETIRED = ".retired-"
 
 
 def state_dir() -> str:
@@ -142,20 +138,39 @@ def append(path: str, record: dict[str, Any], *, root: str | None = None) -> Non
 
 
 def _append_line(path: str, data: bytes, root: str | None) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        if root is not None:
-            with open(os.path.join(folder, "project"), "w") as handle:
-                handle.write(root)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    import fcntl  # built in: nothing to load
+
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            folder = os.path.dirname(path)
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            if root is not None:
+                with open(os.path.join(folder, "project"), "w") as handle:
+                    handle.write(root)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if write_if_linked(fd, data):
+                return
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def write_if_linked(fd: int, data: bytes) -> bool:
+    """Append ``data`` to the spool file open as ``fd`` (held with a shared lock), durably.
+
+    False, writing nothing, if the file was retired (deleted) between its
+    opening and the lock: the caller opens the file at its name again. The
+    retirer deletes a file only under an exclusive lock of it, so a line is
+    never written where no ingest will read it.
+    """
+    if os.fstat(fd).st_nlink == 0:
+        return False
+    os.write(fd, data)
+    os.fsync(fd)
+    return True
 
 
 def append_raw(
@@ -168,37 +183,43 @@ def append_raw(
 def done_offset(path: str | os.PathLike[str]) -> int:
     """How many bytes of the spool file ``path`` were already ingested.
 
-    The ``.done`` file names the spool file's inode beside the offset: a file
-    made anew at the same path, after the old one was retired, starts at 0
-    whatever a ``.done`` left behind says (an offset alone, as older versions
-    wrote, is trusted).
+    The ``.done`` mark names the file by its first line's checksum (its first
+    eight bytes) beside the offset: a file made anew at the same path, after
+    the old one was retired, starts at 0 whatever mark a crash left behind. A
+    mark without it (as older versions wrote) is trusted.
     """
     try:
         with open(f"{os.fspath(path)}.done") as handle:
             fields = handle.read().split()
         offset = int(fields[0]) if fields else 0
-        if len(fields) > 1 and int(fields[1]) != os.stat(path).st_ino:
+        if len(fields) > 1 and fields[1] != _head(path):
             return 0
     except (OSError, ValueError):
         return 0
     return offset
 
 
-def mark_done(
-    path: str | os.PathLike[str], offset: int, done: str | os.PathLike[str] | None = None
-) -> None:
+def _head(path: str | os.PathLike[str]) -> str:
+    """What names a spool file in its mark: its first line's checksum (``-`` if empty)."""
+    with open(path, "rb") as handle:
+        return handle.read(8).decode("ascii", "replace") or "-"
+
+
+def mark_done(path: str | os.PathLike[str], offset: int, *, durable: bool = False) -> None:
     """Record that the spool file's first ``offset`` bytes are in the journal.
 
     Args:
         path: The spool file.
         offset: Where its records not ingested yet begin.
-        done: Where to write the mark (default: ``path`` + ``.done``).
+        durable: Flush the mark to disk before it replaces the old one.
     """
-    target = os.fspath(done) if done is not None else f"{os.fspath(path)}.done"
-    inode = os.stat(path).st_ino
+    target = f"{os.fspath(path)}.done"
     temp = f"{target}.tmp"
     with open(temp, "w") as handle:
-        handle.write(f"{offset} {inode}")
+        handle.write(f"{offset} {_head(path)}")
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temp, target)
 
 
@@ -226,20 +247,26 @@ def pending(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str, 
 
 
 def spool_files(root: str | os.PathLike[str]) -> list[str]:
-    """The project's spool files by agent session, a session's retired ones (older) first."""
+    """The project's spool files, in name order."""
     folder = project_spool(root)
     try:
         names = os.listdir(folder)
     except OSError:
         return []
-    names = [n for n in names if n.endswith(".jsonl")]
-    names.sort(key=lambda n: (n.split(RETIRED, 1)[0].removesuffix(".jsonl"), RETIRED not in n, n))
-    return [os.path.join(folder, n) for n in names]
+    return sorted(os.path.join(folder, n) for n in names if n.endswith(".jsonl"))
+
+
+def pending_bytes(path: str | os.PathLike[str]) -> int:
+    """How many bytes of the spool file wait for the journal (0 if it is gone: retired)."""
+    try:
+        return os.path.getsize(path) - done_offset(path)
+    except FileNotFoundError:
+        return 0
 
 
 def has_pending(root: str | os.PathLike[str]) -> bool:
     """Whether the project at ``root`` has spooled records not in the journal yet."""
-    return any(os.path.getsize(path) > done_offset(path) for path in spool_files(root))
+    return any(pending_bytes(path) > 0 for path in spool_files(root))
 
 
 def busy(root: str | os.PathLike[str]) -> bool:
