@@ -138,7 +138,7 @@ def append(path: str, record: dict[str, Any], *, root: str | None = None) -> Non
 
 
 def _append_line(path: str, data: bytes, root: str | None) -> None:
-    import fcntl  # built in: nothing to load
+    import fcntl  # a small C module; the hooks benchmark includes it
 
     while True:
         try:
@@ -200,9 +200,10 @@ def done_offset(path: str | os.PathLike[str]) -> int:
 
 
 def _head(path: str | os.PathLike[str]) -> str:
-    """What names a spool file in its mark: its first line's checksum (``-`` if empty)."""
+    """What names a spool file in its mark: its first eight bytes (its first line's
+    checksum), in hex (``-`` if it is empty)."""
     with open(path, "rb") as handle:
-        return handle.read(8).decode("ascii", "replace") or "-"
+        return handle.read(8).hex() or "-"
 
 
 def mark_done(path: str | os.PathLike[str], offset: int, *, durable: bool = False) -> None:
