@@ -17,9 +17,11 @@ from test_hooks import Agent, _kill_agents, events_of, listed  # noqa: F401  (fi
 from test_hooks import project as project  # the fixture
 
 
-def _age(path: str, seconds: float) -> None:
+def _age(path: str, seconds: float, mark: bool = True) -> None:
+    """Make the spool file (and its mark: the last ingest) look ``seconds`` old."""
     then = time.time() - seconds
-    os.utime(path, (then, then))
+    for name in (path, f"{path}.done") if mark else (path,):
+        os.utime(name, (then, then))
 
 
 def _prompts(root: Path, session_id: str) -> list[str]:
@@ -51,6 +53,9 @@ def test_an_idle_ingested_spool_file_is_deleted_and_the_session_goes_on(project:
 
     _age(path, 60)  # written a minute ago: kept (the default waits a day)
     assert _ingest(project) == 0 and os.path.exists(path)
+    # Written a day ago but ingested just now: kept (the journal may not have flushed).
+    _age(path, retire.RETIRE_AFTER + 1, mark=False)
+    assert _ingest(project) == 0 and os.path.exists(path)
     _age(path, retire.RETIRE_AFTER + 1)
     assert _ingest(project) == 1
     assert not os.path.exists(path) and not os.path.exists(f"{path}.done")
@@ -68,7 +73,7 @@ def test_a_file_with_records_waiting_or_a_hook_writing_is_kept(project: Path) ->
     agent.hook("UserPromptSubmit", prompt="one")
     listed(project)
     path = spool.spool_file(str(project), "claude", "s2")
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # as a hook holds it while it writes
         _age(path, retire.RETIRE_AFTER + 1)
@@ -90,7 +95,7 @@ def test_a_hook_holding_a_deleted_file_writes_to_a_new_one(project: Path) -> Non
     agent.hook("UserPromptSubmit", prompt="early")
     (session,) = listed(project)
     path = spool.spool_file(str(project), "claude", "s3")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # a hook opened it ...
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)  # a hook opened it ...
     try:
         _age(path, retire.RETIRE_AFTER + 1)
         assert _ingest(project) == 1  # ... and it was retired before the hook's lock
@@ -103,7 +108,7 @@ def test_a_hook_holding_a_deleted_file_writes_to_a_new_one(project: Path) -> Non
                 "input": {"session_id": "s3", "prompt": "late"},
             }
         )
-        assert spool.write_if_linked(fd, line) is False  # nothing written where none reads
+        assert spool.write_if_current(fd, path, line) is False  # not where none reads
     finally:
         os.close(fd)
     spool.append(  # what the hook does next: open the name again
@@ -117,6 +122,23 @@ def test_a_hook_holding_a_deleted_file_writes_to_a_new_one(project: Path) -> Non
     )
     listed(project)
     assert _prompts(project, session["id"]) == ["early", "late"]
+
+
+def test_a_damaged_first_line_is_skipped_once_not_at_every_ingest(project: Path) -> None:
+    agent = Agent(project, "s6")
+    agent.hook("SessionStart", source="startup")
+    path = spool.spool_file(str(project), "claude", "s6")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "ab") as handle:
+        handle.write(b"x \x0b\n")  # garbage, whitespace in its first eight bytes
+    agent.hook("UserPromptSubmit", prompt="p0")
+    (session,) = listed(project)
+    agent.hook("UserPromptSubmit", prompt="p1")
+    listed(project)
+    listed(project)
+    assert _prompts(project, session["id"]) == ["p0", "p1"]
+    skipped = [e for e in spool.read_log() if e.get("error") == "damaged spool line skipped"]
+    assert len(skipped) == 1
 
 
 @pytest.mark.parametrize("old_mark", [False, True], ids=["mark", "mark-of-an-older-version"])

@@ -95,8 +95,10 @@ def ingest_in_background(root: Path) -> None:
                 return
             with manager(root) as mgr:
                 written: list[tuple[str, str]] = []
-                ingest(mgr, root, written)
+                count = ingest(mgr, root, written)
                 _prepare(mgr, root, written)
+        if not count:
+            return  # what waits cannot be written now (a lease held, a full disk): later
 
 
 def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = LOCK_WAIT) -> int:
@@ -154,10 +156,7 @@ def ingest(
             if sessions is not None and writer.session_id is not None:
                 sessions.append((path, writer.session_id))
             writer.close()
-    try:
-        retire(root)
-    except OSError as exc:  # the spool only stays bigger: say so
-        spool.log_error(f"retiring ingested spool files failed: {exc!r}")
+    retire(root)
     return written
 
 

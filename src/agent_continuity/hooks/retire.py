@@ -8,17 +8,22 @@ file whose every byte is ingested and that no hook wrote for
 :data:`RETIRE_AFTER` seconds is deleted.
 
 Hooks do not take the project's lock, but each holds a shared lock of the
-spool file while it writes, and writes only if the file it holds is still
-linked (:func:`agent_continuity.hooks.spool.write_if_linked`; if not, it
-opens the name again, making a new file). The file is deleted under an
+spool file while it writes, and writes only if its name still names the
+file it holds (:func:`agent_continuity.hooks.spool.write_if_current`; if
+not, it opens the name again, making a new file). The file is deleted under an
 exclusive lock of it, skipped if a hook holds it, so no line is ever written
 into a deleted file, and none is left unread in one.
+
+A file is idle when no hook wrote it and no ingest advanced its mark for
+:data:`RETIRE_AFTER`: the journal has long made durable what the ingest
+wrote (a store in ``batched`` mode flushes within a second).
 
 The order of the steps makes a crash at any point safe:
 
 1. the file's mark is rewritten, durably, naming the file by its first
    line's checksum (a mark of an older version names nothing);
-2. the file is deleted, and its folder flushed;
+2. under the exclusive lock, the file is checked again and deleted; the
+   folder is flushed;
 3. the mark is deleted. A crash before this leaves a mark that names the
    deleted file: a new file at the same name (another first line) is read
    from its first byte, and the mark goes with the next retirement.
@@ -37,9 +42,12 @@ RETIRE_AFTER = 24 * 3600.0
 
 
 def retire(root: str | os.PathLike[str], *, idle_after: float = RETIRE_AFTER) -> int:
-    """Delete the project's fully ingested spool files that no hook wrote for ``idle_after`` s.
+    """Delete the project's fully ingested spool files idle for ``idle_after`` seconds.
 
-    Call it holding the project's spool lock, after an ingest.
+    Idle: no hook wrote the file, and no ingest advanced its mark (so the
+    journal has long flushed what it holds), for ``idle_after`` seconds. Call
+    it holding the project's spool lock, after an ingest. A file that cannot
+    be retired is logged and kept.
 
     Returns:
         How many files were deleted.
@@ -48,30 +56,45 @@ def retire(root: str | os.PathLike[str], *, idle_after: float = RETIRE_AFTER) ->
     now = time.time()
     for path in spool.spool_files(root):
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a hook is writing it
-            stat = os.fstat(fd)
-            if (
-                stat.st_nlink == 0
-                or stat.st_size > spool.done_offset(path)
-                or now - stat.st_mtime < idle_after
-            ):
-                continue
-            spool.mark_done(path, stat.st_size, durable=True)
-            os.unlink(path)
-            _flush_folder(path)
-            _unlink(f"{path}.done")
-            deleted += 1
-        finally:
-            os.close(fd)
+            deleted += _retire_one(path, now, idle_after)
+        except OSError as exc:  # kept: the spool only stays bigger
+            spool.log_error(f"could not retire a spool file: {exc!r}", file=path)
     _remove_stray_marks(root)
     return deleted
+
+
+def _retire_one(path: str, now: float, idle_after: float) -> int:
+    """1 if the spool file was idle, fully ingested and is now deleted, else 0."""
+    try:
+        stat = os.stat(path)
+        marked = os.stat(f"{path}.done").st_mtime
+    except FileNotFoundError:
+        return 0
+    size = spool.done_offset(path)
+    if stat.st_size > size or now - max(stat.st_mtime, marked) < idle_after:
+        return 0
+    # The mark, rewritten naming the file (an older mark names nothing) and
+    # durable before the file goes: a crash from here on leaves a mark that
+    # only this file matches. Written before the lock, so hooks wait only
+    # for the unlink below.
+    spool.mark_done(path, size, durable=True)
+    _flush_folder(path)
+    fd = os.open(path, os.O_RDWR)  # NFS locks exclusively only what is open for writing
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a hook is writing it
+        held = os.fstat(fd)
+        named = os.stat(path)
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino) or held.st_size != size:
+            return 0
+        os.unlink(path)
+    finally:
+        os.close(fd)
+    _flush_folder(path)
+    _unlink(f"{path}.done")
+    return 1
 
 
 def _flush_folder(path: str) -> None:

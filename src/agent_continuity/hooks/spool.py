@@ -140,34 +140,53 @@ def append(path: str, record: dict[str, Any], *, root: str | None = None) -> Non
 def _append_line(path: str, data: bytes, root: str | None) -> None:
     import fcntl  # a small C module; the hooks benchmark includes it
 
-    while True:
+    for attempt in range(_REOPENS):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except FileNotFoundError:
             folder = os.path.dirname(path)
             os.makedirs(folder, mode=0o700, exist_ok=True)
             if root is not None:
                 with open(os.path.join(folder, "project"), "w") as handle:
                     handle.write(root)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            if write_if_linked(fd, data):
+            if write_if_current(fd, path, data, anyway=attempt == _REOPENS - 1):
                 return
         finally:
             os.close(fd)  # releases the lock
 
 
-def write_if_linked(fd: int, data: bytes) -> bool:
-    """Append ``data`` to the spool file open as ``fd`` (held with a shared lock), durably.
+#: How often a hook opens its spool file again if it keeps finding it retired.
+_REOPENS = 10
 
-    False, writing nothing, if the file was retired (deleted) between its
-    opening and the lock: the caller opens the file at its name again. The
-    retirer deletes a file only under an exclusive lock of it, so a line is
-    never written where no ingest will read it.
+
+def write_if_current(fd: int, path: str, data: bytes, *, anyway: bool = False) -> bool:
+    """Append ``data`` durably to the spool file open as ``fd`` (held with a shared lock).
+
+    False, writing nothing, if ``path`` no longer names that file: it was
+    retired (deleted) between its opening and the lock, and the caller opens
+    the name again. The retirer deletes a file only under an exclusive lock
+    of it, so a line is never written where no ingest will read it.
+
+    Args:
+        fd: The spool file, open for reading and appending (NFS locks need both).
+        path: Its name.
+        data: One spool line.
+        anyway: Write even if the name names another file (the last attempt;
+            logged, so a file system that never says the same is noticed).
     """
-    if os.fstat(fd).st_nlink == 0:
-        return False
+    held = os.fstat(fd)
+    try:
+        named = os.stat(path)
+        current = (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+    except FileNotFoundError:
+        current = False
+    if not current:
+        if not anyway:
+            return False
+        log_error("spool file kept changing under the hook; written anyway", file=path)
     os.write(fd, data)
     os.fsync(fd)
     return True
