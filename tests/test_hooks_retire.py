@@ -75,7 +75,7 @@ def test_a_file_with_records_waiting_or_a_hook_writing_is_kept(project: Path) ->
     path = spool.spool_file(str(project), "claude", "s2")
     fd = os.open(path, os.O_RDWR | os.O_APPEND)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # as a hook holds it while it writes
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a hook holds it while it writes
         _age(path, retire.RETIRE_AFTER + 1)
         assert _ingest(project) == 0 and os.path.exists(path)
     finally:
@@ -99,7 +99,7 @@ def test_a_hook_holding_a_deleted_file_writes_to_a_new_one(project: Path) -> Non
     try:
         _age(path, retire.RETIRE_AFTER + 1)
         assert _ingest(project) == 1  # ... and it was retired before the hook's lock
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         line = spool.encode(
             {
                 "agent": "claude",
@@ -139,6 +139,34 @@ def test_a_damaged_first_line_is_skipped_once_not_at_every_ingest(project: Path)
     assert _prompts(project, session["id"]) == ["p0", "p1"]
     skipped = [e for e in spool.read_log() if e.get("error") == "damaged spool line skipped"]
     assert len(skipped) == 1
+
+
+def test_a_record_after_a_line_torn_by_a_crash_is_not_lost_with_it(project: Path) -> None:
+    agent = Agent(project, "s7")
+    agent.hook("SessionStart", source="startup")
+    agent.hook("UserPromptSubmit", prompt="one")
+    (session,) = listed(project)
+    path = spool.spool_file(str(project), "claude", "s7")
+    torn = spool.encode({"agent": "claude", "event": "Stop", "input": {"session_id": "s7"}})
+    with open(path, "ab") as handle:  # the power went while a hook wrote this
+        handle.write(torn[:25])
+    agent.hook("UserPromptSubmit", prompt="two")  # acknowledged: must not be lost
+    listed(project)
+    assert _prompts(project, session["id"]) == ["one", "two"]
+    skipped = [e for e in spool.read_log() if e.get("error") == "damaged spool line skipped"]
+    assert len(skipped) == 1  # the torn line, on its own
+
+
+def test_a_stale_mark_that_cannot_be_removed_does_not_stop_ingesting(project: Path) -> None:
+    agent = Agent(project, "s8")
+    agent.hook("SessionStart", source="startup")
+    agent.hook("UserPromptSubmit", prompt="one")
+    (session,) = listed(project)
+    os.mkdir(os.path.join(spool.project_spool(project), "claude-gone.jsonl.done"))
+    agent.hook("UserPromptSubmit", prompt="two")
+    listed(project)
+    assert _prompts(project, session["id"]) == ["one", "two"]
+    assert any("stale spool mark" in str(e.get("error")) for e in spool.read_log())
 
 
 @pytest.mark.parametrize("old_mark", [False, True], ids=["mark", "mark-of-an-older-version"])
@@ -224,7 +252,7 @@ def test_records_appended_while_the_file_is_deleted_are_all_ingested_once_in_ord
         deleted += _ingest(project, idle_after=0)  # delete it as soon as it is ingested
     counts = [int(w.communicate(timeout=60)[0]) for w in writers]
     _ingest(project, idle_after=0)
-    assert deleted >= 10  # the race happened: the file was deleted under the writers
+    assert deleted >= 5  # the race happened: the file was deleted under the writers
     prompts = _prompts(project, session["id"])
     expected = {f"w{n}-{i}" for n, count in enumerate(counts) for i in range(count)}
     assert len(prompts) == len(expected)  # none twice

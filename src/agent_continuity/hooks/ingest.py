@@ -90,6 +90,7 @@ def ingest_in_background(root: Path) -> None:
     again after releasing the lock, so nothing appended meanwhile waits long.
     """
     while spool.has_pending(root):
+        before = _spool_state(root)
         with project_lock(root, wait=0.0) as held:
             if not held:
                 return
@@ -97,8 +98,19 @@ def ingest_in_background(root: Path) -> None:
                 written: list[tuple[str, str]] = []
                 count = ingest(mgr, root, written)
                 _prepare(mgr, root, written)
-        if not count:
+        if not count and _spool_state(root) == before:
             return  # what waits cannot be written now (a lease held, a full disk): later
+
+
+def _spool_state(root: Path) -> list[tuple[str, int, int]]:
+    """Each spool file's size and mark: a pass that changes neither made no progress."""
+    out = []
+    for path in spool.spool_files(root):
+        try:
+            out.append((path, os.path.getsize(path), spool.done_offset(path)))
+        except FileNotFoundError:
+            pass
+    return out
 
 
 def ingest_project(root: Path, mgr: SessionManager | None = None, wait: float = LOCK_WAIT) -> int:
@@ -156,7 +168,10 @@ def ingest(
             if sessions is not None and writer.session_id is not None:
                 sessions.append((path, writer.session_id))
             writer.close()
-    retire(root)
+    try:
+        retire(root)
+    except OSError as exc:  # housekeeping only: the spool stays bigger
+        spool.log_error(f"retiring ingested spool files failed: {exc!r}")
     return written
 
 

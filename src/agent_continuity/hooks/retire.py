@@ -7,8 +7,8 @@ ingest, under the project's spool lock (so no ingest reads meanwhile), a
 file whose every byte is ingested and that no hook wrote for
 :data:`RETIRE_AFTER` seconds is deleted.
 
-Hooks do not take the project's lock, but each holds a shared lock of the
-spool file while it writes, and writes only if its name still names the
+Hooks do not take the project's lock, but each holds an exclusive lock of
+the spool file while it writes, and writes only if its name still names the
 file it holds (:func:`agent_continuity.hooks.spool.write_if_current`; if
 not, it opens the name again, making a new file). The file is deleted under an
 exclusive lock of it, skipped if a hook holds it, so no line is ever written
@@ -73,11 +73,14 @@ def _retire_one(path: str, now: float, idle_after: float) -> int:
     size = spool.done_offset(path)
     if stat.st_size > size or now - max(stat.st_mtime, marked) < idle_after:
         return 0
-    # The mark, rewritten naming the file (an older mark names nothing) and
-    # durable before the file goes: a crash from here on leaves a mark that
-    # only this file matches. Written before the lock, so hooks wait only
-    # for the unlink below.
-    spool.mark_done(path, size, durable=True)
+    # The mark, naming the file (an older mark names nothing) and durable
+    # before the file goes: a crash from here on leaves a mark that only this
+    # file matches. Written before the lock, so hooks wait only for the
+    # unlink below; not rewritten if it already says so (its age is kept).
+    if spool.read_mark(path) == spool.mark_text(path, size):
+        _flush_file(f"{path}.done")
+    else:
+        spool.mark_done(path, size, durable=True)
     _flush_folder(path)
     fd = os.open(path, os.O_RDWR)  # NFS locks exclusively only what is open for writing
     try:
@@ -98,7 +101,11 @@ def _retire_one(path: str, now: float, idle_after: float) -> int:
 
 
 def _flush_folder(path: str) -> None:
-    fd = os.open(os.path.dirname(path), os.O_RDONLY)
+    _flush_file(os.path.dirname(path))
+
+
+def _flush_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -115,7 +122,10 @@ def _remove_stray_marks(root: str | os.PathLike[str]) -> None:
     for name in names:
         stem = name.removesuffix(".tmp").removesuffix(".done")
         if stem != name and stem.endswith(".jsonl") and stem not in names:
-            _unlink(os.path.join(folder, name))
+            try:
+                _unlink(os.path.join(folder, name))
+            except OSError as exc:
+                spool.log_error(f"could not remove a stale spool mark: {exc!r}", file=name)
 
 
 def _unlink(path: str) -> None:

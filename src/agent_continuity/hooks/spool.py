@@ -138,6 +138,7 @@ def append(path: str, record: dict[str, Any], *, root: str | None = None) -> Non
 
 
 def _append_line(path: str, data: bytes, root: str | None) -> None:
+    import errno
     import fcntl  # a small C module; the hooks benchmark includes it
 
     for attempt in range(_REOPENS):
@@ -151,9 +152,16 @@ def _append_line(path: str, data: bytes, root: str | None) -> None:
                     handle.write(root)
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            if write_if_current(fd, path, data, anyway=attempt == _REOPENS - 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:  # no locks here (NFS without a lock daemon)
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
+                    raise
+            if write_if_current(fd, path, data, last=attempt == _REOPENS - 1):
                 return
+        except OSError as exc:
+            if exc.errno != errno.ESTALE:  # deleted from another host: open it again
+                raise
         finally:
             os.close(fd)  # releases the lock
 
@@ -162,20 +170,24 @@ def _append_line(path: str, data: bytes, root: str | None) -> None:
 _REOPENS = 10
 
 
-def write_if_current(fd: int, path: str, data: bytes, *, anyway: bool = False) -> bool:
-    """Append ``data`` durably to the spool file open as ``fd`` (held with a shared lock).
+def write_if_current(fd: int, path: str, data: bytes, *, last: bool = False) -> bool:
+    """Append ``data`` durably to the spool file open as ``fd`` (held with an exclusive lock).
 
     False, writing nothing, if ``path`` no longer names that file: it was
     retired (deleted) between its opening and the lock, and the caller opens
     the name again. The retirer deletes a file only under an exclusive lock
     of it, so a line is never written where no ingest will read it.
 
+    A last line without its newline (torn by a crash while it was written,
+    never acknowledged) gets one first, so this line is not lost with it.
+
     Args:
         fd: The spool file, open for reading and appending (NFS locks need both).
         path: Its name.
         data: One spool line.
-        anyway: Write even if the name names another file (the last attempt;
-            logged, so a file system that never says the same is noticed).
+        last: The caller's last attempt: write if the file still has a name
+            (a file system that never says it is the same file); if it has
+            none, the line goes to the error log instead, where it can be found.
     """
     held = os.fstat(fd)
     try:
@@ -184,9 +196,13 @@ def write_if_current(fd: int, path: str, data: bytes, *, anyway: bool = False) -
     except FileNotFoundError:
         current = False
     if not current:
-        if not anyway:
+        if not last:
             return False
-        log_error("spool file kept changing under the hook; written anyway", file=path)
+        if held.st_nlink == 0:
+            log_error("spool file deleted under the hook; the record is here", line=data.decode())
+            return True
+    if held.st_size and os.pread(fd, 1, held.st_size - 1) != b"\n":
+        data = b"\n" + data
     os.write(fd, data)
     os.fsync(fd)
     return True
@@ -225,6 +241,20 @@ def _head(path: str | os.PathLike[str]) -> str:
         return handle.read(8).hex() or "-"
 
 
+def mark_text(path: str | os.PathLike[str], offset: int) -> str:
+    """What the mark of the spool file ``path`` says when its first ``offset`` bytes are done."""
+    return f"{offset} {_head(path)}"
+
+
+def read_mark(path: str | os.PathLike[str]) -> str | None:
+    """The spool file's mark as written (None if it has none)."""
+    try:
+        with open(f"{os.fspath(path)}.done") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
 def mark_done(path: str | os.PathLike[str], offset: int, *, durable: bool = False) -> None:
     """Record that the spool file's first ``offset`` bytes are in the journal.
 
@@ -236,7 +266,7 @@ def mark_done(path: str | os.PathLike[str], offset: int, *, durable: bool = Fals
     target = f"{os.fspath(path)}.done"
     temp = f"{target}.tmp"
     with open(temp, "w") as handle:
-        handle.write(f"{offset} {_head(path)}")
+        handle.write(mark_text(path, offset))
         if durable:
             handle.flush()
             os.fsync(handle.fileno())
