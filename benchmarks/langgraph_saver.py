@@ -56,6 +56,21 @@ class LangGraphContinuity(EchoGraph):
         return folder_bytes(self.workdir)
 
 
+class LangGraphMemory(EchoGraph):
+    """The same graph checkpointed by LangGraph's ``InMemorySaver`` (nothing on disk)."""
+
+    ours = False
+    name = "LangGraph InMemorySaver"
+
+    def __init__(self) -> None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        self.app = self._echo_graph().compile(checkpointer=InMemorySaver())
+
+    def disk_bytes(self) -> int | None:
+        return None
+
+
 def langgraph_checkpointers(sizes: Sizes, workdir: Path) -> tuple[list[Row], list[str]]:
     """Per-invoke time at the start and the end, and bytes on disk, for each checkpointer."""
     pairs = list(conversation(sizes.turns))
@@ -70,10 +85,11 @@ def langgraph_checkpointers(sizes: Sizes, workdir: Path) -> tuple[list[Row], lis
                 LangGraphContinuity(root / "ours-files", "files:DIR/store", stack),
                 LangGraphContinuity(root / "ours-sqlite", "sqlite:///DIR/store.db", stack),
                 LangGraphSqlite(root / "sqlitesaver"),
+                LangGraphMemory(),
             ]
         except ImportError as exc:
             return [], [f"Scenario 8 not run: {exc.name} is not installed; {INSTALL_HINT}"]
-        stack.callback(systems[-1].close)
+        stack.callback(systems[2].close)
         times: dict[str, list[float]] = {s.name: [] for s in systems}
         for number, (user, assistant) in enumerate(pairs):
             shift = number % len(systems)
@@ -94,6 +110,9 @@ def langgraph_checkpointers(sizes: Sizes, workdir: Path) -> tuple[list[Row], lis
             result += f"; SqliteSaver ÷ this at the end = {peer / end:.1f}"
             target = "flat (≤ 1.2x) and below SqliteSaver at the end"
             met = _judge(sizes, ratio <= 1.2 and end < peer)
+        elif isinstance(system, LangGraphMemory):
+            target = "reference: in memory, not durable"
+            met = None
         else:
             target, met = "", None
         rows.append(
@@ -104,6 +123,8 @@ def langgraph_checkpointers(sizes: Sizes, workdir: Path) -> tuple[list[Row], lis
     )
     for system in systems:
         stored = sizes_on_disk[system.name]
+        if stored is None:
+            continue
         result = f"{size(stored)} (x{stored / raw:.2f} raw)"
         if system.ours:
             result += (
@@ -131,7 +152,11 @@ _NOTE = (
     "durable when the saver returns. Medians of the first and last {window:,} invokes; bytes: "
     "every file each left after closing, against the raw JSON-lines transcript. Ours keeps "
     "each message once (a `message` journal event) and each checkpoint as what changed since "
-    "the previous one; SqliteSaver writes the whole message list into every checkpoint."
+    "the previous one; SqliteSaver writes the whole message list into every checkpoint. "
+    "LangGraph's `InMemorySaver` (keeps every checkpoint in memory, not durable) is shown for "
+    "reference. Part of every invoke's time is LangGraph's own and grows with the conversation "
+    "whatever the checkpointer: its `add_messages` reducer merges the new messages into the "
+    "whole list (benchmarks/README.md has the profile)."
 )
 
 
