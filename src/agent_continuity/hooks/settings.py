@@ -32,26 +32,19 @@ MARKERS = ("agent_continuity/hooks/spool.py", "agent_continuity.hooks.run")
 AGENTS = ("claude", "codex", "gemini")
 
 #: The events each agent's hook is installed for (matcher "" = every one).
+_CLAUDE_EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Stop",
+    "PreCompact",
+    "SessionEnd",
+)
 EVENTS: dict[str, tuple[str, ...]] = {
-    "claude": (
-        "SessionStart",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "Stop",
-        "PreCompact",
-        "SessionEnd",
-    ),
+    "claude": _CLAUDE_EVENTS,
     # As Codex 0.171 sends them (the same names and fields as Claude Code's).
-    "codex": (
-        "SessionStart",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "Stop",
-        "PreCompact",
-        "SessionEnd",
-    ),
+    "codex": _CLAUDE_EVENTS,
     # Not PreCompress: Gemini CLI 0.61 sends it before every model request,
     # whether it then compresses or not, so it marks no compaction.
     "gemini": (

@@ -43,10 +43,14 @@ OWN_DECAY = 0.9  # each older file of the session
 RECENT_COMMITS = 8
 RECENT_DECAY = 0.75  # each older commit, for "recent"
 FREQUENT_DECAY = 0.95  # each older commit, for "frequent"
-_GENERIC = frozenset(
-    "test tests src lib init main index py md txt json toml yaml yml cfg the and for "
-    "with from into that this then than are was were has have use used not but all "
-    "any can will should must when what which who how now new add one its".split()
+#: Words that say nothing about what a text is about.
+STOP_WORDS = frozenset(
+    "the and for with from into that this then than are was were has have use used not "
+    "but all any can will should must when what which who how now new add one its".split()
+)
+# ... and, in a file's path, words most paths share.
+_GENERIC = STOP_WORDS | frozenset(
+    "test tests src lib init main index py md txt json toml yaml yml cfg".split()
 )
 _WORD = re.compile(r"[a-z0-9]{3,}")
 
@@ -135,12 +139,16 @@ class FileSignals:
             self.by_file[path][signal].add(strength, reason)
 
 
-def words(*texts: str | None) -> set[str]:
-    """The distinct content words of some texts (lower case, three letters or more)."""
+def words(*texts: str | None, stop: frozenset[str] = _GENERIC) -> set[str]:
+    """The distinct content words of some texts (lower case, three letters or more).
+
+    ``stop`` words are left out: by default, :data:`STOP_WORDS` and the words
+    most file paths share (``test``, ``src``...), for matching texts to paths.
+    """
     found: set[str] = set()
     for text in texts:
         if text:
-            found.update(w for w in _WORD.findall(text.lower()) if w not in _GENERIC)
+            found.update(w for w in _WORD.findall(text.lower()) if w not in stop)
     return found
 
 

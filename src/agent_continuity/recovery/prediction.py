@@ -18,7 +18,6 @@ can check it (``git log -- PATH``, ``continuity show SESSION``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,12 +39,6 @@ __all__ = [
     "rank_files",
     "session_work",
 ]
-
-_WORD = re.compile(r"[a-z0-9]{3,}")
-_STOP = frozenset(
-    "the and for with from into that this then than are was were has have use used "
-    "not but all any can will should must when what which who how now new add".split()
-)
 
 
 class PredictedContext(WireModel):
@@ -169,11 +162,7 @@ def rank_files(
 
 
 def _words(*texts: str | None) -> set[str]:
-    found: set[str] = set()
-    for text in texts:
-        if text:
-            found.update(w for w in _WORD.findall(text.lower()) if w not in _STOP)
-    return found
+    return file_ranking.words(*texts, stop=file_ranking.STOP_WORDS)
 
 
 def _related_sessions(
